@@ -1,0 +1,91 @@
+# Ember: build, guest artifacts, tests, demo.  `make help` lists the targets.
+CC ?= gcc
+BUILD ?= build
+SAN ?=
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+               -g -MMD -MP -pthread
+ifeq ($(SAN),1)
+  CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFLAGS_SAN := -fsanitize=address,undefined
+else
+  CFLAGS_OPT := -O2
+  LDFLAGS_SAN :=
+endif
+CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
+LDLIBS := -pthread
+
+# Debian packages the build, the guest artifacts and the tests need.
+DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
+  libmicrohttpd-dev libcriterion-dev liburing-dev linux-source-6.1 flex bison libelf-dev \
+  libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2
+
+LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps guest demo test unit integration asan asan-test clean help
+all: $(BUILD)/ember $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
+
+help:
+	@echo "make [all]   build build/ember and the tiny test guests"
+	@echo "make deps    install the Debian packages Ember needs (apt-get, as root)"
+	@echo "make guest   build (or reuse from ~/.cache/ember) the Linux guest kernel and root fs"
+	@echo "make demo    deps + build + guest, then boot the guest with its console on this terminal"
+	@echo "make test    deps + build + guest, then unit tests (plain and ASan+UBSan) and integration tests"
+	@echo "make asan    build the sanitizer variant into build/asan"
+	@echo "make clean   remove build/"
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libember.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
+
+include tests/guest/guest.mk
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+guest: deps
+	deploy/guest/build.sh $(BUILD)/guest
+
+asan:
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/ember $(BUILD)/asan/unit-tests
+
+unit: $(BUILD)/unit-tests asan
+	$(BUILD)/unit-tests
+	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/asan/unit-tests
+
+integration: all asan
+	EMBER=$(BUILD)/ember EMBER_ASAN=$(BUILD)/asan/ember GUEST_DIR=$(BUILD)/guest BUILD=$(BUILD) \
+	  tests/integration/run.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) guest
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) guest
+	$(BUILD)/ember --kernel $(BUILD)/guest/vmlinux --initrd $(BUILD)/guest/initrd.cpio \
+	  --cmdline "console=ttyS0 reboot=k panic=1" --mem-mib 256 --log-level info
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/vmm/main.d

@@ -1,0 +1,36 @@
+/*
+ * 8250/16550A UART (COM1). Output goes to a host fd byte by byte; input is
+ * queued by the event loop and raised to the guest as receive interrupts.
+ */
+#ifndef EMBER_SERIAL_H
+#define EMBER_SERIAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "device.h"
+
+#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_GSI 4
+#define SERIAL_NR_REGS 8
+#define SERIAL_RX_FIFO 64
+
+struct serial {
+    pthread_mutex_t lock;
+    uint8_t ier, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
+    int thri_pending;
+    int irq_level;
+    uint8_t rx[SERIAL_RX_FIFO];
+    unsigned rx_head, rx_count;
+    int out_fd;
+    uint64_t tx_bytes;
+    struct irq_line irq;
+};
+
+void serial_init(struct serial *s, int out_fd, struct irq_line irq);
+void serial_destroy(struct serial *s);
+/* Queue host input for the guest; returns bytes accepted (FIFO may be full). */
+unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len);
+extern const struct io_ops serial_io_ops;
+
+#endif

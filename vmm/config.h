@@ -1,0 +1,25 @@
+/* What a VM is made of, however it was described (CLI now; API/config file later). */
+#ifndef EMBER_CONFIG_H
+#define EMBER_CONFIG_H
+
+#include <stdint.h>
+
+enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
+
+#define EMBER_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+#define EMBER_MAX_VCPUS 32
+
+struct vm_config {
+    const char *kernel_path;
+    const char *initrd_path;
+    const char *cmdline;       /* NULL: EMBER_DEFAULT_CMDLINE */
+    unsigned vcpus;
+    uint64_t mem_mib;
+    enum host_compat_mode host_compat;
+    int use_pvh;               /* take the PVH entry when the ELF has one */
+    int print_stats;           /* exit counters on stderr at the end */
+};
+
+void vm_config_defaults(struct vm_config *c);
+
+#endif

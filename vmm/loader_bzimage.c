@@ -1,0 +1,102 @@
+/* bzImage loader: protected-mode kernel at 1 MiB, entered at its 64-bit entry. */
+#include <errno.h>
+#include <string.h>
+
+#include "layout.h"
+#include "loader.h"
+
+/* Offsets into the real-mode header (Documentation/x86/boot.rst). */
+#define HDR_SETUP_SECTS 0x1f1
+#define HDR_BOOT_FLAG 0x1fe
+#define HDR_JUMP 0x200
+#define HDR_MAGIC 0x202
+#define HDR_VERSION 0x206
+#define HDR_LOADFLAGS 0x211
+#define HDR_INITRD_MAX 0x22c
+#define HDR_RELOCATABLE 0x234
+#define HDR_XLOADFLAGS 0x236
+#define HDR_CMDLINE_SIZE 0x238
+#define HDR_PREF_ADDRESS 0x258
+#define HDR_INIT_SIZE 0x260
+#define XLF_KERNEL_64 0x1
+#define LOADED_HIGH 0x1
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
+static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+enum kernel_format kernel_detect(const uint8_t *file, size_t size)
+{
+    if (size >= 4 && memcmp(file, "\177ELF", 4) == 0)
+        return KFMT_ELF;
+    if (size >= HDR_MAGIC + 4 && memcmp(file + HDR_MAGIC, "HdrS", 4) == 0 &&
+        rd16(file + HDR_BOOT_FLAG) == 0xaa55)
+        return KFMT_BZIMAGE;
+    return KFMT_UNKNOWN;
+}
+
+int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
+                 struct kernel_image *out, struct errmsg *err)
+{
+    if (kernel_detect(file, size) != KFMT_BZIMAGE)
+        return err_set(err, -ENOEXEC, "not a bzImage (no HdrS setup header)");
+    if (size < HDR_INIT_SIZE + 4)
+        return err_set(err, -ENOEXEC, "bzImage setup header truncated");
+    uint16_t version = rd16(file + HDR_VERSION);
+    if (version < 0x20c)
+        return err_set(err, -ENOEXEC, "bzImage boot protocol %u.%u is too old (need 2.12 for a 64-bit entry)",
+                       version >> 8, version & 0xff);
+    if (!(rd16(file + HDR_XLOADFLAGS) & XLF_KERNEL_64))
+        return err_set(err, -ENOEXEC, "bzImage has no 64-bit entry point (XLF_KERNEL_64 clear)");
+    if (!(file[HDR_LOADFLAGS] & LOADED_HIGH))
+        return err_set(err, -ENOEXEC, "bzImage is not a high-loaded (bzImage) kernel");
+
+    unsigned setup_sects = file[HDR_SETUP_SECTS] ? file[HDR_SETUP_SECTS] : 4;
+    uint64_t kernel_off = (uint64_t)(setup_sects + 1) * 512;
+    if (kernel_off >= size)
+        return err_set(err, -ENOEXEC, "bzImage truncated: setup (%llu bytes) is larger than the file",
+                       (unsigned long long)kernel_off);
+    uint64_t kernel_len = size - kernel_off;
+
+    uint64_t load = HIMEM_GPA;
+    if (!file[HDR_RELOCATABLE])
+        load = rd64(file + HDR_PREF_ADDRESS);
+    uint64_t init_size = rd32(file + HDR_INIT_SIZE);
+    uint64_t need = init_size > kernel_len ? init_size : kernel_len;
+    uint8_t *dst = gm_ptr(gm, load, need);
+    if (!dst)
+        return err_set(err, -ENOMEM, "bzImage needs [%#llx, +%#llx) but guest memory is %llu MiB: give the VM more memory",
+                       (unsigned long long)load, (unsigned long long)need, (unsigned long long)(gm->total >> 20));
+    memcpy(dst, file + kernel_off, kernel_len);
+
+    memset(out, 0, sizeof(*out));
+    out->proto = BOOT_LINUX64;
+    out->is_bzimage = 1;
+    out->entry = load + 0x200; /* startup_64 sits 0x200 into the 32-bit entry */
+    out->load_start = load;
+    out->load_end = load + need;
+    out->cmdline_max = rd32(file + HDR_CMDLINE_SIZE) + 1;
+    if (out->cmdline_max < 256 || out->cmdline_max > 0x10000)
+        out->cmdline_max = CMDLINE_MAX_DEFAULT;
+    out->initrd_addr_max = rd32(file + HDR_INITRD_MAX);
+    /* The header ends at 0x202 + the jump's byte offset; copy it whole into the zero page. */
+    size_t hdr_end = 0x202 + file[HDR_JUMP + 1];
+    if (hdr_end > SETUP_HDR_OFF + SETUP_HDR_MAX)
+        hdr_end = SETUP_HDR_OFF + SETUP_HDR_MAX;
+    out->setup_hdr_len = hdr_end - SETUP_HDR_OFF;
+    memcpy(out->setup_hdr, file + SETUP_HDR_OFF, out->setup_hdr_len);
+    return 0;
+}
+
+int load_kernel(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh,
+                struct kernel_image *out, struct errmsg *err)
+{
+    switch (kernel_detect(file, size)) {
+    case KFMT_ELF:
+        return load_elf(gm, file, size, use_pvh, out, err);
+    case KFMT_BZIMAGE:
+        return load_bzimage(gm, file, size, out, err);
+    default:
+        return err_set(err, -ENOEXEC, "neither an ELF vmlinux nor a bzImage (%zu bytes)", size);
+    }
+}

@@ -1,0 +1,20 @@
+/* Ember logging: one line per event on stderr, with a level prefix. */
+#ifndef EMBER_LOG_H
+#define EMBER_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* The process has one stderr, so the threshold is process-wide state. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+int log_parse_level(const char *name, enum log_level *out);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,203 @@
+#include "vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpu_boot.h"
+#include "dispatch.h"
+#include "log.h"
+#include "vm.h"
+
+#define MSR_IA32_TSC 0x10
+#define MSR_IA32_SYSENTER_CS 0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SYSCALL_MASK 0xc0000084
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+#define APIC_LVT_LINT0 0x350
+#define APIC_LVT_LINT1 0x360
+#define APIC_MODE_NMI 0x4
+#define APIC_MODE_EXTINT 0x7
+
+static int setup_cpuid(struct vm *vm, struct vcpu *v, struct errmsg *err)
+{
+    struct kvm_cpuid2 *src = vm->cpuid;
+    size_t sz = sizeof(*src) + src->nent * sizeof(src->entries[0]);
+    struct kvm_cpuid2 *c = malloc(sz);
+    if (!c)
+        return err_set(err, -ENOMEM, "out of memory");
+    memcpy(c, src, sz);
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        switch (e->function) {
+        case 1:
+            /* Initial APIC ID, and "running under a hypervisor". */
+            e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)v->id << 24);
+            e->ecx |= 1u << 31;
+            break;
+        case 0xb:
+        case 0x1f:
+            e->edx = (uint32_t)v->id; /* x2APIC ID */
+            break;
+        }
+    }
+    int rc = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+    free(c);
+    if (rc)
+        return err_set(err, rc, "vCPU %d: KVM_SET_CPUID2: %s", v->id, strerror(-rc));
+    return 0;
+}
+
+static int setup_msrs(struct vcpu *v, struct errmsg *err)
+{
+    static const struct { uint32_t index; uint64_t data; } init[] = {
+        {MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
+        {MSR_STAR, 0}, {MSR_LSTAR, 0}, {MSR_CSTAR, 0}, {MSR_SYSCALL_MASK, 0},
+        {MSR_KERNEL_GS_BASE, 0}, {MSR_IA32_TSC, 0},
+        {MSR_IA32_MISC_ENABLE, 1},              /* fast string operations */
+        {MSR_MTRR_DEF_TYPE, (1u << 11) | 6},    /* MTRRs on, default write-back */
+    };
+    enum { N = sizeof(init) / sizeof(init[0]) };
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[N];
+    } m;
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = N;
+    for (int i = 0; i < N; i++) {
+        m.e[i].index = init[i].index;
+        m.e[i].data = init[i].data;
+    }
+    int n = ioctl(v->fd, KVM_SET_MSRS, &m);
+    if (n < 0)
+        return err_set(err, -errno, "vCPU %d: KVM_SET_MSRS: %s", v->id, strerror(errno));
+    if (n < N)
+        log_debug("vCPU %d: KVM accepted %d of %d boot MSRs (MSR %#x refused)", v->id, n, N, init[n].index);
+    return 0;
+}
+
+static int setup_fpu_lapic(struct vcpu *v, struct errmsg *err)
+{
+    struct kvm_fpu fpu;
+    memset(&fpu, 0, sizeof(fpu));
+    fpu.fcw = 0x37f;   /* x87 default control word */
+    fpu.mxcsr = 0x1f80; /* SSE exceptions masked */
+    if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
+        return err_set(err, -errno, "vCPU %d: KVM_SET_FPU: %s", v->id, strerror(errno));
+
+    struct kvm_lapic_state lapic;
+    if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
+        return err_set(err, -errno, "vCPU %d: KVM_GET_LAPIC: %s", v->id, strerror(errno));
+    /* LINT0 takes the PIC (ExtINT), LINT1 takes NMI: the PC wiring the MP table describes. */
+    uint32_t lint0, lint1;
+    memcpy(&lint0, lapic.regs + APIC_LVT_LINT0, 4);
+    memcpy(&lint1, lapic.regs + APIC_LVT_LINT1, 4);
+    lint0 = (lint0 & ~0x700u) | (APIC_MODE_EXTINT << 8);
+    lint1 = (lint1 & ~0x700u) | (APIC_MODE_NMI << 8);
+    memcpy(lapic.regs + APIC_LVT_LINT0, &lint0, 4);
+    memcpy(lapic.regs + APIC_LVT_LINT1, &lint1, 4);
+    if (ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0)
+        return err_set(err, -errno, "vCPU %d: KVM_SET_LAPIC: %s", v->id, strerror(errno));
+    return 0;
+}
+
+static int setup_boot_regs(struct vm *vm, struct vcpu *v, struct errmsg *err)
+{
+    struct kvm_sregs sregs;
+    struct kvm_regs regs;
+    if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+        return err_set(err, -errno, "KVM_GET_SREGS: %s", strerror(errno));
+    boot_sregs(&vm->kernel, &sregs);
+    if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+        return err_set(err, -errno, "KVM_SET_SREGS: %s", strerror(errno));
+    boot_regs(&vm->kernel, &regs);
+    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+        return err_set(err, -errno, "KVM_SET_REGS: %s", strerror(errno));
+    return 0;
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
+{
+    memset(v, 0, sizeof(*v));
+    v->vm = vm;
+    v->id = id;
+    v->run = MAP_FAILED;
+    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+    if (v->fd < 0)
+        return err_set(err, -errno, "cannot create vCPU %d: %s", id, strerror(errno));
+    v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED)
+        return err_set(err, -errno, "cannot map vCPU %d run area: %s", id, strerror(errno));
+    int rc = setup_cpuid(vm, v, err);
+    if (!rc)
+        rc = setup_msrs(v, err);
+    if (!rc)
+        rc = setup_fpu_lapic(v, err);
+    /* Only the BSP starts at the kernel entry; APs wait for INIT/SIPI from the guest. */
+    if (!rc && id == 0)
+        rc = setup_boot_regs(vm, v, err);
+    return rc;
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    struct vm *vm = v->vm;
+    if (v->id == 0) {
+        uint64_t expected = 0;
+        atomic_compare_exchange_strong(&vm->t_first_run_ns, &expected, now_ns());
+    }
+    while (atomic_load(&vm->end) == VM_END_NONE) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                /* EINTR: kicked, re-check `end`. EAGAIN: an AP left wait-for-SIPI. */
+                v->stats.exits[EXIT_INTR]++;
+                v->run->immediate_exit = atomic_load(&vm->end) != VM_END_NONE;
+                continue;
+            }
+            vm_request_end(vm, VM_END_ERROR, "vCPU %d: KVM_RUN failed: %s", v->id, strerror(errno));
+            break;
+        }
+        if (dispatch_exit(v) == DISPATCH_STOP)
+            break;
+    }
+    return NULL;
+}
+
+int vcpu_start_thread(struct vcpu *v, struct errmsg *err)
+{
+    int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+    if (rc)
+        return err_set(err, -rc, "cannot start vCPU %d thread: %s", v->id, strerror(rc));
+    v->thread_started = 1;
+    return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+    if (v->run != MAP_FAILED)
+        v->run->immediate_exit = 1; /* covers a kick that lands just before KVM_RUN */
+    if (v->thread_started)
+        pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+    if (v->run && v->run != MAP_FAILED)
+        munmap(v->run, (size_t)v->vm->run_size);
+    if (v->fd >= 0)
+        close(v->fd);
+    v->fd = -1;
+    v->run = MAP_FAILED;
+}

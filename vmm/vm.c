@@ -1,0 +1,389 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bootparams.h"
+#include "cpu_boot.h"
+#include "hostcompat.h"
+#include "layout.h"
+#include "log.h"
+#include "mptable.h"
+#include "vcpu.h"
+
+#define KVM_TSS_GPA 0xfffbd000ULL
+#define MAX_IMAGE_BYTES (1ULL << 32)
+
+uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void vm_request_end(struct vm *vm, enum vm_end end, const char *fmt, ...)
+{
+    int expected = VM_END_NONE;
+    if (!atomic_compare_exchange_strong(&vm->end, &expected, (int)end))
+        return; /* the first decision stands */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(vm->end_reason, sizeof(vm->end_reason), fmt, ap);
+    va_end(ap);
+    uint64_t one = 1;
+    if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+        log_error("cannot wake the main loop: %s", strerror(errno));
+}
+
+int vm_exit_status(const struct vm *vm)
+{
+    switch (atomic_load(&vm->end)) {
+    case VM_END_RESET:
+    case VM_END_SHUTDOWN:
+    case VM_END_SIGNAL:
+        return 0;
+    case VM_END_CRASH:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static void irq_set(void *ctx, uint32_t gsi, int level)
+{
+    struct vm *vm = ctx;
+    struct kvm_irq_level l = {.irq = gsi, .level = (uint32_t)level};
+    if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+        log_warn("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}
+
+static void i8042_reset(void *ctx)
+{
+    vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042");
+}
+
+/* Port 0x80 is the PC's POST-code port: Linux writes it as an I/O delay. */
+static void post_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o, (void)off; memset(d, 0xff, len); }
+static void post_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
+static const struct io_ops post_io_ops = {.read = post_read, .write = post_write};
+
+/* Grant a PIO range from the allocator and route it on the PIO bus. */
+static int attach_pio(struct vm *vm, uint16_t base, uint16_t len, const char *name,
+                      const struct io_ops *ops, void *opaque, struct errmsg *err)
+{
+    int rc = alloc_pio(&vm->alloc, base, len, name);
+    if (!rc)
+        rc = bus_add(&vm->pio_bus, base, len, name, ops, opaque);
+    if (rc)
+        return err_set(err, rc, "cannot attach %s at port %#x: %s", name, base, strerror(-rc));
+    return 0;
+}
+
+static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size,
+                     struct errmsg *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, -errno, "%s '%s': %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+    }
+    if ((uint64_t)st.st_size > limit) {
+        close(fd);
+        return err_set(err, -EFBIG, "%s '%s' (%lld bytes) is larger than guest memory", what, path,
+                       (long long)st.st_size);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return err_set(err, -EINVAL, "%s '%s' is empty", what, path);
+    }
+    uint8_t *b = malloc((size_t)st.st_size);
+    if (!b) {
+        close(fd);
+        return err_set(err, -ENOMEM, "out of memory reading %s '%s'", what, path);
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            free(b);
+            close(fd);
+            return err_set(err, -e, "reading %s '%s': %s", what, path, strerror(e));
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *buf = b;
+    *size = got;
+    return 0;
+}
+
+static int setup_kvm(struct vm *vm, struct errmsg *err)
+{
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0)
+        return err_set(err, -errno, "cannot open /dev/kvm: %s (is KVM available and are you allowed to use it?)",
+                       strerror(errno));
+    int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (api != KVM_API_VERSION)
+        return err_set(err, -ENOTSUP, "/dev/kvm speaks API version %d, Ember needs %d", api, KVM_API_VERSION);
+    int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max <= 0)
+        max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max <= 0)
+        max = 4;
+    if (vm->cfg.vcpus < 1 || vm->cfg.vcpus > (unsigned)max)
+        return err_set(err, -EINVAL, "--vcpus %u: this host's KVM allows 1 to %d", vm->cfg.vcpus, max);
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return err_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vm->run_size < (long)sizeof(struct kvm_run))
+        return err_set(err, -ENOTSUP, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+
+    int nent = 128;
+    for (;;) {
+        free(vm->cpuid);
+        vm->cpuid = calloc(1, sizeof(*vm->cpuid) + (size_t)nent * sizeof(vm->cpuid->entries[0]));
+        if (!vm->cpuid)
+            return err_set(err, -ENOMEM, "out of memory");
+        vm->cpuid->nent = (uint32_t)nent;
+        if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) == 0)
+            break;
+        if (errno != E2BIG || nent >= 4096)
+            return err_set(err, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+        nent *= 2;
+    }
+    return 0;
+}
+
+static int setup_memory(struct vm *vm, struct errmsg *err)
+{
+    uint64_t bytes = vm->cfg.mem_mib << 20;
+    if (vm->cfg.mem_mib < 2)
+        return err_set(err, -EINVAL, "--mem-mib %" PRIu64 ": a guest needs at least 2 MiB", vm->cfg.mem_mib);
+    int rc = alloc_init(&vm->alloc, bytes);
+    if (rc)
+        return err_set(err, rc, "cannot reserve %" PRIu64 " MiB of guest memory: %s", vm->cfg.mem_mib, strerror(-rc));
+    const struct guest_mem *gm = &vm->alloc.mem;
+    for (int i = 0; i < gm->nr_regions; i++) {
+        struct kvm_userspace_memory_region r = {
+            .slot = (uint32_t)i,
+            .guest_phys_addr = gm->regions[i].gpa,
+            .memory_size = gm->regions[i].size,
+            .userspace_addr = (uint64_t)(uintptr_t)gm->regions[i].host,
+        };
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+            return err_set(err, -errno, "KVM_SET_USER_MEMORY_REGION slot %d: %s", i, strerror(errno));
+    }
+    /* KVM's TSS (needed on Intel) sits in the MMIO hole: the allocator must know. */
+    rc = alloc_mmio_at(&vm->alloc, KVM_TSS_GPA, 0x3000, "kvm-tss");
+    if (rc)
+        return err_set(err, rc, "cannot reserve the KVM TSS range");
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
+        return err_set(err, -errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+    return 0;
+}
+
+static int setup_irqchip(struct vm *vm, struct errmsg *err)
+{
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+    /* The PIT owns ports 0x40-0x43 and 0x61 inside KVM; keep devices off them. */
+    int rc = alloc_pio(&vm->alloc, 0x40, 4, "pit");
+    if (!rc)
+        rc = alloc_pio(&vm->alloc, 0x20, 2, "pic-master");
+    if (!rc)
+        rc = alloc_pio(&vm->alloc, 0xa0, 2, "pic-slave");
+    if (rc)
+        return err_set(err, rc, "cannot reserve in-kernel irqchip ports");
+    return 0;
+}
+
+static int setup_devices(struct vm *vm, struct errmsg *err)
+{
+    int rc = alloc_gsi_at(&vm->alloc, SERIAL_COM1_GSI, "serial");
+    if (!rc)
+        rc = alloc_gsi_at(&vm->alloc, I8042_GSI, "i8042");
+    if (rc)
+        return err_set(err, rc, "cannot reserve legacy IRQ lines");
+    serial_init(&vm->serial, STDOUT_FILENO, (struct irq_line){irq_set, vm, SERIAL_COM1_GSI});
+    i8042_init(&vm->i8042, (struct irq_line){irq_set, vm, I8042_GSI}, i8042_reset, vm);
+    vm->devices_ready = 1;
+    rc = attach_pio(vm, SERIAL_COM1_BASE, SERIAL_NR_REGS, "serial", &serial_io_ops, &vm->serial, err);
+    if (!rc)
+        rc = attach_pio(vm, I8042_DATA_PORT, 5, "i8042", &i8042_io_ops, &vm->i8042, err);
+    if (!rc)
+        rc = attach_pio(vm, 0x80, 1, "post-code", &post_io_ops, NULL, err);
+    return rc;
+}
+
+/* Puts the initrd as high as the kernel allows in low RAM, page aligned. */
+static int place_initrd(struct vm *vm, const uint8_t *data, size_t size, struct boot_info *bi,
+                        struct errmsg *err)
+{
+    uint64_t top = gm_low_end(&vm->alloc.mem);
+    if (vm->kernel.initrd_addr_max + 1 < top)
+        top = vm->kernel.initrd_addr_max + 1;
+    uint64_t aligned = ((uint64_t)size + 0xfff) & ~0xfffULL;
+    if (aligned > top || ((top - aligned) & ~0xfffULL) < vm->kernel.load_end)
+        return err_set(err, -ENOMEM,
+                       "initrd '%s' (%zu bytes) does not fit between the kernel (ends at %#" PRIx64 ") and the end of low memory (%#" PRIx64 "): give the VM more memory",
+                       vm->cfg.initrd_path, size, vm->kernel.load_end, top);
+    uint64_t gpa = (top - aligned) & ~0xfffULL;
+    if (gm_write(&vm->alloc.mem, gpa, data, size))
+        return err_set(err, -EFAULT, "initrd placement at %#" PRIx64 " is outside guest memory", gpa);
+    bi->initrd_gpa = gpa;
+    bi->initrd_size = size;
+    return 0;
+}
+
+static int setup_boot(struct vm *vm, struct errmsg *err)
+{
+    uint64_t mem_bytes = vm->cfg.mem_mib << 20;
+    uint8_t *image = NULL;
+    size_t image_size = 0;
+    int rc = read_file("kernel", vm->cfg.kernel_path, mem_bytes < MAX_IMAGE_BYTES ? mem_bytes : MAX_IMAGE_BYTES,
+                       &image, &image_size, err);
+    if (rc)
+        return rc;
+    struct errmsg lerr;
+    rc = load_kernel(&vm->alloc.mem, image, image_size, vm->cfg.use_pvh, &vm->kernel, &lerr);
+    free(image);
+    if (rc)
+        return err_set(err, rc, "kernel '%s': %s", vm->cfg.kernel_path, lerr.text);
+    log_info("kernel: %s, %s entry at %#" PRIx64 ", occupies [%#" PRIx64 ", %#" PRIx64 ")",
+             vm->kernel.is_bzimage ? "bzImage" : "ELF vmlinux",
+             vm->kernel.proto == BOOT_PVH ? "PVH 32-bit" : "64-bit", vm->kernel.entry, vm->kernel.load_start,
+             vm->kernel.load_end);
+
+    struct boot_info bi = {.cmdline_gpa = CMDLINE_GPA};
+    if (vm->cfg.initrd_path) {
+        uint8_t *initrd = NULL;
+        size_t initrd_size = 0;
+        rc = read_file("initrd", vm->cfg.initrd_path, mem_bytes, &initrd, &initrd_size, err);
+        if (rc)
+            return rc;
+        rc = place_initrd(vm, initrd, initrd_size, &bi, err);
+        free(initrd);
+        if (rc)
+            return rc;
+    }
+
+    const char *extra = hostcompat_active(vm->cfg.host_compat, vm->pvm_host) ? hostcompat_cmdline(vm->cfg.vcpus) : "";
+    char *cmdline = malloc(vm->kernel.cmdline_max);
+    if (!cmdline)
+        return err_set(err, -ENOMEM, "out of memory");
+    int len = cmdline_build(cmdline, vm->kernel.cmdline_max, vm->cfg.cmdline ? vm->cfg.cmdline : EMBER_DEFAULT_CMDLINE,
+                            extra);
+    if (len < 0) {
+        free(cmdline);
+        return err_set(err, -E2BIG, "kernel command line is too long: this kernel accepts %u bytes%s",
+                       vm->kernel.cmdline_max - 1, *extra ? " including the host-compat arguments (see --host-compat)" : "");
+    }
+    rc = gm_write(&vm->alloc.mem, CMDLINE_GPA, cmdline, (uint64_t)len + 1);
+    log_info("command line: %s", cmdline);
+    free(cmdline);
+    if (rc)
+        return err_set(err, -EFAULT, "command line does not fit in guest memory");
+    bi.cmdline_len = (uint32_t)len;
+
+    struct e820_entry e820[E820_MAX];
+    int nr = e820_build(&vm->alloc.mem, e820, E820_MAX);
+    if (nr < 0)
+        return err_set(err, nr, "guest memory too small for a memory map (%" PRIu64 " MiB)", vm->cfg.mem_mib);
+    if (vm->kernel.proto == BOOT_PVH) {
+        rc = pvh_info_write(&vm->alloc.mem, &bi, e820, nr);
+    } else {
+        uint8_t *zp = gm_ptr(&vm->alloc.mem, ZERO_PAGE_GPA, ZP_SIZE);
+        rc = zp ? zero_page_build(zp, &vm->kernel, &bi, e820, nr) : -EFAULT;
+    }
+    if (!rc)
+        rc = mptable_write(&vm->alloc.mem, (int)vm->cfg.vcpus);
+    if (!rc)
+        rc = boot_tables_write(&vm->alloc.mem);
+    if (rc)
+        return err_set(err, rc, "cannot write boot structures: %s", strerror(-rc));
+    return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
+{
+    uint64_t t0 = vm->t_start_ns;
+    memset(vm, 0, sizeof(*vm));
+    vm->t_start_ns = t0 ? t0 : now_ns();
+    vm->cfg = *cfg;
+    vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+    atomic_init(&vm->end, VM_END_NONE);
+    vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stop_efd < 0)
+        return err_set(err, -errno, "eventfd: %s", strerror(errno));
+    vm->pvm_host = hostcompat_is_pvm();
+    if (vm->pvm_host)
+        log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
+                     ? "adding guest kernel arguments for it (--host-compat off to disable)"
+                     : "host-compat arguments disabled");
+    int rc = setup_kvm(vm, err);
+    if (!rc)
+        rc = setup_memory(vm, err);
+    if (!rc)
+        rc = setup_irqchip(vm, err);
+    if (!rc)
+        rc = setup_devices(vm, err);
+    if (!rc)
+        rc = setup_boot(vm, err);
+    if (rc)
+        return rc;
+    vm->vcpus = calloc(cfg->vcpus, sizeof(*vm->vcpus));
+    if (!vm->vcpus)
+        return err_set(err, -ENOMEM, "out of memory");
+    for (unsigned i = 0; i < cfg->vcpus; i++) {
+        rc = vcpu_create(vm, &vm->vcpus[i], (int)i, err);
+        vm->nr_vcpus = (int)i + 1;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
+    free(vm->vcpus);
+    vm->vcpus = NULL;
+    vm->nr_vcpus = 0;
+    if (vm->devices_ready) {
+        serial_destroy(&vm->serial);
+        i8042_destroy(&vm->i8042);
+        vm->devices_ready = 0;
+    }
+    alloc_destroy(&vm->alloc);
+    free(vm->cpuid);
+    vm->cpuid = NULL;
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    if (vm->stop_efd >= 0)
+        close(vm->stop_efd);
+    vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
+}

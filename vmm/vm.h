@@ -1,0 +1,81 @@
+/*
+ * One microVM: the KVM VM, its allocator-owned resources, its devices and
+ * vCPUs, and the single stop decision every thread funnels into.
+ */
+#ifndef EMBER_VM_H
+#define EMBER_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../devices/i8042.h"
+#include "../devices/serial.h"
+#include "alloc.h"
+#include "bus.h"
+#include "config.h"
+#include "errmsg.h"
+#include "loader.h"
+#include "stats.h"
+
+/* How the VM ended; maps to ember's exit status. */
+enum vm_end {
+    VM_END_NONE = 0,
+    VM_END_RESET,    /* guest asked for a reset (i8042, reboot): clean */
+    VM_END_SHUTDOWN, /* guest powered off: clean */
+    VM_END_SIGNAL,   /* SIGINT/SIGTERM: clean */
+    VM_END_CRASH,    /* triple fault, emulation failure, unhandled exit */
+    VM_END_ERROR,    /* host-side failure while running */
+};
+
+struct vcpu {
+    struct vm *vm;
+    int id;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    int thread_started;
+    struct exit_stats stats;
+    unsigned unclaimed_reports;
+};
+
+struct vm {
+    struct vm_config cfg;
+    int kvm_fd;
+    int vm_fd;
+    long run_size;
+    int pvm_host;
+    struct kvm_cpuid2 *cpuid; /* host-supported CPUID, patched per vCPU */
+    struct allocator alloc;
+    struct bus pio_bus;
+    struct bus mmio_bus;
+    struct serial serial;
+    struct i8042 i8042;
+    int devices_ready;
+    struct kernel_image kernel;
+    struct vcpu *vcpus;
+    int nr_vcpus;
+
+    atomic_int end;           /* enum vm_end, first writer wins */
+    char end_reason[512];
+    int stop_efd;             /* written once when `end` is decided */
+    atomic_uint unclaimed_reports;
+
+    uint64_t t_start_ns;      /* process start (main) */
+    _Atomic uint64_t t_first_run_ns;
+};
+
+/* Build everything up to (not including) running vCPUs. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err);
+/* Start vCPU threads, serve the console and signals until the VM ends. */
+int vm_run(struct vm *vm, struct errmsg *err);
+void vm_destroy(struct vm *vm);
+
+/* Decide how the VM ends (first caller wins) and wake the main loop. */
+void vm_request_end(struct vm *vm, enum vm_end end, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int vm_exit_status(const struct vm *vm);
+uint64_t now_ns(void);
+
+#endif
