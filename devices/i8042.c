@@ -9,6 +9,8 @@
 #define ST_UNLOCKED 0x10
 #define CTR_KBD_INT 0x01
 #define CTR_SYS 0x04
+#define CTR_KBD_DIS 0x10
+#define CTR_AUX_DIS 0x20
 #define CTR_XLATE 0x40
 
 #define CMD_READ_CTR 0x20
@@ -16,6 +18,7 @@
 #define CMD_AUX_DISABLE 0xa7
 #define CMD_AUX_ENABLE 0xa8
 #define CMD_AUX_TEST 0xa9
+#define CMD_AUX_LOOP 0xd3
 #define CMD_SELF_TEST 0xaa
 #define CMD_KBD_TEST 0xab
 #define CMD_KBD_DISABLE 0xad
@@ -94,10 +97,22 @@ static int command(struct i8042 *k, uint8_t cmd)
         break;
     case CMD_RESET_CPU:
         return 1;
+    /* Port enable/disable is visible in the CTR: Linux reads it back to check. */
     case CMD_KBD_DISABLE:
+        k->ctr |= CTR_KBD_DIS;
+        break;
     case CMD_KBD_ENABLE:
+        k->ctr &= ~CTR_KBD_DIS;
+        break;
     case CMD_AUX_DISABLE:
+        k->ctr |= CTR_AUX_DIS;
+        break;
     case CMD_AUX_ENABLE:
+        k->ctr &= ~CTR_AUX_DIS;
+        break;
+    case CMD_AUX_LOOP:
+        k->pending_cmd = cmd; /* its data byte goes to a mouse we do not have */
+        break;
     default:
         break; /* accepted and ignored: nothing to model */
     }
@@ -113,6 +128,7 @@ static void data_write(struct i8042 *k, uint8_t v)
         k->ctr = v;
         return;
     case CMD_WRITE_OUTPORT:
+    case CMD_AUX_LOOP:
         return;
     case CMD_WRITE_KBD_OBUF:
         push_kbd(k, v);

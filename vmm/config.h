@@ -6,7 +6,8 @@
 
 enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
 
-#define EMBER_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+/* One UART, and an i8042 with a keyboard port only: what the platform has. */
+#define EMBER_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux"
 #define EMBER_MAX_VCPUS 32
 
 struct vm_config {

@@ -11,7 +11,6 @@
 #include "vm.h"
 
 /* Enough to show what a guest probes without flooding the log. */
-#define UNCLAIMED_REPORT_LIMIT 16
 
 static uint64_t vcpu_rip(const struct vcpu *v)
 {
@@ -27,21 +26,30 @@ static uint64_t bytes_value(const uint8_t *d, uint32_t len)
     return v;
 }
 
+/* Reports the first access to each unclaimed address, up to a limit, then only counts. */
 static void report_unclaimed(struct vcpu *v, const char *space, uint64_t addr, uint32_t len,
                              int is_write, const uint8_t *data)
 {
-    unsigned n = atomic_fetch_add(&v->vm->unclaimed_reports, 1);
-    if (n < UNCLAIMED_REPORT_LIMIT) {
-        char val[32] = "";
-        if (is_write)
-            snprintf(val, sizeof(val), " value %#" PRIx64, bytes_value(data, len));
-        log_warn("unclaimed %s %s at %#" PRIx64 " (%u byte%s%s) from vCPU %d RIP %#" PRIx64
-                 ": no device owns it; %s",
-                 space, is_write ? "write" : "read", addr, len, len == 1 ? "" : "s", val, v->id,
-                 vcpu_rip(v), is_write ? "dropped" : "reads as all-ones");
-    } else if (n == UNCLAIMED_REPORT_LIMIT) {
-        log_warn("further unclaimed accesses are counted, not reported (see --stats)");
-    }
+    struct vm *vm = v->vm;
+    uint64_t key = addr | (space[0] == 'M' ? 1ULL << 63 : 0);
+    pthread_mutex_lock(&vm->report_lock);
+    int seen = 0;
+    for (unsigned i = 0; i < vm->nr_reported; i++)
+        seen |= vm->reported[i] == key;
+    int report = !seen && vm->nr_reported < UNCLAIMED_REPORT_LIMIT;
+    if (report)
+        vm->reported[vm->nr_reported++] = key;
+    pthread_mutex_unlock(&vm->report_lock);
+    if (!report)
+        return;
+    char val[32] = "";
+    if (is_write)
+        snprintf(val, sizeof(val), " value %#" PRIx64, bytes_value(data, len));
+    log_warn("unclaimed %s %s at %#" PRIx64 " (%u byte%s%s) from vCPU %d RIP %#" PRIx64
+             ": no device owns it; %s%s",
+             space, is_write ? "write" : "read", addr, len, len == 1 ? "" : "s", val, v->id, vcpu_rip(v),
+             is_write ? "dropped" : "reads as all-ones",
+             vm->nr_reported == UNCLAIMED_REPORT_LIMIT ? " (further new addresses only counted, see --stats)" : "");
 }
 
 static enum dispatch_result handle_pio(struct vcpu *v)

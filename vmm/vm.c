@@ -333,6 +333,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
     vm->cfg = *cfg;
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
     atomic_init(&vm->end, VM_END_NONE);
+    pthread_mutex_init(&vm->report_lock, NULL);
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_efd < 0)
         return err_set(err, -errno, "eventfd: %s", strerror(errno));

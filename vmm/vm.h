@@ -19,6 +19,8 @@
 #include "loader.h"
 #include "stats.h"
 
+#define UNCLAIMED_REPORT_LIMIT 16
+
 /* How the VM ended; maps to ember's exit status. */
 enum vm_end {
     VM_END_NONE = 0,
@@ -60,7 +62,10 @@ struct vm {
     atomic_int end;           /* enum vm_end, first writer wins */
     char end_reason[512];
     int stop_efd;             /* written once when `end` is decided */
-    atomic_uint unclaimed_reports;
+    /* Unclaimed addresses already reported (each is reported once). */
+    pthread_mutex_t report_lock;
+    uint64_t reported[16];
+    unsigned nr_reported;
 
     uint64_t t_start_ns;      /* process start (main) */
     _Atomic uint64_t t_first_run_ns;
