@@ -1,6 +1,7 @@
 /*
- * The VMM thread's loop: starts the vCPUs, then waits on one epoll set for
- * the VM's end, SIGINT/SIGTERM and console input, and tears the vCPUs down.
+ * The VMM thread's loop: starts the vCPUs, then serves the event loop
+ * (device events, the VM's end, SIGINT/SIGTERM, console input) and tears
+ * the vCPUs down once the VM's end is decided.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,19 +32,46 @@ static int setup_signals(sigset_t *stop_set, struct errmsg *err)
     /* Blocked here, and so in every vCPU thread created after: only the signalfd sees them. */
     if (pthread_sigmask(SIG_BLOCK, stop_set, NULL) != 0)
         return err_set(err, -EINVAL, "pthread_sigmask failed");
+    /* A vanished console reader must not kill the VM: writes then fail with EPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     return 0;
 }
 
-struct input_buf {
-    uint8_t data[256];
-    unsigned len;
-};
-
-static void feed_console(struct vm *vm, struct input_buf *in)
+static void feed_console(struct vm *vm)
 {
-    unsigned n = serial_receive(&vm->serial, in->data, in->len);
-    memmove(in->data, in->data + n, in->len - n);
-    in->len -= n;
+    unsigned n = serial_receive(&vm->serial, vm->console_in, vm->console_in_len);
+    memmove(vm->console_in, vm->console_in + n, vm->console_in_len - n);
+    vm->console_in_len -= n;
+}
+
+static void on_stdin(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    if (vm->console_in_len == sizeof(vm->console_in))
+        return;
+    ssize_t got = read(STDIN_FILENO, vm->console_in + vm->console_in_len,
+                       sizeof(vm->console_in) - vm->console_in_len);
+    if (got > 0) {
+        vm->console_in_len += (unsigned)got;
+        feed_console(vm);
+    } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+        evloop_remove(&vm->loop, STDIN_FILENO); /* EOF: the console is output-only now */
+    }
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(vm->signal_fd, &si, sizeof(si)) == sizeof(si))
+        vm_request_end(vm, VM_END_SIGNAL, "stopped by %s", strsignal((int)si.ssi_signo));
+}
+
+static void on_stop(void *opaque, uint32_t events)
+{
+    (void)opaque, (void)events; /* waking the loop is all it is for */
 }
 
 static void print_stats(struct vm *vm)
@@ -75,22 +103,18 @@ int vm_run(struct vm *vm, struct errmsg *err)
     if (rc)
         return rc;
     int sfd = signalfd(-1, &stop_set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || ep < 0) {
-        rc = err_set(err, -errno, "signalfd/epoll: %s", strerror(errno));
-        goto out;
+    if (sfd < 0)
+        return err_set(err, -errno, "signalfd: %s", strerror(errno));
+    vm->signal_fd = sfd;
+    rc = evloop_add(&vm->loop, vm->stop_efd, EPOLLIN, on_stop, vm);
+    if (!rc)
+        rc = evloop_add(&vm->loop, sfd, EPOLLIN, on_signal, vm);
+    if (rc) {
+        close(sfd);
+        return err_set(err, rc, "event loop: %s", strerror(-rc));
     }
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.fd = vm->stop_efd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, vm->stop_efd, &ev);
-    ev.data.fd = sfd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
-    int stdin_open = console_raw_begin();
-    if (stdin_open) {
-        ev.data.fd = STDIN_FILENO;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) < 0)
-            stdin_open = 0;
-    }
+    if (console_raw_begin() && evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
+        log_warn("console input unavailable: stdin cannot be polled");
 
     for (int i = 0; i < vm->nr_vcpus; i++) {
         rc = vcpu_start_thread(&vm->vcpus[i], err);
@@ -100,33 +124,15 @@ int vm_run(struct vm *vm, struct errmsg *err)
         }
     }
 
-    struct input_buf in = {.len = 0};
     while (atomic_load(&vm->end) == VM_END_NONE) {
-        struct epoll_event evs[4];
-        /* With input waiting on a full FIFO, poll again shortly instead of blocking. */
-        int n = epoll_wait(ep, evs, 4, in.len ? 5 : -1);
-        if (n < 0 && errno != EINTR) {
-            vm_request_end(vm, VM_END_ERROR, "epoll_wait: %s", strerror(errno));
+        /* With input waiting on a full FIFO, look again shortly instead of blocking. */
+        int n = evloop_run_once(&vm->loop, vm->console_in_len ? 5 : -1);
+        if (n < 0) {
+            vm_request_end(vm, VM_END_ERROR, "epoll_wait: %s", strerror(-n));
             break;
         }
-        if (in.len)
-            feed_console(vm, &in);
-        for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            if (fd == sfd) {
-                struct signalfd_siginfo si;
-                if (read(sfd, &si, sizeof(si)) == sizeof(si))
-                    vm_request_end(vm, VM_END_SIGNAL, "stopped by %s", strsignal((int)si.ssi_signo));
-            } else if (fd == STDIN_FILENO && in.len < sizeof(in.data)) {
-                ssize_t got = read(STDIN_FILENO, in.data + in.len, sizeof(in.data) - in.len);
-                if (got > 0) {
-                    in.len += (unsigned)got;
-                    feed_console(vm, &in);
-                } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-                    epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL); /* EOF: console is output-only */
-                }
-            }
-        }
+        if (vm->console_in_len)
+            feed_console(vm);
     }
 
     for (int i = 0; i < vm->nr_vcpus; i++)
@@ -140,11 +146,7 @@ int vm_run(struct vm *vm, struct errmsg *err)
     console_restore();
     if (vm->cfg.print_stats)
         print_stats(vm);
-    rc = 0;
-out:
-    if (ep >= 0)
-        close(ep);
-    if (sfd >= 0)
-        close(sfd);
-    return rc;
+    evloop_remove(&vm->loop, sfd);
+    close(sfd);
+    return 0;
 }

@@ -329,6 +329,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
 {
     uint64_t t0 = vm->t_start_ns;
     memset(vm, 0, sizeof(*vm));
+    vm->loop.epfd = -1;
     vm->t_start_ns = t0 ? t0 : now_ns();
     vm->cfg = *cfg;
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
@@ -337,6 +338,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_efd < 0)
         return err_set(err, -errno, "eventfd: %s", strerror(errno));
+    vm->loop.epfd = -1;
+    int lrc = evloop_init(&vm->loop);
+    if (lrc)
+        return err_set(err, lrc, "epoll: %s", strerror(-lrc));
     vm->pvm_host = hostcompat_is_pvm();
     if (vm->pvm_host)
         log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
@@ -386,5 +391,6 @@ void vm_destroy(struct vm *vm)
         close(vm->kvm_fd);
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
+    evloop_destroy(&vm->loop);
     vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
 }

@@ -16,6 +16,7 @@
 #include "bus.h"
 #include "config.h"
 #include "errmsg.h"
+#include "event_loop.h"
 #include "loader.h"
 #include "stats.h"
 
@@ -62,6 +63,10 @@ struct vm {
     atomic_int end;           /* enum vm_end, first writer wins */
     char end_reason[512];
     int stop_efd;             /* written once when `end` is decided */
+    int signal_fd;            /* SIGINT/SIGTERM, read by the VMM thread */
+    struct event_loop loop;   /* device events, signals, console input: VMM thread */
+    uint8_t console_in[256];  /* stdin bytes the UART FIFO has not taken yet */
+    unsigned console_in_len;
     /* Unclaimed addresses already reported (each is reported once). */
     pthread_mutex_t report_lock;
     uint64_t reported[16];
