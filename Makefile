@@ -12,14 +12,14 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-LDLIBS := -pthread
+LDLIBS := -luring -pthread
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
   libmicrohttpd-dev libcriterion-dev liburing-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2
 
-LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
+LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -1,9 +1,11 @@
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -19,6 +21,7 @@ void vm_config_defaults(struct vm_config *c)
 void cli_usage(FILE *out)
 {
     fputs("usage: ember --kernel PATH [--initrd PATH] [--cmdline \"ARGS\"] [--vcpus N] [--mem-mib M]\n"
+          "             [--drive SPEC]... [--net SPEC]...\n"
           "             [--boot pvh|linux] [--host-compat auto|on|off] [--log-level error|warn|info|debug]\n"
           "             [--stats] [--help] [--version]\n"
           "\n"
@@ -30,11 +33,128 @@ void cli_usage(FILE *out)
           "  --boot pvh|linux    entry for an ELF with a PVH note (default pvh)\n"
           "  --host-compat MODE  kernel arguments for software-KVM (kvm-pvm) hosts (default auto)\n"
           "  --stats             print exit and interpreter counters when the VM ends\n"
+          "  --drive id=ID,path=FILE[,root][,ro][,io_engine=sync|async]\n"
+          "                      a virtio-blk disk (repeatable; the root drive becomes /dev/vda)\n"
+          "  --net id=ID,tap=TAP[,mac=XX:XX:XX:XX:XX:XX]\n"
+          "                      a virtio-net NIC on a host tap (repeatable)\n"
           "\n"
           "The guest's serial console is on stdout; stdin feeds it when it is a terminal.\n"
           "Exit status: 0 guest reset/shutdown or SIGINT/SIGTERM, 1 setup error, 2 guest crash,\n"
           "153 bad arguments.\n",
           out);
+}
+
+int cli_valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)id[i]) || id[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Splits "k=v,k2,k3=v3": returns the next key (value in *val, NULL if none). */
+static char *next_kv(char **cursor, char **val)
+{
+    char *s = *cursor;
+    if (!s || !*s)
+        return NULL;
+    char *comma = strchr(s, ',');
+    if (comma) {
+        *comma = '\0';
+        *cursor = comma + 1;
+    } else {
+        *cursor = NULL;
+    }
+    char *eq = strchr(s, '=');
+    *val = NULL;
+    if (eq) {
+        *eq = '\0';
+        *val = eq + 1;
+    }
+    return s;
+}
+
+int cli_parse_drive(char *spec, struct blk_config *d, struct errmsg *err)
+{
+    memset(d, 0, sizeof(*d));
+    d->engine = BLK_ENGINE_SYNC;
+    char *cur = spec, *key, *val;
+    while ((key = next_kv(&cur, &val))) {
+        if (strcmp(key, "id") == 0 && val) {
+            d->id = val;
+        } else if (strcmp(key, "path") == 0 && val && *val) {
+            d->path = val;
+        } else if (strcmp(key, "root") == 0 && !val) {
+            d->root = true;
+        } else if (strcmp(key, "ro") == 0 && !val) {
+            d->read_only = true;
+        } else if (strcmp(key, "io_engine") == 0 && val) {
+            if (strcasecmp(val, "sync") == 0)
+                d->engine = BLK_ENGINE_SYNC;
+            else if (strcasecmp(val, "async") == 0)
+                d->engine = BLK_ENGINE_ASYNC;
+            else
+                return err_set(err, -EINVAL, "--drive: io_engine '%s' must be sync or async", val);
+        } else {
+            return err_set(err, -EINVAL, "--drive: unknown or malformed key '%s' (keys: id=, path=, root, ro, io_engine=)", key);
+        }
+    }
+    if (!d->id || !cli_valid_id(d->id))
+        return err_set(err, -EINVAL, "--drive: id '%s' must be 1-64 characters of [A-Za-z0-9_]", d->id ? d->id : "");
+    if (!d->path)
+        return err_set(err, -EINVAL, "--drive %s: path= is required", d->id);
+    return 0;
+}
+
+int cli_parse_net(char *spec, struct net_config *n, struct errmsg *err)
+{
+    memset(n, 0, sizeof(*n));
+    char *cur = spec, *key, *val;
+    while ((key = next_kv(&cur, &val))) {
+        if (strcmp(key, "id") == 0 && val) {
+            n->id = val;
+        } else if (strcmp(key, "tap") == 0 && val && *val) {
+            n->tap = val;
+        } else if (strcmp(key, "mac") == 0 && val) {
+            unsigned b[6];
+            char tail;
+            if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6 ||
+                strlen(val) != 17)
+                return err_set(err, -EINVAL, "--net: mac '%s' must look like 06:00:ac:10:00:02", val);
+            for (int i = 0; i < 6; i++)
+                n->mac[i] = (uint8_t)b[i];
+            if (n->mac[0] & 1)
+                return err_set(err, -EINVAL, "--net: mac '%s' is a multicast address", val);
+            n->has_mac = true;
+        } else {
+            return err_set(err, -EINVAL, "--net: unknown or malformed key '%s' (keys: id=, tap=, mac=)", key);
+        }
+    }
+    if (!n->id || !cli_valid_id(n->id))
+        return err_set(err, -EINVAL, "--net: id '%s' must be 1-64 characters of [A-Za-z0-9_]", n->id ? n->id : "");
+    if (!n->tap)
+        return err_set(err, -EINVAL, "--net %s: tap= is required", n->id);
+    return 0;
+}
+
+void cli_free(struct cli_opts *o)
+{
+    for (unsigned i = 0; i < o->nr_owned; i++)
+        free(o->owned[i]);
+    o->nr_owned = 0;
+}
+
+static char *own(struct cli_opts *o, const char *s)
+{
+    if (o->nr_owned >= sizeof(o->owned) / sizeof(o->owned[0]))
+        return NULL;
+    char *c = strdup(s);
+    if (c)
+        o->owned[o->nr_owned++] = c;
+    return c;
 }
 
 /* Strict unsigned parse: digits only, in [min, max]. */
@@ -54,7 +174,7 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_BOOT,
-           OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION };
+           OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -65,6 +185,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"host-compat", required_argument, NULL, OPT_COMPAT},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"drive", required_argument, NULL, OPT_DRIVE},
+        {"net", required_argument, NULL, OPT_NET},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -125,6 +247,41 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         case OPT_STATS:
             o->vm.print_stats = 1;
             break;
+        case OPT_DRIVE: {
+            if (o->vm.nr_drives >= EMBER_MAX_DRIVES)
+                return err_set(err, -EINVAL, "--drive: at most %d drives", EMBER_MAX_DRIVES);
+            char *spec = own(o, optarg);
+            if (!spec)
+                return err_set(err, -ENOMEM, "out of memory");
+            struct blk_config *d = &o->vm.drives[o->vm.nr_drives];
+            int rc = cli_parse_drive(spec, d, err);
+            if (rc)
+                return rc;
+            for (unsigned i = 0; i < o->vm.nr_drives; i++) {
+                if (strcmp(o->vm.drives[i].id, d->id) == 0)
+                    return err_set(err, -EINVAL, "--drive: id '%s' given twice", d->id);
+                if (d->root && o->vm.drives[i].root)
+                    return err_set(err, -EINVAL, "--drive %s: only one drive can be the root", d->id);
+            }
+            o->vm.nr_drives++;
+            break;
+        }
+        case OPT_NET: {
+            if (o->vm.nr_nets >= EMBER_MAX_NETS)
+                return err_set(err, -EINVAL, "--net: at most %d network interfaces", EMBER_MAX_NETS);
+            char *spec = own(o, optarg);
+            if (!spec)
+                return err_set(err, -ENOMEM, "out of memory");
+            struct net_config *n = &o->vm.nets[o->vm.nr_nets];
+            int rc = cli_parse_net(spec, n, err);
+            if (rc)
+                return rc;
+            for (unsigned i = 0; i < o->vm.nr_nets; i++)
+                if (strcmp(o->vm.nets[i].id, n->id) == 0)
+                    return err_set(err, -EINVAL, "--net: id '%s' given twice", n->id);
+            o->vm.nr_nets++;
+            break;
+        }
         case OPT_HELP:
             o->help = 1;
             return 0;

@@ -4,11 +4,16 @@
 
 #include <stdint.h>
 
+#include "../devices/virtio/blk.h"
+#include "../devices/virtio/net.h"
+
 enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
 
 /* One UART, and an i8042 with a keyboard port only: what the platform has. */
 #define EMBER_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux"
 #define EMBER_MAX_VCPUS 32
+#define EMBER_MAX_DRIVES 8
+#define EMBER_MAX_NETS 4
 
 struct vm_config {
     const char *kernel_path;
@@ -19,6 +24,10 @@ struct vm_config {
     enum host_compat_mode host_compat;
     int use_pvh;               /* take the PVH entry when the ELF has one */
     int print_stats;           /* exit counters on stderr at the end */
+    struct blk_config drives[EMBER_MAX_DRIVES];
+    unsigned nr_drives;
+    struct net_config nets[EMBER_MAX_NETS];
+    unsigned nr_nets;
 };
 
 void vm_config_defaults(struct vm_config *c);

@@ -7,6 +7,7 @@
 #define EMBER_EVENT_LOOP_H
 
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #define EVLOOP_MAX_HANDLERS 64
 

@@ -17,14 +17,15 @@ int main(int argc, char **argv)
     struct errmsg err = {{0}};
     if (cli_parse(argc, argv, &opts, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
+        cli_free(&opts);
         return EXIT_BAD_ARGS;
     }
-    if (opts.help) {
-        cli_usage(stdout);
-        return 0;
-    }
-    if (opts.version) {
-        printf("ember %s\n", EMBER_VERSION);
+    if (opts.help || opts.version) {
+        if (opts.help)
+            cli_usage(stdout);
+        else
+            printf("ember %s\n", EMBER_VERSION);
+        cli_free(&opts);
         return 0;
     }
     log_set_level(opts.log_level);
@@ -45,5 +46,6 @@ int main(int argc, char **argv)
                     vm.end_reason);
     }
     vm_destroy(&vm);
+    cli_free(&opts);
     return status;
 }

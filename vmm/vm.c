@@ -236,6 +236,67 @@ static int setup_devices(struct vm *vm, struct errmsg *err)
     return rc;
 }
 
+/* Grants a 4 KiB MMIO slot and a GSI, and routes the slot to a new virtio-mmio transport. */
+static int attach_virtio(struct vm *vm, const char *name, const struct virtio_dev_ops *ops, void *dev,
+                         struct errmsg *err)
+{
+    uint64_t base;
+    uint32_t gsi;
+    int rc = alloc_mmio(&vm->alloc, VIRTIO_MMIO_SIZE, name, &base);
+    if (!rc)
+        rc = alloc_gsi(&vm->alloc, name, &gsi);
+    if (rc)
+        return err_set(err, rc, "%s: no MMIO slot or IRQ line left for it", name);
+    struct virtio_mmio *m = &vm->virtio[vm->nr_virtio];
+    rc = virtio_mmio_init(m, name, ops, dev, &vm->alloc.mem, &vm->loop, vm->vm_fd, base, gsi,
+                          (struct irq_line){irq_set, vm, gsi});
+    vm->nr_virtio++; /* counted even on failure so destroy releases what init made */
+    if (!rc)
+        rc = bus_add(&vm->mmio_bus, base, VIRTIO_MMIO_SIZE, name, &virtio_mmio_io_ops, m);
+    if (rc)
+        return err_set(err, rc, "%s: cannot set up its virtio-mmio transport: %s", name, strerror(-rc));
+    size_t len = strlen(vm->virtio_cmdline);
+    snprintf(vm->virtio_cmdline + len, sizeof(vm->virtio_cmdline) - len, "%svirtio_mmio.device=4K@%#llx:%u",
+             len ? " " : "", (unsigned long long)base, gsi);
+    return 0;
+}
+
+static int setup_virtio(struct vm *vm, struct errmsg *err)
+{
+    /* The root drive goes first so the guest names it /dev/vda; the rest keep their order. */
+    unsigned order[EMBER_MAX_DRIVES], k = 0;
+    for (unsigned i = 0; i < vm->cfg.nr_drives; i++)
+        if (vm->cfg.drives[i].root)
+            order[k++] = i;
+    for (unsigned i = 0; i < vm->cfg.nr_drives; i++)
+        if (!vm->cfg.drives[i].root)
+            order[k++] = i;
+    for (unsigned j = 0; j < k; j++) {
+        const struct blk_config *d = &vm->cfg.drives[order[j]];
+        int rc = virtio_blk_create(&vm->blks[vm->nr_blks], d, err);
+        if (rc)
+            return rc;
+        struct virtio_blk *b = vm->blks[vm->nr_blks++];
+        rc = attach_virtio(vm, d->id, &virtio_blk_ops, b, err);
+        if (rc)
+            return rc;
+        if (d->root) {
+            size_t len = strlen(vm->virtio_cmdline);
+            snprintf(vm->virtio_cmdline + len, sizeof(vm->virtio_cmdline) - len, " root=/dev/vda %s",
+                     d->read_only ? "ro" : "rw");
+        }
+    }
+    for (unsigned i = 0; i < vm->cfg.nr_nets; i++) {
+        int rc = virtio_net_create(&vm->nets[vm->nr_nets], &vm->cfg.nets[i], err);
+        if (rc)
+            return rc;
+        rc = attach_virtio(vm, vm->cfg.nets[i].id, &virtio_net_ops, vm->nets[vm->nr_nets++], err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Puts the initrd as high as the kernel allows in low RAM, page aligned. */
 static int place_initrd(struct vm *vm, const uint8_t *data, size_t size, struct boot_info *bi,
                         struct errmsg *err)
@@ -290,10 +351,17 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
 
     const char *extra = hostcompat_active(vm->cfg.host_compat, vm->pvm_host) ? hostcompat_cmdline(vm->cfg.vcpus) : "";
     char *cmdline = malloc(vm->kernel.cmdline_max);
-    if (!cmdline)
+    char *with_devices = malloc(vm->kernel.cmdline_max);
+    if (!cmdline || !with_devices) {
+        free(cmdline);
+        free(with_devices);
         return err_set(err, -ENOMEM, "out of memory");
-    int len = cmdline_build(cmdline, vm->kernel.cmdline_max, vm->cfg.cmdline ? vm->cfg.cmdline : EMBER_DEFAULT_CMDLINE,
-                            extra);
+    }
+    int len = cmdline_build(with_devices, vm->kernel.cmdline_max,
+                            vm->cfg.cmdline ? vm->cfg.cmdline : EMBER_DEFAULT_CMDLINE, vm->virtio_cmdline);
+    if (len >= 0)
+        len = cmdline_build(cmdline, vm->kernel.cmdline_max, with_devices, extra);
+    free(with_devices);
     if (len < 0) {
         free(cmdline);
         return err_set(err, -E2BIG, "kernel command line is too long: this kernel accepts %u bytes%s",
@@ -355,6 +423,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
     if (!rc)
         rc = setup_devices(vm, err);
     if (!rc)
+        rc = setup_virtio(vm, err);
+    if (!rc)
         rc = setup_boot(vm, err);
     if (rc)
         return rc;
@@ -377,6 +447,15 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     vm->vcpus = NULL;
     vm->nr_vcpus = 0;
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_mmio_destroy(&vm->virtio[i]);
+    vm->nr_virtio = 0;
+    for (unsigned i = 0; i < vm->nr_blks; i++)
+        virtio_blk_free(vm->blks[i]);
+    vm->nr_blks = 0;
+    for (unsigned i = 0; i < vm->nr_nets; i++)
+        virtio_net_free(vm->nets[i]);
+    vm->nr_nets = 0;
     if (vm->devices_ready) {
         serial_destroy(&vm->serial);
         i8042_destroy(&vm->i8042);

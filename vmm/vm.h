@@ -12,6 +12,9 @@
 
 #include "../devices/i8042.h"
 #include "../devices/serial.h"
+#include "../devices/virtio/blk.h"
+#include "../devices/virtio/mmio.h"
+#include "../devices/virtio/net.h"
 #include "alloc.h"
 #include "bus.h"
 #include "config.h"
@@ -56,6 +59,14 @@ struct vm {
     struct serial serial;
     struct i8042 i8042;
     int devices_ready;
+    /* virtio devices, in the order the guest sees them (root drive first). */
+    struct virtio_mmio virtio[EMBER_MAX_DRIVES + EMBER_MAX_NETS];
+    unsigned nr_virtio;
+    struct virtio_blk *blks[EMBER_MAX_DRIVES];
+    unsigned nr_blks;
+    struct virtio_net *nets[EMBER_MAX_NETS];
+    unsigned nr_nets;
+    char virtio_cmdline[1024]; /* root= and virtio_mmio.device= arguments */
     struct kernel_image kernel;
     struct vcpu *vcpus;
     int nr_vcpus;

@@ -1,0 +1,420 @@
+#include "blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../../vmm/log.h"
+#include "virtio.h"
+
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_FLUSH 9
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define S_OK 0
+#define S_IOERR 1
+#define S_UNSUPP 2
+
+#define SECTOR 512
+#define HDR_LEN 16
+#define ID_LEN 20
+#define SEG_MAX 128
+#define URING_DEPTH 128
+
+struct inflight {
+    bool used;
+    uint16_t head;
+    uint8_t *status;   /* host pointer to the status byte */
+    uint32_t written;  /* bytes the device writes on success (data + status) */
+    uint32_t expect;   /* bytes the I/O must transfer */
+    uint8_t type;
+};
+
+struct virtio_blk {
+    struct blk_config cfg;
+    char id[ID_LEN + 1];
+    char *path;
+    int fd;
+    uint64_t size_bytes;
+    struct virtio_mmio *m;  /* set at activate */
+    struct io_uring ring;
+    bool ring_ok;
+    int ring_efd;
+    struct inflight slots[URING_DEPTH];
+    unsigned nr_inflight;
+    struct blk_counters ctr;
+    struct iovec iov[VIRTQ_MAX_CHAIN];
+    struct virtq_chain chain;
+};
+
+uint64_t virtio_blk_capacity_sectors(const struct virtio_blk *b) { return b->size_bytes / SECTOR; }
+struct blk_counters virtio_blk_counters(const struct virtio_blk *b) { return b->ctr; }
+
+int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, struct errmsg *err)
+{
+    struct virtio_blk *b = calloc(1, sizeof(*b));
+    if (!b)
+        return err_set(err, -ENOMEM, "out of memory");
+    b->cfg = *cfg;
+    b->ring_efd = -1;
+    snprintf(b->id, sizeof(b->id), "%s", cfg->id);
+    b->path = strdup(cfg->path);
+    b->fd = open(cfg->path, (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (!b->path || b->fd < 0) {
+        int e = errno;
+        virtio_blk_free(b);
+        return err_set(err, -e, "drive '%s': cannot open '%s'%s: %s", cfg->id, cfg->path,
+                       cfg->read_only ? "" : " read-write", strerror(e));
+    }
+    /* Two VMs writing one image corrupt it: writers take it exclusively. */
+    if (flock(b->fd, (cfg->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        int e = errno;
+        virtio_blk_free(b);
+        return err_set(err, -e, "drive '%s': image '%s' is in use by another process (%s)", cfg->id, cfg->path,
+                       e == EWOULDBLOCK ? "it holds a lock on it" : strerror(e));
+    }
+    struct stat st;
+    if (fstat(b->fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+        virtio_blk_free(b);
+        return err_set(err, -EINVAL, "drive '%s': '%s' is not a regular file or block device", cfg->id, cfg->path);
+    }
+    b->size_bytes = (uint64_t)st.st_size;
+    if (b->size_bytes % SECTOR)
+        log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes are not reachable",
+                 cfg->id, (unsigned long long)b->size_bytes, (unsigned long long)(b->size_bytes / SECTOR),
+                 (unsigned long long)(b->size_bytes % SECTOR));
+    if (cfg->engine == BLK_ENGINE_ASYNC) {
+        int rc = io_uring_queue_init(URING_DEPTH, &b->ring, 0);
+        if (rc < 0) {
+            virtio_blk_free(b);
+            return err_set(err, rc, "drive '%s': io_uring unavailable (%s): use io_engine=sync", cfg->id, strerror(-rc));
+        }
+        b->ring_ok = true;
+        b->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (b->ring_efd < 0 || io_uring_register_eventfd(&b->ring, b->ring_efd) < 0) {
+            virtio_blk_free(b);
+            return err_set(err, -EIO, "drive '%s': cannot attach an eventfd to io_uring", cfg->id);
+        }
+    }
+    *out = b;
+    return 0;
+}
+
+void virtio_blk_free(struct virtio_blk *b)
+{
+    if (!b)
+        return;
+    if (b->ring_ok)
+        io_uring_queue_exit(&b->ring);
+    if (b->ring_efd >= 0)
+        close(b->ring_efd);
+    if (b->fd >= 0)
+        close(b->fd);
+    free(b->path);
+    free(b);
+}
+
+static uint64_t blk_features(void *dev)
+{
+    struct virtio_blk *b = dev;
+    uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC) |
+                 BIT64(VIRTIO_BLK_F_FLUSH) | BIT64(VIRTIO_BLK_F_SEG_MAX);
+    if (b->cfg.read_only)
+        f |= BIT64(VIRTIO_BLK_F_RO);
+    return f;
+}
+
+static void blk_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
+{
+    struct virtio_blk *b = dev;
+    uint8_t cfg[16] = {0};
+    uint64_t cap = virtio_blk_capacity_sectors(b);
+    uint32_t seg_max = SEG_MAX;
+    memcpy(cfg, &cap, 8);           /* capacity */
+    memcpy(cfg + 12, &seg_max, 4);  /* size_max at 8 stays 0, seg_max at 12 */
+    for (uint32_t i = 0; i < len; i++)
+        data[i] = off + i < sizeof(cfg) ? cfg[off + i] : 0;
+}
+
+/* Collects the data buffers of a request (header and status byte excluded) into b->iov. */
+static int data_iov(struct virtio_blk *b, const struct virtq_chain *c, bool device_writes, uint64_t *total)
+{
+    const struct guest_mem *gm = b->m->gm;
+    uint64_t skip = device_writes ? 0 : HDR_LEN;  /* readable side starts with the header */
+    uint64_t limit = device_writes ? c->writable - 1 : c->readable - HDR_LEN;
+    int n = 0;
+    *total = 0;
+    for (unsigned i = 0; i < c->nbufs && *total < limit; i++) {
+        const struct virtq_buf *buf = &c->bufs[i];
+        if (buf->device_writes != device_writes)
+            continue;
+        uint64_t off = 0, len = buf->len;
+        if (skip) {
+            uint64_t s = skip < len ? skip : len;
+            off = s, len -= s, skip -= s;
+        }
+        if (len > limit - *total)
+            len = limit - *total;
+        if (!len)
+            continue;
+        b->iov[n].iov_base = gm_ptr(gm, buf->gpa + off, len);
+        b->iov[n].iov_len = len;
+        if (!b->iov[n].iov_base)
+            return -EFAULT;
+        n++;
+        *total += len;
+    }
+    return n;
+}
+
+static uint8_t *status_ptr(struct virtio_blk *b, const struct virtq_chain *c)
+{
+    /* The status byte is the last byte of the last device-writable buffer. */
+    for (unsigned i = c->nbufs; i-- > 0;)
+        if (c->bufs[i].device_writes)
+            return gm_ptr(b->m->gm, c->bufs[i].gpa + c->bufs[i].len - 1, 1);
+    return NULL;
+}
+
+static void complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t s, uint32_t written)
+{
+    *status = s;
+    if (s == S_IOERR)
+        b->ctr.errors++;
+    if (virtq_push(&b->m->queues[0], b->m->gm, head, written))
+        virtio_mmio_set_needs_reset(b->m, "used ring outside guest memory");
+}
+
+static int submit_async(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t type, int niov,
+                        uint64_t offset, uint64_t len, uint32_t written)
+{
+    int slot = -1;
+    for (int i = 0; i < URING_DEPTH; i++)
+        if (!b->slots[i].used) {
+            slot = i;
+            break;
+        }
+    struct io_uring_sqe *sqe = slot >= 0 ? io_uring_get_sqe(&b->ring) : NULL;
+    if (!sqe)
+        return -EAGAIN;
+    if (type == T_IN)
+        io_uring_prep_readv(sqe, b->fd, b->iov, (unsigned)niov, offset);
+    else if (type == T_OUT)
+        io_uring_prep_writev(sqe, b->fd, b->iov, (unsigned)niov, offset);
+    else
+        io_uring_prep_fsync(sqe, b->fd, 0);
+    b->slots[slot] = (struct inflight){true, head, status, written, (uint32_t)len, type};
+    io_uring_sqe_set_data64(sqe, (uint64_t)slot);
+    b->nr_inflight++;
+    /* readv/writev copy the iovec array at submit time, so b->iov may be reused. */
+    int rc = io_uring_submit(&b->ring);
+    return rc < 0 ? rc : 0;
+}
+
+/* Handles one request; -EAGAIN when the async engine is full (retry later). */
+static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
+{
+    const struct guest_mem *gm = b->m->gm;
+    uint8_t *status = status_ptr(b, c);
+    if (!status || c->readable < HDR_LEN)
+        return -EPROTO;
+    uint8_t hdr[HDR_LEN];
+    if (virtq_chain_read(c, gm, 0, hdr, HDR_LEN))
+        return -EPROTO;
+    uint32_t type;
+    uint64_t sector;
+    memcpy(&type, hdr, 4);
+    memcpy(&sector, hdr + 8, 8);
+
+    if (type == T_GET_ID) {
+        char id[ID_LEN] = {0};
+        memcpy(id, b->id, strnlen(b->id, ID_LEN));
+        uint64_t n = c->writable - 1 < ID_LEN ? c->writable - 1 : ID_LEN;
+        virtq_chain_write(c, gm, 0, id, n);
+        b->ctr.get_ids++;
+        complete(b, c->head, status, S_OK, (uint32_t)n + 1);
+        return 0;
+    }
+    if (type == T_FLUSH) {
+        b->ctr.flushes++;
+        if (b->cfg.engine == BLK_ENGINE_ASYNC && !b->cfg.read_only)
+            return submit_async(b, c->head, status, T_FLUSH, 0, 0, 0, 1);
+        int rc = b->cfg.read_only ? 0 : fdatasync(b->fd);
+        complete(b, c->head, status, rc ? S_IOERR : S_OK, 1);
+        return 0;
+    }
+    if (type != T_IN && type != T_OUT) {
+        b->ctr.unsupported++;
+        complete(b, c->head, status, S_UNSUPP, 1);
+        return 0;
+    }
+    bool in = type == T_IN;
+    uint64_t len;
+    int niov = data_iov(b, c, in, &len);
+    if (niov < 0)
+        return -EPROTO;
+    uint64_t cap = virtio_blk_capacity_sectors(b);
+    /* Whole sectors only, inside the disk; writes refused on a read-only drive. */
+    if ((!in && b->cfg.read_only) || len % SECTOR || sector > cap || len / SECTOR > cap - sector) {
+        complete(b, c->head, status, S_IOERR, 1);
+        return 0;
+    }
+    uint64_t offset = sector * SECTOR;
+    uint32_t written = in ? (uint32_t)len + 1 : 1;
+    if (b->cfg.engine == BLK_ENGINE_ASYNC)
+        return niov ? submit_async(b, c->head, status, (uint8_t)type, niov, offset, len, written)
+                    : (complete(b, c->head, status, S_OK, written), 0);
+    ssize_t done = 0;
+    if (niov)
+        done = in ? preadv(b->fd, b->iov, niov, (off_t)offset) : pwritev(b->fd, b->iov, niov, (off_t)offset);
+    if (done < 0 || (uint64_t)done != len) {
+        complete(b, c->head, status, S_IOERR, 1);
+        return 0;
+    }
+    if (in) {
+        b->ctr.reads++;
+        b->ctr.bytes_read += len;
+    } else {
+        b->ctr.writes++;
+        b->ctr.bytes_written += len;
+    }
+    complete(b, c->head, status, S_OK, written);
+    return 0;
+}
+
+static void process_queue(struct virtio_blk *b)
+{
+    struct virtio_mmio *m = b->m;
+    struct virtq *q = &m->queues[0];
+    bool pushed = false;
+    for (;;) {
+        uint16_t before = q->used_idx;
+        int rc = virtq_pop(q, m->gm, &b->chain);
+        if (rc == 0) {
+            /* EVENT_IDX: ask for the next kick, then look once more to close the race. */
+            virtq_set_avail_event(q, m->gm);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (!virtq_has_avail(q, m->gm))
+                break;
+            continue;
+        }
+        if (rc < 0) {
+            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed descriptor chain");
+            return;
+        }
+        rc = handle_request(b, &b->chain);
+        if (rc == -EAGAIN) {
+            virtq_unpop(q); /* engine full: completions will resume the queue */
+            break;
+        }
+        if (rc < 0) {
+            virtio_mmio_set_needs_reset(m, "a request lacks its header or status byte");
+            return;
+        }
+        pushed |= q->used_idx != before;
+    }
+    if (pushed)
+        virtio_mmio_notify_used(m, 0);
+}
+
+static void on_uring(void *opaque, uint32_t events)
+{
+    (void)events;
+    struct virtio_blk *b = opaque;
+    struct virtio_mmio *m = b->m;
+    uint64_t cnt;
+    if (read(b->ring_efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct io_uring_cqe *cqe;
+    bool any = false;
+    while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+        uint64_t slot = io_uring_cqe_get_data64(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&b->ring, cqe);
+        if (slot >= URING_DEPTH || !b->slots[slot].used)
+            continue;
+        struct inflight *f = &b->slots[slot];
+        f->used = false;
+        b->nr_inflight--;
+        if (!virtio_mmio_driver_ok(m))
+            continue; /* reset while in flight: the driver no longer expects it */
+        bool ok = res >= 0 && (f->type == T_FLUSH || (uint32_t)res == f->expect);
+        if (ok && f->type == T_IN) {
+            b->ctr.reads++;
+            b->ctr.bytes_read += f->expect;
+        } else if (ok && f->type == T_OUT) {
+            b->ctr.writes++;
+            b->ctr.bytes_written += f->expect;
+        }
+        complete(b, f->head, f->status, ok ? S_OK : S_IOERR, ok ? f->written : 1);
+        any = true;
+    }
+    if (any && virtio_mmio_driver_ok(m)) {
+        virtio_mmio_notify_used(m, 0);
+        process_queue(b); /* requests may have waited for a free slot */
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int blk_activate(void *dev, struct virtio_mmio *m)
+{
+    struct virtio_blk *b = dev;
+    b->m = m;
+    if (b->ring_ok && m->loop)
+        return evloop_add(m->loop, b->ring_efd, EPOLLIN, on_uring, b);
+    return 0;
+}
+
+static void blk_notify(void *dev, struct virtio_mmio *m, uint16_t q)
+{
+    struct virtio_blk *b = dev;
+    b->m = m;
+    if (q == 0)
+        process_queue(b);
+}
+
+static void blk_reset(void *dev, struct virtio_mmio *m)
+{
+    struct virtio_blk *b = dev;
+    (void)m;
+    if (b->ring_ok) {
+        /* In-flight I/O still lands in guest memory the driver gave us; wait for it. */
+        while (b->nr_inflight) {
+            struct io_uring_cqe *cqe;
+            if (io_uring_wait_cqe(&b->ring, &cqe) < 0)
+                break;
+            uint64_t slot = io_uring_cqe_get_data64(cqe);
+            if (slot < URING_DEPTH && b->slots[slot].used) {
+                b->slots[slot].used = false;
+                b->nr_inflight--;
+            }
+            io_uring_cqe_seen(&b->ring, cqe);
+        }
+        if (b->m && b->m->loop)
+            evloop_remove(b->m->loop, b->ring_efd);
+    }
+}
+
+const struct virtio_dev_ops virtio_blk_ops = {
+    .device_id = VIRTIO_ID_BLOCK,
+    .num_queues = 1,
+    .features = blk_features,
+    .config_read = blk_config_read,
+    .config_write = NULL,
+    .activate = blk_activate,
+    .queue_notify = blk_notify,
+    .reset = blk_reset,
+};

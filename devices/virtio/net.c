@@ -1,0 +1,341 @@
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../../vmm/log.h"
+#include "virtio.h"
+
+#define F_CSUM 0
+#define F_GUEST_CSUM 1
+#define F_MAC 5
+#define F_GUEST_TSO4 7
+#define F_GUEST_TSO6 8
+#define F_HOST_TSO4 11
+#define F_HOST_TSO6 12
+#define F_MRG_RXBUF 15
+
+#define RXQ 0
+#define TXQ 1
+#define VNET_HDR_LEN 12   /* struct virtio_net_hdr_v1: num_buffers always present */
+#define MAX_FRAME (65536 + VNET_HDR_LEN)
+#define MAX_RX_CHAINS 64
+
+struct virtio_net {
+    struct net_config cfg;
+    char id[64], tap_name[IFNAMSIZ];
+    int fd;
+    bool is_tap;
+    struct virtio_mmio *m;
+    bool watching;        /* fd registered in the event loop */
+    uint32_t watch_events;
+    /* A frame read from the tap that the guest had no room for yet. */
+    uint8_t *pending;
+    size_t pending_len;
+    bool tx_blocked;      /* tap was full: wait for EPOLLOUT */
+    struct net_counters ctr;
+    struct virtq_chain chain;
+    struct virtq_chain rx_chains[MAX_RX_CHAINS];
+    struct iovec iov[VIRTQ_MAX_CHAIN];
+};
+
+struct net_counters virtio_net_counters(const struct virtio_net *n) { return n->ctr; }
+
+static int alloc_dev(struct virtio_net **out, const struct net_config *cfg)
+{
+    struct virtio_net *n = calloc(1, sizeof(*n));
+    if (!n || !(n->pending = malloc(MAX_FRAME))) {
+        free(n);
+        return -ENOMEM;
+    }
+    n->cfg = *cfg;
+    snprintf(n->id, sizeof(n->id), "%s", cfg->id);
+    snprintf(n->tap_name, sizeof(n->tap_name), "%s", cfg->tap ? cfg->tap : "");
+    n->cfg.id = n->id;
+    n->cfg.tap = n->tap_name;
+    n->fd = -1;
+    *out = n;
+    return 0;
+}
+
+int virtio_net_create_fd(struct virtio_net **out, const struct net_config *cfg, int fd, bool is_tap)
+{
+    int rc = alloc_dev(out, cfg);
+    if (rc)
+        return rc;
+    (*out)->fd = fd;
+    (*out)->is_tap = is_tap;
+    return 0;
+}
+
+int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, struct errmsg *err)
+{
+    if (!cfg->tap || !*cfg->tap || strlen(cfg->tap) >= IFNAMSIZ)
+        return err_set(err, -EINVAL, "network interface '%s': tap name must be 1 to %d characters", cfg->id,
+                       IFNAMSIZ - 1);
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, -errno, "network interface '%s': cannot open /dev/net/tun: %s", cfg->id, strerror(errno));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->tap);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    int hdr = VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, -e, "network interface '%s': cannot attach to tap '%s': %s%s", cfg->id, cfg->tap,
+                       strerror(e), e == EBUSY ? " (another process has it open)" : "");
+    }
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, -e, "network interface '%s': TUNSETVNETHDRSZ: %s", cfg->id, strerror(e));
+    }
+    int rc = virtio_net_create_fd(out, cfg, fd, true);
+    if (rc) {
+        close(fd);
+        return err_set(err, rc, "out of memory");
+    }
+    return 0;
+}
+
+void virtio_net_free(struct virtio_net *n)
+{
+    if (!n)
+        return;
+    if (n->fd >= 0)
+        close(n->fd);
+    free(n->pending);
+    free(n);
+}
+
+static uint64_t net_features(void *dev)
+{
+    struct virtio_net *n = dev;
+    uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC) |
+                 BIT64(F_CSUM) | BIT64(F_GUEST_CSUM) | BIT64(F_GUEST_TSO4) | BIT64(F_GUEST_TSO6) |
+                 BIT64(F_HOST_TSO4) | BIT64(F_HOST_TSO6) | BIT64(F_MRG_RXBUF);
+    if (n->cfg.has_mac)
+        f |= BIT64(F_MAC);
+    return f;
+}
+
+static void net_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
+{
+    struct virtio_net *n = dev;
+    uint8_t cfg[8] = {0};
+    memcpy(cfg, n->cfg.mac, 6);
+    for (uint32_t i = 0; i < len; i++)
+        data[i] = off + i < sizeof(cfg) ? cfg[off + i] : 0;
+}
+
+static void watch(struct virtio_net *n, uint32_t events);
+
+/* Copies the pending frame into as many rx chains as it needs; false if the ring lacks room. */
+static bool deliver_pending(struct virtio_net *n)
+{
+    struct virtio_mmio *m = n->m;
+    struct virtq *q = &m->queues[RXQ];
+    bool mrg = virtio_mmio_has_feature(m, F_MRG_RXBUF);
+    unsigned k = 0;
+    uint64_t room = 0;
+    while (room < n->pending_len) {
+        if (k == MAX_RX_CHAINS || (!mrg && k == 1))
+            break;
+        int rc = virtq_pop(q, m->gm, &n->rx_chains[k]);
+        if (rc < 0) {
+            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed rx descriptor chain");
+            return false;
+        }
+        if (rc == 0)
+            break;
+        room += n->rx_chains[k].writable;
+        k++;
+    }
+    if (room < n->pending_len || (k == 0)) {
+        /* Not enough: give the chains back and wait for the guest to add buffers. */
+        q->last_avail -= (uint16_t)k;
+        virtq_set_avail_event(q, m->gm);
+        n->ctr.rx_waits++;
+        return false;
+    }
+    uint16_t nbuf = (uint16_t)k;
+    memcpy(n->pending + 10, &nbuf, 2); /* num_buffers in the virtio_net_hdr_v1 */
+    uint64_t off = 0;
+    for (unsigned i = 0; i < k; i++) {
+        uint64_t chunk = n->pending_len - off;
+        if (chunk > n->rx_chains[i].writable)
+            chunk = n->rx_chains[i].writable;
+        virtq_chain_write(&n->rx_chains[i], m->gm, 0, n->pending + off, chunk);
+        virtq_push(q, m->gm, n->rx_chains[i].head, (uint32_t)chunk);
+        off += chunk;
+    }
+    n->ctr.rx_packets++;
+    n->ctr.rx_bytes += n->pending_len - VNET_HDR_LEN;
+    n->pending_len = 0;
+    return true;
+}
+
+static void process_rx(struct virtio_net *n)
+{
+    struct virtio_mmio *m = n->m;
+    bool delivered = false;
+    for (;;) {
+        if (!n->pending_len) {
+            ssize_t got = read(n->fd, n->pending, MAX_FRAME);
+            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+                break;
+            if (got <= VNET_HDR_LEN) {
+                if (got < 0)
+                    log_warn("net '%s': reading the tap: %s", n->id, strerror(errno));
+                if (got <= 0)
+                    break;
+                continue; /* a runt: nothing to deliver */
+            }
+            n->pending_len = (size_t)got;
+        }
+        if (!deliver_pending(n))
+            break;
+        delivered = true;
+    }
+    if (delivered)
+        virtio_mmio_notify_used(m, RXQ);
+    /* Stop watching the tap while a frame waits for guest buffers: the rx kick resumes us. */
+    uint32_t ev = (n->pending_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0);
+    watch(n, ev);
+}
+
+static void process_tx(struct virtio_net *n)
+{
+    struct virtio_mmio *m = n->m;
+    struct virtq *q = &m->queues[TXQ];
+    bool pushed = false;
+    n->tx_blocked = false;
+    for (;;) {
+        int rc = virtq_pop(q, m->gm, &n->chain);
+        if (rc == 0) {
+            virtq_set_avail_event(q, m->gm);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (!virtq_has_avail(q, m->gm))
+                break;
+            continue;
+        }
+        if (rc < 0 || n->chain.writable || n->chain.readable < VNET_HDR_LEN || n->chain.readable > MAX_FRAME) {
+            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed tx descriptor chain");
+            return;
+        }
+        int niov = 0;
+        for (unsigned i = 0; i < n->chain.nbufs; i++) {
+            n->iov[niov].iov_base = gm_ptr(m->gm, n->chain.bufs[i].gpa, n->chain.bufs[i].len);
+            n->iov[niov++].iov_len = n->chain.bufs[i].len;
+        }
+        ssize_t w = writev(n->fd, n->iov, niov);
+        if (w < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+            virtq_unpop(q); /* tap full: keep the frame, resume on EPOLLOUT */
+            n->tx_blocked = true;
+            n->ctr.tx_waits++;
+            break;
+        }
+        if (w < 0)
+            log_warn("net '%s': tap write failed: %s (frame dropped)", n->id, strerror(errno));
+        else {
+            n->ctr.tx_packets++;
+            n->ctr.tx_bytes += n->chain.readable - VNET_HDR_LEN;
+        }
+        virtq_push(q, m->gm, n->chain.head, 0);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_mmio_notify_used(m, TXQ);
+    watch(n, (n->pending_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0));
+}
+
+static void on_tap(void *opaque, uint32_t events)
+{
+    struct virtio_net *n = opaque;
+    struct virtio_mmio *m = n->m;
+    pthread_mutex_lock(&m->lock);
+    if (virtio_mmio_driver_ok(m)) {
+        if (events & EPOLLOUT)
+            process_tx(n);
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            process_rx(n);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void watch(struct virtio_net *n, uint32_t events)
+{
+    if (!n->m->loop || (n->watching && n->watch_events == events))
+        return;
+    if (!n->watching) {
+        if (evloop_add(n->m->loop, n->fd, events, on_tap, n) == 0)
+            n->watching = true;
+    } else {
+        evloop_modify(n->m->loop, n->fd, events);
+    }
+    n->watch_events = events;
+}
+
+static int net_activate(void *dev, struct virtio_mmio *m)
+{
+    struct virtio_net *n = dev;
+    n->m = m;
+    n->pending_len = 0;
+    n->tx_blocked = false;
+    if (n->is_tap) {
+        /* Offloads the guest can take (it negotiated them) may be handed to it by the tap. */
+        unsigned off = 0;
+        if (virtio_mmio_has_feature(m, F_GUEST_CSUM)) {
+            off |= TUN_F_CSUM;
+            if (virtio_mmio_has_feature(m, F_GUEST_TSO4))
+                off |= TUN_F_TSO4;
+            if (virtio_mmio_has_feature(m, F_GUEST_TSO6))
+                off |= TUN_F_TSO6;
+        }
+        if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0)
+            log_warn("net '%s': TUNSETOFFLOAD %#x: %s", n->id, off, strerror(errno));
+    }
+    watch(n, EPOLLIN);
+    return 0;
+}
+
+static void net_notify(void *dev, struct virtio_mmio *m, uint16_t q)
+{
+    struct virtio_net *n = dev;
+    n->m = m;
+    if (q == TXQ)
+        process_tx(n);
+    else if (q == RXQ)
+        process_rx(n); /* new rx buffers: deliver what waits, read on */
+}
+
+static void net_reset(void *dev, struct virtio_mmio *m)
+{
+    struct virtio_net *n = dev;
+    if (n->watching && m->loop)
+        evloop_remove(m->loop, n->fd);
+    n->watching = false;
+    n->pending_len = 0;
+    n->tx_blocked = false;
+}
+
+const struct virtio_dev_ops virtio_net_ops = {
+    .device_id = VIRTIO_ID_NET,
+    .num_queues = 2,
+    .features = net_features,
+    .config_read = net_config_read,
+    .config_write = NULL,
+    .activate = net_activate,
+    .queue_notify = net_notify,
+    .reset = net_reset,
+};

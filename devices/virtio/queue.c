@@ -1,0 +1,237 @@
+#include "queue.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define DESC_F_NEXT 1
+#define DESC_F_WRITE 2
+#define DESC_F_INDIRECT 4
+#define AVAIL_F_NO_INTERRUPT 1
+#define DESC_SIZE 16
+
+struct desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+void virtq_reset(struct virtq *q) { memset(q, 0, sizeof(*q)); }
+
+static uint64_t avail_bytes(uint16_t size) { return 4 + 2ULL * size + 2; }
+static uint64_t used_bytes(uint16_t size) { return 4 + 8ULL * size + 2; }
+
+int virtq_validate(const struct virtq *q, const struct guest_mem *gm)
+{
+    if (q->size == 0 || q->size > VIRTQ_MAX_SIZE || (q->size & (q->size - 1)))
+        return -EINVAL;
+    /* Alignment from the virtio spec (2.7): desc 16, avail 2, used 4. */
+    if ((q->desc_gpa & 15) || (q->avail_gpa & 1) || (q->used_gpa & 3))
+        return -EINVAL;
+    if (!gm_ptr(gm, q->desc_gpa, (uint64_t)DESC_SIZE * q->size) ||
+        !gm_ptr(gm, q->avail_gpa, avail_bytes(q->size)) || !gm_ptr(gm, q->used_gpa, used_bytes(q->size)))
+        return -EFAULT;
+    return 0;
+}
+
+/* Ring fields are shared with a running guest: single loads/stores with ordering. */
+static uint16_t load16(const struct guest_mem *gm, uint64_t gpa)
+{
+    const uint16_t *p = gm_ptr(gm, gpa, 2);
+    return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+}
+
+static void store16(const struct guest_mem *gm, uint64_t gpa, uint16_t v)
+{
+    uint16_t *p = gm_ptr(gm, gpa, 2);
+    if (p)
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static int read_desc(const struct guest_mem *gm, uint64_t table, uint32_t idx, struct desc *d)
+{
+    const uint8_t *p = gm_ptr(gm, table + (uint64_t)idx * DESC_SIZE, DESC_SIZE);
+    if (!p)
+        return -EPROTO;
+    memcpy(&d->addr, p, 8);
+    memcpy(&d->len, p + 8, 4);
+    memcpy(&d->flags, p + 12, 2);
+    memcpy(&d->next, p + 14, 2);
+    return 0;
+}
+
+static int add_buf(struct virtq_chain *c, const struct guest_mem *gm, const struct desc *d)
+{
+    if (c->nbufs >= VIRTQ_MAX_CHAIN)
+        return -EPROTO; /* over-long or cyclic chain */
+    if (d->len == 0)
+        return 0; /* harmless: nothing to transfer */
+    if (!gm_ptr(gm, d->addr, d->len))
+        return -EPROTO;
+    int writes = (d->flags & DESC_F_WRITE) != 0;
+    /* The spec puts every device-writable buffer after the readable ones. */
+    if (!writes && c->writable)
+        return -EPROTO;
+    c->bufs[c->nbufs++] = (struct virtq_buf){d->addr, d->len, writes};
+    if (writes)
+        c->writable += d->len;
+    else
+        c->readable += d->len;
+    return 0;
+}
+
+static int walk_indirect(struct virtq_chain *c, const struct guest_mem *gm, const struct desc *ind)
+{
+    if (ind->len == 0 || ind->len % DESC_SIZE || ind->len / DESC_SIZE > VIRTQ_MAX_CHAIN)
+        return -EPROTO;
+    if (!gm_ptr(gm, ind->addr, ind->len))
+        return -EPROTO;
+    uint32_t n = ind->len / DESC_SIZE;
+    uint32_t idx = 0;
+    /* At most n steps: a cycle inside the table cannot loop forever. */
+    for (uint32_t steps = 0; steps < n; steps++) {
+        struct desc d;
+        if (read_desc(gm, ind->addr, idx, &d))
+            return -EPROTO;
+        if (d.flags & DESC_F_INDIRECT)
+            return -EPROTO; /* nested indirect tables are forbidden */
+        int rc = add_buf(c, gm, &d);
+        if (rc)
+            return rc;
+        if (!(d.flags & DESC_F_NEXT))
+            return 0;
+        if (d.next >= n)
+            return -EPROTO;
+        idx = d.next;
+    }
+    return -EPROTO;
+}
+
+bool virtq_has_avail(const struct virtq *q, const struct guest_mem *gm)
+{
+    return q->ready && load16(gm, q->avail_gpa + 2) != q->last_avail;
+}
+
+int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c)
+{
+    if (!q->ready)
+        return 0;
+    uint16_t avail_idx = load16(gm, q->avail_gpa + 2);
+    if (avail_idx == q->last_avail)
+        return 0;
+    if ((uint16_t)(avail_idx - q->last_avail) > q->size)
+        return -EPROTO; /* the driver claims more entries than the ring holds */
+    uint16_t head = load16(gm, q->avail_gpa + 4 + 2ULL * (q->last_avail % q->size));
+    if (head >= q->size)
+        return -EPROTO;
+    c->head = head;
+    c->nbufs = 0;
+    c->readable = c->writable = 0;
+    uint16_t idx = head;
+    for (unsigned steps = 0;; steps++) {
+        if (steps >= q->size)
+            return -EPROTO; /* longer than the table: a cycle */
+        struct desc d;
+        if (read_desc(gm, q->desc_gpa, idx, &d))
+            return -EPROTO;
+        int rc;
+        if (d.flags & DESC_F_INDIRECT) {
+            if (d.flags & DESC_F_NEXT)
+                return -EPROTO; /* an indirect descriptor ends its chain */
+            rc = walk_indirect(c, gm, &d);
+            if (rc)
+                return rc;
+            break;
+        }
+        rc = add_buf(c, gm, &d);
+        if (rc)
+            return rc;
+        if (!(d.flags & DESC_F_NEXT))
+            break;
+        if (d.next >= q->size)
+            return -EPROTO;
+        idx = d.next;
+    }
+    q->last_avail++;
+    return 1;
+}
+
+void virtq_unpop(struct virtq *q) { q->last_avail--; }
+
+int virtq_push(struct virtq *q, const struct guest_mem *gm, uint16_t head, uint32_t len)
+{
+    uint64_t elem = q->used_gpa + 4 + 8ULL * (q->used_idx % q->size);
+    uint8_t *p = gm_ptr(gm, elem, 8);
+    if (!p)
+        return -EPROTO;
+    uint32_t id = head;
+    memcpy(p, &id, 4);
+    memcpy(p + 4, &len, 4);
+    q->used_idx++;
+    /* Release: the element is visible before the index that publishes it. */
+    store16(gm, q->used_gpa + 2, q->used_idx);
+    return 0;
+}
+
+bool virtq_should_notify(struct virtq *q, const struct guest_mem *gm)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* used idx store before reading the driver's wish */
+    uint16_t old = q->signalled_used, now = q->used_idx;
+    bool valid = q->signalled_valid;
+    q->signalled_used = now;
+    q->signalled_valid = true;
+    if (!q->event_idx)
+        return !(load16(gm, q->avail_gpa) & AVAIL_F_NO_INTERRUPT);
+    if (!valid)
+        return true;
+    uint16_t used_event = load16(gm, q->avail_gpa + 4 + 2ULL * q->size);
+    /* vring_need_event(): did used_idx cross used_event since the last notification? */
+    return (uint16_t)(now - used_event - 1) < (uint16_t)(now - old);
+}
+
+void virtq_set_avail_event(struct virtq *q, const struct guest_mem *gm)
+{
+    if (q->event_idx)
+        store16(gm, q->used_gpa + 4 + 8ULL * q->size, q->last_avail);
+}
+
+/* Walks the buffers of one direction, copying `len` bytes at `offset`. */
+static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, bool writable,
+                      uint64_t offset, uint8_t *host, uint64_t len, bool to_guest)
+{
+    for (unsigned i = 0; i < c->nbufs && len; i++) {
+        const struct virtq_buf *b = &c->bufs[i];
+        if (b->device_writes != writable)
+            continue;
+        if (offset >= b->len) {
+            offset -= b->len;
+            continue;
+        }
+        uint64_t n = b->len - offset;
+        if (n > len)
+            n = len;
+        uint8_t *g = gm_ptr(gm, b->gpa + offset, n);
+        if (!g)
+            return -EFAULT;
+        if (to_guest)
+            memcpy(g, host, n);
+        else
+            memcpy(host, g, n);
+        host += n;
+        len -= n;
+        offset = 0;
+    }
+    return len ? -ENOSPC : 0;
+}
+
+int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
+                     void *dst, uint64_t len)
+{
+    return chain_copy(c, gm, false, offset, dst, len, false);
+}
+
+int virtq_chain_write(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
+                      const void *src, uint64_t len)
+{
+    return chain_copy(c, gm, true, offset, (uint8_t *)src, len, true);
+}
