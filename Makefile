@@ -17,7 +17,8 @@ LDLIBS := -luring -pthread
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
   libmicrohttpd-dev libcriterion-dev liburing-dev linux-source-6.1 flex bison libelf-dev \
-  libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2
+  libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
+  dnsmasq-base iputils-ping util-linux bsdutils
 
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -82,8 +83,7 @@ test: deps
 demo: deps
 	$(MAKE) all
 	$(MAKE) guest
-	$(BUILD)/ember --kernel $(BUILD)/guest/vmlinux --initrd $(BUILD)/guest/initrd.cpio \
-	  --cmdline "console=ttyS0 reboot=k panic=1" --mem-mib 256 --log-level info
+	deploy/demo.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
