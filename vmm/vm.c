@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,48 +90,34 @@ static int attach_pio(struct vm *vm, uint16_t base, uint16_t len, const char *na
     return 0;
 }
 
-static int read_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size,
-                     struct errmsg *err)
+/*
+ * Maps a whole input file read-only. Mapping (not reading) lets the loader
+ * copy straight from the page cache into guest memory: one copy, no buffer.
+ */
+static int map_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size,
+                    struct errmsg *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return err_set(err, -errno, "%s '%s': %s", what, path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(err, -EINVAL, "%s '%s' is not a regular file", what, path);
-    }
-    if ((uint64_t)st.st_size > limit) {
-        close(fd);
-        return err_set(err, -EFBIG, "%s '%s' (%lld bytes) is larger than guest memory", what, path,
-                       (long long)st.st_size);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return err_set(err, -EINVAL, "%s '%s' is empty", what, path);
-    }
-    uint8_t *b = malloc((size_t)st.st_size);
-    if (!b) {
-        close(fd);
-        return err_set(err, -ENOMEM, "out of memory reading %s '%s'", what, path);
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(b);
-            close(fd);
-            return err_set(err, -e, "reading %s '%s': %s", what, path, strerror(e));
-        }
-        got += (size_t)n;
+    int rc = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        rc = err_set(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+    else if ((uint64_t)st.st_size > limit)
+        rc = err_set(err, -EFBIG, "%s '%s' (%lld bytes) is larger than guest memory", what, path,
+                     (long long)st.st_size);
+    else if (st.st_size == 0)
+        rc = err_set(err, -EINVAL, "%s '%s' is empty", what, path);
+    if (!rc) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (p == MAP_FAILED)
+            rc = err_set(err, -errno, "%s '%s': cannot map it: %s", what, path, strerror(errno));
+        else
+            *buf = p, *size = (size_t)st.st_size;
     }
     close(fd);
-    *buf = b;
-    *size = got;
-    return 0;
+    return rc;
 }
 
 static int setup_kvm(struct vm *vm, struct errmsg *err)
@@ -322,13 +309,13 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
     uint64_t mem_bytes = vm->cfg.mem_mib << 20;
     uint8_t *image = NULL;
     size_t image_size = 0;
-    int rc = read_file("kernel", vm->cfg.kernel_path, mem_bytes < MAX_IMAGE_BYTES ? mem_bytes : MAX_IMAGE_BYTES,
+    int rc = map_file("kernel", vm->cfg.kernel_path, mem_bytes < MAX_IMAGE_BYTES ? mem_bytes : MAX_IMAGE_BYTES,
                        &image, &image_size, err);
     if (rc)
         return rc;
     struct errmsg lerr;
     rc = load_kernel(&vm->alloc.mem, image, image_size, vm->cfg.use_pvh, &vm->kernel, &lerr);
-    free(image);
+    munmap(image, image_size);
     if (rc)
         return err_set(err, rc, "kernel '%s': %s", vm->cfg.kernel_path, lerr.text);
     log_info("kernel: %s, %s entry at %#" PRIx64 ", occupies [%#" PRIx64 ", %#" PRIx64 ")",
@@ -340,11 +327,11 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
     if (vm->cfg.initrd_path) {
         uint8_t *initrd = NULL;
         size_t initrd_size = 0;
-        rc = read_file("initrd", vm->cfg.initrd_path, mem_bytes, &initrd, &initrd_size, err);
+        rc = map_file("initrd", vm->cfg.initrd_path, mem_bytes, &initrd, &initrd_size, err);
         if (rc)
             return rc;
         rc = place_initrd(vm, initrd, initrd_size, &bi, err);
-        free(initrd);
+        munmap(initrd, initrd_size);
         if (rc)
             return rc;
     }
