@@ -19,6 +19,8 @@ void evloop_destroy(struct event_loop *l)
     if (l->epfd >= 0)
         close(l->epfd);
     l->epfd = -1;
+    for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+        l->handlers[i].fd = -1; /* nothing left to serve; remove becomes a no-op */
 }
 
 int evloop_add(struct event_loop *l, int fd, uint32_t events, evloop_cb cb, void *opaque)

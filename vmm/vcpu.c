@@ -150,6 +150,20 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
     return rc;
 }
 
+/* Parks the calling vCPU thread while the VM is paused (PATCH /vm). */
+static void wait_while_paused(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    if (vm->pause_requested) {
+        vm->nr_paused++;
+        pthread_cond_broadcast(&vm->pause_cond);
+        while (vm->pause_requested && atomic_load(&vm->end) == VM_END_NONE)
+            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+        vm->nr_paused--;
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -161,8 +175,9 @@ static void *vcpu_thread(void *arg)
     while (atomic_load(&vm->end) == VM_END_NONE) {
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
-                /* EINTR: kicked, re-check `end`. EAGAIN: an AP left wait-for-SIPI. */
+                /* EINTR: kicked (end or pause). EAGAIN: an AP left wait-for-SIPI. */
                 v->stats.exits[EXIT_INTR]++;
+                wait_while_paused(vm);
                 v->run->immediate_exit = atomic_load(&vm->end) != VM_END_NONE;
                 continue;
             }

@@ -235,7 +235,7 @@ static int attach_virtio(struct vm *vm, const char *name, const struct virtio_de
     if (rc)
         return err_set(err, rc, "%s: no MMIO slot or IRQ line left for it", name);
     struct virtio_mmio *m = &vm->virtio[vm->nr_virtio];
-    rc = virtio_mmio_init(m, name, ops, dev, &vm->alloc.mem, &vm->loop, vm->vm_fd, base, gsi,
+    rc = virtio_mmio_init(m, name, ops, dev, &vm->alloc.mem, vm->loop, vm->vm_fd, base, gsi,
                           (struct irq_line){irq_set, vm, gsi});
     vm->nr_virtio++; /* counted even on failure so destroy releases what init made */
     if (!rc)
@@ -380,11 +380,13 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
     return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err)
 {
     uint64_t t0 = vm->t_start_ns;
     memset(vm, 0, sizeof(*vm));
-    vm->loop.epfd = -1;
+    vm->loop = loop;
+    pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_cond_init(&vm->pause_cond, NULL);
     vm->t_start_ns = t0 ? t0 : now_ns();
     vm->cfg = *cfg;
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
@@ -393,10 +395,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_efd < 0)
         return err_set(err, -errno, "eventfd: %s", strerror(errno));
-    vm->loop.epfd = -1;
-    int lrc = evloop_init(&vm->loop);
-    if (lrc)
-        return err_set(err, lrc, "epoll: %s", strerror(-lrc));
     vm->pvm_host = hostcompat_is_pvm();
     if (vm->pvm_host)
         log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
@@ -425,6 +423,98 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err)
             return rc;
     }
     return 0;
+}
+
+int vm_start(struct vm *vm, struct errmsg *err)
+{
+    for (int i = 0; i < vm->nr_vcpus; i++) {
+        int rc = vcpu_start_thread(&vm->vcpus[i], err);
+        if (rc) {
+            vm_request_end(vm, VM_END_ERROR, "%s", err->text);
+            vm_stop(vm);
+            return rc;
+        }
+    }
+    vm->running = 1;
+    return 0;
+}
+
+void vm_stop(struct vm *vm)
+{
+    /* Wake paused vCPUs too: they re-check `end` and leave. */
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->pause_requested = 0;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    for (int i = 0; i < vm->nr_vcpus; i++) {
+        if (vm->vcpus[i].thread_started) {
+            pthread_join(vm->vcpus[i].thread, NULL);
+            vm->vcpus[i].thread_started = 0;
+        }
+    }
+    vm->running = 0;
+}
+
+int vm_pause(struct vm *vm)
+{
+    if (!vm->running)
+        return -EINVAL;
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->pause_requested = 1;
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    pthread_mutex_lock(&vm->pause_lock);
+    while (vm->nr_paused < vm->nr_vcpus && atomic_load(&vm->end) == VM_END_NONE) {
+        /* A kick can land just before a vCPU re-enters KVM_RUN: repeat it. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts) == ETIMEDOUT)
+            for (int i = 0; i < vm->nr_vcpus; i++)
+                vcpu_kick(&vm->vcpus[i]);
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+    return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+    if (!vm->running)
+        return -EINVAL;
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->pause_requested = 0;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+    return 0;
+}
+
+int vm_is_paused(const struct vm *vm) { return vm->pause_requested; }
+
+void vm_print_stats(struct vm *vm)
+{
+    struct exit_stats sum;
+    memset(&sum, 0, sizeof(sum));
+    for (int i = 0; i < vm->nr_vcpus; i++)
+        exit_stats_add(&sum, &vm->vcpus[i].stats);
+    char line[512];
+    size_t pos = 0;
+    for (int k = 0; k < EXIT_KINDS; k++)
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s%s=%" PRIu64, k ? " " : "",
+                                exit_kind_name((enum exit_kind)k), sum.exits[k]);
+    fprintf(stderr, "ember: stats: exits: %s\n", line);
+    pos = 0;
+    for (int k = 0; k < INSN_KINDS; k++)
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s%s=%" PRIu64, k ? " " : "",
+                                interp_insn_name((enum interp_insn)k), sum.insns[k]);
+    fprintf(stderr, "ember: stats: interpreted: %s\n", line);
+    uint64_t first = atomic_load(&vm->t_first_run_ns);
+    fprintf(stderr, "ember: stats: start to first KVM_RUN: %.3f ms; serial bytes out: %" PRIu64 "\n",
+            first ? (double)(first - vm->t_start_ns) / 1e6 : -1.0, vm->serial.tx_bytes);
 }
 
 void vm_destroy(struct vm *vm)
@@ -457,6 +547,7 @@ void vm_destroy(struct vm *vm)
         close(vm->kvm_fd);
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
-    evloop_destroy(&vm->loop);
     vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
+    pthread_mutex_destroy(&vm->pause_lock);
+    pthread_cond_destroy(&vm->pause_cond);
 }

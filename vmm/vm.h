@@ -74,10 +74,14 @@ struct vm {
     atomic_int end;           /* enum vm_end, first writer wins */
     char end_reason[512];
     int stop_efd;             /* written once when `end` is decided */
-    int signal_fd;            /* SIGINT/SIGTERM, read by the VMM thread */
-    struct event_loop loop;   /* device events, signals, console input: VMM thread */
-    uint8_t console_in[256];  /* stdin bytes the UART FIFO has not taken yet */
-    unsigned console_in_len;
+    struct event_loop *loop;  /* the process's event loop (VMM thread) */
+    int running;              /* vCPU threads started */
+
+    /* Pause (PATCH /vm): vCPU threads park until resumed. */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    int pause_requested;
+    int nr_paused;
     /* Unclaimed addresses already reported (each is reported once). */
     pthread_mutex_t report_lock;
     uint64_t reported[16];
@@ -87,10 +91,17 @@ struct vm {
     _Atomic uint64_t t_first_run_ns;
 };
 
-/* Build everything up to (not including) running vCPUs. */
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct errmsg *err);
-/* Start vCPU threads, serve the console and signals until the VM ends. */
-int vm_run(struct vm *vm, struct errmsg *err);
+/* Build everything up to (not including) running vCPUs; devices register on `loop`. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err);
+/* Start the vCPU threads (the guest runs from here on). */
+int vm_start(struct vm *vm, struct errmsg *err);
+/* Kick every vCPU out of KVM_RUN and join the threads (after the end is decided). */
+void vm_stop(struct vm *vm);
+/* Park / unpark every vCPU thread; pause returns once all are parked. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+int vm_is_paused(const struct vm *vm);
+void vm_print_stats(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
 /* Decide how the VM ends (first caller wins) and wake the main loop. */
