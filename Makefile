@@ -12,7 +12,7 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-LDLIBS := -luring -pthread
+LDLIBS := -lmicrohttpd -ljansson -luring -pthread
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
@@ -20,7 +20,7 @@ DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjanss
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
   dnsmasq-base iputils-ping util-linux bsdutils
 
-LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c))
+LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c api/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -22,6 +22,8 @@ void cli_usage(FILE *out)
 {
     fputs("usage: ember --kernel PATH [--initrd PATH] [--cmdline \"ARGS\"] [--vcpus N] [--mem-mib M]\n"
           "             [--drive SPEC]... [--net SPEC]...\n"
+          "       ember --api-sock PATH [--id ID]           (configure and start over the API)\n"
+          "       ember --config-file FILE [--no-api | --api-sock PATH] [--id ID]\n"
           "             [--boot pvh|linux] [--host-compat auto|on|off] [--log-level error|warn|info|debug]\n"
           "             [--stats] [--help] [--version]\n"
           "\n"
@@ -37,10 +39,14 @@ void cli_usage(FILE *out)
           "                      a virtio-blk disk (repeatable; the root drive becomes /dev/vda)\n"
           "  --net id=ID,tap=TAP[,mac=XX:XX:XX:XX:XX:XX]\n"
           "                      a virtio-net NIC on a host tap (repeatable)\n"
+          "  --api-sock PATH     serve Firecracker's REST API on this Unix socket\n"
+          "  --config-file FILE  boot at once from a Firecracker-shaped JSON file\n"
+          "  --no-api            with --config-file: no API socket\n"
+          "  --id ID             instance id (GET /, logs); default anonymous-instance\n"
           "\n"
           "The guest's serial console is on stdout; stdin feeds it when it is a terminal.\n"
           "Exit status: 0 guest reset/shutdown or SIGINT/SIGTERM, 1 setup error, 2 guest crash,\n"
-          "153 bad arguments.\n",
+          "152 bad JSON configuration file, 153 bad arguments.\n",
           out);
 }
 
@@ -174,7 +180,8 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_BOOT,
-           OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET };
+           OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET, OPT_API_SOCK,
+           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -187,6 +194,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"stats", no_argument, NULL, OPT_STATS},
         {"drive", required_argument, NULL, OPT_DRIVE},
         {"net", required_argument, NULL, OPT_NET},
+        {"api-sock", required_argument, NULL, OPT_API_SOCK},
+        {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
+        {"no-api", no_argument, NULL, OPT_NO_API},
+        {"id", required_argument, NULL, OPT_ID},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -282,6 +293,18 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             o->vm.nr_nets++;
             break;
         }
+        case OPT_API_SOCK:
+            o->api_sock = optarg;
+            break;
+        case OPT_CONFIG_FILE:
+            o->config_file = optarg;
+            break;
+        case OPT_NO_API:
+            o->no_api = 1;
+            break;
+        case OPT_ID:
+            o->instance_id = optarg;
+            break;
         case OPT_HELP:
             o->help = 1;
             return 0;
@@ -296,7 +319,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
     }
     if (optind < argc)
         return err_set(err, -EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!o->vm.kernel_path)
-        return err_set(err, -EINVAL, "--kernel is required (see --help)");
+    if (o->instance_id && (!*o->instance_id || strlen(o->instance_id) > 64))
+        return err_set(err, -EINVAL, "--id '%s': must be 1 to 64 characters", o->instance_id);
+    if (o->vm.kernel_path && o->config_file)
+        return err_set(err, -EINVAL, "--kernel and --config-file are alternatives: give one");
+    if (o->no_api && o->api_sock)
+        return err_set(err, -EINVAL, "--no-api and --api-sock contradict each other");
+    if (o->no_api && !o->config_file && !o->vm.kernel_path)
+        return err_set(err, -EINVAL, "--no-api needs --config-file (or --kernel)");
+    if (!o->vm.kernel_path && !o->config_file && !o->api_sock)
+        return err_set(err, -EINVAL, "--kernel is required (or --config-file, or --api-sock to configure over the API; see --help)");
+    if (!o->instance_id)
+        o->instance_id = "anonymous-instance";
     return 0;
 }

@@ -13,6 +13,10 @@ struct cli_opts {
     enum log_level log_level;
     int help;
     int version;
+    const char *api_sock;
+    const char *config_file;
+    const char *instance_id;
+    int no_api;
     char *owned[EMBER_MAX_DRIVES + EMBER_MAX_NETS]; /* copies the device specs point into */
     unsigned nr_owned;
 };

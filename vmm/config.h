@@ -24,6 +24,7 @@ struct vm_config {
     enum host_compat_mode host_compat;
     int use_pvh;               /* take the PVH entry when the ELF has one */
     int print_stats;           /* exit counters on stderr at the end */
+    const char *serial_out_path; /* NULL: the console goes to stdout */
     struct blk_config drives[EMBER_MAX_DRIVES];
     unsigned nr_drives;
     struct net_config nets[EMBER_MAX_NETS];

@@ -5,8 +5,25 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 static _Atomic int threshold = LOG_WARN;
+static _Atomic int out_fd = -1;
+static _Atomic int out_show_level;
+static _Atomic unsigned long missed;
+static const char *out_id = "anonymous-instance";
+
+void log_set_output(int fd, const char *instance_id, int show_level)
+{
+    if (instance_id)
+        out_id = instance_id;
+    atomic_store(&out_show_level, show_level);
+    atomic_store(&out_fd, fd);
+}
+
+unsigned long log_missed_lines(void) { return atomic_load(&missed); }
 
 void log_set_level(enum log_level level) { atomic_store(&threshold, (int)level); }
 enum log_level log_get_level(void) { return (enum log_level)atomic_load(&threshold); }
@@ -33,8 +50,24 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if ((int)level > atomic_load(&threshold))
         return;
     /* Build the line first so concurrent threads never interleave inside it. */
+    static const char *const upper[] = {"ERROR", "WARN", "INFO", "DEBUG"};
     char line[1024];
-    int n = snprintf(line, sizeof(line), "ember: %s: ", prefix[level]);
+    int fd = atomic_load(&out_fd);
+    int n;
+    if (fd >= 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        char thread[16] = "ember";
+        pthread_getname_np(pthread_self(), thread, sizeof(thread));
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s:%s] %s%s%s", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, out_id, thread,
+                     atomic_load(&out_show_level) ? "[" : "", atomic_load(&out_show_level) ? upper[level] : "",
+                     atomic_load(&out_show_level) ? "] " : "");
+    } else {
+        n = snprintf(line, sizeof(line), "ember: %s: ", prefix[level]);
+    }
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line))
@@ -45,5 +78,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
         line[len] = '\n';
         line[len + 1] = '\0';
     }
-    fputs(line, stderr);
+    if (fd >= 0) {
+        if (write(fd, line, strlen(line)) < 0)
+            atomic_fetch_add(&missed, 1); /* a full FIFO: Firecracker drops and counts too */
+    } else {
+        fputs(line, stderr);
+    }
 }

@@ -8,6 +8,13 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_parse_level(const char *name, enum log_level *out);
+/*
+ * Sends log lines to fd (a file or FIFO, non-blocking: a full FIFO loses
+ * lines, counted) in Firecracker's shape "TIME [ID:THREAD] [LEVEL] msg";
+ * fd < 0 goes back to stderr. The log is one per process, so is this.
+ */
+void log_set_output(int fd, const char *instance_id, int show_level);
+unsigned long log_missed_lines(void);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,14 +1,22 @@
-/* ember: one process, one microVM. */
+/*
+ * ember: one process, one microVM. The VM is described on the command line,
+ * in a Firecracker-shaped config file, or over the REST API; all three feed
+ * the same controller, served by one control loop on this (the VMM) thread.
+ */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 
+#include "../api/controller.h"
+#include "../api/routes.h"
+#include "../api/server.h"
 #include "cli.h"
 #include "log.h"
 #include "runner.h"
 #include "vm.h"
 
-#define EMBER_VERSION "0.1.0"
-#define EXIT_BAD_ARGS 153 /* Firecracker's code for argument errors */
+#define EXIT_BAD_CONFIG 152 /* Firecracker's code for a bad JSON configuration */
+#define EXIT_BAD_ARGS 153   /* Firecracker's code for argument errors */
 
 /* Reports how the VM ended and returns ember's exit status. */
 static int report_end(const struct vm *vm)
@@ -21,10 +29,26 @@ static int report_end(const struct vm *vm)
     return status;
 }
 
+static int load_config_file(struct controller *ctl, const char *path, struct errmsg *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return err_set(err, -EINVAL, "config file '%s': %s (line %d, column %d)", path, je.text, je.line, je.column);
+    struct errmsg inner;
+    int rc = api_apply_config(ctl, root, &inner);
+    json_decref(root);
+    if (!rc && !ctl->boot_set)
+        rc = err_set(&inner, -EINVAL, "\"boot-source\" is missing");
+    return rc ? err_set(err, rc, "config file '%s': %s", path, inner.text) : 0;
+}
+
 int main(int argc, char **argv)
 {
-    static struct vm vm; /* large, and the process has exactly one */
+    /* Large, and the process has exactly one of each. */
+    static struct vm vm;
     static struct runner runner;
+    static struct controller ctl;
     vm.t_start_ns = now_ns();
     struct cli_opts opts;
     struct errmsg err = {{0}};
@@ -37,23 +61,43 @@ int main(int argc, char **argv)
         if (opts.help)
             cli_usage(stdout);
         else
-            printf("ember %s\n", EMBER_VERSION);
+            printf("ember %s\n", EMBER_VERSION_STRING);
         cli_free(&opts);
         return 0;
     }
     log_set_level(opts.log_level);
 
-    int status = 1, ran = 0;
+    int status = 1;
+    struct api_server *api = NULL;
+    ctl_init(&ctl, &runner, &vm, opts.instance_id);
     if (runner_init(&runner, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
-    } else if (vm_create(&vm, &opts.vm, &runner.loop, &err) || runner_start_vm(&runner, &vm, &err)) {
-        fprintf(stderr, "ember: %s\n", err.text);
-    } else {
-        runner_loop(&runner);
-        ran = 1;
+        goto out;
     }
+    ctl_from_cli(&ctl, &opts.vm, &err);
+    if (opts.config_file && load_config_file(&ctl, opts.config_file, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        status = EXIT_BAD_CONFIG;
+        goto out;
+    }
+    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    if (opts.api_sock)
+        log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - vm.t_start_ns) / 1e6);
+    if (ctl.boot_set && (opts.vm.kernel_path || opts.config_file) && ctl_start(&ctl, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    runner_loop(&runner);
+    status = 0;
+out:
+    api_server_stop(api);
+    int started = ctl.state != CTL_NOT_STARTED;
     runner_finish(&runner);
-    if (ran)
+    ctl_destroy(&ctl);
+    if (started)
         status = report_end(&vm);
     vm_destroy(&vm);
     cli_free(&opts);

@@ -212,7 +212,14 @@ static int setup_devices(struct vm *vm, struct errmsg *err)
         rc = alloc_gsi_at(&vm->alloc, I8042_GSI, "i8042");
     if (rc)
         return err_set(err, rc, "cannot reserve legacy IRQ lines");
-    serial_init(&vm->serial, STDOUT_FILENO, (struct irq_line){irq_set, vm, SERIAL_COM1_GSI});
+    int out_fd = STDOUT_FILENO;
+    if (vm->cfg.serial_out_path) {
+        out_fd = open(vm->cfg.serial_out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (out_fd < 0)
+            return err_set(err, -errno, "serial output '%s': %s", vm->cfg.serial_out_path, strerror(errno));
+        vm->serial_out_fd = out_fd;
+    }
+    serial_init(&vm->serial, out_fd, (struct irq_line){irq_set, vm, SERIAL_COM1_GSI});
     i8042_init(&vm->i8042, (struct irq_line){irq_set, vm, I8042_GSI}, i8042_reset, vm);
     vm->devices_ready = 1;
     rc = attach_pio(vm, SERIAL_COM1_BASE, SERIAL_NR_REGS, "serial", &serial_io_ops, &vm->serial, err);
@@ -389,7 +396,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
     pthread_cond_init(&vm->pause_cond, NULL);
     vm->t_start_ns = t0 ? t0 : now_ns();
     vm->cfg = *cfg;
-    vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_out_fd = -1;
     atomic_init(&vm->end, VM_END_NONE);
     pthread_mutex_init(&vm->report_lock, NULL);
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -495,6 +502,24 @@ int vm_resume(struct vm *vm)
 
 int vm_is_paused(const struct vm *vm) { return vm->pause_requested; }
 
+int vm_replace_drive(struct vm *vm, const char *id, const char *path, struct errmsg *err)
+{
+    for (unsigned i = 0; i < vm->nr_virtio; i++) {
+        struct virtio_mmio *m = &vm->virtio[i];
+        if (m->ops != &virtio_blk_ops || strcmp(m->name, id) != 0)
+            continue;
+        pthread_mutex_lock(&m->lock);
+        int rc = virtio_blk_replace_backing(m->dev, path, err);
+        if (!rc)
+            virtio_mmio_config_changed(m); /* the guest re-reads the capacity */
+        pthread_mutex_unlock(&m->lock);
+        return rc;
+    }
+    return err_set(err, -ENOENT, "no drive with id '%s'", id);
+}
+
+int vm_ctrl_alt_del(struct vm *vm) { return i8042_send_ctrl_alt_del(&vm->i8042); }
+
 void vm_print_stats(struct vm *vm)
 {
     struct exit_stats sum;
@@ -547,6 +572,9 @@ void vm_destroy(struct vm *vm)
         close(vm->kvm_fd);
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
+    if (vm->serial_out_fd >= 0)
+        close(vm->serial_out_fd);
+    vm->serial_out_fd = -1;
     vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
     pthread_mutex_destroy(&vm->pause_lock);
     pthread_cond_destroy(&vm->pause_cond);

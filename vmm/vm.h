@@ -59,6 +59,7 @@ struct vm {
     struct serial serial;
     struct i8042 i8042;
     int devices_ready;
+    int serial_out_fd;        /* PUT /serial target, or -1 */
     /* virtio devices, in the order the guest sees them (root drive first). */
     struct virtio_mmio virtio[EMBER_MAX_DRIVES + EMBER_MAX_NETS];
     unsigned nr_virtio;
@@ -102,6 +103,9 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 int vm_is_paused(const struct vm *vm);
 void vm_print_stats(struct vm *vm);
+/* PATCH /drives: swap a drive's backing file; the guest sees the new size. */
+int vm_replace_drive(struct vm *vm, const char *id, const char *path, struct errmsg *err);
+int vm_ctrl_alt_del(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
 /* Decide how the VM ends (first caller wins) and wake the main loop. */

@@ -62,6 +62,35 @@ struct virtio_blk {
 uint64_t virtio_blk_capacity_sectors(const struct virtio_blk *b) { return b->size_bytes / SECTOR; }
 struct blk_counters virtio_blk_counters(const struct virtio_blk *b) { return b->ctr; }
 
+/* Opens, locks and sizes an image; the one place these rules live. */
+static int open_image(const char *id, const char *path, bool read_only, int *fd_out, uint64_t *size,
+                      struct errmsg *err)
+{
+    int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, -errno, "drive '%s': cannot open '%s'%s: %s", id, path, read_only ? "" : " read-write",
+                       strerror(errno));
+    /* Two VMs writing one image corrupt it: writers take it exclusively. */
+    if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, -e, "drive '%s': image '%s' is in use by another process (%s)", id, path,
+                       e == EWOULDBLOCK ? "it holds a lock on it" : strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EINVAL, "drive '%s': '%s' is not a regular file", id, path);
+    }
+    *size = (uint64_t)st.st_size;
+    if (*size % SECTOR)
+        log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes are not reachable",
+                 id, (unsigned long long)*size, (unsigned long long)(*size / SECTOR),
+                 (unsigned long long)(*size % SECTOR));
+    *fd_out = fd;
+    return 0;
+}
+
 int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, struct errmsg *err)
 {
     struct virtio_blk *b = calloc(1, sizeof(*b));
@@ -70,33 +99,15 @@ int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, str
     b->cfg = *cfg;
     b->ring_efd = -1;
     snprintf(b->id, sizeof(b->id), "%s", cfg->id);
+    b->fd = -1;
+    int rc = open_image(cfg->id, cfg->path, cfg->read_only, &b->fd, &b->size_bytes, err);
     b->path = strdup(cfg->path);
-    b->fd = open(cfg->path, (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (!b->path || b->fd < 0) {
-        int e = errno;
+    if (rc || !b->path) {
         virtio_blk_free(b);
-        return err_set(err, -e, "drive '%s': cannot open '%s'%s: %s", cfg->id, cfg->path,
-                       cfg->read_only ? "" : " read-write", strerror(e));
+        return rc ? rc : err_set(err, -ENOMEM, "out of memory");
     }
-    /* Two VMs writing one image corrupt it: writers take it exclusively. */
-    if (flock(b->fd, (cfg->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-        int e = errno;
-        virtio_blk_free(b);
-        return err_set(err, -e, "drive '%s': image '%s' is in use by another process (%s)", cfg->id, cfg->path,
-                       e == EWOULDBLOCK ? "it holds a lock on it" : strerror(e));
-    }
-    struct stat st;
-    if (fstat(b->fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-        virtio_blk_free(b);
-        return err_set(err, -EINVAL, "drive '%s': '%s' is not a regular file or block device", cfg->id, cfg->path);
-    }
-    b->size_bytes = (uint64_t)st.st_size;
-    if (b->size_bytes % SECTOR)
-        log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes are not reachable",
-                 cfg->id, (unsigned long long)b->size_bytes, (unsigned long long)(b->size_bytes / SECTOR),
-                 (unsigned long long)(b->size_bytes % SECTOR));
     if (cfg->engine == BLK_ENGINE_ASYNC) {
-        int rc = io_uring_queue_init(URING_DEPTH, &b->ring, 0);
+        rc = io_uring_queue_init(URING_DEPTH, &b->ring, 0);
         if (rc < 0) {
             virtio_blk_free(b);
             return err_set(err, rc, "drive '%s': io_uring unavailable (%s): use io_engine=sync", cfg->id, strerror(-rc));
@@ -124,6 +135,54 @@ void virtio_blk_free(struct virtio_blk *b)
         close(b->fd);
     free(b->path);
     free(b);
+}
+
+static void complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t s, uint32_t written);
+
+/* Waits for in-flight io_uring requests; `deliver` completes them to the guest (not on reset). */
+static void drain_inflight(struct virtio_blk *b, bool deliver)
+{
+    /* In-flight I/O still lands in guest memory the driver gave us; wait for it. */
+    while (b->ring_ok && b->nr_inflight) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(&b->ring, &cqe) < 0)
+            break;
+        uint64_t slot = io_uring_cqe_get_data64(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&b->ring, cqe);
+        if (slot < URING_DEPTH && b->slots[slot].used) {
+            struct inflight *f = &b->slots[slot];
+            f->used = false;
+            b->nr_inflight--;
+            if (deliver && b->m && virtio_mmio_driver_ok(b->m)) {
+                bool ok = res >= 0 && (f->type == T_FLUSH || (uint32_t)res == f->expect);
+                complete(b, f->head, f->status, ok ? S_OK : S_IOERR, ok ? f->written : 1);
+            }
+        }
+    }
+}
+
+int virtio_blk_replace_backing(struct virtio_blk *b, const char *path, struct errmsg *err)
+{
+    int fd;
+    uint64_t size;
+    int rc = open_image(b->cfg.id, path, b->cfg.read_only, &fd, &size, err);
+    if (rc)
+        return rc;
+    char *p = strdup(path);
+    if (!p) {
+        close(fd);
+        return err_set(err, -ENOMEM, "out of memory");
+    }
+    drain_inflight(b, true);
+    if (b->m && b->nr_inflight == 0)
+        virtio_mmio_notify_used(b->m, 0);
+    close(b->fd);
+    free(b->path);
+    b->fd = fd;
+    b->path = p;
+    b->size_bytes = size;
+    return 0;
 }
 
 static uint64_t blk_features(void *dev)
@@ -391,18 +450,7 @@ static void blk_reset(void *dev, struct virtio_mmio *m)
     struct virtio_blk *b = dev;
     (void)m;
     if (b->ring_ok) {
-        /* In-flight I/O still lands in guest memory the driver gave us; wait for it. */
-        while (b->nr_inflight) {
-            struct io_uring_cqe *cqe;
-            if (io_uring_wait_cqe(&b->ring, &cqe) < 0)
-                break;
-            uint64_t slot = io_uring_cqe_get_data64(cqe);
-            if (slot < URING_DEPTH && b->slots[slot].used) {
-                b->slots[slot].used = false;
-                b->nr_inflight--;
-            }
-            io_uring_cqe_seen(&b->ring, cqe);
-        }
+        drain_inflight(b, false);
         if (b->m && b->m->loop)
             evloop_remove(b->m->loop, b->ring_efd);
     }

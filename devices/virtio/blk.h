@@ -30,6 +30,8 @@ void virtio_blk_free(struct virtio_blk *b);
 /* The transport glue: ops + the device pointer to hand to virtio_mmio_init. */
 extern const struct virtio_dev_ops virtio_blk_ops;
 uint64_t virtio_blk_capacity_sectors(const struct virtio_blk *b);
+/* Swaps the image (transport lock held): in-flight I/O drains first; the new file is locked likewise. */
+int virtio_blk_replace_backing(struct virtio_blk *b, const char *path, struct errmsg *err);
 /* Requests served, by outcome (for tests and metrics). */
 struct blk_counters {
     uint64_t reads, writes, flushes, get_ids, errors, unsupported, bytes_read, bytes_written;
