@@ -12,7 +12,7 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-LDLIBS := -lmicrohttpd -ljansson -luring -pthread
+LDLIBS := -lmicrohttpd -ljansson -luring -lseccomp -lcap-ng -pthread
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
@@ -20,13 +20,13 @@ DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjanss
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
   dnsmasq-base iputils-ping util-linux bsdutils
 
-LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c api/*.c))
+LIB_SRCS := $(filter-out vmm/main.c jailer/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c api/*.c jailer/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps guest demo test unit integration asan asan-test clean help
-all: $(BUILD)/ember $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
+all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
 
 help:
 	@echo "make [all]   build build/ember and the tiny test guests"
@@ -48,6 +48,9 @@ $(BUILD)/libember.a: $(LIB_OBJS)
 $(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
@@ -64,14 +67,15 @@ guest: deps
 	deploy/guest/build.sh $(BUILD)/guest
 
 asan:
-	$(MAKE) BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/ember $(BUILD)/asan/unit-tests
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/ember $(BUILD)/asan/ember-jailer $(BUILD)/asan/unit-tests
 
 unit: $(BUILD)/unit-tests asan
 	$(BUILD)/unit-tests
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/asan/unit-tests
 
 integration: all asan
-	EMBER=$(BUILD)/ember EMBER_ASAN=$(BUILD)/asan/ember GUEST_DIR=$(BUILD)/guest BUILD=$(BUILD) \
+	EMBER=$(BUILD)/ember EMBER_ASAN=$(BUILD)/asan/ember JAILER=$(BUILD)/ember-jailer \
+	  GUEST_DIR=$(BUILD)/guest BUILD=$(BUILD) \
 	  tests/integration/run.sh
 
 test: deps
@@ -88,4 +92,4 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/vmm/main.d
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/vmm/main.d $(BUILD)/obj/jailer/main.d

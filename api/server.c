@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,6 +30,10 @@ struct pending {
 
 struct api_server {
     struct MHD_Daemon *daemon;
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;       /* eventfd: tells the API thread to stop */
+    int (*thread_init)(void); /* e.g. install the API thread's seccomp filter */
     char *path;
     int listen_fd;
     int efd;
@@ -215,8 +220,43 @@ static int prepare_path(const char *path, struct errmsg *err)
     return 0;
 }
 
+/*
+ * The API thread: our own, so it can install its own seccomp filter before
+ * it reads a byte from a client. It runs MHD's epoll set and a wake eventfd.
+ */
+static void *api_thread(void *arg)
+{
+    struct api_server *s = arg;
+    if (s->thread_init && s->thread_init() != 0) {
+        log_error("API thread: cannot install its seccomp filter; the API is closed");
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    int mhd_fd = info ? info->epoll_fd : -1;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = mhd_fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, mhd_fd, &ev);
+    ev.data.fd = s->wake_fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, s->wake_fd, &ev);
+    for (;;) {
+        MHD_UNSIGNED_LONG_LONG to;
+        int timeout = MHD_get_timeout(s->daemon, &to) == MHD_YES ? (int)(to > 1000 ? 1000 : to) : 1000;
+        struct epoll_event evs[2];
+        int n = epoll_wait(ep, evs, 2, timeout);
+        bool stop = false;
+        for (int i = 0; i < n; i++)
+            stop |= evs[i].data.fd == s->wake_fd;
+        if (stop)
+            break;
+        MHD_run(s->daemon);
+    }
+    close(ep);
+    return NULL;
+}
+
 int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h,
-                     void *ctx, struct errmsg *err)
+                     void *ctx, int (*thread_init)(void), struct errmsg *err)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (!path || !*path || strlen(path) >= sizeof(a.sun_path))
@@ -232,7 +272,8 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
     s->loop = loop;
     s->handler = h;
     s->ctx = ctx;
-    s->listen_fd = s->efd = -1;
+    s->listen_fd = s->efd = s->wake_fd = -1;
+    s->thread_init = thread_init;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
@@ -250,7 +291,7 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
         rc = err_set(err, -EIO, "API: cannot attach to the event loop");
         goto fail;
     }
-    s->daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL, on_access, s,
+    s->daemon = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_access, s,
                                  MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
                                  on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
@@ -258,9 +299,20 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
         rc = err_set(err, -EIO, "API: cannot start the HTTP server on '%s'", path);
         goto fail;
     }
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0 || pthread_create(&s->thread, NULL, api_thread, s) != 0) {
+        rc = err_set(err, -EIO, "API: cannot start its thread");
+        goto fail;
+    }
+    pthread_setname_np(s->thread, "ember_api");
+    s->thread_started = true;
     *out = s;
     return 0;
 fail:
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
     if (s->efd >= 0) {
         evloop_remove(loop, s->efd);
         close(s->efd);
@@ -293,7 +345,11 @@ void api_server_stop(struct api_server *s)
     s->head = s->tail = NULL;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    uint64_t one = 1;
+    if (s->thread_started && write(s->wake_fd, &one, sizeof(one)) == sizeof(one))
+        pthread_join(s->thread, NULL);
     MHD_stop_daemon(s->daemon);
+    close(s->wake_fd);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     unlink(s->path);

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         status = EXIT_BAD_CONFIG;
         goto out;
     }
-    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, &err)) {
+    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, NULL, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }
