@@ -102,7 +102,8 @@ int alloc_mmio(struct allocator *a, uint64_t len, const char *owner, uint64_t *b
 {
     if (len == 0 || (len & 0xfff))
         return -EINVAL;
-    while (a->mmio_next + len <= ALLOC_MMIO_DYN_END) {
+    /* Written so that a huge len cannot wrap the sum. */
+    while (a->mmio_next <= ALLOC_MMIO_DYN_END && len <= ALLOC_MMIO_DYN_END - a->mmio_next) {
         uint64_t at = a->mmio_next;
         a->mmio_next += len;
         int rc = alloc_mmio_at(a, at, len, owner);

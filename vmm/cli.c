@@ -43,6 +43,8 @@ void cli_usage(FILE *out)
           "  --config-file FILE  boot at once from a Firecracker-shaped JSON file\n"
           "  --no-api            with --config-file: no API socket\n"
           "  --id ID             instance id (GET /, logs); default anonymous-instance\n"
+          "  --no-seccomp        do not filter system calls (debugging only)\n"
+          "  --seccomp-print     print each thread's system-call policy and exit\n"
           "\n"
           "The guest's serial console is on stdout; stdin feeds it when it is a terminal.\n"
           "Exit status: 0 guest reset/shutdown or SIGINT/SIGTERM, 1 setup error, 2 guest crash,\n"
@@ -166,8 +168,8 @@ static char *own(struct cli_opts *o, const char *s)
 /* Strict unsigned parse: digits only, in [min, max]. */
 static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || *s == '-' || *s == '+')
-        return -EINVAL;
+    if (!s || !isdigit((unsigned char)*s))
+        return -EINVAL; /* digits only: strtoull would accept blanks and signs */
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -181,7 +183,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_BOOT,
            OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET, OPT_API_SOCK,
-           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID };
+           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_NO_SECCOMP, OPT_SECCOMP_PRINT };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -198,6 +200,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
         {"no-api", no_argument, NULL, OPT_NO_API},
         {"id", required_argument, NULL, OPT_ID},
+        {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+        {"seccomp-print", no_argument, NULL, OPT_SECCOMP_PRINT},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -209,7 +213,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
     opterr = 0;
     int c;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    /* optopt is only set for unknown short options: clear it so a stale value is not reported. */
+    while ((optopt = 0, c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case OPT_KERNEL:
             o->vm.kernel_path = optarg;
@@ -305,6 +310,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         case OPT_ID:
             o->instance_id = optarg;
             break;
+        case OPT_NO_SECCOMP:
+            o->no_seccomp = 1;
+            break;
+        case OPT_SECCOMP_PRINT:
+            o->seccomp_print = 1;
+            return 0;
         case OPT_HELP:
             o->help = 1;
             return 0;
@@ -314,6 +325,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         case ':':
             return err_set(err, -EINVAL, "%s needs a value", argv[optind - 1]);
         default:
+            if (optopt > 0 && optopt < 128 && isprint(optopt))
+                return err_set(err, -EINVAL, "unknown option '-%c' (see --help)", optopt);
+            if (optopt >= OPT_KERNEL)
+                return err_set(err, -EINVAL, "'%s': this option takes no value (see --help)", argv[optind - 1]);
             return err_set(err, -EINVAL, "unknown argument '%s' (see --help)", argv[optind - 1]);
         }
     }

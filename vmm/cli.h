@@ -17,6 +17,8 @@ struct cli_opts {
     const char *config_file;
     const char *instance_id;
     int no_api;
+    int no_seccomp;
+    int seccomp_print;
     char *owned[EMBER_MAX_DRIVES + EMBER_MAX_NETS]; /* copies the device specs point into */
     unsigned nr_owned;
 };

@@ -47,7 +47,7 @@ int boot_tables_write(struct guest_mem *gm)
     }
     gdt[0] = 0;
     gdt[1] = 0;
-    gdt[2] = gdt_entry(0xa09b, 0, 0xfffff); /* 64-bit code (PVH entry rewrites as 32-bit) */
+    gdt[2] = gdt_entry(0xa09b, 0, 0xfffff); /* 64-bit code; for PVH, CS is loaded 32-bit through sregs */
     gdt[3] = gdt_entry(0xc093, 0, 0xfffff); /* flat data */
     gdt[4] = gdt_entry(0x808b, 0, 0xfffff); /* TSS */
     *idt = 0;

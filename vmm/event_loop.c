@@ -1,6 +1,7 @@
 #include "event_loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -25,14 +26,24 @@ void evloop_destroy(struct event_loop *l)
 
 int evloop_add(struct event_loop *l, int fd, uint32_t events, evloop_cb cb, void *opaque)
 {
+    /*
+     * vCPU threads add fds too (a device activated by the driver's status
+     * write): claim a slot atomically, fill it, then arm it in epoll.
+     */
     for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++) {
         struct evloop_handler *h = &l->handlers[i];
-        if (h->fd != -1)
+        int free_fd = -1;
+        if (!__atomic_compare_exchange_n(&h->fd, &free_fd, -2, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             continue;
+        h->cb = cb;
+        h->opaque = opaque;
+        __atomic_store_n(&h->fd, fd, __ATOMIC_RELEASE);
         struct epoll_event ev = {.events = events, .data.ptr = h};
-        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-            return -errno;
-        *h = (struct evloop_handler){fd, cb, opaque};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            int e = errno;
+            __atomic_store_n(&h->fd, -1, __ATOMIC_RELEASE);
+            return -e;
+        }
         return 0;
     }
     return -ENOSPC;
@@ -41,7 +52,7 @@ int evloop_add(struct event_loop *l, int fd, uint32_t events, evloop_cb cb, void
 static struct evloop_handler *find(struct event_loop *l, int fd)
 {
     for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
-        if (l->handlers[i].fd == fd)
+        if (__atomic_load_n(&l->handlers[i].fd, __ATOMIC_ACQUIRE) == fd)
             return &l->handlers[i];
     return NULL;
 }
@@ -61,7 +72,7 @@ int evloop_remove(struct event_loop *l, int fd)
     if (!h)
         return -ENOENT;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    h->fd = -1;
+    __atomic_store_n(&h->fd, -1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -73,7 +84,7 @@ int evloop_run_once(struct event_loop *l, int timeout_ms)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         struct evloop_handler *h = evs[i].data.ptr;
-        if (h->fd != -1)
+        if (__atomic_load_n(&h->fd, __ATOMIC_ACQUIRE) >= 0) /* removed meanwhile: skip */
             h->cb(h->opaque, evs[i].events);
     }
     return n;

@@ -63,6 +63,60 @@ static int decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int ad
     return (int)(used + in->disp_len);
 }
 
+/* Decodes the ModRM operand at bytes[*i]; -ENOENT when it is cut short. */
+static int take_modrm(const uint8_t *bytes, unsigned n, unsigned *i, enum cpu_mode mode, int addr_override,
+                      struct insn *out)
+{
+    int used = decode_modrm(bytes + *i, n - *i, mode, addr_override, out);
+    if (used < 0)
+        return -ENOENT;
+    *i += (unsigned)used;
+    return 0;
+}
+
+/* 0F AE group: the XSAVE/XRSTOR forms (memory), RD/WR FS/GS base (F3, register). */
+static int decode_0fae(const struct insn *in, unsigned digit, enum cpu_mode mode)
+{
+    if ((in->modrm >> 6) == 3) {
+        if (!in->rep || in->repne || in->opsize_prefix || mode != MODE_LONG64 || digit > 3)
+            return -ENOENT; /* LFENCE/MFENCE/SFENCE and the rest: not ours */
+        static const int fsgs[4] = {INSN_RDFSBASE, INSN_RDGSBASE, INSN_WRFSBASE, INSN_WRGSBASE};
+        return fsgs[digit];
+    }
+    if (in->opsize_prefix || in->rep || in->repne)
+        return -ENOENT; /* 66/F3 forms are CLWB, CLFLUSHOPT, PTWRITE...: not ours */
+    switch (digit) {
+    case 4: return INSN_XSAVE;
+    case 5: return INSN_XRSTOR;
+    case 6: return INSN_XSAVEOPT;
+    }
+    return -ENOENT;
+}
+
+/* 0F C7 group: CMPXCHG8B/16B and the compacted XSAVE forms (memory), RDRAND/RDSEED (register). */
+static int decode_0fc7(const struct insn *in, unsigned digit)
+{
+    int mem = (in->modrm >> 6) != 3;
+    if (in->rep && !in->opsize_prefix && !mem && digit == 7)
+        return INSN_RDPID;
+    if (in->rep || in->repne)
+        return -ENOENT; /* F3 /6 (mod 3) SENDUIPI, F3 /6 (memory) VMXON...: not ours */
+    if (mem && digit == 1)
+        return (in->rex & 8) ? INSN_CMPXCHG16B : INSN_CMPXCHG8B;
+    if (mem && !in->opsize_prefix) {
+        switch (digit) {
+        case 3: return INSN_XRSTORS;
+        case 4: return INSN_XSAVEC;
+        case 5: return INSN_XSAVES;
+        }
+    }
+    if (!mem && digit == 6)
+        return INSN_RDRAND;
+    if (!mem && digit == 7)
+        return INSN_RDSEED;
+    return -ENOENT;
+}
+
 int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct insn *out)
 {
     memset(out, 0, sizeof(*out));
@@ -88,24 +142,47 @@ int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct ins
         return -ENOENT;
     int def32 = mode == MODE_PROT32 || mode == MODE_LONG64;
     out->opsize = (out->rex & 0x8) ? 8 : (def32 ^ out->opsize_prefix) ? 4 : 2;
+    if (mode == MODE_LONG64)
+        out->addr_size = addr_override ? 4 : 8;
+    else
+        out->addr_size = ((mode == MODE_PROT32) ^ addr_override) ? 4 : 2;
 
+    int kind = -ENOENT;
     uint8_t op = bytes[i++];
     if (op == 0xcc) {
-        out->kind = INSN_INT3;
+        kind = INSN_INT3;
     } else if (op == 0x9b) {
-        out->kind = INSN_FWAIT;
-    } else if (op == 0x0f && i + 1 <= n && bytes[i] == 0xb8 && out->rep) {
-        i++;
-        int used = decode_modrm(bytes + i, n - i, mode, addr_override, out);
-        if (used < 0)
-            return -ENOENT;
-        i += (unsigned)used;
-        out->kind = INSN_POPCNT;
-    } else {
-        return -ENOENT;
+        kind = INSN_FWAIT;
+    } else if (op == 0x0f && i < n) {
+        uint8_t op2 = bytes[i++];
+        if (op2 == 0xb8 && out->rep) {
+            if (take_modrm(bytes, n, &i, mode, addr_override, out))
+                return -ENOENT;
+            kind = INSN_POPCNT;
+        } else if (op2 == 0xae || op2 == 0xc7) {
+            if (take_modrm(bytes, n, &i, mode, addr_override, out))
+                return -ENOENT;
+            kind = op2 == 0xae ? decode_0fae(out, insn_digit(out), mode) : decode_0fc7(out, insn_digit(out));
+        } else if (op2 == 0x01 && i < n) {
+            static const struct {
+                uint8_t modrm;
+                enum interp_insn kind;
+            } grp7[] = {{0xd0, INSN_XGETBV}, {0xd1, INSN_XSETBV}, {0xca, INSN_CLAC}, {0xcb, INSN_STAC}};
+            for (unsigned k = 0; k < sizeof(grp7) / sizeof(grp7[0]); k++)
+                if (bytes[i] == grp7[k].modrm && !out->opsize_prefix && !out->rep && !out->repne)
+                    kind = (int)grp7[k].kind;
+            if (kind >= 0) {
+                out->has_modrm = 1;
+                out->modrm = bytes[i++];
+            }
+        }
     }
-    if (out->lock)
-        return -ENOENT; /* LOCK on any of these is #UD on hardware: not ours to paper over */
+    if (kind < 0)
+        return -ENOENT;
+    out->kind = (enum interp_insn)kind;
+    /* LOCK is #UD on hardware except on CMPXCHG8B/16B: not ours to paper over. */
+    if (out->lock && kind != INSN_CMPXCHG8B && kind != INSN_CMPXCHG16B)
+        return -ENOENT;
     out->len = (uint8_t)i;
     return 0;
 }
@@ -139,4 +216,35 @@ uint64_t gpr_merge(uint64_t old, uint64_t val, unsigned size)
     case 4: return val & 0xffffffffULL; /* 32-bit writes zero-extend */
     default: return val;
     }
+}
+
+int cmpxchg_exec(unsigned size, uint64_t *lo, uint64_t *hi, uint64_t m_lo, uint64_t m_hi, uint64_t *rflags)
+{
+    int equal;
+    if (size == 16) {
+        equal = *lo == m_lo && *hi == m_hi;
+    } else {
+        /* CMPXCHG8B: EDX:EAX against the 64-bit memory value. */
+        uint64_t pair = (*lo & 0xffffffffULL) | (*hi << 32);
+        equal = pair == m_lo;
+        m_hi = m_lo >> 32;
+        m_lo &= 0xffffffffULL;
+    }
+    if (equal) {
+        *rflags |= RFLAGS_ZF;
+        return 1;
+    }
+    *rflags &= ~RFLAGS_ZF;
+    *lo = m_lo; /* for CMPXCHG8B these are 32-bit writes: zero-extended */
+    *hi = m_hi;
+    return 0;
+}
+
+uint64_t rdrand_exec(int ok, uint64_t value, unsigned size, uint64_t *rflags)
+{
+    *rflags &= ~(RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF);
+    if (!ok)
+        return 0;
+    *rflags |= RFLAGS_CF;
+    return size < 8 ? value & ((1ULL << (size * 8)) - 1) : value;
 }

@@ -28,10 +28,23 @@ struct insn {
     uint8_t disp_len;
     uint8_t has_sib;
     uint8_t sib;
+    uint8_t addr_size; /* address size in bytes: 2, 4 or 8 */
     int64_t disp;
 };
 
-/* Decodes one instruction Ember can interpret; -ENOENT if it is none of them. */
+/*
+ * Decodes one instruction Ember can interpret; -ENOENT if it is none of them
+ * (or a form of one that hardware would refuse, e.g. a LOCK prefix other than
+ * on CMPXCHG8B/16B). Recognised:
+ *   CC INT3 | 9B FWAIT | F3 [REX] 0F B8 /r POPCNT
+ *   [REX.W] 0F AE /4 XSAVE, /5 XRSTOR, /6 XSAVEOPT (memory operand, no 66/F2/F3)
+ *   [REX.W] 0F C7 /3 XRSTORS, /4 XSAVEC, /5 XSAVES (memory operand, no 66/F2/F3)
+ *   [F0] [REX.W] 0F C7 /1 CMPXCHG8B (CMPXCHG16B with REX.W; memory operand)
+ *   [66] [REX.W] 0F C7 /6 RDRAND, /7 RDSEED (register operand, no F2/F3)
+ *   0F 01 D0 XGETBV, 0F 01 D1 XSETBV, 0F 01 CA CLAC, 0F 01 CB STAC
+ *   F3 [REX.W] 0F AE /0 RDFSBASE, /1 RDGSBASE, /2 WRFSBASE, /3 WRGSBASE (register operand)
+ *   F3 0F C7 /7 RDPID (register operand)
+ */
 int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct insn *out);
 
 /* ModRM register operand / r/m operand numbers in x86 encoding order (0=rax,1=rcx,...). */
@@ -47,6 +60,25 @@ int fwait_pending_exception(uint16_t fsw, uint16_t fcw);
 
 /* Merge a result into a GPR the way x86 does for each operand size. */
 uint64_t gpr_merge(uint64_t old, uint64_t val, unsigned size);
+
+/* ModRM.reg as an opcode extension (/digit). */
+static inline unsigned insn_digit(const struct insn *in) { return (in->modrm >> 3) & 7u; }
+
+/*
+ * CMPXCHG8B/16B on values already read: compares the accumulator pair
+ * (EDX:EAX or RDX:RAX, passed as lo and hi) with the memory value m_lo, m_hi
+ * (size 8: the 64-bit memory value is m_lo; m_hi is unused). Returns 1 when
+ * equal (the caller stores ECX:EBX or RCX:RBX); otherwise 0, and lo and hi
+ * receive the memory value (32-bit halves for size 8, zero-extended). ZF
+ * tells which; the other flags are unchanged.
+ */
+int cmpxchg_exec(unsigned size, uint64_t *lo, uint64_t *hi, uint64_t m_lo, uint64_t m_hi, uint64_t *rflags);
+
+/*
+ * RDRAND/RDSEED result: ok=1 gives the value (truncated to size) and CF=1,
+ * ok=0 gives 0 and CF=0; OF SF ZF AF PF are cleared either way.
+ */
+uint64_t rdrand_exec(int ok, uint64_t value, unsigned size, uint64_t *rflags);
 
 #define RFLAGS_CF 0x0001ULL
 #define RFLAGS_PF 0x0004ULL

@@ -1,16 +1,23 @@
+/*
+ * The interpreter's KVM side: on an emulation failure, take a snapshot of the
+ * vCPU (registers, and for the instructions that need them the FPU, XSAVE
+ * image, XCR0, IA32_XSS), run the routine (interp_exec.c, interp_xsave.c),
+ * write back what changed, deliver the exception the instruction raised, if
+ * any, and let the vCPU resume.
+ */
 #include "interp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "guest_walk.h"
 #include "insn.h"
+#include "interp_cpu.h"
+#include "log.h"
 #include "vm.h"
-
-#define VEC_BP 3
-#define VEC_MF 16
 
 static enum cpu_mode cpu_mode_of(const struct kvm_sregs *s)
 {
@@ -35,79 +42,102 @@ static void hex_bytes(const uint8_t *b, unsigned n, char *out, size_t outlen)
         pos += (size_t)snprintf(out + pos, outlen - pos, "%s%02x", i ? " " : "", b[i]);
 }
 
-static int inject_exception(struct vcpu *v, uint8_t vector)
+static struct xstate_layout host_layout;
+static pthread_once_t host_layout_once = PTHREAD_ONCE_INIT;
+static void host_layout_init(void) { xstate_layout_host(&host_layout); }
+
+static const char *vector_name(uint8_t v)
 {
+    switch (v) {
+    case VEC_BP: return "#BP";
+    case VEC_UD: return "#UD";
+    case VEC_NM: return "#NM";
+    case VEC_SS: return "#SS";
+    case VEC_GP: return "#GP";
+    case VEC_PF: return "#PF";
+    case VEC_MF: return "#MF";
+    default: return "exception";
+    }
+}
+
+static int inject(struct vcpu *v, struct kvm_sregs *sregs, const struct interp_event *e)
+{
+    if (e->set_cr2) {
+        sregs->cr2 = e->cr2;
+        if (ioctl(v->fd, KVM_SET_SREGS, sregs) < 0)
+            return -errno;
+    }
     struct kvm_vcpu_events ev;
     if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
         return -errno;
     ev.exception.injected = 1;
-    ev.exception.nr = vector;
-    ev.exception.has_error_code = 0;
-    ev.exception.error_code = 0;
+    ev.exception.nr = e->vector;
+    ev.exception.has_error_code = e->has_error;
+    ev.exception.error_code = e->error;
     ev.flags = 0;
     if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
         return -errno;
     return 0;
 }
 
-/* x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..) into struct kvm_regs. */
-static __u64 *gpr(struct kvm_regs *r, unsigned n)
+static int get_xcr0(struct vcpu *v, uint64_t *xcr0)
 {
-    __u64 *const map[16] = {&r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi,
-                               &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15};
-    return map[n & 15];
+    struct kvm_xcrs x;
+    memset(&x, 0, sizeof(x));
+    if (ioctl(v->fd, KVM_GET_XCRS, &x) < 0)
+        return -errno;
+    *xcr0 = 1; /* x87 only, XCR0's value at reset */
+    for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
+        if (x.xcrs[i].xcr == 0)
+            *xcr0 = x.xcrs[i].value;
+    return 0;
 }
 
-/* Effective linear address of a ModRM memory operand (64-bit and 32-bit addressing). */
-static int mem_operand_address(const struct insn *in, struct kvm_regs *r, const struct kvm_sregs *s,
-                               enum cpu_mode mode, uint64_t *lin)
+static int set_xcr0(struct vcpu *v, uint64_t xcr0)
 {
-    if (mode == MODE_REAL16 || mode == MODE_PROT16)
-        return -EOPNOTSUPP;
-    unsigned mod = in->modrm >> 6, rm = in->modrm & 7;
-    uint64_t ea = (uint64_t)in->disp;
-    if (in->has_sib) {
-        unsigned base = (in->sib & 7) | ((in->rex & 1u) << 3);
-        unsigned index = ((in->sib >> 3) & 7) | ((in->rex & 2u) << 2);
-        unsigned scale = in->sib >> 6;
-        if (!(mod == 0 && (in->sib & 7) == 5))
-            ea += *gpr(r, base);
-        if (index != 4)
-            ea += *gpr(r, index) << scale;
-    } else if (mod == 0 && rm == 5) {
-        if (mode == MODE_LONG64)
-            ea += r->rip + in->len; /* RIP-relative: from the next instruction */
-    } else {
-        ea += *gpr(r, insn_rm(in));
-    }
-    if (mode != MODE_LONG64)
-        ea &= 0xffffffffULL;
-    /* Only FS/GS carry a base in long mode; in 32-bit mode every segment may. */
-    const struct kvm_segment *seg = &s->ds;
-    if (in->seg == 0x64)
-        seg = &s->fs;
-    else if (in->seg == 0x65)
-        seg = &s->gs;
-    else if (in->seg == 0x26 && mode != MODE_LONG64)
-        seg = &s->es;
-    else if (in->seg == 0x36 && mode != MODE_LONG64)
-        seg = &s->ss;
-    else if (in->seg == 0x2e && mode != MODE_LONG64)
-        seg = &s->cs;
-    if (mode != MODE_LONG64 || in->seg == 0x64 || in->seg == 0x65)
-        ea += seg->base;
-    *lin = ea;
-    return 0;
+    struct kvm_xcrs x;
+    memset(&x, 0, sizeof(x));
+    x.nr_xcrs = 1;
+    x.xcrs[0].xcr = 0;
+    x.xcrs[0].value = xcr0;
+    return ioctl(v->fd, KVM_SET_XCRS, &x) < 0 ? -errno : 0;
+}
+
+struct one_msr {
+    struct kvm_msrs hdr;
+    struct kvm_msr_entry e;
+};
+
+/* An MSR's value, or 0 when KVM does not know it. */
+static uint64_t get_msr(struct vcpu *v, uint32_t index)
+{
+    struct one_msr m;
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = 1;
+    m.e.index = index;
+    return ioctl(v->fd, KVM_GET_MSRS, &m) == 1 ? m.e.data : 0;
+}
+
+static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
+{
+    struct one_msr m;
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = 1;
+    m.e.index = index;
+    m.e.data = value;
+    int n = ioctl(v->fd, KVM_SET_MSRS, &m);
+    return n == 1 ? 0 : n < 0 ? -errno : -EINVAL;
 }
 
 int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
 {
     struct kvm_run *run = v->run;
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+    struct interp_cpu c;
+    memset(&c, 0, sizeof(c));
+    if (ioctl(v->fd, KVM_GET_REGS, &c.regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &c.sregs) < 0)
         return err_set(err, -errno, "vCPU %d: cannot read registers after an emulation failure", v->id);
-    enum cpu_mode mode = cpu_mode_of(&sregs);
+    enum cpu_mode mode = cpu_mode_of(&c.sregs);
+    uint64_t rip = c.regs.rip;
 
     uint8_t bytes[INSN_MAX_LEN];
     unsigned n = 0;
@@ -120,11 +150,11 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
         memcpy(bytes, run->emulation_failure.insn_bytes, n);
     } else {
         /* KVM gave no bytes: fetch them through the guest's own page tables. */
-        uint64_t lin = sregs.cs.base + regs.rip;
+        uint64_t lin = c.sregs.cs.base + rip;
         if (mode != MODE_LONG64)
             lin &= 0xffffffffULL;
         n = INSN_MAX_LEN;
-        while (n && guest_read_linear(&v->vm->alloc.mem, &sregs, lin, bytes, n))
+        while (n && guest_read_linear(&v->vm->alloc.mem, &c.sregs, lin, bytes, n))
             n--; /* the instruction may end right before an unmapped page */
     }
     char hex[64];
@@ -134,60 +164,65 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
     if (n == 0 || insn_decode(bytes, n, mode, &in))
         return err_set(err, -ENOSYS,
                        "vCPU %d: guest instruction at RIP %#llx (%s mode, bytes [%s]) cannot be run by the host's KVM nor by Ember's interpreter",
-                       v->id, (unsigned long long)regs.rip, mode_name(mode), n ? hex : "unreadable");
+                       v->id, (unsigned long long)rip, mode_name(mode), n ? hex : "unreadable");
 
-    int rc = 0;
-    switch (in.kind) {
-    case INSN_INT3:
-        /* A trap: the #BP handler sees RIP after the INT3, as on hardware. */
-        regs.rip += in.len;
-        if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-            return err_set(err, -errno, "vCPU %d: KVM_SET_REGS failed", v->id);
-        rc = inject_exception(v, VEC_BP);
-        break;
-    case INSN_FWAIT: {
+    pthread_once(&host_layout_once, host_layout_init);
+    c.mode = mode;
+    c.gm = &v->vm->alloc.mem;
+    c.xl = &host_layout;
+    c.rng = interp_host_rng;
+    struct kvm_xsave xsave;
+    unsigned needs = interp_needs(in.kind);
+    const char *what = interp_insn_name(in.kind);
+    if (needs & INTERP_NEED_FPU) {
         struct kvm_fpu fpu;
         if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
-            return err_set(err, -errno, "vCPU %d: KVM_GET_FPU failed", v->id);
-        if (fwait_pending_exception(fpu.fsw, fpu.fcw)) {
-            rc = inject_exception(v, VEC_MF); /* a fault: RIP stays on FWAIT */
-        } else {
-            regs.rip += in.len;
-            if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-                return err_set(err, -errno, "vCPU %d: KVM_SET_REGS failed", v->id);
-        }
-        break;
+            return err_set(err, -errno, "vCPU %d: KVM_GET_FPU failed: %s", v->id, strerror(errno));
+        c.fcw = fpu.fcw;
+        c.fsw = fpu.fsw;
     }
-    case INSN_POPCNT: {
-        uint64_t src;
-        if (insn_rm_is_reg(&in)) {
-            src = *gpr(&regs, insn_rm(&in));
-        } else {
-            uint64_t lin;
-            src = 0;
-            rc = mem_operand_address(&in, &regs, &sregs, mode, &lin);
-            if (!rc)
-                rc = guest_read_linear(&v->vm->alloc.mem, &sregs, lin, &src, in.opsize);
-            if (rc)
-                return err_set(err, rc,
-                               "vCPU %d: POPCNT at RIP %#llx (bytes [%s]): memory operand not readable",
-                               v->id, (unsigned long long)regs.rip, hex);
-        }
-        uint64_t rflags = regs.rflags;
-        uint64_t count = popcnt_exec(src, in.opsize, &rflags);
-        regs.rflags = rflags;
-        __u64 *dst = gpr(&regs, insn_reg(&in));
-        *dst = gpr_merge(*dst, count, in.opsize);
-        regs.rip += in.len;
-        if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-            return err_set(err, -errno, "vCPU %d: KVM_SET_REGS failed", v->id);
-        break;
+    if (needs & INTERP_NEED_XSAVE) {
+        if (ioctl(v->fd, KVM_GET_XSAVE, &xsave) < 0)
+            return err_set(err, -errno, "vCPU %d: %s at RIP %#llx: KVM_GET_XSAVE failed: %s", v->id, what,
+                           (unsigned long long)rip, strerror(errno));
+        c.xsave = (uint8_t *)xsave.region;
     }
-    default:
-        return err_set(err, -ENOSYS, "vCPU %d: no routine for [%s]", v->id, hex);
+    if (needs & INTERP_NEED_XCR0) {
+        int rc = get_xcr0(v, &c.xcr0);
+        if (rc)
+            return err_set(err, rc, "vCPU %d: %s at RIP %#llx: KVM_GET_XCRS failed: %s", v->id, what,
+                           (unsigned long long)rip, strerror(-rc));
     }
-    if (rc)
-        return err_set(err, rc, "vCPU %d: injecting an exception failed", v->id);
+    if (needs & INTERP_NEED_XSS)
+        c.xss = get_msr(v, MSR_IA32_XSS);
+    if (needs & INTERP_NEED_TSC_AUX)
+        c.tsc_aux = get_msr(v, MSR_TSC_AUX);
+
+    int rc = interp_exec(&c, &in);
+    if (rc < 0)
+        return err_set(err, rc, "vCPU %d: %s at RIP %#llx (%s mode, bytes [%s]) cannot be interpreted: %s", v->id,
+                       what, (unsigned long long)rip, mode_name(mode), hex, c.why);
+
+    if (c.xsave_dirty && ioctl(v->fd, KVM_SET_XSAVE, &xsave) < 0)
+        return err_set(err, -errno, "vCPU %d: %s at RIP %#llx: KVM_SET_XSAVE failed: %s", v->id, what,
+                       (unsigned long long)rip, strerror(errno));
+    if (c.xcr0_dirty && (rc = set_xcr0(v, c.xcr0)))
+        return err_set(err, rc, "vCPU %d: XSETBV at RIP %#llx: KVM_SET_XCRS refused XCR0 %#llx: %s", v->id,
+                       (unsigned long long)rip, (unsigned long long)c.xcr0, strerror(-rc));
+    if (c.msr_dirty && (rc = set_msr(v, c.msr_index, c.msr_value)))
+        return err_set(err, rc, "vCPU %d: %s at RIP %#llx: KVM_SET_MSRS refused MSR %#x := %#llx", v->id, what,
+                       (unsigned long long)rip, c.msr_index, (unsigned long long)c.msr_value);
+    if (ioctl(v->fd, KVM_SET_REGS, &c.regs) < 0)
+        return err_set(err, -errno, "vCPU %d: KVM_SET_REGS failed: %s", v->id, strerror(errno));
+    if (c.event.pending) {
+        if (c.event.vector != VEC_BP)
+            log_debug("vCPU %d: %s at RIP %#llx raises %s (error code %#x%s)", v->id, what,
+                      (unsigned long long)rip, vector_name(c.event.vector), c.event.error,
+                      c.event.set_cr2 ? ", CR2 set" : "");
+        if ((rc = inject(v, &c.sregs, &c.event)))
+            return err_set(err, rc, "vCPU %d: injecting %s after %s at RIP %#llx failed: %s", v->id,
+                           vector_name(c.event.vector), what, (unsigned long long)rip, strerror(-rc));
+    }
     v->stats.insns[in.kind]++;
     return 0;
 }

@@ -3,7 +3,7 @@
 #define EMBER_LAYOUT_H
 
 #define BOOT_GDT_GPA 0x500ULL
-#define BOOT_IDT_GPA 0x520ULL
+#define BOOT_IDT_GPA 0x530ULL   /* after the 5-entry GDT (0x500-0x527) */
 #define PVH_INFO_GPA 0x6000ULL   /* hvm_start_info, then module list and memmap */
 #define ZERO_PAGE_GPA 0x7000ULL  /* Linux boot_params */
 #define BOOT_STACK_GPA 0x8ff0ULL

@@ -61,6 +61,9 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
     uint64_t load = HIMEM_GPA;
     if (!file[HDR_RELOCATABLE])
         load = rd64(file + HDR_PREF_ADDRESS);
+    if (load < HIMEM_GPA)
+        return err_set(err, -ENOEXEC, "bzImage wants to load at %#llx, inside the boot area below 1 MiB",
+                       (unsigned long long)load);
     uint64_t init_size = rd32(file + HDR_INIT_SIZE);
     uint64_t need = init_size > kernel_len ? init_size : kernel_len;
     uint8_t *dst = gm_ptr(gm, load, need);

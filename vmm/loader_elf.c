@@ -53,7 +53,7 @@ static int scan_notes(const uint8_t *p, uint64_t len, uint64_t *entry)
         uint64_t name_sz = ((uint64_t)nh.n_namesz + 3) & ~3ULL;
         uint64_t desc_sz = ((uint64_t)nh.n_descsz + 3) & ~3ULL;
         if (name_sz > len - off || desc_sz > len - off - name_sz)
-            return -ENOENT; /* malformed note area: stop, no PVH */
+            return -EINVAL; /* malformed note area */
         const uint8_t *name = p + off;
         const uint8_t *desc = p + off + name_sz;
         if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
@@ -85,8 +85,9 @@ int elf_find_pvh_entry(const uint8_t *file, size_t size, uint64_t *entry)
         Elf64_Phdr ph = get_phdr(file, &eh, i);
         if (ph.p_type != PT_NOTE || !in_file(ph.p_offset, ph.p_filesz, size))
             continue;
-        if (scan_notes(file + ph.p_offset, ph.p_filesz, entry) == 0)
-            return 0;
+        int rc = scan_notes(file + ph.p_offset, ph.p_filesz, entry);
+        if (rc != -ENOENT)
+            return rc; /* found (0), or a malformed note area (-EINVAL) */
     }
     return -ENOENT;
 }
@@ -131,7 +132,10 @@ int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh
         return err_set(err, -ENOEXEC, "ELF has no loadable segment");
 
     uint64_t pvh_entry;
-    if (use_pvh && elf_find_pvh_entry(file, size, &pvh_entry) == 0) {
+    int note = elf_find_pvh_entry(file, size, &pvh_entry);
+    if (note == -EINVAL)
+        return err_set(err, -ENOEXEC, "ELF note area is malformed (a note's name or description runs past its segment)");
+    if (use_pvh && note == 0) {
         if (!gm_ptr(gm, pvh_entry, 1) || pvh_entry >= 0x100000000ULL)
             return err_set(err, -ENOEXEC, "PVH entry %#llx is outside guest memory", (unsigned long long)pvh_entry);
         out->proto = BOOT_PVH;

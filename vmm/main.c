@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <sys/prctl.h>
 
 #include "../api/controller.h"
 #include "../api/routes.h"
@@ -13,6 +16,7 @@
 #include "cli.h"
 #include "log.h"
 #include "runner.h"
+#include "seccomp.h"
 #include "vm.h"
 
 #define EXIT_BAD_CONFIG 152 /* Firecracker's code for a bad JSON configuration */
@@ -57,8 +61,10 @@ int main(int argc, char **argv)
         cli_free(&opts);
         return EXIT_BAD_ARGS;
     }
-    if (opts.help || opts.version) {
-        if (opts.help)
+    if (opts.help || opts.version || opts.seccomp_print) {
+        if (opts.seccomp_print)
+            seccomp_print(stdout);
+        else if (opts.help)
             cli_usage(stdout);
         else
             printf("ember %s\n", EMBER_VERSION_STRING);
@@ -66,6 +72,11 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(opts.log_level);
+    seccomp_set_enabled(!opts.no_seccomp);
+    prctl(PR_SET_NAME, "ember");
+    /* Time zone rules from the environment, never from /etc/localtime: filtered threads open no files. */
+    setenv("TZ", "UTC0", 1);
+    tzset();
 
     int status = 1;
     struct api_server *api = NULL;
@@ -80,7 +91,7 @@ int main(int argc, char **argv)
         status = EXIT_BAD_CONFIG;
         goto out;
     }
-    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, NULL, &err)) {
+    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, seccomp_install_api, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }

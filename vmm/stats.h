@@ -18,10 +18,30 @@ enum exit_kind {
     EXIT_KINDS
 };
 
+/* Instructions Ember's interpreter runs (counted per vCPU, printed by --stats). */
 enum interp_insn {
     INSN_INT3,
     INSN_FWAIT,
     INSN_POPCNT,
+    INSN_XSAVE,
+    INSN_XSAVEOPT,
+    INSN_XSAVEC,
+    INSN_XSAVES,
+    INSN_XRSTOR,
+    INSN_XRSTORS,
+    INSN_XGETBV,
+    INSN_XSETBV,
+    INSN_CMPXCHG8B,
+    INSN_CMPXCHG16B,
+    INSN_RDRAND,
+    INSN_RDSEED,
+    INSN_CLAC,
+    INSN_STAC,
+    INSN_RDFSBASE,
+    INSN_RDGSBASE,
+    INSN_WRFSBASE,
+    INSN_WRGSBASE,
+    INSN_RDPID,
     INSN_KINDS
 };
 

@@ -6,11 +6,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "cpu_boot.h"
 #include "dispatch.h"
 #include "log.h"
+#include "seccomp.h"
 #include "vm.h"
 
 #define MSR_IA32_TSC 0x10
@@ -164,10 +167,34 @@ static void wait_while_paused(struct vm *vm)
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
+/* Waits until the VMM thread says go (after every thread is filtered). */
+static int wait_for_start(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nr_ready++;
+    pthread_cond_broadcast(&vm->pause_cond);
+    while (!vm->go && atomic_load(&vm->end) == VM_END_NONE)
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
+    return atomic_load(&vm->end) == VM_END_NONE ? 0 : -ECANCELED;
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
     struct vm *vm = v->vm;
+    char name[16];
+    snprintf(name, sizeof(name), "ember_vcpu%d", v->id);
+    prctl(PR_SET_NAME, name);
+    struct errmsg err;
+    /* Filtered before the guest runs a single instruction. */
+    if (seccomp_install(THREAD_VCPU, &err)) {
+        vm_request_end(vm, VM_END_ERROR, "vCPU %d: %s", v->id, err.text);
+        wait_for_start(vm);
+        return NULL;
+    }
+    if (wait_for_start(vm))
+        return NULL;
     if (v->id == 0) {
         uint64_t expected = 0;
         atomic_compare_exchange_strong(&vm->t_first_run_ns, &expected, now_ns());

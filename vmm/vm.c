@@ -20,6 +20,7 @@
 #include "layout.h"
 #include "log.h"
 #include "mptable.h"
+#include "seccomp.h"
 #include "vcpu.h"
 
 #define KVM_TSS_GPA 0xfffbd000ULL
@@ -434,15 +435,33 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
 
 int vm_start(struct vm *vm, struct errmsg *err)
 {
-    for (int i = 0; i < vm->nr_vcpus; i++) {
-        int rc = vcpu_start_thread(&vm->vcpus[i], err);
-        if (rc) {
-            vm_request_end(vm, VM_END_ERROR, "%s", err->text);
-            vm_stop(vm);
-            return rc;
-        }
+    int rc = 0;
+    for (int i = 0; i < vm->nr_vcpus && !rc; i++)
+        rc = vcpu_start_thread(&vm->vcpus[i], err);
+    /* Each vCPU thread installs its own filter, then waits here. */
+    pthread_mutex_lock(&vm->pause_lock);
+    while (!rc && vm->nr_ready < vm->nr_vcpus && atomic_load(&vm->end) == VM_END_NONE)
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
+    if (!rc && atomic_load(&vm->end) != VM_END_NONE)
+        rc = err_set(err, -EPERM, "%s", vm->end_reason);
+    /* This thread last: it needed its setup calls until now. */
+    if (!rc)
+        rc = seccomp_install(THREAD_VMM, err);
+    if (rc) {
+        vm_request_end(vm, VM_END_ERROR, "%s", err->text);
+        vm_stop(vm);
+        return rc;
     }
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->go = 1;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
     vm->running = 1;
+    if (seccomp_enabled())
+        log_info("seccomp: every thread filtered before the guest's first instruction");
+    else
+        log_warn("seccomp filtering is OFF (--no-seccomp): for debugging only");
     return 0;
 }
 

@@ -83,6 +83,8 @@ struct vm {
     pthread_cond_t pause_cond;
     int pause_requested;
     int nr_paused;
+    int nr_ready;             /* vCPU threads filtered and waiting to start */
+    int go;                   /* the guest may run */
     /* Unclaimed addresses already reported (each is reported once). */
     pthread_mutex_t report_lock;
     uint64_t reported[16];
