@@ -26,7 +26,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps guest demo test unit integration asan asan-test clean help
-all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
+all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
 
 help:
 	@echo "make [all]   build build/ember and the tiny test guests"
@@ -49,6 +49,9 @@ $(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/virtio-bench: $(BUILD)/obj/perf/virtio_bench.o $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a

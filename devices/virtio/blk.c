@@ -307,9 +307,13 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
         return 0;
     }
     if (type == T_FLUSH) {
+        if (b->cfg.engine == BLK_ENGINE_ASYNC && !b->cfg.read_only) {
+            int rc = submit_async(b, c->head, status, T_FLUSH, 0, 0, 0, 1);
+            if (rc == 0)
+                b->ctr.flushes++; /* counted once, not again when a full engine makes us retry */
+            return rc;
+        }
         b->ctr.flushes++;
-        if (b->cfg.engine == BLK_ENGINE_ASYNC && !b->cfg.read_only)
-            return submit_async(b, c->head, status, T_FLUSH, 0, 0, 0, 1);
         int rc = b->cfg.read_only ? 0 : fdatasync(b->fd);
         complete(b, c->head, status, rc ? S_IOERR : S_OK, 1);
         return 0;

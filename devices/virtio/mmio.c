@@ -209,7 +209,8 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
             q->size = (uint16_t)(v <= VIRTQ_MAX_SIZE ? v : 0);
         break;
     case R_QUEUE_READY:
-        if (q && v == 1 && !q->ready)
+        /* Queues go live only before DRIVER_OK, where driver_ok() validates them (no RING_RESET). */
+        if (q && v == 1 && !q->ready && !(m->status & VIRTIO_STATUS_DRIVER_OK))
             q->ready = q->size != 0 && (q->size & (q->size - 1)) == 0;
         else if (q && v == 0)
             q->ready = false;

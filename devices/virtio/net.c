@@ -162,9 +162,12 @@ static bool deliver_pending(struct virtio_net *n)
         k++;
     }
     if (room < n->pending_len || (k == 0)) {
-        /* Not enough: give the chains back and wait for the guest to add buffers. */
-        q->last_avail -= (uint16_t)k;
+        /*
+         * Not enough: ask for a kick at the first entry not taken yet, then
+         * give the chains back; the rx kick resumes delivery.
+         */
         virtq_set_avail_event(q, m->gm);
+        q->last_avail -= (uint16_t)k;
         n->ctr.rx_waits++;
         return false;
     }

@@ -1,0 +1,775 @@
+/*
+ * virtio-blk end to end through the virtio-mmio transport, without KVM:
+ * simulated guest memory, a temporary image file with a known pattern, the
+ * test acting as the guest driver (feature negotiation, queue setup at
+ * known addresses, DRIVER_OK, requests posted in the avail ring, kicks).
+ * Every case runs for both engines: sync (preadv/pwritev on the kick) and
+ * async (io_uring; completions arrive through the event loop).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../devices/virtio/blk.h"
+#include "../../devices/virtio/virtio.h"
+#include "../../vmm/event_loop.h"
+
+enum {
+    DEV_FEATURES = 0x010, DEV_FEATURES_SEL = 0x014, DRV_FEATURES = 0x020, DRV_FEATURES_SEL = 0x024,
+    QUEUE_SEL = 0x030, QUEUE_NUM = 0x038, QUEUE_READY = 0x044, INT_STATUS = 0x060, INT_ACK = 0x064,
+    STATUS = 0x070, QUEUE_DESC_LO = 0x080, QUEUE_DESC_HI = 0x084, QUEUE_AVAIL_LO = 0x090,
+    QUEUE_AVAIL_HI = 0x094, QUEUE_USED_LO = 0x0a0, QUEUE_USED_HI = 0x0a4, CONFIG = 0x100,
+};
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define S_OK 0
+#define S_IOERR 1
+#define S_UNSUPP 2
+#define F_RO 5
+#define F_FLUSH 9
+
+#define MEM (4ULL << 20)
+#define DESC_GPA 0x1000ULL
+#define AVAIL_GPA 0x3000ULL
+#define USED_GPA 0x4000ULL
+#define IND_GPA 0x8000ULL
+#define HDR_GPA(s) (0x10000ULL + 0x20ULL * (s))
+#define STATUS_GPA(s) (0x18000ULL + 0x10ULL * (s))
+#define DATA_GPA(s) (0x100000ULL + 0x10000ULL * (s)) /* 64 KiB per slot, 32 slots */
+
+#define FILE_SIZE (1ULL << 20)
+#define F_NEXT 1
+#define F_WRITE 2
+#define F_INDIRECT 4
+
+static uint8_t *ram;
+static struct guest_mem gm;
+static struct event_loop loop;
+static struct virtio_mmio m;
+static struct virtio_blk *blk;
+static enum blk_engine engine;
+static char img[64];
+static bool started;
+static int pulses, irq_level;
+static uint16_t drv_avail, next_desc;
+static uint16_t qsz = 64; /* queue size the driver sets up */
+
+static uint8_t pat(uint64_t off) { return (uint8_t)((off * 131) ^ (off >> 9)); }
+
+static void irq_set(void *ctx, uint32_t gsi, int level)
+{
+    (void)ctx;
+    (void)gsi;
+    if (level && !irq_level)
+        pulses++;
+    irq_level = level;
+}
+
+/* ---- the driver side ---- */
+
+static uint32_t rd(uint64_t off)
+{
+    uint32_t v;
+    virtio_mmio_io_ops.read(&m, off, (uint8_t *)&v, 4);
+    return v;
+}
+
+static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, (const uint8_t *)&v, 4); }
+
+static uint8_t *at(uint64_t gpa, uint64_t len)
+{
+    uint8_t *p = gm_ptr(&gm, gpa, len);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static void w16(uint64_t gpa, uint16_t v)
+{
+    uint8_t *p = at(gpa, 2);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void w32(uint64_t gpa, uint32_t v)
+{
+    uint8_t *p = at(gpa, 4);
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void w64(uint64_t gpa, uint64_t v)
+{
+    uint8_t *p = at(gpa, 8);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t r16(uint64_t gpa)
+{
+    const uint8_t *p = at(gpa, 2);
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t r32(uint64_t gpa)
+{
+    const uint8_t *p = at(gpa, 4);
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t dev_features(void)
+{
+    wr(DEV_FEATURES_SEL, 0);
+    uint64_t f = rd(DEV_FEATURES);
+    wr(DEV_FEATURES_SEL, 1);
+    return f | (uint64_t)rd(DEV_FEATURES) << 32;
+}
+
+static void driver_up(uint64_t features)
+{
+    wr(STATUS, 0);
+    memset(at(0, 0x20000), 0, 0x20000); /* rings, tables, headers, status bytes */
+    drv_avail = next_desc = 0;
+    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    cr_assert_eq(features & ~dev_features(), 0, "test asks for a feature the device does not offer");
+    wr(DRV_FEATURES_SEL, 0);
+    wr(DRV_FEATURES, (uint32_t)features);
+    wr(DRV_FEATURES_SEL, 1);
+    wr(DRV_FEATURES, (uint32_t)(features >> 32));
+    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_assert(rd(STATUS) & VIRTIO_STATUS_FEATURES_OK);
+    wr(QUEUE_SEL, 0);
+    wr(QUEUE_NUM, qsz);
+    wr(QUEUE_DESC_LO, (uint32_t)DESC_GPA);
+    wr(QUEUE_DESC_HI, 0);
+    wr(QUEUE_AVAIL_LO, (uint32_t)AVAIL_GPA);
+    wr(QUEUE_AVAIL_HI, 0);
+    wr(QUEUE_USED_LO, (uint32_t)USED_GPA);
+    wr(QUEUE_USED_HI, 0);
+    wr(QUEUE_READY, 1);
+    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+                   VIRTIO_STATUS_DRIVER_OK);
+    cr_assert(virtio_mmio_driver_ok(&m));
+}
+
+static void make_image(uint64_t size)
+{
+    snprintf(img, sizeof(img), "/tmp/ember-blk-test-XXXXXX");
+    int fd = mkstemp(img);
+    cr_assert_geq(fd, 0);
+    uint8_t *buf = malloc(size ? size : 1);
+    cr_assert_not_null(buf);
+    for (uint64_t i = 0; i < size; i++)
+        buf[i] = pat(i);
+    cr_assert_eq(write(fd, buf, size), (ssize_t)size);
+    free(buf);
+    close(fd);
+}
+
+static void blk_start_opts(enum blk_engine e, bool ro, uint64_t size, const char *id)
+{
+    engine = e;
+    qsz = 64;
+    pulses = irq_level = 0;
+    ram = calloc(1, MEM);
+    cr_assert_not_null(ram);
+    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    make_image(size);
+    cr_assert_eq(evloop_init(&loop), 0);
+    struct blk_config cfg = {.id = id, .path = img, .read_only = ro, .engine = e};
+    struct errmsg err = {{0}};
+    int rc = virtio_blk_create(&blk, &cfg, &err);
+    cr_assert_eq(rc, 0, "virtio_blk_create: %s", err.text);
+    cr_assert_eq(virtio_mmio_init(&m, "blk0", &virtio_blk_ops, blk, &gm, &loop, -1, 0xd0000000ULL, 5,
+                                  (struct irq_line){irq_set, NULL, 5}),
+                 0);
+    started = true;
+    uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(F_FLUSH);
+    if (ro)
+        f |= BIT64(F_RO);
+    driver_up(f);
+}
+
+static void blk_start(enum blk_engine e) { blk_start_opts(e, false, FILE_SIZE, "ember-disk-0"); }
+
+static void blk_stop(void)
+{
+    if (!started)
+        return;
+    started = false;
+    wr(STATUS, 0); /* reset: in-flight I/O drained, uring eventfd unregistered */
+    virtio_mmio_destroy(&m);
+    virtio_blk_free(blk);
+    evloop_destroy(&loop);
+    unlink(img);
+    guest_mem_free(&gm);
+    free(ram);
+}
+
+TestSuite(blk_sync, .fini = blk_stop);
+TestSuite(blk_async, .fini = blk_stop);
+TestSuite(blk, .fini = blk_stop);
+
+#define BOTH(name)                                          \
+    static void name(enum blk_engine e);                    \
+    Test(blk_sync, name) { name(BLK_ENGINE_SYNC); }         \
+    Test(blk_async, name) { name(BLK_ENGINE_ASYNC); }       \
+    static void name(enum blk_engine e)
+
+struct seg {
+    uint64_t gpa;
+    uint32_t len;
+    bool write;
+};
+
+/* Links segs into the descriptor table (or the indirect table at `ind`) and makes the chain available. */
+static uint16_t post_chain(const struct seg *s, int n, uint64_t ind)
+{
+    uint16_t head = next_desc;
+    if (ind) {
+        for (int i = 0; i < n; i++) {
+            uint64_t d = ind + 16ULL * i;
+            w64(d, s[i].gpa);
+            w32(d + 8, s[i].len);
+            w16(d + 12, (uint16_t)((i + 1 < n ? F_NEXT : 0) | (s[i].write ? F_WRITE : 0)));
+            w16(d + 14, (uint16_t)(i + 1));
+        }
+        uint64_t d = DESC_GPA + 16ULL * head;
+        w64(d, ind);
+        w32(d + 8, 16U * (uint32_t)n);
+        w16(d + 12, F_INDIRECT);
+        w16(d + 14, 0);
+        next_desc = (uint16_t)((next_desc + 1) % qsz);
+    } else {
+        for (int i = 0; i < n; i++) {
+            uint16_t idx = next_desc;
+            next_desc = (uint16_t)((next_desc + 1) % qsz);
+            uint64_t d = DESC_GPA + 16ULL * idx;
+            w64(d, s[i].gpa);
+            w32(d + 8, s[i].len);
+            w16(d + 12, (uint16_t)((i + 1 < n ? F_NEXT : 0) | (s[i].write ? F_WRITE : 0)));
+            w16(d + 14, next_desc);
+        }
+    }
+    w16(AVAIL_GPA + 4 + 2ULL * (drv_avail % qsz), head);
+    drv_avail++;
+    w16(AVAIL_GPA + 2, drv_avail);
+    return head;
+}
+
+static void put_hdr(int slot, uint32_t type, uint64_t sector)
+{
+    w32(HDR_GPA(slot), type);
+    w32(HDR_GPA(slot) + 4, 0);
+    w64(HDR_GPA(slot) + 8, sector);
+    *at(STATUS_GPA(slot), 1) = 0xff;
+}
+
+/* The usual three-descriptor request: header, data, status. */
+static uint16_t post_req(int slot, uint32_t type, uint64_t sector, uint32_t data_len)
+{
+    put_hdr(slot, type, sector);
+    struct seg s[3] = {{HDR_GPA(slot), 16, false}, {DATA_GPA(slot), data_len, type != T_OUT}, {STATUS_GPA(slot), 1, true}};
+    if (data_len == 0) {
+        s[1] = s[2];
+        return post_chain(s, 2, 0);
+    }
+    return post_chain(s, 3, 0);
+}
+
+static uint16_t used_idx(void) { return r16(USED_GPA + 2); }
+
+/* Kicks, then serves the event loop until `want` used entries exist (or gives up). */
+static void kick_until(uint16_t want)
+{
+    virtio_mmio_kick(&m, 0);
+    for (int i = 0; i < 200 && (uint16_t)(used_idx() - want) > 0x8000; i++)
+        evloop_run_once(&loop, 20);
+}
+
+/* The used element for `head` (the last one if it was used several times): its len, or -1. */
+static int64_t used_len_of(uint16_t head)
+{
+    int64_t len = -1;
+    for (uint16_t i = 0; i != used_idx(); i++)
+        if (r32(USED_GPA + 4 + 8ULL * (i % qsz)) == head)
+            len = r32(USED_GPA + 4 + 8ULL * (i % qsz) + 4);
+    return len;
+}
+
+static uint8_t status_of(int slot) { return *at(STATUS_GPA(slot), 1); }
+
+static void check_pattern(const uint8_t *p, uint64_t file_off, uint64_t len)
+{
+    for (uint64_t i = 0; i < len; i++)
+        if (p[i] != pat(file_off + i))
+            cr_assert_fail("byte %llu of the read differs: %#x, file has %#x", (unsigned long long)i, p[i],
+                           pat(file_off + i));
+}
+
+static void read_file(uint64_t off, void *buf, size_t len)
+{
+    int fd = open(img, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+/* ---- requests ---- */
+
+BOTH(read_returns_file_bytes)
+{
+    blk_start(e);
+    memset(at(DATA_GPA(0), 1024), 0xee, 1024);
+    uint16_t h = post_req(0, T_IN, 3, 1024);
+    kick_until(1);
+    cr_assert_eq(used_idx(), 1);
+    cr_assert_eq(status_of(0), S_OK);
+    cr_assert_eq(used_len_of(h), 1024 + 1, "data + status byte written");
+    check_pattern(at(DATA_GPA(0), 1024), 3 * 512, 1024);
+    struct blk_counters c = virtio_blk_counters(blk);
+    cr_assert_eq(c.reads, 1);
+    cr_assert_eq(c.bytes_read, 1024);
+    cr_assert_geq(pulses, 1, "the driver wants an interrupt");
+    cr_assert(rd(INT_STATUS) & VIRTIO_INT_USED_RING);
+}
+
+BOTH(read_scattered_over_buffers_and_indirect)
+{
+    blk_start(e);
+    /* Header and status in one table, data in 3 pieces of 512 + 1000 + 24 bytes. */
+    put_hdr(1, T_IN, 100);
+    struct seg s[5] = {{HDR_GPA(1), 16, false},
+                       {DATA_GPA(1), 512, true},
+                       {DATA_GPA(2), 1000, true},
+                       {DATA_GPA(3), 24, true},
+                       {STATUS_GPA(1), 1, true}};
+    uint16_t h = post_chain(s, 5, IND_GPA);
+    kick_until(1);
+    cr_assert_eq(status_of(1), S_OK);
+    cr_assert_eq(used_len_of(h), 1536 + 1);
+    check_pattern(at(DATA_GPA(1), 512), 100 * 512, 512);
+    check_pattern(at(DATA_GPA(2), 1000), 100 * 512 + 512, 1000);
+    check_pattern(at(DATA_GPA(3), 24), 100 * 512 + 1512, 24);
+
+    /* Direct chain; the last data buffer also carries the status byte. */
+    put_hdr(4, T_IN, 7);
+    struct seg s2[3] = {{HDR_GPA(4), 16, false}, {DATA_GPA(4), 512, true}, {DATA_GPA(5), 512 + 1, true}};
+    h = post_chain(s2, 3, 0);
+    kick_until(2);
+    cr_assert_eq(*at(DATA_GPA(5) + 512, 1), S_OK);
+    cr_assert_eq(used_len_of(h), 1024 + 1);
+    check_pattern(at(DATA_GPA(4), 512), 7 * 512, 512);
+    check_pattern(at(DATA_GPA(5), 512), 8 * 512, 512);
+}
+
+BOTH(write_lands_in_file)
+{
+    blk_start(e);
+    uint8_t *d = at(DATA_GPA(0), 1536);
+    for (int i = 0; i < 1536; i++)
+        d[i] = (uint8_t)(0x5a ^ i);
+    uint16_t h = post_req(0, T_OUT, 10, 1536);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    cr_assert_eq(used_len_of(h), 1, "only the status byte is written for OUT");
+    uint8_t back[2048];
+    read_file(10 * 512 - 256, back, sizeof(back));
+    check_pattern(back, 10 * 512 - 256, 256); /* the sector before is untouched */
+    cr_assert_eq(memcmp(back + 256, d, 1536), 0);
+    check_pattern(back + 256 + 1536, 13 * 512, 256); /* and the one after */
+    cr_assert_eq(virtio_blk_counters(blk).writes, 1);
+    cr_assert_eq(virtio_blk_counters(blk).bytes_written, 1536);
+
+    /* Read it back through the device. */
+    memset(at(DATA_GPA(1), 1536), 0, 1536);
+    post_req(1, T_IN, 10, 1536);
+    kick_until(2);
+    cr_assert_eq(status_of(1), S_OK);
+    cr_assert_eq(memcmp(at(DATA_GPA(1), 1536), d, 1536), 0);
+}
+
+BOTH(flush)
+{
+    blk_start(e);
+    uint16_t h = post_req(0, T_FLUSH, 0, 0);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(virtio_blk_counters(blk).flushes, 1);
+    cr_assert(dev_features() & BIT64(F_FLUSH));
+}
+
+BOTH(get_id)
+{
+    blk_start(e);
+    memset(at(DATA_GPA(0), 32), 0xee, 32);
+    uint16_t h = post_req(0, T_GET_ID, 0, 20);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    cr_assert_eq(used_len_of(h), 21);
+    const uint8_t *id = at(DATA_GPA(0), 32);
+    cr_assert_eq(memcmp(id, "ember-disk-0", 12), 0);
+    for (int i = 12; i < 20; i++)
+        cr_assert_eq(id[i], 0, "id padded with NULs");
+    cr_assert_eq(id[20], 0xee, "nothing written past the 20 bytes");
+    cr_assert_eq(virtio_blk_counters(blk).get_ids, 1);
+}
+
+BOTH(get_id_twenty_chars_no_terminator)
+{
+    blk_start_opts(e, false, FILE_SIZE, "abcdefghijklmnopqrstuvwxyz");
+    memset(at(DATA_GPA(0), 32), 0xee, 32);
+    post_req(0, T_GET_ID, 0, 20);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    cr_assert_eq(memcmp(at(DATA_GPA(0), 21), "abcdefghijklmnopqrst\xee", 21), 0);
+}
+
+BOTH(unknown_type_unsupported)
+{
+    blk_start(e);
+    memset(at(DATA_GPA(0), 512), 0xee, 512);
+    uint16_t h = post_req(0, 99, 0, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_UNSUPP);
+    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(*at(DATA_GPA(0), 1), 0xee);
+    cr_assert_eq(virtio_blk_counters(blk).unsupported, 1);
+}
+
+BOTH(read_past_the_end)
+{
+    blk_start(e);
+    uint64_t cap = FILE_SIZE / 512;
+    memset(at(DATA_GPA(0), 1024), 0xee, 1024);
+    uint16_t h = post_req(0, T_IN, cap - 1, 1024); /* last sector + one more */
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_IOERR);
+    cr_assert_eq(used_len_of(h), 1);
+    for (int i = 0; i < 1024; i++)
+        cr_assert_eq(*at(DATA_GPA(0) + i, 1), 0xee, "no data for a failed read");
+
+    static const uint64_t bad_sectors[] = {UINT64_MAX, UINT64_MAX / 512 + 1, 1ULL << 63, FILE_SIZE / 512};
+    for (int i = 0; i < 4; i++) {
+        post_req(1 + i, T_IN, bad_sectors[i], 512);
+        kick_until((uint16_t)(2 + i));
+        cr_assert_eq(status_of(1 + i), S_IOERR, "sector %#llx", (unsigned long long)bad_sectors[i]);
+    }
+    /* The last sector itself is fine. */
+    h = post_req(6, T_IN, cap - 1, 512);
+    kick_until(6);
+    cr_assert_eq(status_of(6), S_OK);
+    cr_assert_eq(used_len_of(h), 513);
+    check_pattern(at(DATA_GPA(6), 512), FILE_SIZE - 512, 512);
+    cr_assert(virtio_mmio_driver_ok(&m), "errors are per request, the device goes on");
+}
+
+BOTH(write_past_the_end)
+{
+    blk_start(e);
+    post_req(0, T_OUT, FILE_SIZE / 512, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_IOERR);
+    int fd = open(img, O_RDONLY);
+    cr_assert_eq(lseek(fd, 0, SEEK_END), (off_t)FILE_SIZE, "the image did not grow");
+    close(fd);
+}
+
+BOTH(write_on_read_only_drive)
+{
+    blk_start_opts(e, true, FILE_SIZE, "ro");
+    cr_assert(dev_features() & BIT64(F_RO));
+    memset(at(DATA_GPA(0), 512), 0x11, 512);
+    uint16_t h = post_req(0, T_OUT, 0, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_IOERR);
+    cr_assert_eq(used_len_of(h), 1);
+    uint8_t back[512];
+    read_file(0, back, sizeof(back));
+    check_pattern(back, 0, 512);
+    /* Reads and flushes still work. */
+    post_req(1, T_IN, 1, 512);
+    post_req(2, T_FLUSH, 0, 0);
+    kick_until(3);
+    cr_assert_eq(status_of(1), S_OK);
+    cr_assert_eq(status_of(2), S_OK);
+    check_pattern(at(DATA_GPA(1), 512), 512, 512);
+}
+
+BOTH(length_not_a_multiple_of_512)
+{
+    blk_start(e);
+    memset(at(DATA_GPA(0), 1000), 0xee, 1000);
+    uint16_t h = post_req(0, T_IN, 0, 1000);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_IOERR);
+    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(*at(DATA_GPA(0), 1), 0xee);
+    memset(at(DATA_GPA(1), 100), 0x22, 100);
+    post_req(1, T_OUT, 0, 100);
+    kick_until(2);
+    cr_assert_eq(status_of(1), S_IOERR);
+    uint8_t back[512];
+    read_file(0, back, sizeof(back));
+    check_pattern(back, 0, 512);
+}
+
+static void expect_needs_reset(void)
+{
+    cr_assert(rd(STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert_not(virtio_mmio_driver_ok(&m));
+}
+
+BOTH(request_without_status_byte)
+{
+    blk_start(e);
+    put_hdr(0, T_OUT, 0);
+    struct seg s[2] = {{HDR_GPA(0), 16, false}, {DATA_GPA(0), 512, false}};
+    post_chain(s, 2, 0);
+    kick_until(1);
+    expect_needs_reset();
+    cr_assert_eq(used_idx(), 0);
+    uint8_t back[512];
+    read_file(0, back, sizeof(back));
+    check_pattern(back, 0, 512);
+    /* After a reset the device works again. */
+    driver_up(BIT64(VIRTIO_F_VERSION_1));
+    post_req(1, T_IN, 0, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(1), S_OK);
+}
+
+BOTH(header_too_short)
+{
+    blk_start(e);
+    put_hdr(0, T_IN, 0);
+    struct seg s[3] = {{HDR_GPA(0), 8, false}, {DATA_GPA(0), 512, true}, {STATUS_GPA(0), 1, true}};
+    post_chain(s, 3, 0);
+    kick_until(1);
+    expect_needs_reset();
+    cr_assert_eq(used_idx(), 0);
+    cr_assert_eq(status_of(0), 0xff);
+}
+
+BOTH(header_split_over_two_buffers)
+{
+    blk_start(e);
+    put_hdr(0, T_IN, 9);
+    struct seg s[4] = {{HDR_GPA(0), 5, false}, {HDR_GPA(0) + 5, 11, false}, {DATA_GPA(0), 512, true},
+                       {STATUS_GPA(0), 1, true}};
+    post_chain(s, 4, 0);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    check_pattern(at(DATA_GPA(0), 512), 9 * 512, 512);
+}
+
+BOTH(malformed_chain_needs_reset)
+{
+    blk_start(e);
+    put_hdr(0, T_IN, 0);
+    struct seg s[3] = {{HDR_GPA(0), 16, false}, {MEM - 256, 512, true}, {STATUS_GPA(0), 1, true}};
+    post_chain(s, 3, 0); /* data buffer runs past the end of RAM */
+    kick_until(1);
+    expect_needs_reset();
+    cr_assert_eq(used_idx(), 0);
+}
+
+BOTH(capacity_rounds_down)
+{
+    blk_start_opts(e, false, FILE_SIZE + 100, "odd");
+    uint8_t c[8];
+    virtio_mmio_io_ops.read(&m, CONFIG, c, 8);
+    uint64_t cap;
+    memcpy(&cap, c, 8);
+    cr_assert_eq(cap, FILE_SIZE / 512);
+    cr_assert_eq(virtio_blk_capacity_sectors(blk), FILE_SIZE / 512);
+    cr_assert_eq(rd(CONFIG), (uint32_t)(FILE_SIZE / 512), "capacity low word");
+    cr_assert_eq(rd(CONFIG + 4), 0, "capacity high word");
+    cr_assert_eq(rd(CONFIG + 12), 128, "seg_max");
+    /* The tail past the last whole sector is not reachable. */
+    post_req(0, T_IN, FILE_SIZE / 512, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_IOERR);
+}
+
+BOTH(batch_of_requests_one_kick)
+{
+    blk_start(e);
+    uint16_t heads[16];
+    for (int i = 0; i < 16; i++) {
+        memset(at(DATA_GPA(i), 4096), 0, 4096);
+        heads[i] = post_req(i, T_IN, 8ULL * (uint64_t)(i * 13 % 16), 4096);
+    }
+    kick_until(16);
+    cr_assert_eq(used_idx(), 16);
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(status_of(i), S_OK);
+        cr_assert_eq(used_len_of(heads[i]), 4097);
+        check_pattern(at(DATA_GPA(i), 4096), 4096ULL * (uint64_t)(i * 13 % 16), 4096);
+    }
+    cr_assert_eq(virtio_blk_counters(blk).reads, 16);
+}
+
+BOTH(ring_wraps_many_times)
+{
+    blk_start(e);
+    /* 300 requests through a 64-entry ring, 5 at a time. */
+    uint16_t done = 0;
+    for (int round = 0; round < 60; round++) {
+        for (int i = 0; i < 5; i++)
+            post_req(i, T_IN, (uint64_t)(round * 5 + i) % 2048, 512);
+        done = (uint16_t)(done + 5);
+        kick_until(done);
+        cr_assert_eq(used_idx(), done);
+        for (int i = 0; i < 5; i++) {
+            cr_assert_eq(status_of(i), S_OK);
+            check_pattern(at(DATA_GPA(i), 512), 512ULL * ((uint64_t)(round * 5 + i) % 2048), 512);
+        }
+    }
+}
+
+BOTH(event_idx_publishes_avail_event)
+{
+    blk_start(e);
+    driver_up(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX));
+    for (int i = 0; i < 3; i++)
+        post_req(i, T_IN, (uint64_t)i, 512);
+    kick_until(3);
+    cr_assert_eq(used_idx(), 3);
+    cr_assert_eq(r16(USED_GPA + 4 + 8ULL * qsz), 3, "avail_event: kick me at the next request");
+    /* used_event 0 was crossed: one interrupt. Now ask for none until entry 10. */
+    int before = pulses;
+    cr_assert_geq(before, 1);
+    w16(AVAIL_GPA + 4 + 2ULL * qsz, 10);
+    post_req(3, T_IN, 3, 512);
+    kick_until(4);
+    cr_assert_eq(status_of(3), S_OK);
+    cr_assert_eq(pulses, before, "used_event 10 not reached: no interrupt");
+}
+
+BOTH(reset_with_request_in_flight)
+{
+    blk_start(e);
+    memset(at(DATA_GPA(0), 4096), 0xee, 4096);
+    post_req(0, T_IN, 0, 4096);
+    virtio_mmio_kick(&m, 0); /* async: submitted, completion not yet served */
+    if (e == BLK_ENGINE_ASYNC) {
+        cr_assert_eq(used_idx(), 0);
+        cr_assert_eq(status_of(0), 0xff);
+    }
+    driver_up(BIT64(VIRTIO_F_VERSION_1)); /* reset drains in-flight I/O and starts over */
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(&loop, 10);
+    cr_assert_eq(used_idx(), 0, "nothing from before the reset is completed to the new driver");
+    post_req(1, T_IN, 2, 512);
+    kick_until(1);
+    cr_assert_eq(used_idx(), 1);
+    cr_assert_eq(status_of(1), S_OK);
+    check_pattern(at(DATA_GPA(1), 512), 1024, 512);
+}
+
+BOTH(more_requests_than_engine_slots)
+{
+    /* 200 requests in flight at once: more than io_uring slots (128), so some wait and resume. */
+    blk_start(e);
+    qsz = 256;
+    driver_up(BIT64(VIRTIO_F_VERSION_1));
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        put_hdr(i, T_IN, (uint64_t)i * 5);
+        struct seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true}, {STATUS_GPA(i), 1, true}};
+        post_chain(s, 3, IND_GPA + 64ULL * i);
+    }
+    kick_until(N);
+    cr_assert_eq(used_idx(), N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(status_of(i), S_OK, "request %d", i);
+        check_pattern(at(0x200000ULL + 512ULL * i, 512), 512ULL * 5 * i, 512);
+    }
+    cr_assert_eq(virtio_blk_counters(blk).reads, N);
+}
+
+Test(blk_async, BUG_flush_counted_once_when_engine_full)
+{
+    /*
+     * 130 flushes at once: the 129th finds every io_uring slot taken, is put
+     * back (virtq_unpop) and retried after completions. It must be counted
+     * once, not once per attempt.
+     */
+    blk_start(BLK_ENGINE_ASYNC);
+    qsz = 256;
+    driver_up(BIT64(VIRTIO_F_VERSION_1) | BIT64(F_FLUSH));
+    enum { N = 130 };
+    for (int i = 0; i < N; i++) {
+        put_hdr(i, T_FLUSH, 0);
+        struct seg s[2] = {{HDR_GPA(i), 16, false}, {STATUS_GPA(i), 1, true}};
+        post_chain(s, 2, IND_GPA + 64ULL * i);
+    }
+    kick_until(N);
+    cr_assert_eq(used_idx(), N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(status_of(i), S_OK, "request %d", i);
+    cr_expect_eq(virtio_blk_counters(blk).flushes, N, "flushes counted: %llu for %d requests",
+                 (unsigned long long)virtio_blk_counters(blk).flushes, N);
+}
+
+/* ---- the image lock ---- */
+
+Test(blk, second_writer_refused_by_lock)
+{
+    make_image(4096);
+    struct blk_config cfg = {.id = "d0", .path = img, .engine = BLK_ENGINE_SYNC};
+    struct virtio_blk *a = NULL, *b = NULL;
+    struct errmsg err = {{0}};
+    cr_assert_eq(virtio_blk_create(&a, &cfg, &err), 0, "%s", err.text);
+    cfg.id = "d1";
+    int rc = virtio_blk_create(&b, &cfg, &err);
+    cr_assert_lt(rc, 0);
+    cr_assert_not_null(strstr(err.text, "lock"), "message: %s", err.text);
+    cr_assert_not_null(strstr(err.text, "d1"), "the message names the drive: %s", err.text);
+    /* A reader is refused too while a writer holds the image. */
+    cfg.read_only = true;
+    cr_assert_lt(virtio_blk_create(&b, &cfg, &err), 0);
+    virtio_blk_free(a);
+    /* Released with the device. */
+    cfg.read_only = false;
+    cr_assert_eq(virtio_blk_create(&b, &cfg, &err), 0, "%s", err.text);
+    virtio_blk_free(b);
+    unlink(img);
+}
+
+Test(blk, readers_share_the_image)
+{
+    make_image(4096);
+    struct blk_config cfg = {.id = "r0", .path = img, .read_only = true, .engine = BLK_ENGINE_ASYNC};
+    struct virtio_blk *a = NULL, *b = NULL, *c = NULL;
+    struct errmsg err = {{0}};
+    cr_assert_eq(virtio_blk_create(&a, &cfg, &err), 0, "%s", err.text);
+    cfg.engine = BLK_ENGINE_SYNC;
+    cr_assert_eq(virtio_blk_create(&b, &cfg, &err), 0, "%s", err.text);
+    cfg.read_only = false;
+    cr_assert_lt(virtio_blk_create(&c, &cfg, &err), 0, "a writer is refused while readers hold it");
+    cr_assert_not_null(strstr(err.text, "lock"), "message: %s", err.text);
+    virtio_blk_free(a);
+    virtio_blk_free(b);
+    unlink(img);
+}
+
+Test(blk, missing_image_named_in_error)
+{
+    struct blk_config cfg = {.id = "gone", .path = "/nonexistent/ember.img", .engine = BLK_ENGINE_SYNC};
+    struct virtio_blk *b = NULL;
+    struct errmsg err = {{0}};
+    cr_assert_lt(virtio_blk_create(&b, &cfg, &err), 0);
+    cr_assert_not_null(strstr(err.text, "/nonexistent/ember.img"), "%s", err.text);
+}
