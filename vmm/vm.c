@@ -461,7 +461,7 @@ int vm_start(struct vm *vm, struct errmsg *err)
     if (seccomp_enabled())
         log_info("seccomp: every thread filtered before the guest's first instruction");
     else
-        log_warn("seccomp filtering is OFF (--no-seccomp): for debugging only");
+        log_warn("seccomp filtering is OFF (--no-seccomp, or a sanitizer build): for debugging only");
     return 0;
 }
 
