@@ -1,0 +1,98 @@
+#include "privs.h"
+
+#include <cap-ng.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+int jl_sanitize(struct errmsg *err)
+{
+    /* A closed 0, 1 or 2 would be reused by the next open: give it /dev/null. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR);
+            if (n != fd)
+                return err_set(err, -EBADF, "cannot put /dev/null on fd %d", fd);
+        }
+    if (close_range(3, ~0U, 0))
+        return err_set(err, -errno, "close_range(3, ~0): %s", strerror(errno));
+    if (clearenv())
+        return err_set(err, -ENOMEM, "clearenv failed");
+    return 0;
+}
+
+int jl_join_netns(const char *path, struct errmsg *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, -errno, "cannot open %s: %s", path, strerror(errno));
+    int rc = setns(fd, CLONE_NEWNET) ? -errno : 0;
+    close(fd);
+    if (rc)
+        return err_set(err, rc, "setns(%s, CLONE_NEWNET): %s", path,
+                       rc == -EINVAL ? "not a network namespace" : strerror(-rc));
+    return 0;
+}
+
+int jl_apply_rlimits(const struct jl_args *a, struct errmsg *err)
+{
+    for (size_t i = 0; i < a->n_rlimits; i++) {
+        struct rlimit rl = {a->rlimits[i].value, a->rlimits[i].value};
+        if (setrlimit(a->rlimits[i].resource, &rl))
+            return err_set(err, -errno, "setrlimit %s=%llu: %s", a->rlimits[i].name,
+                           (unsigned long long)a->rlimits[i].value, strerror(errno));
+    }
+    return 0;
+}
+
+int jl_drop_bounding_set(struct errmsg *err)
+{
+    capng_clear(CAPNG_SELECT_BOUNDS);
+    if (capng_apply(CAPNG_SELECT_BOUNDS))
+        return err_set(err, -EPERM, "capng_apply(bounding set): cannot empty the bounding set");
+    return 0;
+}
+
+int jl_drop_ids(uid_t uid, gid_t gid, struct errmsg *err)
+{
+    if (setgroups(0, NULL))
+        return err_set(err, -errno, "setgroups(0): %s", strerror(errno));
+    if (setresgid(gid, gid, gid))
+        return err_set(err, -errno, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
+    if (setresuid(uid, uid, uid))
+        return err_set(err, -errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
+    /* Paranoia about the kernel's answer: there must be no way back. */
+    if (setuid(0) == 0 || setgid(0) == 0)
+        return err_set(err, -EPERM, "could regain root after setresuid");
+    return 0;
+}
+
+int jl_drop_caps(struct errmsg *err)
+{
+    capng_clear(CAPNG_SELECT_ALL);
+    if (capng_apply(CAPNG_SELECT_CAPS))
+        return err_set(err, -EPERM, "capng_apply(capabilities) failed");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+        return err_set(err, -errno, "clearing the ambient set: %s", strerror(errno));
+    /* Read back what the kernel holds for this process. */
+    if (capng_get_caps_process())
+        return err_set(err, -EIO, "cannot read back the capabilities");
+    if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
+        return err_set(err, -EPERM, "capabilities remain after dropping them");
+    if (capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE)
+        return err_set(err, -EPERM, "the bounding set is not empty");
+    return 0;
+}
+
+int jl_no_new_privs(struct errmsg *err)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        return err_set(err, -errno, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+    return 0;
+}
