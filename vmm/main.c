@@ -74,6 +74,8 @@ int main(int argc, char **argv)
     log_set_level(opts.log_level);
     seccomp_set_enabled(!opts.no_seccomp);
     prctl(PR_SET_NAME, "ember");
+    /* No core dumps of guest memory, and no ptrace by other processes of the same uid. */
+    prctl(PR_SET_DUMPABLE, 0);
     /* Time zone rules from the environment, never from /etc/localtime: filtered threads open no files. */
     setenv("TZ", "UTC0", 1);
     tzset();
