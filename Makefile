@@ -58,6 +58,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
 include tests/guest/guest.mk
+include perf/bench.mk
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/prctl.h>
@@ -74,6 +75,11 @@ int main(int argc, char **argv)
     log_set_level(opts.log_level);
     seccomp_set_enabled(!opts.no_seccomp);
     prctl(PR_SET_NAME, "ember");
+    /*
+     * One malloc arena: per-thread arenas shrink by reading
+     * /proc/sys/vm/overcommit_memory, an open() no filtered thread may make.
+     */
+    mallopt(M_ARENA_MAX, 1);
     /* No core dumps of guest memory, and no ptrace by other processes of the same uid. */
     prctl(PR_SET_DUMPABLE, 0);
     /* Time zone rules from the environment, never from /etc/localtime: filtered threads open no files. */

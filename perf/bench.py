@@ -1,0 +1,650 @@
+#!/usr/bin/env python3
+"""perf/bench.py - Ember vs QEMU microvm benchmark suite (issue 7).
+
+Run through perf/bench.sh (`make bench`, `make bench QUICK=1`), which builds
+the C helper perf/lib/benchtool.c and copies the binaries under test to a
+private directory. Figures are reported against their targets, never asserted:
+the exit status is non-zero only if a benchmark failed to produce numbers.
+
+Environment (set by bench.sh): BENCH_BIN (private dir with ember, virtio-bench,
+test-guest.elf, vmlinux, vmlinux-int3patched, rootfs.ext4, benchtool),
+BENCH_QUICK (1 = quick), BENCH_OUT (perf/results), BENCH_DOCS (docs),
+BENCH_WORK (scratch dir), QEMU (binary).
+"""
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+BIN = os.environ["BENCH_BIN"]
+QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
+OUT = os.environ["BENCH_OUT"]
+DOCS = os.environ["BENCH_DOCS"]
+WORK = os.environ["BENCH_WORK"]
+QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+EMBER = os.path.join(BIN, "ember")
+TOOL = os.path.join(BIN, "benchtool")
+TINY = os.path.join(BIN, "test-guest.elf")
+VMLINUX = os.path.join(BIN, "vmlinux")
+VMLINUX_Q = os.path.join(BIN, "vmlinux-int3patched")
+ROOTFS = os.path.join(BIN, "rootfs.ext4")
+QEMU_BASE = [QEMU, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "host,-arch-capabilities",
+             "-nodefaults", "-no-user-config", "-nographic"]
+# the same guest-side steering perf/qemu_boot.sh uses on kvm-pvm hosts
+QEMU_CMDLINE = ("console=ttyS0 reboot=k panic=1 noxsave clearcpuid=popcnt,xsave,avx,avx2,avx512f,rdrand,"
+                "rdseed,smap,smep,fsgsbase,bmi1,bmi2,pcid,invpcid,cx16")
+PVM = os.path.exists("/sys/module/kvm_pvm")
+
+results = {"benchmarks": {}, "errors": [], "findings": []}
+T0 = time.time()
+
+
+def log(msg):
+    print(f"[bench {time.time() - T0:6.1f}s] {msg}", flush=True)
+
+
+def stats(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    pct = lambda p: xs[min(n - 1, max(0, int(round(p / 100.0 * n + 0.5)) - 1))]  # nearest rank
+    return {"n": n, "min": xs[0], "median": (xs[(n - 1) // 2] + xs[n // 2]) / 2, "p99": pct(99), "max": xs[-1],
+            "mean": sum(xs) / n}
+
+
+def save_samples(name, xs):
+    p = os.path.join(WORK, name + ".dat")
+    with open(p, "w") as f:
+        for x in sorted(xs):
+            f.write(f"{x}\n")
+    return p
+
+
+def record(name, **kv):
+    results["benchmarks"][name] = kv
+
+
+def fail(name, why):
+    log(f"FAILED {name}: {why}")
+    results["errors"].append(f"{name}: {why}")
+
+
+def finding(name, what):
+    """A defect the benchmark exposed while still producing its numbers (not a benchmark failure)."""
+    log(f"FINDING {name}: {what}")
+    results["findings"].append(f"{name}: {what}")
+
+
+def tool(*args, timeout=600, check=False):
+    p = subprocess.run([TOOL, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode:
+        raise RuntimeError(f"benchtool {args[0]} rc={p.returncode}: {p.stdout[-300:]} {p.stderr[-300:]}")
+    return p
+
+
+def floats(text):
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(float(line))
+        except ValueError:
+            pass
+    return out
+
+
+def cmd_version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+    except Exception as e:  # noqa
+        return f"unknown ({e})"
+
+
+def host_info():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "mode": "quick" if QUICK else "full",
+        "host_kernel": platform.release(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_total_mib": int(open("/proc/meminfo").readline().split()[1]) // 1024,
+        "kvm_flavour": "kvm-pvm" if PVM else "hardware",
+        "ember_version": cmd_version([EMBER, "--version"]),
+        "ember_git": git + ("-dirty" if dirty else ""),
+        "qemu_version": cmd_version([QEMU, "--version"]),
+        "gnuplot_version": cmd_version(["gnuplot", "--version"]),
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+# ---------------------------------------------------------------- memory helpers
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return None
+
+
+def guest_ram_pss_kib(pid, mem_mib):
+    """Pss of the anonymous mapping(s) of guest-RAM size (mem_mib .. mem_mib+8 MiB)."""
+    total, cur, found = 0, None, 0
+    lo, hi = mem_mib << 10, (mem_mib + 8) << 10
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
+            if m:
+                size = (int(m.group(2), 16) - int(m.group(1), 16)) >> 10
+                path = m.group(3).strip()
+                cur = lo <= size <= hi and (path == "" or path.startswith("[anon") or "memfd" in path
+                                            or path.startswith("/memfd") or "pc.ram" in path)
+                continue
+            if cur and line.startswith("Pss:"):
+                total += int(line.split()[1])
+                found += 1
+    return total if found else None
+
+
+def children_of(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def kill_proc(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# ---------------------------------------------------------------- benchmarks
+def b_exec_to_socket():
+    n = 15 if QUICK else 200
+    nq = 5 if QUICK else 30
+    es = os.path.join(WORK, "e.sock")
+    qs = os.path.join(WORK, "q.sock")
+    e = floats(tool("sockup", n, es, 0, EMBER, "--api-sock", es).stdout)
+    q = floats(tool("sockup", nq, qs, 1, *QEMU_BASE, "-m", "128", "-S", "-qmp", f"unix:{qs},server,nowait").stdout)
+    if len(e) < n or len(q) < nq:
+        fail("exec_to_api_socket", f"ember {len(e)}/{n}, qemu {len(q)}/{nq} runs produced a number")
+    save_samples("exec_ember_ms", [x / 1000 for x in e])
+    save_samples("exec_qemu_ms", [x / 1000 for x in q])
+    se, sq = stats([x / 1000 for x in e]), stats([x / 1000 for x in q])
+    record("exec_to_api_socket_ms", ember=se, qemu_qmp_greeting=sq,
+           speedup_median=(sq["median"] / se["median"]) if se and sq else None,
+           note="fork+exec to a connect() that succeeds (Ember) / to a QMP greeting read (QEMU -S -qmp)")
+
+
+def b_instance_start():
+    n = 10 if QUICK else 100
+    s = os.path.join(WORK, "a.sock")
+    lg = os.path.join(WORK, "apistart.log")
+    p = tool("apistart", n, s, lg, TINY, "ember-test=hello", EMBER)
+    lines = [l.split() for l in p.stdout.splitlines()]
+    st, rt, derived = [], [], []
+    for i, l in enumerate(lines):
+        if len(l) != 3:
+            continue
+        rt.append(float(l[0]) / 1000)
+        try:
+            txt = open(f"{lg}.{i}").read()
+        except OSError:
+            txt = ""
+        m = re.search(r"start to first KVM_RUN: ([0-9.]+) ms", txt)
+        a = re.search(r"API listening on .* after ([0-9.]+) ms", txt)
+        if m:
+            st.append(float(m.group(1)))
+        if m and a:
+            # ember's clock starts in main(); the socket listened `a` ms later, and we saw it accept at l[2]
+            # (us after fork), so main() <= fork + l[2] - a and
+            # InstanceStart sent -> first KVM_RUN = stat - (sent - main()) <= stat - a - (l[1] - l[2])
+            derived.append(float(m.group(1)) - float(a.group(1)) - (float(l[1]) - float(l[2])) / 1000)
+    for f in glob.glob(lg + ".*"):
+        os.unlink(f)
+    if len(rt) < n or len(st) < n:
+        fail("instance_start", f"{len(rt)}/{n} round trips, {len(st)}/{n} stat lines")
+    save_samples("instancestart_ms", rt)
+    record("instance_start_ms", api_put_actions_round_trip=stats(rt), ember_stat_process_start_to_first_kvm_run=stats(st),
+           instancestart_sent_to_first_kvm_run=stats(derived),
+           note="PUT /actions InstanceStart round trip with the tiny guest (boot_args ember-test=hello). "
+                "'sent -> first KVM_RUN' = ember's stat (main() to first KVM_RUN) minus its logged 'API listening "
+                "after' time minus the time between the socket first accepting and the request being sent; an "
+                "upper bound, tight to the ~50 us connect() poll")
+
+
+def b_launch_rate():
+    n = 20 if QUICK else 200
+    cmd = [EMBER, "--kernel", TINY, "--cmdline", "ember-test=hello"]
+    out = {}
+    for par in (1, 2):
+        p = tool("launch", n, par, *cmd)
+        m = re.search(r"wall_ms=([0-9.]+) launches=(\d+) failed=(\d+) per_s=([0-9.]+)", p.stdout)
+        lat = [x / 1000 for x in floats(p.stdout)]
+        if not m or int(m.group(3)):
+            fail("launch_rate", f"par {par}: {p.stdout[:200]}")
+            continue
+        save_samples(f"launch_par{par}_ms", lat)
+        out[f"parallel_{par}"] = {"launches": n, "wall_ms": float(m.group(1)), "per_s": float(m.group(4)),
+                                  "per_s_per_core": float(m.group(4)) / par, "launch_to_exit_ms": stats(lat)}
+    record("launch_rate_tiny_guest", **out,
+           note="each launch is a whole ember process: exec, VM set-up, tiny guest boots, prints, resets via "
+                "i8042, ember tears down and exits; launches/s = N / wall")
+
+
+def b_api_latency():
+    s = os.path.join(WORK, "l.sock")
+    per1, per100 = (300, 5) if QUICK else (3000, 30)
+    out = {}
+    for seccomp in (True, False):
+        args = [EMBER, "--api-sock", s] + ([] if seccomp else ["--no-seccomp"])
+        errf = open(os.path.join(WORK, "api_ember.err"), "w")
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+        for _ in range(2000):
+            if os.path.exists(s):
+                break
+            time.sleep(0.001)
+        time.sleep(0.05)
+        tag = "" if seccomp else "_no_seccomp"
+        r = {}
+        for clients, per in ((1, per1), (100, per100)):
+            f = os.path.join(WORK, f"api_c{clients}{tag}.us")
+            q = tool("load", s, clients, per, f)
+            lat = floats(open(f).read()) if os.path.exists(f) else []
+            m = re.search(r"ok=(\d+) bad=(\d+).*rps=(\d+)", q.stdout)
+            r[f"clients_{clients}"] = {"requests": clients * per, "ok": int(m.group(1)) if m else 0,
+                                       "bad": int(m.group(2)) if m else None, "req_per_s": int(m.group(3)) if m else None,
+                                       "latency_us": stats(lat)}
+            if lat and m and int(m.group(2)) == 0:  # chart only runs where every request succeeded
+                save_samples(f"api_c{clients}{tag}_us", lat)
+        alive = p.poll() is None
+        kill_proc(p)
+        errf.close()
+        err = open(os.path.join(WORK, "api_ember.err")).read().strip()
+        r["ember_survived"] = alive
+        if err:
+            r["ember_stderr"] = err[-400:]
+        out["seccomp_on" if seccomp else "seccomp_off"] = r
+        if seccomp and alive and r["clients_100"]["bad"] == 0:
+            break  # the plain run worked: no need for the --no-seccomp rerun
+    if not out["seccomp_on"]["ember_survived"]:
+        finding("api_latency", "ember died under 100 concurrent clients with seccomp on: "
+             + out["seccomp_on"].get("ember_stderr", "?") + " (figures taken again with --no-seccomp)")
+    record("api_latency", **out, note="one connection per request (Connection: close), alternating GET / and "
+           "PUT /machine-config; latency = connect to the last byte of the answer")
+
+
+def b_virtio():
+    secs = "0.5" if QUICK else "3"
+    p = subprocess.run([os.path.join(BIN, "virtio-bench"), "--json", "--secs", secs, "--size-mib",
+                        "64" if QUICK else "256"], capture_output=True, text=True, timeout=300)
+    rows = []
+    for line in p.stdout.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pass
+    if p.returncode or not rows:
+        fail("virtio", f"rc={p.returncode} {p.stderr[-300:]}")
+        return
+    get = lambda fig, path: next((r["ops_per_sec"] for r in rows if r["figure"] == fig and r["path"] == path), None)
+    ratios = {}
+    raw_io = get("blk randread 4KiB", "raw io_uring")
+    for eng in ("virtio sync", "virtio async"):
+        v = get("blk randread 4KiB", eng)
+        if v and raw_io:
+            ratios[f"blk {eng} / raw io_uring"] = v / raw_io
+    for fig in sorted({r["figure"] for r in rows if r["figure"].startswith("net")}):
+        raw = get(fig, "raw write") or get(fig, "raw read")
+        v = get(fig, "virtio")
+        if v and raw:
+            ratios[fig] = v / raw
+    record("virtio_device_models", rows=rows, ratios=ratios, secs_per_figure=float(secs),
+           errors=sum(r.get("errors", 0) for r in rows))
+
+
+def poll_log(path, pattern, proc, deadline):
+    rx = re.compile(pattern)
+    while time.time() < deadline:
+        try:
+            with open(path, "rb") as f:
+                if rx.search(f.read().decode("latin-1")):
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
+
+
+def start_ember_linux(tag, mem=128):
+    disk = os.path.join(WORK, f"root-{tag}.ext4")
+    shutil.copyfile(ROOTFS, disk)
+    logp = os.path.join(WORK, f"console-{tag}.log")
+    t = time.time()
+    p = subprocess.Popen([EMBER, "--kernel", VMLINUX, "--mem-mib", str(mem), "--drive", f"id=root,path={disk},root"],
+                         stdin=subprocess.DEVNULL, stdout=open(logp, "wb"), stderr=subprocess.STDOUT)
+    return p, logp, t
+
+
+def start_qemu_linux(tag, mem=128):
+    logp = os.path.join(WORK, f"console-{tag}.log")
+    t = time.time()
+    p = subprocess.Popen(QEMU_BASE + ["-m", str(mem), "-smp", "1", "-no-reboot", "-nic", "none", "-serial", "stdio",
+                                      "-kernel", VMLINUX_Q, "-drive",
+                                      f"id=root,file={ROOTFS},format=raw,if=none,snapshot=on",
+                                      "-device", "virtio-blk-device,drive=root", "-append",
+                                      QEMU_CMDLINE + " root=/dev/vda rw"],
+                         stdin=subprocess.DEVNULL, stdout=open(logp, "wb"), stderr=subprocess.STDOUT)
+    return p, logp, t
+
+
+def pss_breakdown(pid, mem_mib):
+    """Pss (KiB) of everything but guest RAM, grouped: binary, each shared library, heap, other anon, stacks."""
+    groups, cur = {}, None
+    lo, hi = mem_mib << 10, (mem_mib + 8) << 10
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
+            if m:
+                size = (int(m.group(2), 16) - int(m.group(1), 16)) >> 10
+                path = m.group(3).strip()
+                if lo <= size <= hi and (path == "" or path.startswith("[anon")):
+                    cur = None
+                elif path == "" or path.startswith("[anon"):
+                    cur = "anonymous (not guest RAM)"
+                else:
+                    cur = os.path.basename(path) if path.startswith("/") else path
+                continue
+            if cur and line.startswith("Pss:"):
+                groups[cur] = groups.get(cur, 0) + int(line.split()[1])
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1])[:8])
+
+
+def mem_sample(p, mem=128):
+    total = pss_kib(p.pid)
+    guest = guest_ram_pss_kib(p.pid, mem)
+    return {"pss_kib": total, "guest_ram_pss_kib": guest,
+            "vmm_overhead_kib": (total - guest) if total is not None and guest is not None else None,
+            "overhead_top_kib": pss_breakdown(p.pid, mem)}
+
+
+def b_memory_quick():
+    """QUICK: both VMMs boot the same Linux kernel concurrently; sample at a fixed time."""
+    wait = 8
+    pe, le, _ = start_ember_linux("mem-ember")
+    pq, lq, _ = start_qemu_linux("mem-qemu")
+    time.sleep(wait)
+    out = {}
+    for name, p in (("ember", pe), ("qemu", pq)):
+        try:
+            out[name] = mem_sample(p)
+        except OSError as e:
+            fail("memory", f"{name} gone before sampling: {e}")
+        kill_proc(p)
+    record_memory(out, f"sampled {wait} s after exec (both booting concurrently; Linux kernel still in early boot)")
+
+
+def record_memory(out, when):
+    e, q = out.get("ember", {}), out.get("qemu", {})
+    ratio = None
+    if e.get("vmm_overhead_kib") and q.get("vmm_overhead_kib"):
+        ratio = e["vmm_overhead_kib"] / q["vmm_overhead_kib"]
+    record("vmm_memory_overhead_1vcpu_128mib", ember=e, qemu=q, ember_over_qemu=ratio, when=when,
+           note="PSS of the VMM process minus the Pss of its 128 MiB guest-RAM mapping")
+
+
+def b_linux_boot():
+    """FULL: boot to 'Run /sbin/init', Ember then QEMU (sequential), REPS each; memory sampled on the way."""
+    reps = int(os.environ.get("BOOT_REPS", "2"))
+    timeout = 200
+    boot = {"ember": [], "qemu": []}
+    mem = {}
+    for i in range(reps):
+        for name, starter in (("ember", start_ember_linux), ("qemu", start_qemu_linux)):
+            p, logp, t = starter(f"boot-{name}-{i}")
+            got_mem = False
+            ok = False
+            deadline = t + timeout
+            while time.time() < deadline and p.poll() is None:
+                txt = open(logp, "rb").read().decode("latin-1")
+                if not got_mem and ("Freeing unused kernel" in txt or time.time() - t > 120):
+                    if i == 0:
+                        try:
+                            mem[name] = mem_sample(p)
+                        except OSError:
+                            pass
+                    got_mem = True
+                if re.search(r"Run /\S+ as init process", txt):
+                    boot[name].append(time.time() - t)
+                    ok = True
+                    break
+                time.sleep(0.02)
+            kill_proc(p)
+            log(f"boot {name} rep {i}: {'%.1f s' % boot[name][-1] if ok else 'FAILED'}")
+            if not ok:
+                fail("linux_boot", f"{name} rep {i}: no 'Run /sbin/init' in {timeout} s (log {logp})")
+    record("linux_boot_to_init_s", ember=stats(boot["ember"]), qemu=stats(boot["qemu"]), reps=reps,
+           note="wall from exec to the console line 'Run /sbin/init as init process'; same kernel build "
+                "(QEMU: int3-patched copy), same ext4 root on virtio-blk, 1 vCPU, 128 MiB")
+    record_memory(mem, "sampled when the console first showed 'Freeing unused kernel' (late boot), first rep")
+
+
+def b_density():
+    ns = [5] if QUICK else [10, 50, 100, 200, 500]
+    d = os.path.join(WORK, "density")
+    os.makedirs(d, exist_ok=True)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    rows = []
+    for n in ns:
+        avail = int([l for l in open("/proc/meminfo") if l.startswith("MemAvailable")][0].split()[1]) // 1024
+        if avail < 1024 + n * 8:
+            log(f"density: stop before N={n}: {avail} MiB available")
+            break
+        procs = []
+        t = time.time()
+        for i in range(n):
+            s = os.path.join(d, f"{i}.sock")
+            procs.append((subprocess.Popen([EMBER, "--api-sock", s, "--id", f"d{i}"], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), s))
+        import socket as so
+        up = 0
+        for p, s in procs:
+            while time.time() - t < 60:
+                c = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+                try:
+                    c.connect(s)
+                    up += 1
+                    break
+                except OSError:
+                    time.sleep(0.0005)
+                finally:
+                    c.close()
+        wall = time.time() - t
+        time.sleep(0.3)
+        pss = [pss_kib(p.pid) for p, _ in procs if p.poll() is None]
+        rss = []
+        for p, _ in procs:
+            try:
+                rss.append(int([l for l in open(f"/proc/{p.pid}/status") if l.startswith("VmRSS")][0].split()[1]))
+            except (OSError, IndexError):
+                pass
+        ts = time.time()
+        for p, _ in procs:
+            p.terminate()
+        for p, _ in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        stop_s = time.time() - ts
+        left_procs = [p.pid for p, _ in procs if os.path.exists(f"/proc/{p.pid}")]
+        left_socks = glob.glob(os.path.join(d, "*"))
+        row = {"n": n, "up": up, "wall_s": wall, "launch_per_s": up / wall, "pss_total_kib": sum(pss),
+               "pss_per_vm_kib": stats(pss), "rss_per_vm_kib": stats(rss), "stop_s": stop_s,
+               "leftover_processes": len(left_procs), "leftover_sockets": len(left_socks),
+               "exit_codes": sorted({p.returncode for p, _ in procs})}
+        rows.append(row)
+        log(f"density N={n}: {up} up in {wall:.2f} s, PSS/VM median {row['pss_per_vm_kib']['median']:.0f} KiB, "
+            f"leftovers {len(left_procs)} procs {len(left_socks)} sockets")
+        if up < n or left_procs or left_socks:
+            fail("density", f"N={n}: {up}/{n} up, {len(left_procs)} processes and {len(left_socks)} sockets left")
+        for s in left_socks:
+            os.unlink(s)
+    fds_after = len(os.listdir("/proc/self/fd"))
+    with open(os.path.join(WORK, "density.dat"), "w") as f:
+        for r in rows:
+            f.write(f"{r['n']} {r['launch_per_s']:.2f} {r['pss_per_vm_kib']['median']:.1f}\n")
+    record("density_idle", rows=rows, bench_fds_before=fds_before, bench_fds_after=fds_after,
+           note="'idle' = an ember process serving its API socket with no InstanceStart: no guest RAM touched, "
+                "no vCPU running. This is the VMM's own floor, not an idle booted guest")
+    if fds_after != fds_before:
+        fail("density", f"bench process fds {fds_before} -> {fds_after}")
+
+
+def b_profile():
+    """perf counters are unavailable on kvm-pvm VMs: callgrind (user space) + strace -c (syscall time)."""
+    out = {}
+    pc = subprocess.run(["perf", "stat", "-e", "instructions", "true"], capture_output=True, text=True)
+    out["perf_counters"] = "not supported" not in pc.stderr and pc.returncode == 0
+    cg = os.path.join(WORK, "callgrind.out")
+    if shutil.which("valgrind"):
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}", EMBER, "--no-seccomp",
+                        "--kernel", TINY, "--cmdline", "ember-test=hello"], capture_output=True, timeout=300)
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=no", cg], capture_output=True, text=True).stdout
+        total = re.search(r"^([0-9,]+) \(100.0%\)\s+PROGRAM TOTALS", ann, re.M)
+        top = []
+        for line in ann.splitlines():
+            m = re.match(r"^\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(\S.*)$", line)
+            if m and "PROGRAM TOTALS" not in line:
+                top.append({"ir": int(m.group(1).replace(",", "")), "pct": float(m.group(2)), "fn": m.group(3)[:120]})
+        out["callgrind_total_ir"] = int(total.group(1).replace(",", "")) if total else None
+        out["callgrind_top_self"] = top[:12]
+    st = os.path.join(WORK, "strace.txt")
+    if shutil.which("strace"):
+        subprocess.run(["strace", "-f", "-c", "-w", "-o", st, EMBER, "--no-seccomp", "--kernel", TINY, "--cmdline",
+                        "ember-test=hello"], capture_output=True, timeout=120)
+        rows = []
+        for line in open(st):
+            m = re.match(r"^\s*([0-9.]+)\s+([0-9.]+)\s+(\d+)\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$", line)
+            if m:
+                rows.append({"pct": float(m.group(1)), "seconds": float(m.group(2)), "calls": int(m.group(4)),
+                             "syscall": m.group(6)})
+        out["strace_wall_top"] = rows[:8]
+    runs = 3 if QUICK else 10
+    p = None
+    if shutil.which("strace"):
+        with open(st + ".T", "w") as allf:
+            for i in range(runs):
+                p = subprocess.run(["strace", "-f", "-T", "-o", st + f".T{i}", EMBER, "--no-seccomp", "--kernel",
+                                    TINY, "--cmdline", "ember-test=hello"], capture_output=True, timeout=120)
+                allf.write(open(st + f".T{i}").read())
+    if p is not None:
+        slow = []
+        for line in open(st + ".T"):
+            m = re.search(r"<([0-9.]+)>\s*$", line)
+            if m:
+                slow.append((float(m.group(1)), line.split(" ", 1)[1].strip()[:110]))
+        slow.sort(reverse=True)
+        out["slowest_calls"] = [{"seconds": s, "call": c} for s, c in slow[:6]]
+        out["host_costs"] = aggregate_costs(st + ".T", out.get("callgrind_top_self"), out.get("callgrind_total_ir"))
+        for r in out["host_costs"]["by_call"]:  # per launch, averaged over the runs
+            r["seconds"] /= runs
+            r["calls"] = round(r["calls"] / runs)
+        out["host_costs"]["launches_averaged"] = runs
+    record("host_profile_tiny_guest", **out)
+
+
+def aggregate_costs(trace, cg_top, cg_total):
+    """Host time by kind of work for one tiny-guest launch: strace -T durations summed per call kind
+    (ioctl by request; blocking waits left out) plus dynamic linking's share of user instructions."""
+    agg, pending = {}, {}
+    for line in open(trace):
+        u = re.match(r"^(\d+)\s+ioctl\(\d+,\s*(\w+).*<unfinished \.\.\.>", line)
+        if u:
+            pending[u.group(1)] = u.group(2)
+            continue
+        m = re.search(r"^\d+\s+(?:<\.\.\. )?(\w+)(?: resumed>|\()(.*)<([0-9.]+)>\s*$", line)
+        if not m:
+            continue
+        name, rest, secs = m.group(1), m.group(2), float(m.group(3))
+        if name in ("epoll_wait", "futex", "wait4", "poll", "ppoll", "nanosleep", "clock_nanosleep", "read"):
+            continue
+        if name == "ioctl":
+            r = re.match(r"\s*\d+,\s*(\w+)", rest)
+            pid = line.split()[0]
+            name = "ioctl " + (r.group(1) if r and "resumed>" not in line else pending.pop(pid, "?"))
+        a = agg.setdefault(name, [0.0, 0])
+        a[0] += secs
+        a[1] += 1
+    rows = [{"what": k, "seconds": v[0], "calls": v[1]} for k, v in agg.items()]
+    rows.sort(key=lambda r: -r["seconds"])
+    dl = None
+    if cg_top is not None and cg_total:
+        dl = sum(r["pct"] for r in cg_top if "ld-linux" in r["fn"] or "/elf/" in r["fn"])
+    return {"by_call": rows[:10], "dynamic_linking_pct_of_user_ir_top8": dl}
+
+
+# ---------------------------------------------------------------- main
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    results["host"] = host_info()
+    log(f"mode {results['host']['mode']}, kvm {results['host']['kvm_flavour']}, {results['host']['cpu']}")
+    benches = [("exec to API socket", b_exec_to_socket), ("InstanceStart", b_instance_start),
+               ("launch rate", b_launch_rate), ("API latency", b_api_latency), ("virtio", b_virtio)]
+    benches += [("memory (quick)", b_memory_quick)] if QUICK else [("Linux boot + memory", b_linux_boot)]
+    benches += [("density", b_density), ("profile", b_profile)]
+    for name, fn in benches:
+        t = time.time()
+        log(f"{name} ...")
+        try:
+            fn()
+        except Exception as e:  # keep going: a broken benchmark must not hide the others
+            fail(name, repr(e))
+        log(f"{name} done in {time.time() - t:.1f} s")
+    results["runtime_s"] = time.time() - T0
+    results["host"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    path = os.path.join(OUT, f"{day}{'-quick' if QUICK else ''}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    log(f"wrote {path}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_report
+    # quick (smoke) runs must not overwrite the full figures in docs/: their report goes next to the JSON
+    docs = DOCS if not QUICK else os.path.join(OUT, f"{day}-quick")
+    os.makedirs(docs, exist_ok=True)
+    bench_report.write(results, path, WORK, docs)
+    log(f"wrote {os.path.join(docs, 'benchmarks.md')}")
+    log(f"total {time.time() - T0:.1f} s, {len(results['errors'])} errors")
+    for e in results["errors"]:
+        log("error: " + e)
+    for e in results["findings"]:
+        log("finding: " + e)
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
