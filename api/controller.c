@@ -42,6 +42,8 @@ void ctl_destroy(struct controller *c)
         close(c->metrics_timer_fd);
     }
     c->metrics_fd = c->metrics_timer_fd = -1;
+    json_decref(c->metrics_properties);
+    c->metrics_properties = NULL;
     if (c->log_fd >= 0) {
         log_set_output(-1, NULL, 0);
         close(c->log_fd);
@@ -179,6 +181,10 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_t *m = json_object();
+    if (c->metrics_emit_id)
+        json_object_set_new(m, "id", json_string(c->instance_id));
+    if (c->metrics_properties)
+        json_object_set(m, "properties", c->metrics_properties);
     json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
     json_object_set_new(m, "logger", json_pack("{s:I}", "missed_log_count", (json_int_t)log_missed_lines()));
     if (c->state != CTL_NOT_STARTED) {

@@ -65,6 +65,8 @@ struct controller {
     char serial_out[CTL_PATH];
     int log_fd;
     int metrics_fd;
+    bool metrics_emit_id;
+    struct json_t *metrics_properties; /* operator key-value pairs put on every metrics line */
     int metrics_timer_fd;
     uint64_t metrics_flushes;
 

@@ -1,5 +1,6 @@
 #include "routes.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -247,15 +248,16 @@ static int apply_drive(struct controller *c, json_t *o, const char *path_id, str
     return 0;
 }
 
+/* Exactly "xx:xx:xx:xx:xx:xx" in hex digits (sscanf alone would take blanks and 0x). */
 static int parse_mac(const char *text, uint8_t mac[6])
 {
-    unsigned b[6];
-    char tail;
-    if (strlen(text) != 17 ||
-        sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+    if (strlen(text) != 17)
         return -EINVAL;
+    for (int i = 0; i < 17; i++)
+        if (i % 3 == 2 ? text[i] != ':' : !isxdigit((unsigned char)text[i]))
+            return -EINVAL;
     for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)b[i];
+        mac[i] = (uint8_t)strtoul((char[]){text[i * 3], text[i * 3 + 1], '\0'}, NULL, 16);
     return 0;
 }
 
@@ -325,8 +327,9 @@ static int apply_logger(struct controller *c, json_t *o, struct errmsg *e)
         return rc;
     static const char *const levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off"};
     int ok = 0;
-    for (unsigned i = 0; i < 6; i++)
-        ok |= strcasecmp(level, levels[i]) == 0;
+    for (unsigned i = 0; i < 6 && !ok; i++)
+        if (strcasecmp(level, levels[i]) == 0)
+            ok = 1, level = levels[i]; /* reported back in Firecracker's spelling */
     if (!ok)
         return bad(e, "Invalid value for field `level`: '%s' must be one of Error, Warning, Info, Debug, Trace, Off.%s", level, NULL);
     return ctl_set_logger(c, path, level, show_level, show_origin, e);
@@ -342,7 +345,22 @@ static int apply_metrics(struct controller *c, json_t *o, struct errmsg *e)
         rc = require(get_str(o, "metrics_path", &path, e), "metrics_path", e);
     if (!rc && get_bool(o, "emit_id", &emit, e) < 0)
         rc = -EINVAL;
-    return rc ? rc : ctl_set_metrics(c, path, e);
+    json_t *props = json_object_get(o, "properties");
+    if (!rc && props && !json_is_null(props)) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(props))
+            rc = bad(e, "Invalid type for field `%s`: expected an object of strings.%s", "properties", NULL);
+        else
+            json_object_foreach(props, k, v) if (!rc && !json_is_string(v)) rc = bad(
+                e, "Invalid type for field `properties`: the value of '%s' must be a string.%s", k, NULL);
+    }
+    if (rc || (rc = ctl_set_metrics(c, path, e)))
+        return rc;
+    c->metrics_emit_id = emit;
+    json_decref(c->metrics_properties);
+    c->metrics_properties = props && json_is_object(props) ? json_deep_copy(props) : NULL;
+    return 0;
 }
 
 static int apply_serial(struct controller *c, json_t *o, struct errmsg *e)
@@ -561,6 +579,26 @@ static void patch_vm(struct controller *c, json_t *o, struct api_reply *r)
     r->status = 204;
 }
 
+/* Whether method + path name an endpoint, checked before the body is looked at. */
+static bool route_known(const char *method, const char *path)
+{
+    static const struct { const char *method, *path; bool prefix; } routes[] = {
+        {"GET", "/", false}, {"GET", "/version", false}, {"GET", "/machine-config", false},
+        {"PUT", "/machine-config", false}, {"PATCH", "/machine-config", false}, {"GET", "/vm/config", false},
+        {"PUT", "/boot-source", false}, {"PUT", "/drives/", true}, {"PATCH", "/drives/", true},
+        {"PUT", "/network-interfaces/", true}, {"PATCH", "/network-interfaces/", true},
+        {"PUT", "/actions", false}, {"PATCH", "/vm", false}, {"PUT", "/logger", false},
+        {"PUT", "/metrics", false}, {"PUT", "/serial", false},
+    };
+    for (unsigned i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(method, routes[i].method) != 0)
+            continue;
+        if (routes[i].prefix ? path_id(path, routes[i].path) != NULL : strcmp(path, routes[i].path) == 0)
+            return true;
+    }
+    return false;
+}
+
 void api_handle(void *ctx, const char *method, const char *path, const char *body, size_t len,
                 struct api_reply *r)
 {
@@ -572,7 +610,7 @@ void api_handle(void *ctx, const char *method, const char *path, const char *bod
         if (strncmp(path, *u, n) == 0 && (path[n] == '\0' || path[n] == '/'))
             return api_reply_error(r, 400, "Ember does not implement %s (%s %s).", *u, method, path);
     }
-    if (!is_get && !is_put && !is_patch)
+    if (!route_known(method, path))
         return api_reply_error(r, 400, "Invalid request method and/or path: %s %s.", method, path);
     if (is_get && len)
         return api_reply_error(r, 400, "GET requests take no body.");

@@ -62,6 +62,13 @@ void api_reply_error(struct api_reply *r, unsigned status, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *o = json_pack("{s:s}", "fault_message", msg);
+    if (!o) {
+        /* The message echoed client bytes that are not UTF-8: replace them so the body stays JSON. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        o = json_pack("{s:s}", "fault_message", msg);
+    }
     free(r->body);
     r->status = status;
     r->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
