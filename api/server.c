@@ -164,7 +164,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         else
             return MHD_YES;
     }
-    if (*upload_size && !u->too_big) {
+    if (*upload_size && u->too_big) {
+        *upload_size = 0; /* over the limit: discard the rest, answer 413 at the end */
+        return MHD_YES;
+    }
+    if (*upload_size) {
         if (u->len + *upload_size > API_MAX_BODY) {
             u->too_big = true;
             free(u->buf);

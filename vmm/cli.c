@@ -127,13 +127,14 @@ int cli_parse_net(char *spec, struct net_config *n, struct errmsg *err)
         } else if (strcmp(key, "tap") == 0 && val && *val) {
             n->tap = val;
         } else if (strcmp(key, "mac") == 0 && val) {
-            unsigned b[6];
-            char tail;
-            if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6 ||
-                strlen(val) != 17)
+            /* Exactly xx:xx:xx:xx:xx:xx in hex digits (sscanf alone would take blanks and 0x). */
+            int ok = strlen(val) == 17;
+            for (int i = 0; ok && i < 17; i++)
+                ok = i % 3 == 2 ? val[i] == ':' : isxdigit((unsigned char)val[i]);
+            if (!ok)
                 return err_set(err, -EINVAL, "--net: mac '%s' must look like 06:00:ac:10:00:02", val);
             for (int i = 0; i < 6; i++)
-                n->mac[i] = (uint8_t)b[i];
+                n->mac[i] = (uint8_t)strtoul((char[]){val[i * 3], val[i * 3 + 1], '\0'}, NULL, 16);
             if (n->mac[0] & 1)
                 return err_set(err, -EINVAL, "--net: mac '%s' is a multicast address", val);
             n->has_mac = true;

@@ -85,6 +85,8 @@ int main(int argc, char **argv)
     /* Time zone rules from the environment, never from /etc/localtime: filtered threads open no files. */
     setenv("TZ", "UTC0", 1);
     tzset();
+    /* Seed jansson's hash now: seeding later opens /dev/urandom on a filtered thread. */
+    json_object_seed(0);
 
     int status = 1;
     struct api_server *api = NULL;

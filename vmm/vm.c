@@ -392,6 +392,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
 {
     uint64_t t0 = vm->t_start_ns;
     memset(vm, 0, sizeof(*vm));
+    vm->created = 1;
     vm->loop = loop;
     pthread_mutex_init(&vm->pause_lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
@@ -563,6 +564,9 @@ void vm_print_stats(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+    if (!vm->created)
+        return; /* never built: its zeroed fds are not ours to close */
+    vm->created = 0;
     for (int i = 0; i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

@@ -47,6 +47,7 @@ struct vcpu {
 };
 
 struct vm {
+    int created;              /* vm_create ran: vm_destroy has something to release */
     struct vm_config cfg;
     int kvm_fd;
     int vm_fd;
