@@ -113,7 +113,7 @@ static void __attribute__((noreturn)) run_child(int report, const sigset_t *orig
         jl_child_fail(report, JL_EXIT_IDS, &err);
     if (jl_drop_caps(&err))
         jl_child_fail(report, JL_EXIT_CAPS, &err);
-    if (jl_no_new_privs(&err))
+    if (jl_no_new_privs(&err) || jl_baseline_filter(&err))
         jl_child_fail(report, JL_EXIT_NNP, &err);
     /* The VM does not outlive its supervisor (set after the uid change, which clears it). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || (!args.new_pid_ns && getppid() != supervisor)) {

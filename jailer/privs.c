@@ -2,6 +2,8 @@
 
 #include <cap-ng.h>
 #include <errno.h>
+#include <seccomp.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -87,6 +89,42 @@ int jl_drop_caps(struct errmsg *err)
         return err_set(err, -EPERM, "capabilities remain after dropping them");
     if (capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE)
         return err_set(err, -EPERM, "the bounding set is not empty");
+    return 0;
+}
+
+/*
+ * A baseline filter for everything the jailed process will ever run,
+ * inherited across execve (no_new_privs is set): calls no VMM needs and
+ * an escape would want fail with EPERM. Ember adds its own, stricter,
+ * per-thread filters on top; this one also covers what runs before them.
+ */
+int jl_baseline_filter(struct errmsg *err)
+{
+    static const int denied[] = {
+        SCMP_SYS(ptrace), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
+        SCMP_SYS(unshare), SCMP_SYS(setns), SCMP_SYS(init_module), SCMP_SYS(finit_module),
+        SCMP_SYS(delete_module), SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(reboot),
+        SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+        SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(acct), SCMP_SYS(settimeofday), SCMP_SYS(clock_settime),
+        SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at), SCMP_SYS(process_vm_readv),
+        SCMP_SYS(process_vm_writev), SCMP_SYS(userfaultfd), SCMP_SYS(fsopen), SCMP_SYS(fsmount),
+        SCMP_SYS(move_mount), SCMP_SYS(open_tree),
+    };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx)
+        return err_set(err, -ENOMEM, "seccomp baseline: cannot create a filter");
+    int rc = 0;
+    for (unsigned i = 0; i < sizeof(denied) / sizeof(denied[0]) && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    /* Only Unix sockets (the API socket): no network but the tap, which is not a socket. */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+    if (!rc)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc)
+        return err_set(err, rc, "seccomp baseline filter: %s", strerror(-rc));
     return 0;
 }
 

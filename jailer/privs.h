@@ -30,5 +30,7 @@ int jl_drop_caps(struct errmsg *err);
 
 /* PR_SET_NO_NEW_PRIVS: nothing the VMM execs can gain privileges. */
 int jl_no_new_privs(struct errmsg *err);
+/* Denies, with an error, calls no VMM needs (mount, ptrace, module loading, non-Unix sockets, ...). */
+int jl_baseline_filter(struct errmsg *err);
 
 #endif
