@@ -16,17 +16,20 @@ int hostcompat_active(enum host_compat_mode mode, int is_pvm)
 }
 
 /*
- * - noxsave + clearcpuid: the guest sees the host's CPUID (not trapped) and
- *   would use XSAVE/XRSTOR, POPCNT, CMPXCHG16B etc., which the emulator
- *   cannot run; clearing them makes the kernel pick plain code paths.
- * - nopv (SMP only): the guest sees the outer hypervisor's KVM leaves and
- *   would use PV IPIs, whose hypercalls never complete here.
+ * What is left once Ember's interpreter runs the instructions kvm-pvm's
+ * emulator cannot (XSAVE family, POPCNT, CMPXCHG16B, CLAC/STAC, INT3,
+ * FWAIT...; see docs/host-compat.md, "The interpreter"):
+ * - nopv (SMP only): the guest sees the outer hypervisor's KVM paravirt
+ *   leaves (CPUID is not trapped) and, with more than one CPU, turns on PV
+ *   IPIs, PV spinlock kicks and PV TLB flushes, whose hypercalls (VMMCALL)
+ *   never complete on this host and never reach the monitor either, so
+ *   there is nothing to interpret. A single CPU makes none of them.
  */
-#define PVM_ARGS "noxsave clearcpuid=popcnt,xsave,avx,avx2,avx512f,rdrand,rdseed,smap,smep,fsgsbase,bmi1,bmi2,pcid,invpcid,cx16"
+#define PVM_ARGS_SMP "nopv"
 
 const char *hostcompat_cmdline(unsigned vcpus)
 {
-    return vcpus > 1 ? PVM_ARGS " nopv" : PVM_ARGS;
+    return vcpus > 1 ? PVM_ARGS_SMP : "";
 }
 
 int cmdline_build(char *out, size_t max, const char *base, const char *extra)

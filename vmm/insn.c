@@ -14,8 +14,7 @@ static int is_legacy_prefix(uint8_t b)
 }
 
 /* Parses ModRM/SIB/displacement (addressing per mode); returns bytes used or -EINVAL. */
-static int decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr32_override,
-                        struct insn *in)
+int insn_decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr32_override, struct insn *in)
 {
     if (n < 1)
         return -EINVAL;
@@ -67,7 +66,7 @@ static int decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int ad
 static int take_modrm(const uint8_t *bytes, unsigned n, unsigned *i, enum cpu_mode mode, int addr_override,
                       struct insn *out)
 {
-    int used = decode_modrm(bytes + *i, n - *i, mode, addr_override, out);
+    int used = insn_decode_modrm(bytes + *i, n - *i, mode, addr_override, out);
     if (used < 0)
         return -ENOENT;
     *i += (unsigned)used;
@@ -86,6 +85,8 @@ static int decode_0fae(const struct insn *in, unsigned digit, enum cpu_mode mode
     if (in->opsize_prefix || in->rep || in->repne)
         return -ENOENT; /* 66/F3 forms are CLWB, CLFLUSHOPT, PTWRITE...: not ours */
     switch (digit) {
+    case 2: return INSN_LDMXCSR;
+    case 3: return INSN_STMXCSR;
     case 4: return INSN_XSAVE;
     case 5: return INSN_XRSTOR;
     case 6: return INSN_XSAVEOPT;
@@ -147,6 +148,12 @@ int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct ins
     else
         out->addr_size = ((mode == MODE_PROT32) ^ addr_override) ? 4 : 2;
 
+    /* VEX/EVEX (64-bit mode only here): no 66/F2/F3/LOCK/REX may come before them. */
+    if (mode == MODE_LONG64 && (bytes[i] == 0xc4 || bytes[i] == 0xc5 || bytes[i] == 0x62)) {
+        if (out->rex || out->opsize_prefix || out->rep || out->repne || out->lock)
+            return -ENOENT;
+        return insn_decode_vex(bytes, n, i, addr_override, out);
+    }
     int kind = -ENOENT;
     uint8_t op = bytes[i++];
     if (op == 0xcc) {
@@ -189,6 +196,8 @@ int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct ins
 
 unsigned insn_reg(const struct insn *in) { return ((in->rex & 4u) << 1) | ((in->modrm >> 3) & 7u); }
 unsigned insn_rm(const struct insn *in) { return ((in->rex & 1u) << 3) | (in->modrm & 7u); }
+unsigned insn_vreg(const struct insn *in) { return insn_reg(in) | (in->evex_rr ? 16u : 0u); }
+unsigned insn_vrm(const struct insn *in) { return insn_rm(in) | (in->evex_x ? 16u : 0u); }
 int insn_rm_is_reg(const struct insn *in) { return (in->modrm >> 6) == 3; }
 
 uint64_t popcnt_exec(uint64_t src, unsigned size, uint64_t *rflags)

@@ -30,6 +30,23 @@ struct insn {
     uint8_t sib;
     uint8_t addr_size; /* address size in bytes: 2, 4 or 8 */
     int64_t disp;
+    uint8_t has_imm;
+    uint8_t imm;
+    /* VEX and EVEX encodings (vex == 0 for the others). rex then holds the
+     * equivalent REX.W/R/X/B, so insn_reg/insn_rm/addresses work unchanged. */
+    uint8_t vex;      /* 0, 2 (C5 xx), 3 (C4 xx xx), 4 (EVEX: 62 xx xx xx) */
+    uint8_t vex_map;  /* 1: 0F, 2: 0F38, 3: 0F3A */
+    uint8_t vex_pp;   /* implied prefix: 0 none, 1 66, 2 F3, 3 F2 */
+    uint8_t vex_l;    /* vector length: 0 = 128, 1 = 256, 2 = 512 bits */
+    uint8_t vex_v;    /* the VEX.vvvv / EVEX.V'vvvv register, un-inverted */
+    uint8_t evex_rr;  /* EVEX.R': bit 4 of the ModRM.reg register */
+    uint8_t evex_x;   /* EVEX.X: bit 4 of a ModRM.rm register */
+    uint8_t evex_z;   /* zeroing (1) or merging (0) masking */
+    uint8_t evex_b;   /* embedded broadcast (memory operand) */
+    uint8_t evex_aaa; /* opmask register, 0 for none */
+    uint8_t opcode;   /* last opcode byte */
+    uint8_t map0f;    /* INSN_RUNAHEAD: the opcode follows 0F */
+    int64_t imm64;    /* INSN_RUNAHEAD: immediate or branch displacement, sign-extended */
 };
 
 /*
@@ -44,12 +61,37 @@ struct insn {
  *   0F 01 D0 XGETBV, 0F 01 D1 XSETBV, 0F 01 CA CLAC, 0F 01 CB STAC
  *   F3 [REX.W] 0F AE /0 RDFSBASE, /1 RDGSBASE, /2 WRFSBASE, /3 WRGSBASE (register operand)
  *   F3 0F C7 /7 RDPID (register operand)
+ *   0F AE /2 LDMXCSR, /3 STMXCSR (memory operand; also their VEX forms)
+ * and in 64-bit mode these VEX/EVEX-encoded ones (insn_vex.c): VMOVDQU/A
+ * (VEX and EVEX 32/64/8/16), VMOVD/VMOVQ, VPADDD/Q, VPSUBD/Q, VPXOR[D/Q],
+ * VPAND[D/Q], VPANDN[D/Q], VPOR[D/Q], VPSHUFD, VEXTRACTI128 (and EVEX
+ * VEXTRACTI32X4/64X2), VPERMI2D/Q, VPRORD/Q, VPROLD/Q, VZEROUPPER/VZEROALL.
  */
 int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct insn *out);
 
 /* ModRM register operand / r/m operand numbers in x86 encoding order (0=rax,1=rcx,...). */
 unsigned insn_reg(const struct insn *in);
 unsigned insn_rm(const struct insn *in);
+/* The same for vector registers, with EVEX's fifth bit (0..31). */
+unsigned insn_vreg(const struct insn *in);
+unsigned insn_vrm(const struct insn *in);
+
+/* VEX/EVEX decoding from bytes[i] (a C4, C5 or 62 byte in 64-bit mode), after legacy prefixes. */
+int insn_decode_vex(const uint8_t *bytes, unsigned n, unsigned i, int addr_override, struct insn *out);
+/*
+ * For running ahead within one exit (64-bit mode): insn_decode(), or else
+ * one of the plain instructions the run-ahead executes, as INSN_RUNAHEAD:
+ * ADD/SUB/CMP (register and immediate forms, no memory), INC/DEC (register),
+ * MOV (register, immediate), LEA, Jcc, JMP (relative), NOP (90, 0F 1F).
+ */
+int insn_decode_runahead(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct insn *out);
+/* ADD/SUB/CMP/INC/DEC results and flags (size in bytes); op: 0 add, 5 sub, 7 cmp, 8 inc, 9 dec. */
+uint64_t alu_exec(unsigned op, uint64_t a, uint64_t b, unsigned size, uint64_t *rflags);
+/* Whether Jcc condition cc (0..15, the low nibble of the opcode) holds for these flags. */
+int jcc_taken(unsigned cc, uint64_t rflags);
+
+/* ModRM/SIB/displacement at p (used by both decoders); bytes used, or -EINVAL. */
+int insn_decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr32_override, struct insn *in);
 int insn_rm_is_reg(const struct insn *in);
 
 /* POPCNT: returns the count; updates rflags (ZF if src==0; CF OF SF AF PF cleared). */

@@ -42,6 +42,9 @@ static void hex_bytes(const uint8_t *b, unsigned n, char *out, size_t outlen)
         pos += (size_t)snprintf(out + pos, outlen - pos, "%s%02x", i ? " " : "", b[i]);
 }
 
+/* Run-ahead budget per exit: interrupts wait at most a few milliseconds. */
+#define RUNAHEAD_MAX 2048
+
 static struct xstate_layout host_layout;
 static pthread_once_t host_layout_once = PTHREAD_ONCE_INIT;
 static void host_layout_init(void) { xstate_layout_host(&host_layout); }
@@ -202,6 +205,9 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
     if (rc < 0)
         return err_set(err, rc, "vCPU %d: %s at RIP %#llx (%s mode, bytes [%s]) cannot be interpreted: %s", v->id,
                        what, (unsigned long long)rip, mode_name(mode), hex, c.why);
+    v->stats.insns[in.kind]++;
+    if (!c.event.pending && interp_starts_runahead(in.kind))
+        interp_run_ahead(&c, RUNAHEAD_MAX, v->stats.insns);
 
     if (c.xsave_dirty && ioctl(v->fd, KVM_SET_XSAVE, &xsave) < 0)
         return err_set(err, -errno, "vCPU %d: %s at RIP %#llx: KVM_SET_XSAVE failed: %s", v->id, what,
@@ -223,6 +229,5 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
             return err_set(err, rc, "vCPU %d: injecting %s after %s at RIP %#llx failed: %s", v->id,
                            vector_name(c.event.vector), what, (unsigned long long)rip, strerror(-rc));
     }
-    v->stats.insns[in.kind]++;
     return 0;
 }

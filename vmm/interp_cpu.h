@@ -85,6 +85,7 @@ struct interp_cpu {
     interp_rng_fn rng;
     /* Out: what changed besides regs (always written back), and the exception to deliver. */
     int xsave_dirty, xcr0_dirty;
+    int rip_written;               /* a taken branch set RIP itself */
     int msr_dirty;                 /* write msr_index := msr_value (FS/GS base) */
     uint32_t msr_index;
     uint64_t msr_value;
@@ -106,6 +107,24 @@ unsigned interp_needs(enum interp_insn kind);
  * Ember cannot run it (c->why says why); nothing was changed in the guest.
  */
 int interp_exec(struct interp_cpu *c, const struct insn *in);
+
+/* Instructions after which the caller runs ahead (vector ones), and those a run-ahead may run. */
+int interp_starts_runahead(enum interp_insn kind);
+int interp_runahead_ok(enum interp_insn kind);
+/*
+ * Run-ahead, after an instruction for which interp_starts_runahead() holds:
+ * go on with the instructions that follow while they are ones Ember runs
+ * (vector ones and the plain loop control of insn_scalar.c), so a block of
+ * Linux's AVX-512 BLAKE2s costs one exit instead of ~470 (an exit and
+ * re-entry of kvm-pvm costs milliseconds when the guest has interrupts to
+ * take). Stops at the first other instruction (left for KVM), at a fault
+ * (c->event, RIP on the instruction), when RFLAGS.TF asks for single steps,
+ * or after max instructions. counts[kind] is incremented per instruction;
+ * c->xsave_dirty accumulates. Returns how many ran.
+ */
+unsigned interp_run_ahead(struct interp_cpu *c, unsigned max, uint64_t *counts);
+/* Instruction bytes at RIP for a run-ahead (fetch permissions checked); 0 when none can be read. */
+unsigned interp_fetch(struct interp_cpu *c, uint8_t *buf, unsigned max);
 
 /* ---- helpers shared by the routines (interp_mem.c) ---- */
 
@@ -134,6 +153,8 @@ int interp_map_write(struct interp_cpu *c, uint64_t lin, int ss, unsigned len, v
 int interp_xsave_family(struct interp_cpu *c, const struct insn *in);
 int interp_xgetbv(struct interp_cpu *c, const struct insn *in);
 int interp_xsetbv(struct interp_cpu *c, const struct insn *in);
+/* LDMXCSR/STMXCSR and the VEX/EVEX vector operations (interp_simd.c). */
+int interp_simd(struct interp_cpu *c, const struct insn *in);
 
 /* x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..) into struct kvm_regs. */
 __u64 *interp_gpr(struct kvm_regs *r, unsigned n);

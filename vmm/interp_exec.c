@@ -21,11 +21,46 @@ unsigned interp_needs(enum interp_insn kind)
         return INTERP_NEED_XSAVE | INTERP_NEED_XCR0 | INTERP_NEED_XSS;
     case INSN_XSETBV:
         return INTERP_NEED_XCR0;
+    case INSN_LDMXCSR:
+    case INSN_STMXCSR:
+    case INSN_VZEROUPPER:
+    case INSN_VMOVDQ:
+    case INSN_VMOVD:
+    case INSN_VPALU:
+    case INSN_VPSHUFD:
+    case INSN_VEXTRACT:
+    case INSN_VPERMI2:
+    case INSN_VPROT:
+        return INTERP_NEED_XSAVE | INTERP_NEED_XCR0;
     case INSN_RDPID:
         return INTERP_NEED_TSC_AUX;
     default:
         return 0;
     }
+}
+
+int interp_starts_runahead(enum interp_insn kind)
+{
+    switch (kind) {
+    case INSN_VZEROUPPER:
+    case INSN_VMOVDQ:
+    case INSN_VMOVD:
+    case INSN_VPALU:
+    case INSN_VPSHUFD:
+    case INSN_VEXTRACT:
+    case INSN_VPERMI2:
+    case INSN_VPROT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int interp_runahead_ok(enum interp_insn kind)
+{
+    /* Only what needs nothing beyond the snapshot the vector instruction already loaded. */
+    return interp_starts_runahead(kind) || kind == INSN_RUNAHEAD || kind == INSN_POPCNT ||
+           kind == INSN_LDMXCSR || kind == INSN_STMXCSR;
 }
 
 /* ---- host side of RDRAND/RDSEED and the atomics ---- */
@@ -215,11 +250,117 @@ static int run_rdpid(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
+/* General registers with x86's 8-bit rule: without REX, 4-7 are AH, CH, DH, BH. */
+static uint64_t reg_read(struct kvm_regs *r, unsigned n, unsigned size, int rex)
+{
+    if (size == 1 && !rex && n >= 4 && n < 8)
+        return (*interp_gpr(r, n - 4) >> 8) & 0xff;
+    uint64_t v = *interp_gpr(r, n);
+    return size == 8 ? v : v & ((1ULL << (size * 8)) - 1);
+}
+
+static void reg_write(struct kvm_regs *r, unsigned n, unsigned size, int rex, uint64_t v)
+{
+    if (size == 1 && !rex && n >= 4 && n < 8) {
+        __u64 *p = interp_gpr(r, n - 4);
+        *p = (*p & ~0xff00ULL) | ((v & 0xff) << 8);
+        return;
+    }
+    __u64 *p = interp_gpr(r, n);
+    *p = gpr_merge(*p, v, size);
+}
+
+/* The plain instructions of a run-ahead (insn_scalar.c): register and immediate forms only. */
+static int run_runahead(struct interp_cpu *c, const struct insn *in)
+{
+    struct kvm_regs *r = &c->regs;
+    unsigned size = in->opsize, op = in->opcode;
+    int rex = in->rex != 0;
+    uint64_t fl = r->rflags;
+    if (in->map0f) {
+        if (op == 0x1f)
+            return 0; /* nop */
+        if (jcc_taken(op & 15, fl)) {
+            r->rip += in->len + (uint64_t)in->imm64;
+            c->rip_written = 1;
+        }
+        return 0;
+    }
+    if (op == 0xeb || op == 0xe9 || (op >= 0x70 && op <= 0x7f)) {
+        if (op == 0xeb || op == 0xe9 || jcc_taken(op & 15, fl)) {
+            r->rip += in->len + (uint64_t)in->imm64;
+            c->rip_written = 1;
+        }
+        return 0;
+    }
+    if (op == 0x90)
+        return 0;
+    if (op < 0x40) { /* add, sub, cmp: 00-05, 28-2D, 38-3D */
+        unsigned alu = op >> 3, form = op & 7;
+        uint64_t a, b;
+        if (form <= 3) {
+            uint64_t rm = reg_read(r, insn_rm(in), size, rex), reg = reg_read(r, insn_reg(in), size, rex);
+            a = form <= 1 ? rm : reg;
+            b = form <= 1 ? reg : rm;
+        } else {
+            a = reg_read(r, 0, size, rex);
+            b = (uint64_t)in->imm64;
+        }
+        uint64_t res = alu_exec(alu, a, b, size, &fl);
+        if (alu != 7)
+            reg_write(r, form <= 1 ? insn_rm(in) : form <= 3 ? insn_reg(in) : 0, size, rex, res);
+        r->rflags = fl;
+        return 0;
+    }
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: {
+        unsigned alu = insn_digit(in);
+        uint64_t res = alu_exec(alu, reg_read(r, insn_rm(in), size, rex), (uint64_t)in->imm64, size, &fl);
+        if (alu != 7)
+            reg_write(r, insn_rm(in), size, rex, res);
+        r->rflags = fl;
+        return 0;
+    }
+    case 0xfe: case 0xff: {
+        uint64_t res = alu_exec(insn_digit(in) ? 9 : 8, reg_read(r, insn_rm(in), size, rex), 1, size, &fl);
+        reg_write(r, insn_rm(in), size, rex, res);
+        r->rflags = fl;
+        return 0;
+    }
+    case 0x88: case 0x89:
+        reg_write(r, insn_rm(in), size, rex, reg_read(r, insn_reg(in), size, rex));
+        return 0;
+    case 0x8a: case 0x8b:
+        reg_write(r, insn_reg(in), size, rex, reg_read(r, insn_rm(in), size, rex));
+        return 0;
+    case 0x8d: {
+        struct insn ea = *in;
+        ea.seg = 0; /* LEA: the effective address, no segment base */
+        uint64_t lin;
+        int ss;
+        int rc = interp_operand_address(c, &ea, &lin, &ss);
+        if (rc)
+            return rc;
+        reg_write(r, insn_reg(in), size, rex, lin);
+        return 0;
+    }
+    case 0xc7:
+        reg_write(r, insn_rm(in), size, rex, (uint64_t)in->imm64);
+        return 0;
+    }
+    if (op >= 0xb0 && op <= 0xbf) {
+        unsigned n = (op & 7) | ((in->rex & 1u) << 3);
+        reg_write(r, n, size, rex, (uint64_t)in->imm64);
+        return 0;
+    }
+    return interp_fail(c, -ENOSYS, "no run-ahead routine for opcode %#x", op);
+}
+
 int interp_exec(struct interp_cpu *c, const struct insn *in)
 {
     memset(&c->event, 0, sizeof(c->event));
     c->why[0] = '\0';
-    c->xsave_dirty = c->xcr0_dirty = c->msr_dirty = 0;
+    c->xsave_dirty = c->xcr0_dirty = c->msr_dirty = c->rip_written = 0;
     struct kvm_regs saved = c->regs;
     int rc;
     switch (in->kind) {
@@ -269,17 +410,56 @@ int interp_exec(struct interp_cpu *c, const struct insn *in)
     case INSN_RDPID:
         rc = run_rdpid(c, in);
         break;
+    case INSN_RUNAHEAD:
+        rc = run_runahead(c, in);
+        break;
+    case INSN_LDMXCSR:
+    case INSN_STMXCSR:
+    case INSN_VZEROUPPER:
+    case INSN_VMOVDQ:
+    case INSN_VMOVD:
+    case INSN_VPALU:
+    case INSN_VPSHUFD:
+    case INSN_VEXTRACT:
+    case INSN_VPERMI2:
+    case INSN_VPROT:
+        rc = interp_simd(c, in);
+        break;
     default:
         return interp_fail(c, -ENOSYS, "no routine for this instruction");
     }
     if (rc == 0) {
-        c->regs.rip += in->len;
+        if (!c->rip_written)
+            c->regs.rip += in->len;
     } else {
-        /* A fault (rc 1) or a failure: the instruction did not happen. */
+        /* A fault (rc 1) or a failure: the instruction did not happen. (Routines change the
+         * XSAVE image only once nothing can fault any more.) */
         c->regs = saved;
         c->xsave_dirty = c->xcr0_dirty = c->msr_dirty = 0;
         if (rc < 0)
             memset(&c->event, 0, sizeof(c->event));
     }
     return rc < 0 ? rc : 0;
+}
+
+unsigned interp_run_ahead(struct interp_cpu *c, unsigned max, uint64_t *counts)
+{
+    int dirty = c->xsave_dirty;
+    unsigned ran = 0;
+    while (ran < max && !(c->regs.rflags & 0x100ULL)) { /* TF: single steps are KVM's */
+        uint8_t bytes[INSN_MAX_LEN];
+        unsigned n = interp_fetch(c, bytes, sizeof(bytes));
+        struct insn in;
+        if (!n || insn_decode_runahead(bytes, n, c->mode, &in) || !interp_runahead_ok(in.kind))
+            break;
+        if (interp_exec(c, &in) < 0)
+            break; /* not ours after all (nothing changed): KVM runs it or reports it */
+        dirty |= c->xsave_dirty;
+        counts[in.kind]++;
+        ran++;
+        if (c->event.pending)
+            break; /* a fault: RIP is on the instruction, the caller delivers it */
+    }
+    c->xsave_dirty = dirty;
+    return ran;
 }

@@ -210,3 +210,28 @@ int interp_map_write(struct interp_cpu *c, uint64_t lin, int ss, unsigned len, v
     *host = host_ptr(c, lin, gpa, len);
     return *host ? 0 : -EFAULT;
 }
+
+unsigned interp_fetch(struct interp_cpu *c, uint8_t *buf, unsigned max)
+{
+    uint64_t lin = c->regs.rip + (c->mode == MODE_LONG64 ? 0 : c->sregs.cs.base);
+    if (c->mode != MODE_LONG64)
+        lin &= 0xffffffffULL;
+    else if (!canonical(lin))
+        return 0;
+    unsigned got = 0;
+    unsigned access = GW_FETCH | (interp_cpl(c) == 3 ? GW_USER : 0);
+    while (got < max) {
+        unsigned chunk = page_chunk(lin, max - got);
+        uint64_t gpa;
+        uint32_t pfec;
+        if (guest_translate_access(c->gm, &c->sregs, lin, access, &gpa, &pfec))
+            break;
+        const void *p = gm_ptr(c->gm, gpa, chunk);
+        if (!p)
+            break;
+        memcpy(buf + got, p, chunk);
+        got += chunk;
+        lin += chunk;
+    }
+    return got;
+}

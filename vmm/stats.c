@@ -18,7 +18,10 @@ const char *interp_insn_name(enum interp_insn i)
         [INSN_CMPXCHG16B] = "cmpxchg16b", [INSN_RDRAND] = "rdrand",   [INSN_RDSEED] = "rdseed",
         [INSN_CLAC] = "clac",         [INSN_STAC] = "stac",           [INSN_RDFSBASE] = "rdfsbase",
         [INSN_RDGSBASE] = "rdgsbase", [INSN_WRFSBASE] = "wrfsbase",   [INSN_WRGSBASE] = "wrgsbase",
-        [INSN_RDPID] = "rdpid",
+        [INSN_RDPID] = "rdpid",       [INSN_LDMXCSR] = "ldmxcsr",     [INSN_STMXCSR] = "stmxcsr",
+        [INSN_VZEROUPPER] = "vzeroupper", [INSN_VMOVDQ] = "vmovdq",   [INSN_VMOVD] = "vmovd",
+        [INSN_VPALU] = "vpalu",       [INSN_VPSHUFD] = "vpshufd",     [INSN_VEXTRACT] = "vextract",
+        [INSN_VPERMI2] = "vpermi2",   [INSN_VPROT] = "vprot",         [INSN_RUNAHEAD] = "runahead",
     };
     return i < INSN_KINDS && names[i] ? names[i] : "?";
 }

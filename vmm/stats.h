@@ -42,6 +42,17 @@ enum interp_insn {
     INSN_WRFSBASE,
     INSN_WRGSBASE,
     INSN_RDPID,
+    INSN_LDMXCSR,
+    INSN_STMXCSR,
+    INSN_VZEROUPPER, /* and VZEROALL */
+    INSN_VMOVDQ,     /* VMOVDQU/VMOVDQA (VEX), VMOVDQU32/64, VMOVDQA32/64 (EVEX) */
+    INSN_VMOVD,      /* VMOVD/VMOVQ between a GPR or memory and an XMM register */
+    INSN_VPALU,      /* VPADDD/Q, VPSUBD/Q, VPXOR, VPAND, VPANDN, VPOR (and the EVEX D/Q forms) */
+    INSN_VPSHUFD,
+    INSN_VEXTRACT,   /* VEXTRACTI128 */
+    INSN_VPERMI2,    /* VPERMI2D/Q */
+    INSN_VPROT,      /* VPRORD/Q, VPROLD/Q */
+    INSN_RUNAHEAD,   /* plain instructions run after one of the above, in the same exit (see interp.c) */
     INSN_KINDS
 };
 

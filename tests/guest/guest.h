@@ -125,5 +125,10 @@ void test_triple(void) __noreturn;
 void test_int3(void) __noreturn;
 void test_popcnt(void) __noreturn;
 void test_fwait(void) __noreturn;
+void test_cmpxchg16b(void) __noreturn;
+void test_xsave(void) __noreturn;
+void test_rdrand(void) __noreturn;
+void test_smap_fsgs(void) __noreturn;
+void test_avx512(void) __noreturn;
 
 #endif

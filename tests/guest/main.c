@@ -12,7 +12,9 @@ static const struct {
 	{ "hello", test_hello },       { "unclaimed", test_unclaimed },
 	{ "smp", test_smp },           { "triple", test_triple },
 	{ "int3", test_int3 },         { "popcnt", test_popcnt },
-	{ "fwait", test_fwait },
+	{ "fwait", test_fwait },       { "cmpxchg16b", test_cmpxchg16b },
+	{ "xsave", test_xsave },       { "rdrand", test_rdrand },
+	{ "smap-fsgs", test_smap_fsgs }, { "avx512", test_avx512 },
 };
 
 #define TEST_NAME_MAX 32
@@ -75,5 +77,5 @@ void guest_main(unsigned kind, uintptr_t info)
 	for (unsigned i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		if (!strncmp(current, tests[i].name, TEST_NAME_MAX + 1))
 			tests[i].run();
-	fail("unknown test (known: hello unclaimed smp triple int3 popcnt fwait)");
+	fail("unknown test (known: hello unclaimed smp triple int3 popcnt fwait cmpxchg16b xsave rdrand smap-fsgs avx512)");
 }
