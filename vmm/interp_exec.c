@@ -76,11 +76,12 @@ static int host_has(unsigned leaf, unsigned reg, unsigned bit)
 
 int interp_host_rng(int seed, uint64_t *out)
 {
-    /* The guest sees the host's CPUID, so the host has what the guest was told exists. */
-    static int have_rdrand = -1, have_rdseed = -1;
+    /* The guest sees the host's CPUID, so the host has what the guest was told exists.
+     * (Racing vCPU threads compute the same values.) */
+    static _Atomic int have_rdrand = -1, have_rdseed = -1;
     if (have_rdrand < 0) {
-        have_rdrand = host_has(1, 2, 30);
         have_rdseed = host_has(7, 1, 18);
+        have_rdrand = host_has(1, 2, 30);
     }
     for (int tries = 0; tries < (seed ? 1 : 10); tries++) {
         uint64_t v;
