@@ -13,7 +13,23 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-LDLIBS := -lmicrohttpd -ljansson -luring -lseccomp -lcap-ng -pthread
+# libmicrohttpd: a static build of Debian's source without TLS when deploy/mhd/build.sh
+# has made one (`make deps` does), else Debian's shared library, which pulls in
+# GnuTLS and eight more libraries (see deploy/mhd/build.sh for the measured cost).
+EMBER_CACHE ?= $(HOME)/.cache/ember
+MHD_VER := $(shell dpkg-query -W -f='$${source:Version}' libmicrohttpd-dev 2>/dev/null)
+MHD_DIR ?= $(EMBER_CACHE)/libmicrohttpd-notls-$(MHD_VER)
+ifneq ($(wildcard $(MHD_DIR)/lib/libmicrohttpd.a),)
+  MHD_CFLAGS := -I$(MHD_DIR)/include
+  MHD_LIBS := $(MHD_DIR)/lib/libmicrohttpd.a
+else
+  MHD_CFLAGS :=
+  MHD_LIBS := -lmicrohttpd
+endif
+CFLAGS += $(MHD_CFLAGS)
+# The other libraries are linked statically too: fewer objects for ld.so to
+# load and relocate at every exec (Debian's -dev packages ship PIC archives).
+LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng -Wl,-Bdynamic -pthread
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
@@ -46,17 +62,17 @@ $(BUILD)/libember.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
-$(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
-$(BUILD)/virtio-bench: $(BUILD)/obj/perf/virtio_bench.o $(BUILD)/libember.a
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/virtio-bench: $(BUILD)/obj/perf/virtio_bench.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
-$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) -lcriterion $(LDLIBS)
 
 include tests/guest/guest.mk
 include perf/bench.mk
@@ -67,6 +83,8 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@EMBER_CACHE=$(EMBER_CACHE) deploy/mhd/build.sh || \
+	  echo "deps: warning: no TLS-free libmicrohttpd; linking Debian's shared one (slower start-up, more memory)"
 
 guest: deps
 	deploy/guest/build.sh $(BUILD)/guest

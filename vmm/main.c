@@ -107,6 +107,16 @@ int main(int argc, char **argv)
     }
     if (opts.api_sock)
         log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - vm.t_start_ns) / 1e6);
+    if (opts.api_sock && !ctl.boot_set) {
+        /*
+         * While the orchestrator sends its configuration, make the KVM objects
+         * no configuration changes, so InstanceStart does not wait for them.
+         * A failure here is not final: InstanceStart tries again and reports.
+         */
+        struct errmsg perr;
+        if (vm_prepare(&vm, &perr))
+            log_debug("KVM objects not prepared ahead: %s", perr.text);
+    }
     if (ctl.boot_set && (opts.vm.kernel_path || opts.config_file) && ctl_start(&ctl, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;

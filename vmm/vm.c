@@ -121,42 +121,93 @@ static int map_file(const char *what, const char *path, uint64_t limit, uint8_t 
     return rc;
 }
 
-static int setup_kvm(struct vm *vm, struct errmsg *err)
+static void kvm_objects_close(struct vm_kvm *k)
 {
-    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (vm->kvm_fd < 0)
+    free(k->cpuid);
+    if (k->vm_fd >= 0)
+        close(k->vm_fd);
+    if (k->kvm_fd >= 0)
+        close(k->kvm_fd);
+    memset(k, 0, sizeof(*k));
+    k->kvm_fd = k->vm_fd = -1;
+}
+
+/* /dev/kvm, the VM, the host's CPUID table, the in-kernel irqchip and PIT: nothing here depends on the config. */
+static int kvm_objects_open(struct vm_kvm *k, struct errmsg *err)
+{
+    memset(k, 0, sizeof(*k));
+    k->vm_fd = -1;
+    k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (k->kvm_fd < 0)
         return err_set(err, -errno, "cannot open /dev/kvm: %s (is KVM available and are you allowed to use it?)",
                        strerror(errno));
-    int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    int api = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
     if (api != KVM_API_VERSION)
         return err_set(err, -ENOTSUP, "/dev/kvm speaks API version %d, Ember needs %d", api, KVM_API_VERSION);
-    int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-    if (max <= 0)
-        max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
-    if (max <= 0)
-        max = 4;
-    if (vm->cfg.vcpus < 1 || vm->cfg.vcpus > (unsigned)max)
-        return err_set(err, -EINVAL, "--vcpus %u: this host's KVM allows 1 to %d", vm->cfg.vcpus, max);
-    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-    if (vm->vm_fd < 0)
+    k->max_vcpus = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (k->max_vcpus <= 0)
+        k->max_vcpus = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (k->max_vcpus <= 0)
+        k->max_vcpus = 4;
+    k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+    if (k->vm_fd < 0)
         return err_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
-    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (vm->run_size < (long)sizeof(struct kvm_run))
+    k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (k->run_size < (long)sizeof(struct kvm_run))
         return err_set(err, -ENOTSUP, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 
     int nent = 128;
     for (;;) {
-        free(vm->cpuid);
-        vm->cpuid = calloc(1, sizeof(*vm->cpuid) + (size_t)nent * sizeof(vm->cpuid->entries[0]));
-        if (!vm->cpuid)
+        free(k->cpuid);
+        k->cpuid = calloc(1, sizeof(*k->cpuid) + (size_t)nent * sizeof(k->cpuid->entries[0]));
+        if (!k->cpuid)
             return err_set(err, -ENOMEM, "out of memory");
-        vm->cpuid->nent = (uint32_t)nent;
-        if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) == 0)
+        k->cpuid->nent = (uint32_t)nent;
+        if (ioctl(k->kvm_fd, KVM_GET_SUPPORTED_CPUID, k->cpuid) == 0)
             break;
         if (errno != E2BIG || nent >= 4096)
             return err_set(err, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
         nent *= 2;
     }
+    /* Before any vCPU exists, as KVM requires; guest memory may come later. */
+    if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+    k->ready = 1;
+    return 0;
+}
+
+int vm_prepare(struct vm *vm, struct errmsg *err)
+{
+    if (vm->created || vm->prepared.ready)
+        return 0;
+    int rc = kvm_objects_open(&vm->prepared, err);
+    if (rc)
+        kvm_objects_close(&vm->prepared);
+    return rc;
+}
+
+static int setup_kvm(struct vm *vm, struct vm_kvm *k, struct errmsg *err)
+{
+    if (!k->ready) {
+        int rc = kvm_objects_open(k, err);
+        if (rc) {
+            kvm_objects_close(k);
+            return rc;
+        }
+    }
+    /* The VM owns them from here (vm_destroy closes them). */
+    vm->kvm_fd = k->kvm_fd;
+    vm->vm_fd = k->vm_fd;
+    vm->run_size = k->run_size;
+    vm->cpuid = k->cpuid;
+    int max = k->max_vcpus;
+    memset(k, 0, sizeof(*k));
+    k->kvm_fd = k->vm_fd = -1;
+    if (vm->cfg.vcpus < 1 || vm->cfg.vcpus > (unsigned)max)
+        return err_set(err, -EINVAL, "--vcpus %u: this host's KVM allows 1 to %d", vm->cfg.vcpus, max);
     return 0;
 }
 
@@ -190,11 +241,6 @@ static int setup_memory(struct vm *vm, struct errmsg *err)
 
 static int setup_irqchip(struct vm *vm, struct errmsg *err)
 {
-    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-        return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     /* The PIT owns ports 0x40-0x43 and 0x61 inside KVM; keep devices off them. */
     int rc = alloc_pio(&vm->alloc, 0x40, 4, "pit");
     if (!rc)
@@ -391,7 +437,9 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err)
 {
     uint64_t t0 = vm->t_start_ns;
+    struct vm_kvm k = vm->prepared;
     memset(vm, 0, sizeof(*vm));
+    vm->prepared = k;
     vm->created = 1;
     vm->loop = loop;
     pthread_mutex_init(&vm->pause_lock, NULL);
@@ -409,7 +457,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
         log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
                      ? "adding guest kernel arguments for it (--host-compat off to disable)"
                      : "host-compat arguments disabled");
-    int rc = setup_kvm(vm, err);
+    int rc = setup_kvm(vm, &vm->prepared, err);
     if (!rc)
         rc = setup_memory(vm, err);
     if (!rc)
@@ -564,6 +612,8 @@ void vm_print_stats(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->prepared.ready)
+        kvm_objects_close(&vm->prepared); /* prepared, never started */
     if (!vm->created)
         return; /* never built: its zeroed fds are not ours to close */
     vm->created = 0;

@@ -46,8 +46,24 @@ struct vcpu {
     unsigned unclaimed_reports;
 };
 
+/*
+ * KVM objects that depend on no configuration: /dev/kvm, the VM, its
+ * supported-CPUID table, in-kernel irqchip and PIT. In API mode they are made
+ * while ember waits for the orchestrator's configuration (vm_prepare), so
+ * that InstanceStart does not pay for them.
+ */
+struct vm_kvm {
+    int ready;
+    int kvm_fd;
+    int vm_fd;
+    int max_vcpus;
+    long run_size;
+    struct kvm_cpuid2 *cpuid;
+};
+
 struct vm {
     int created;              /* vm_create ran: vm_destroy has something to release */
+    struct vm_kvm prepared;   /* from vm_prepare, taken over by vm_create */
     struct vm_config cfg;
     int kvm_fd;
     int vm_fd;
@@ -96,6 +112,12 @@ struct vm {
 };
 
 /* Build everything up to (not including) running vCPUs; devices register on `loop`. */
+/*
+ * Makes the configuration-independent KVM objects ahead of vm_create. Optional:
+ * vm_create makes them itself when this did not run or failed. Never on a
+ * vm that vm_create has already built.
+ */
+int vm_prepare(struct vm *vm, struct errmsg *err);
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err);
 /* Start the vCPU threads (the guest runs from here on). */
 int vm_start(struct vm *vm, struct errmsg *err);
