@@ -26,12 +26,14 @@ set xlabel 'us'
 s1 = have(work.'/api_c1_us.dat') ? '' : '_no_seccomp'
 s100 = have(work.'/api_c100_us.dat') ? '' : '_no_seccomp'
 plot (have(work.'/api_c1'.s1.'_us.dat') ? cdf(work.'/api_c1'.s1.'_us.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '1 client'.(s1 eq '' ? '' : ' (--no-seccomp)'), \
-     (have(work.'/api_c100'.s100.'_us.dat') ? cdf(work.'/api_c100'.s100.'_us.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '100 clients'.(s100 eq '' ? '' : ' (--no-seccomp)')
+     (have(work.'/api_c100'.s100.'_us.dat') ? cdf(work.'/api_c100'.s100.'_us.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '100 clients, open loop'.(s100 eq '' ? '' : ' (--no-seccomp)'), \
+     (have(work.'/api_c100sat'.s100.'_us.dat') ? cdf(work.'/api_c100sat'.s100.'_us.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '100 clients, saturation'
 
-set title 'tiny-guest launch: exec -> ember exit'
+set title 'tiny-guest launch: exec -> first output (all at once) and -> ember exit'
 set xlabel 'ms'
 plot (have(work.'/launch_par1_ms.dat') ? cdf(work.'/launch_par1_ms.dat') : '< echo 1 0') u 1:2 w steps lw 2 t 'sequential', \
-     (have(work.'/launch_par2_ms.dat') ? cdf(work.'/launch_par2_ms.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '2 at a time'
+     (have(work.'/launch_par2_ms.dat') ? cdf(work.'/launch_par2_ms.dat') : '< echo 1 0') u 1:2 w steps lw 2 t '2 at a time', \
+     (have(work.'/launch_first_ms.dat') ? cdf(work.'/launch_first_ms.dat') : '< echo 1 0') u 1:2 w steps lw 2 t 'exec -> first output, all at once'
 unset multiplot
 
 set output docs.'/benchmarks-density.png'

@@ -247,9 +247,29 @@ def b_launch_rate():
         save_samples(f"launch_par{par}_ms", lat)
         out[f"parallel_{par}"] = {"launches": n, "wall_ms": float(m.group(1)), "per_s": float(m.group(4)),
                                   "per_s_per_core": float(m.group(4)) / par, "launch_to_exit_ms": stats(lat)}
+    # The target's figure: N VMs started at once, each counted when its guest's first console line arrives
+    # (the tiny guest's `idle` test prints one line and parks its vCPU in HLT).
+    nf = 10 if QUICK else 50
+    p = tool("firstout", nf, EMBER, "--kernel", TINY, "--cmdline", "ember-test=idle")
+    m = re.search(r"wall_ms=([0-9.]+) launched=(\d+) up=(\d+) per_s=([0-9.]+) stop_ms=([0-9.]+) bad_exit=(\d+)", p.stdout)
+    lat = [x / 1000 for x in floats(p.stdout.split("\n", 1)[1] if "\n" in p.stdout else "")]
+    if not m or int(m.group(3)) != nf:
+        fail("launch_rate", f"first output: {p.stdout[:200]}")
+    else:
+        cores = os.cpu_count() or 1
+        save_samples("launch_first_ms", lat)
+        out["to_first_output"] = {"launches": nf, "wall_ms": float(m.group(1)), "per_s": float(m.group(4)),
+                                  "per_s_per_core": float(m.group(4)) / cores, "cores": cores,
+                                  "exec_to_first_output_ms": stats(lat), "stop_all_ms": float(m.group(5)),
+                                  "bad_exits": int(m.group(6))}
     record("launch_rate_tiny_guest", **out,
-           note="each launch is a whole ember process: exec, VM set-up, tiny guest boots, prints, resets via "
-                "i8042, ember tears down and exits; launches/s = N / wall")
+           note="to_first_output (the target): N embers started at once, tiny guest `idle` test; launches/s = N / "
+                "time from the first fork to the last VM's first console byte; per core = that / host cores. "
+                "parallel_1/2: whole life cycles (exec, VM set-up, tiny guest prints ~10 lines and resets, "
+                "teardown, exit), 1 or 2 at a time; launches/s = N / wall")
+
+
+API_RATE = 2000  # requests/s, all 100 clients together
 
 
 def b_api_latency():
@@ -267,16 +287,21 @@ def b_api_latency():
         time.sleep(0.05)
         tag = "" if seccomp else "_no_seccomp"
         r = {}
-        for clients, per in ((1, per1), (100, per100)):
-            f = os.path.join(WORK, f"api_c{clients}{tag}.us")
-            q = tool("load", s, clients, per, f)
+        # 100 clients twice: open loop at API_RATE requests/s in total (the latency each sees under that
+        # load: the target), and closed loop (each client re-sends as soon as answered: saturation, where
+        # latency is just 100 / throughput by Little's law).
+        for key, clients, per, rate in (("clients_1", 1, per1, None), ("clients_100", 100, per100, API_RATE),
+                                        ("clients_100_saturation", 100, per100, None)):
+            name = {"clients_1": "c1", "clients_100": "c100", "clients_100_saturation": "c100sat"}[key]
+            f = os.path.join(WORK, f"api_{name}{tag}.us")
+            q = tool("load", s, clients, per, f, *([rate] if rate else []))
             lat = floats(open(f).read()) if os.path.exists(f) else []
             m = re.search(r"ok=(\d+) bad=(\d+).*rps=(\d+)", q.stdout)
-            r[f"clients_{clients}"] = {"requests": clients * per, "ok": int(m.group(1)) if m else 0,
+            r[key] = {"requests": clients * per, "open_loop_req_per_s": rate, "ok": int(m.group(1)) if m else 0,
                                        "bad": int(m.group(2)) if m else None, "req_per_s": int(m.group(3)) if m else None,
                                        "latency_us": stats(lat)}
             if lat and m and int(m.group(2)) == 0:  # chart only runs where every request succeeded
-                save_samples(f"api_c{clients}{tag}_us", lat)
+                save_samples(f"api_{name}{tag}_us", lat)
         alive = p.poll() is None
         kill_proc(p)
         errf.close()
@@ -291,7 +316,9 @@ def b_api_latency():
         finding("api_latency", "ember died under 100 concurrent clients with seccomp on: "
              + out["seccomp_on"].get("ember_stderr", "?") + " (figures taken again with --no-seccomp)")
     record("api_latency", **out, note="one connection per request (Connection: close), alternating GET / and "
-           "PUT /machine-config; latency = connect to the last byte of the answer")
+           "PUT /machine-config; latency = connect to the last byte of the answer. clients_100: 100 client "
+           f"threads sending on a fixed schedule of {API_RATE} requests/s in total (open loop); "
+           "clients_100_saturation: each of 100 clients sends again as soon as it is answered (closed loop)")
 
 
 def b_virtio():

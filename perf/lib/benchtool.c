@@ -4,10 +4,17 @@
  *   sockup N SOCK QMP CMD...      N times: fork+exec CMD, poll connect(SOCK) in
  *                                 a tight loop; QMP=1 also reads until the QMP
  *                                 greeting arrives. Prints one "us" per run.
- *   load SOCK CLIENTS PER OUT     CLIENTS threads each make PER requests,
+ *   load SOCK CLIENTS PER OUT [RATE]
+ *                                 CLIENTS threads each make PER requests,
  *                                 alternating GET / and PUT /machine-config
- *                                 (one connection per request). Writes every
- *                                 latency (us) to OUT; prints a summary line.
+ *                                 (one connection per request). Without RATE
+ *                                 each sends its next request when the last is
+ *                                 answered (closed loop: measures saturation);
+ *                                 with RATE the requests of all clients are
+ *                                 sent on a fixed schedule of RATE per second
+ *                                 in total (open loop: the latency a client
+ *                                 sees at that load). Writes every latency
+ *                                 (us) to OUT; prints a summary line.
  *   apistart N SOCK LOG KERNEL CMDLINE EMBER [ARGS...]
  *                                 N times: start ember --api-sock SOCK --stats,
  *                                 PUT /boot-source, then time the PUT /actions
@@ -17,17 +24,21 @@
  *                                 the socket first accepted (us after fork).
  *   launch N PAR CMD...           run CMD N times, PAR at once; prints the wall
  *                                 time, launches/s and each run's latency.
+ *   firstout N CMD...             start N copies of CMD at once; time each to
+ *                                 its first byte on stdout, then stop them all.
  *
  * Built by perf/bench.sh: cc -O2 -pthread -o BIN perf/lib/benchtool.c
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -54,6 +65,51 @@ static int dial(const char *path)
     }
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/*
+ * Connects to SOCK as soon as it accepts, started at t0 by PID. The wait must
+ * not take the CPU from the process being timed (this host has 2 cores and
+ * a busy-polling loop made ember's own start-up wait for the scheduler), so
+ * it sleeps on inotify until the socket file appears, then retries connect()
+ * with 20 us naps for the few microseconds between bind() and listen().
+ * Returns the fd, or -1 when PID exits or after 10 s.
+ */
+static int dial_when_up(const char *sock, long t0, pid_t pid)
+{
+    char dir[108], *slash;
+    snprintf(dir, sizeof(dir), "%s", sock);
+    slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (in >= 0)
+        inotify_add_watch(in, dir, IN_CREATE);
+    int fd = -1;
+    while (now_ns() - t0 < 10000000000L) {
+        if (access(sock, F_OK) == 0) {
+            fd = dial(sock);
+            if (fd >= 0)
+                break;
+            usleep(20);
+        } else if (in >= 0) {
+            struct pollfd p = {.fd = in, .events = POLLIN};
+            char ev[4096];
+            poll(&p, 1, 5); /* woken by the create; the timeout only to notice an exit */
+            while (read(in, ev, sizeof(ev)) > 0)
+                ;
+        } else {
+            usleep(20);
+        }
+        int st;
+        if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid)
+            break;
+    }
+    if (in >= 0)
+        close(in);
     return fd;
 }
 
@@ -141,35 +197,27 @@ static int sockup(int n, const char *sock, int qmp, char **cmd)
         long t0 = now_ns();
         pid_t pid = spawn(cmd, NULL);
         long up = -1;
-        while (now_ns() - t0 < 10000000000L) {
-            int fd = dial(sock);
-            if (fd >= 0) {
-                if (qmp) {
-                    char buf[4096];
-                    size_t got = 0;
-                    while (got < sizeof(buf) - 1) {
-                        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-                        if (r <= 0)
-                            break;
-                        got += (size_t)r;
-                        buf[got] = '\0';
-                        if (strstr(buf, "\"QMP\"") && strchr(buf, '\n'))
-                            break;
-                    }
+        int fd = dial_when_up(sock, t0, pid);
+        if (fd >= 0) {
+            if (qmp) {
+                char buf[4096];
+                size_t got = 0;
+                while (got < sizeof(buf) - 1) {
+                    ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+                    if (r <= 0)
+                        break;
+                    got += (size_t)r;
                     buf[got] = '\0';
-                    if (strstr(buf, "\"QMP\""))
-                        up = now_ns() - t0;
-                } else {
-                    up = now_ns() - t0;
+                    if (strstr(buf, "\"QMP\"") && strchr(buf, '\n'))
+                        break;
                 }
-                close(fd);
-                break;
+                buf[got] = '\0';
+                if (strstr(buf, "\"QMP\""))
+                    up = now_ns() - t0;
+            } else {
+                up = now_ns() - t0;
             }
-            int st;
-            if (waitpid(pid, &st, WNOHANG) == pid) {
-                pid = -1;
-                break;
-            }
+            close(fd);
         }
         if (pid > 0)
             stop(pid);
@@ -187,7 +235,9 @@ static int sockup(int n, const char *sock, int qmp, char **cmd)
 
 /* ---- load */
 static const char *l_sock;
-static int l_per;
+static int l_per, l_clients;
+static double l_rate; /* requests/s over all clients (open loop), 0 = closed loop */
+static long l_start_ns;
 static long *l_lat;
 static int *l_st;
 static pthread_barrier_t l_go;
@@ -201,6 +251,13 @@ static void *client(void *arg)
     pthread_barrier_wait(&l_go);
     for (int i = 0; i < l_per; i++) {
         int is_put = (i + idx) & 1;
+        if (l_rate > 0) {
+            /* Open loop: request k of all clients is due at k / rate, whatever the answers before it did. */
+            long due = l_start_ns + (long)(((double)i * l_clients + (double)idx) * 1e9 / l_rate);
+            struct timespec ts = {due / 1000000000L, due % 1000000000L};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
+        }
         long t0 = now_ns();
         int st = is_put ? exchange(l_sock, put, (size_t)np) : exchange(l_sock, get, (size_t)ng);
         l_lat[idx * l_per + i] = now_ns() - t0;
@@ -215,9 +272,10 @@ static int cmp_long(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int load(const char *sock, int clients, int per, const char *out)
+static int load(const char *sock, int clients, int per, const char *out, double rate)
 {
-    l_sock = sock, l_per = per;
+    l_sock = sock, l_per = per, l_clients = clients, l_rate = rate;
+    l_start_ns = now_ns() + 50000000L; /* after every thread is up */
     int total = clients * per;
     l_lat = calloc((size_t)total, sizeof(long));
     l_st = calloc((size_t)total, sizeof(int));
@@ -275,9 +333,7 @@ static int apistart(int n, const char *sock, const char *log, const char *kernel
         unlink(sock);
         long t0 = now_ns();
         pid_t pid = spawn(argv, lp);
-        int fd = -1;
-        while (now_ns() - t0 < 5000000000L && (fd = dial(sock)) < 0)
-            usleep(50);
+        int fd = dial_when_up(sock, t0, pid);
         long tup = now_ns() - t0;
         if (fd >= 0)
             close(fd);
@@ -346,15 +402,92 @@ static int launch(int n, int par, char **cmd)
     return bad ? 1 : 0;
 }
 
+/* ---- firstout */
+/*
+ * Launches N copies of CMD back to back (all running at once), each with its
+ * stdout on a pipe, and times each from its fork to the first byte it prints
+ * (for the tiny guest's `idle` test: the guest's first console line, so the
+ * VM is built and its vCPU has run). Then SIGTERMs them all and waits.
+ * Prints "wall_ms=W launched=N up=U per_s=R stop_ms=S" and each latency (us).
+ */
+static int firstout(int n, char **cmd)
+{
+    long *start = calloc((size_t)n, sizeof(long)), *lat = calloc((size_t)n, sizeof(long));
+    pid_t *pids = calloc((size_t)n, sizeof(pid_t));
+    struct pollfd *pf = calloc((size_t)n, sizeof(struct pollfd));
+    long t0 = now_ns();
+    for (int i = 0; i < n; i++) {
+        int pp[2];
+        pf[i].fd = -1;
+        if (pipe2(pp, O_CLOEXEC) < 0)
+            continue;
+        start[i] = now_ns();
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            int dn = open("/dev/null", O_RDWR);
+            dup2(dn, 0);
+            dup2(pp[1], 1);
+            dup2(dn, 2);
+            execvp(cmd[0], cmd);
+            _exit(127);
+        }
+        close(pp[1]);
+        pf[i].fd = pp[0];
+        pf[i].events = POLLIN;
+    }
+    int up = 0;
+    long last = t0;
+    while (up < n && now_ns() - t0 < 60000000000L) {
+        if (poll(pf, (nfds_t)n, 1000) <= 0)
+            continue;
+        long t = now_ns();
+        for (int i = 0; i < n; i++) {
+            if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char b[256];
+            ssize_t r = read(pf[i].fd, b, sizeof(b));
+            if (r > 0) {
+                lat[i] = t - start[i];
+                up++;
+                last = t;
+            }
+            close(pf[i].fd); /* one byte is enough; ember's later writes get EPIPE, which it ignores */
+            pf[i].fd = -1;
+        }
+    }
+    long wall = last - t0;
+    long s0 = now_ns();
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill(pids[i], SIGTERM);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int st;
+        if (pids[i] > 0 && (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0))
+            bad++;
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    }
+    long stop = now_ns() - s0;
+    printf("wall_ms=%.3f launched=%d up=%d per_s=%.1f stop_ms=%.1f bad_exit=%d\n", wall / 1e6, n, up,
+           up / (wall / 1e9), stop / 1e6, bad);
+    for (int i = 0; i < n; i++)
+        if (lat[i])
+            printf("%.1f\n", lat[i] / 1000.0);
+    return up == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc >= 6 && !strcmp(argv[1], "sockup"))
         return sockup(atoi(argv[2]), argv[3], atoi(argv[4]), argv + 5);
-    if (argc == 6 && !strcmp(argv[1], "load"))
-        return load(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "load"))
+        return load(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argc == 7 ? atof(argv[6]) : 0);
     if (argc >= 8 && !strcmp(argv[1], "apistart"))
         return apistart(atoi(argv[2]), argv[3], argv[4], argv[5], argv[6], argv + 7);
+    if (argc >= 4 && !strcmp(argv[1], "firstout"))
+        return firstout(atoi(argv[2]), argv + 3);
     if (argc >= 5 && !strcmp(argv[1], "launch"))
         return launch(atoi(argv[2]), atoi(argv[3]), argv + 4);
     fprintf(stderr, "usage: see the comment at the top of perf/lib/benchtool.c\n");
