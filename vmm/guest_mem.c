@@ -103,6 +103,24 @@ int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t
     return 0;
 }
 
+int gm_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    uint8_t *dst = gm_ptr(gm, gpa, len);
+    if (!dst)
+        return -EFAULT;
+    const uintptr_t page = 4096;
+    uintptr_t a = ((uintptr_t)dst + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)dst + len) & ~(page - 1);
+    /* Only our own private anonymous mapping (total != 0) reads back as zeros after MADV_DONTNEED. */
+    if (!gm->total || b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0) {
+        memset(dst, 0, len);
+        return 0;
+    }
+    memset(dst, 0, a - (uintptr_t)dst);
+    memset((void *)b, 0, (uintptr_t)dst + len - b);
+    return 0;
+}
+
 uint64_t gm_low_end(const struct guest_mem *gm)
 {
     return gm->nr_regions ? gm->regions[0].size : 0;

@@ -42,6 +42,13 @@ int guest_mem_layout(uint64_t bytes, struct guest_region *out, int *nr);
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len);
 int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
+/*
+ * Zeroes [gpa, gpa+len) (one RAM region, checked like gm_ptr). Whole pages of
+ * memory guest_mem_init mapped are dropped with MADV_DONTNEED instead of
+ * written: they read back as zeros and cost no page until the guest touches
+ * them (a kernel's .bss is megabytes the loader would otherwise fault in).
+ */
+int gm_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /* End of the RAM region that starts at 0 (the "low" RAM). */
 uint64_t gm_low_end(const struct guest_mem *gm);

@@ -121,7 +121,7 @@ int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh
                            i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz,
                            (unsigned long long)(gm->total >> 20));
         memcpy(dst, file + ph.p_offset, ph.p_filesz);
-        memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+        gm_zero(gm, ph.p_paddr + ph.p_filesz, ph.p_memsz - ph.p_filesz); /* in range: dst was checked */
         if (ph.p_paddr < out->load_start)
             out->load_start = ph.p_paddr;
         if (ph.p_paddr + ph.p_memsz > out->load_end)

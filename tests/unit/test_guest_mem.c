@@ -203,3 +203,37 @@ Test(gm_rw, copies_and_faults, .init = small_setup, .fini = small_teardown)
     cr_assert_eq(gm_write(&gm, UINT64_MAX - 1, pattern, 4), -EFAULT);
     cr_assert_eq(gm_read(&gm, 0, buf, 0), 0, "len 0 in range");
 }
+
+/* gm_zero on memory guest_mem_init mapped: whole pages dropped, edges written, neighbours kept. */
+Test(gm_zero, zeroes_range_keeps_neighbours_on_own_mapping)
+{
+    struct guest_mem own;
+    cr_assert_eq(guest_mem_init(&own, 2 * MiB), 0);
+    uint8_t *h = gm_ptr(&own, 0, 2 * MiB);
+    cr_assert_not_null(h);
+    memset(h, 0xab, 2 * MiB);
+    uint64_t start = 4096 * 3 + 100, len = 4096 * 5 + 17; /* unaligned both ends, spans whole pages */
+    cr_assert_eq(gm_zero(&own, start, len), 0);
+    for (uint64_t i = start - 200; i < start + len + 200; i++)
+        cr_assert_eq(h[i], (i >= start && i < start + len) ? 0 : 0xab, "byte %llu", (unsigned long long)i);
+    cr_assert_eq(gm_zero(&own, 2 * MiB - 10, 20), -EFAULT);
+    cr_assert_eq(h[2 * MiB - 1], 0xab, "a refused range writes nothing");
+    cr_assert_eq(gm_zero(&own, 10, 20), 0, "within one page: plain memset");
+    cr_assert_eq(h[9], 0xab);
+    cr_assert_eq(h[10], 0);
+    cr_assert_eq(h[29], 0);
+    cr_assert_eq(h[30], 0xab);
+    guest_mem_free(&own);
+}
+
+/* On memory the caller owns (guest_mem_init_with) it must write, never madvise. */
+Test(gm_zero, external_backing_is_written, .init = small_setup, .fini = small_teardown)
+{
+    memset(backing, 0x5a, SMALL);
+    cr_assert_eq(gm_zero(&gm, 4096, 3 * 4096), 0);
+    cr_assert_eq(backing[4095], 0x5a);
+    for (unsigned i = 4096; i < 4 * 4096; i++)
+        cr_assert_eq(backing[i], 0);
+    cr_assert_eq(backing[4 * 4096], 0x5a);
+    cr_assert_eq(gm_zero(&gm, SMALL - 1, 2), -EFAULT);
+}
