@@ -37,16 +37,18 @@ CFLAGS += $(MHD_CFLAGS)
 # for ld.so to load and relocate (Debian's -dev packages ship PIC archives).
 # (ember-jailer runs on the host, not in the jail, and libcap-ng's archive refers
 # to NSS functions a static glibc cannot provide: it stays dynamic.)
-LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng -Wl,-Bdynamic -pthread
+# liblz4, zlib, liblzma, libzstd: bzImage payloads Ember decompresses itself (vmm/decompress.c).
+COMPRESS_LIBS := -llz4 -lz -llzma -lzstd
+LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl,-Bdynamic -pthread
 ifeq ($(LDFLAGS_LINK),-static-pie)
-  LDLIBS_EMBER := $(MHD_LIBS) -ljansson -luring -lseccomp -pthread
+  LDLIBS_EMBER := $(MHD_LIBS) -ljansson -luring -lseccomp $(COMPRESS_LIBS) -pthread
 else
   LDLIBS_EMBER := $(LDLIBS)
 endif
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
-  libmicrohttpd-dev libcriterion-dev liburing-dev linux-source-6.1 flex bison libelf-dev \
+  libmicrohttpd-dev libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
   dnsmasq-base iputils-ping util-linux bsdutils
 

@@ -62,6 +62,7 @@ int ctl_from_cli(struct controller *c, const struct vm_config *cfg, struct errms
     c->vcpu_count = cfg->vcpus;
     c->mem_mib = cfg->mem_mib;
     c->host_compat = cfg->host_compat;
+    c->decompress = cfg->decompress;
     c->use_pvh = cfg->use_pvh;
     c->print_stats = cfg->print_stats;
     if (cfg->kernel_path) {
@@ -115,6 +116,7 @@ int ctl_start(struct controller *c, struct errmsg *err)
     cfg.vcpus = c->vcpu_count;
     cfg.mem_mib = c->mem_mib;
     cfg.host_compat = c->host_compat;
+    cfg.decompress = c->decompress;
     cfg.use_pvh = c->use_pvh;
     cfg.print_stats = c->print_stats;
     cfg.serial_out_path = c->serial_set && c->serial_out[0] ? c->serial_out : NULL;

@@ -72,6 +72,7 @@ struct controller {
 
     /* Command-line settings a config file or API start inherits. */
     enum host_compat_mode host_compat;
+    enum kernel_decompress_mode decompress;
     int use_pvh, print_stats;
 };
 

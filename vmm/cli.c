@@ -24,7 +24,8 @@ void cli_usage(FILE *out)
           "             [--drive SPEC]... [--net SPEC]...\n"
           "       ember --api-sock PATH [--id ID]           (configure and start over the API)\n"
           "       ember --config-file FILE [--no-api | --api-sock PATH] [--id ID]\n"
-          "             [--boot pvh|linux] [--host-compat auto|on|off] [--log-level error|warn|info|debug]\n"
+          "             [--boot pvh|linux] [--host-compat auto|on|off] [--kernel-decompress auto|host|guest]\n"
+          "             [--log-level error|warn|info|debug]\n"
           "             [--stats] [--help] [--version]\n"
           "\n"
           "  --kernel PATH       ELF vmlinux or bzImage to boot\n"
@@ -34,6 +35,9 @@ void cli_usage(FILE *out)
           "  --mem-mib M         guest RAM in MiB (default 128)\n"
           "  --boot pvh|linux    entry for an ELF with a PVH note (default pvh)\n"
           "  --host-compat MODE  kernel arguments for software-KVM (kvm-pvm) hosts (default auto)\n"
+          "  --kernel-decompress auto|host|guest\n"
+          "                      who unpacks a bzImage: host = Ember loads the vmlinux inside it\n"
+          "                      (no KASLR), guest = its own decompressor; auto = host on kvm-pvm\n"
           "  --stats             print exit and interpreter counters when the VM ends\n"
           "  --drive id=ID,path=FILE[,root][,ro][,io_engine=sync|async]\n"
           "                      a virtio-blk disk (repeatable; the root drive becomes /dev/vda)\n"
@@ -184,7 +188,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_BOOT,
            OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET, OPT_API_SOCK,
-           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_NO_SECCOMP, OPT_SECCOMP_PRINT };
+           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_NO_SECCOMP, OPT_SECCOMP_PRINT, OPT_DECOMPRESS };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -193,6 +197,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"mem-mib", required_argument, NULL, OPT_MEM},
         {"boot", required_argument, NULL, OPT_BOOT},
         {"host-compat", required_argument, NULL, OPT_COMPAT},
+        {"kernel-decompress", required_argument, NULL, OPT_DECOMPRESS},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"stats", no_argument, NULL, OPT_STATS},
         {"drive", required_argument, NULL, OPT_DRIVE},
@@ -246,6 +251,16 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
                 o->vm.use_pvh = 0;
             else
                 return err_set(err, -EINVAL, "--boot '%s': must be pvh or linux", optarg);
+            break;
+        case OPT_DECOMPRESS:
+            if (strcmp(optarg, "auto") == 0)
+                o->vm.decompress = KDECOMP_AUTO;
+            else if (strcmp(optarg, "host") == 0)
+                o->vm.decompress = KDECOMP_HOST;
+            else if (strcmp(optarg, "guest") == 0)
+                o->vm.decompress = KDECOMP_GUEST;
+            else
+                return err_set(err, -EINVAL, "--kernel-decompress '%s': must be auto, host or guest", optarg);
             break;
         case OPT_COMPAT:
             if (strcmp(optarg, "auto") == 0)

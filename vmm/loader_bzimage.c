@@ -1,7 +1,10 @@
 /* bzImage loader: protected-mode kernel at 1 MiB, entered at its 64-bit entry. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "decompress.h"
 #include "layout.h"
 #include "loader.h"
 
@@ -16,6 +19,8 @@
 #define HDR_RELOCATABLE 0x234
 #define HDR_XLOADFLAGS 0x236
 #define HDR_CMDLINE_SIZE 0x238
+#define HDR_PAYLOAD_OFFSET 0x248
+#define HDR_PAYLOAD_LENGTH 0x24c
 #define HDR_PREF_ADDRESS 0x258
 #define HDR_INIT_SIZE 0x260
 #define XLF_KERNEL_64 0x1
@@ -35,8 +40,8 @@ enum kernel_format kernel_detect(const uint8_t *file, size_t size)
     return KFMT_UNKNOWN;
 }
 
-int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
-                 struct kernel_image *out, struct errmsg *err)
+/* Checks what every bzImage path needs from the setup header. */
+static int check_header(const uint8_t *file, size_t size, struct errmsg *err)
 {
     if (kernel_detect(file, size) != KFMT_BZIMAGE)
         return err_set(err, -ENOEXEC, "not a bzImage (no HdrS setup header)");
@@ -50,7 +55,31 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
         return err_set(err, -ENOEXEC, "bzImage has no 64-bit entry point (XLF_KERNEL_64 clear)");
     if (!(file[HDR_LOADFLAGS] & LOADED_HIGH))
         return err_set(err, -ENOEXEC, "bzImage is not a high-loaded (bzImage) kernel");
+    return 0;
+}
 
+/* The header fields the zero page carries over, whichever way the kernel was loaded. */
+static void take_header(const uint8_t *file, struct kernel_image *out)
+{
+    out->is_bzimage = 1;
+    out->cmdline_max = rd32(file + HDR_CMDLINE_SIZE) + 1;
+    if (out->cmdline_max < 256 || out->cmdline_max > 0x10000)
+        out->cmdline_max = CMDLINE_MAX_DEFAULT;
+    out->initrd_addr_max = rd32(file + HDR_INITRD_MAX);
+    /* The header ends at 0x202 + the jump's byte offset; copy it whole into the zero page. */
+    size_t hdr_end = 0x202 + file[HDR_JUMP + 1];
+    if (hdr_end > SETUP_HDR_OFF + SETUP_HDR_MAX)
+        hdr_end = SETUP_HDR_OFF + SETUP_HDR_MAX;
+    out->setup_hdr_len = hdr_end - SETUP_HDR_OFF;
+    memcpy(out->setup_hdr, file + SETUP_HDR_OFF, out->setup_hdr_len);
+}
+
+int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
+                 struct kernel_image *out, struct errmsg *err)
+{
+    int rc = check_header(file, size, err);
+    if (rc)
+        return rc;
     unsigned setup_sects = file[HDR_SETUP_SECTS] ? file[HDR_SETUP_SECTS] : 4;
     uint64_t kernel_off = (uint64_t)(setup_sects + 1) * 512;
     if (kernel_off >= size)
@@ -74,30 +103,61 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
 
     memset(out, 0, sizeof(*out));
     out->proto = BOOT_LINUX64;
-    out->is_bzimage = 1;
     out->entry = load + 0x200; /* startup_64 sits 0x200 into the 32-bit entry */
     out->load_start = load;
     out->load_end = load + need;
-    out->cmdline_max = rd32(file + HDR_CMDLINE_SIZE) + 1;
-    if (out->cmdline_max < 256 || out->cmdline_max > 0x10000)
-        out->cmdline_max = CMDLINE_MAX_DEFAULT;
-    out->initrd_addr_max = rd32(file + HDR_INITRD_MAX);
-    /* The header ends at 0x202 + the jump's byte offset; copy it whole into the zero page. */
-    size_t hdr_end = 0x202 + file[HDR_JUMP + 1];
-    if (hdr_end > SETUP_HDR_OFF + SETUP_HDR_MAX)
-        hdr_end = SETUP_HDR_OFF + SETUP_HDR_MAX;
-    out->setup_hdr_len = hdr_end - SETUP_HDR_OFF;
-    memcpy(out->setup_hdr, file + SETUP_HDR_OFF, out->setup_hdr_len);
+    take_header(file, out);
     return 0;
 }
 
-int load_kernel(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh,
+int load_bzimage_decompressed(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh,
+                              struct kernel_image *out, struct errmsg *err)
+{
+    int rc = check_header(file, size, err);
+    if (rc)
+        return rc;
+    unsigned setup_sects = file[HDR_SETUP_SECTS] ? file[HDR_SETUP_SECTS] : 4;
+    uint64_t kernel_off = (uint64_t)(setup_sects + 1) * 512;
+    uint64_t poff = rd32(file + HDR_PAYLOAD_OFFSET), plen = rd32(file + HDR_PAYLOAD_LENGTH);
+    if (kernel_off >= size || poff > size - kernel_off || plen > size - kernel_off - poff || plen == 0)
+        return err_set(err, -ENOEXEC,
+                       "bzImage payload [%#llx, +%#llx) lies outside the file (%zu bytes): truncated or corrupt",
+                       (unsigned long long)(kernel_off + poff), (unsigned long long)plen, size);
+    const uint8_t *payload = file + kernel_off + poff;
+    enum payload_format fmt = payload_detect(payload, plen);
+    uint8_t *elf = NULL;
+    size_t elf_len = 0;
+    /* The vmlinux cannot be larger than the guest's memory. */
+    rc = payload_decompress(payload, plen, gm->total ? gm->total : (size_t)1 << 30, &elf, &elf_len, err);
+    if (rc)
+        return rc; /* -ENOTSUP: the guest decompresses it; anything else: a damaged kernel */
+    if (kernel_detect(elf, elf_len) != KFMT_ELF) {
+        free(elf);
+        return err_set(err, -ENOTSUP, "bzImage payload is not an ELF vmlinux");
+    }
+    struct errmsg eerr;
+    rc = load_elf(gm, elf, elf_len, use_pvh, out, &eerr);
+    free(elf);
+    if (rc)
+        return err_set(err, rc, "the vmlinux inside the bzImage: %s", eerr.text);
+    take_header(file, out);
+    out->host_decompressed = 1;
+    snprintf(out->payload_format, sizeof(out->payload_format), "%s", payload_format_name(fmt));
+    return 0;
+}
+
+int load_kernel(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh, int host_decompress,
                 struct kernel_image *out, struct errmsg *err)
 {
     switch (kernel_detect(file, size)) {
     case KFMT_ELF:
         return load_elf(gm, file, size, use_pvh, out, err);
     case KFMT_BZIMAGE:
+        if (host_decompress) {
+            int rc = load_bzimage_decompressed(gm, file, size, use_pvh, out, err);
+            if (rc != -ENOTSUP)
+                return rc;
+        }
         return load_bzimage(gm, file, size, out, err);
     default:
         return err_set(err, -ENOEXEC, "neither an ELF vmlinux nor a bzImage (%zu bytes)", size);

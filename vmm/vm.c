@@ -368,12 +368,17 @@ static int setup_boot(struct vm *vm, struct errmsg *err)
     if (rc)
         return rc;
     struct errmsg lerr;
-    rc = load_kernel(&vm->alloc.mem, image, image_size, vm->cfg.use_pvh, &vm->kernel, &lerr);
+    int host_decompress = vm->cfg.decompress == KDECOMP_HOST || (vm->cfg.decompress == KDECOMP_AUTO && vm->pvm_host);
+    rc = load_kernel(&vm->alloc.mem, image, image_size, vm->cfg.use_pvh, host_decompress, &vm->kernel, &lerr);
     munmap(image, image_size);
     if (rc)
         return err_set(err, rc, "kernel '%s': %s", vm->cfg.kernel_path, lerr.text);
-    log_info("kernel: %s, %s entry at %#" PRIx64 ", occupies [%#" PRIx64 ", %#" PRIx64 ")",
-             vm->kernel.is_bzimage ? "bzImage" : "ELF vmlinux",
+    char what[80];
+    if (vm->kernel.host_decompressed)
+        snprintf(what, sizeof(what), "bzImage (%s), its vmlinux decompressed by Ember", vm->kernel.payload_format);
+    else
+        snprintf(what, sizeof(what), "%s", vm->kernel.is_bzimage ? "bzImage" : "ELF vmlinux");
+    log_info("kernel: %s, %s entry at %#" PRIx64 ", occupies [%#" PRIx64 ", %#" PRIx64 ")", what,
              vm->kernel.proto == BOOT_PVH ? "PVH 32-bit" : "64-bit", vm->kernel.entry, vm->kernel.load_start,
              vm->kernel.load_end);
 

@@ -260,7 +260,7 @@ Test(kernel_detect, formats)
 Test(bzimage, load_kernel_dispatches)
 {
     uint8_t *f = bz_new(BZ_SIZE);
-    cr_assert_eq(load_kernel(&gm, f, BZ_SIZE, 1, &k, &err), 0, "%s", err.text);
+    cr_assert_eq(load_kernel(&gm, f, BZ_SIZE, 1, 0, &k, &err), 0, "%s", err.text);
     cr_assert_eq(k.is_bzimage, 1);
 
     /* A small valid ELF: header, one PT_LOAD, 16 bytes of data at 2 MiB. */
@@ -277,13 +277,13 @@ Test(bzimage, load_kernel_dispatches)
     memcpy(e, &eh, sizeof(eh));
     memcpy(e + sizeof(eh), &ph, sizeof(ph));
     memset(e + size - 16, 0x42, 16);
-    cr_assert_eq(load_kernel(&gm, e, size, 1, &k, &err), 0, "%s", err.text);
+    cr_assert_eq(load_kernel(&gm, e, size, 1, 0, &k, &err), 0, "%s", err.text);
     cr_assert_eq(k.is_bzimage, 0);
     cr_assert_eq(k.entry, 0x200000);
     cr_assert_eq(backing[0x200000], 0x42);
 
     uint8_t junk[64] = {1, 2, 3};
     memset(&err, 0, sizeof(err));
-    cr_assert_eq(load_kernel(&gm, junk, sizeof(junk), 1, &k, &err), -ENOEXEC);
+    cr_assert_eq(load_kernel(&gm, junk, sizeof(junk), 1, 0, &k, &err), -ENOEXEC);
     cr_assert_neq(err.text[0], '\0');
 }
