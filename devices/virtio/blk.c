@@ -32,6 +32,13 @@
 #define ID_LEN 20
 #define SEG_MAX 128
 #define URING_DEPTH 128
+/*
+ * iovecs a slot keeps for its request: SQEs are now submitted in a batch
+ * after the queue is walked, so each one's iovec array must outlive the walk.
+ * Longer requests (rare) are submitted at once from the shared b->iov.
+ */
+#define SLOT_IOV 8
+_Static_assert(URING_DEPTH <= 256, "slot numbers are kept in uint8_t");
 
 struct inflight {
     bool used;
@@ -40,6 +47,7 @@ struct inflight {
     uint32_t written;  /* bytes the device writes on success (data + status) */
     uint32_t expect;   /* bytes the I/O must transfer */
     uint8_t type;
+    struct iovec iov[SLOT_IOV];
 };
 
 struct virtio_blk {
@@ -53,7 +61,9 @@ struct virtio_blk {
     bool ring_ok;
     int ring_efd;
     struct inflight slots[URING_DEPTH];
-    unsigned nr_inflight;
+    uint8_t free_slots[URING_DEPTH]; /* stack of unused slot numbers: O(1) allocation */
+    unsigned nr_free;
+    unsigned nr_inflight;            /* slots taken, submitted to the kernel or not yet */
     struct blk_counters ctr;
     struct iovec iov[VIRTQ_MAX_CHAIN];
     struct virtq_chain chain;
@@ -113,6 +123,9 @@ int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, str
             return err_set(err, rc, "drive '%s': io_uring unavailable (%s): use io_engine=sync", cfg->id, strerror(-rc));
         }
         b->ring_ok = true;
+        for (unsigned i = 0; i < URING_DEPTH; i++)
+            b->free_slots[i] = (uint8_t)(URING_DEPTH - 1 - i);
+        b->nr_free = URING_DEPTH;
         b->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (b->ring_efd < 0 || io_uring_register_eventfd(&b->ring, b->ring_efd) < 0) {
             virtio_blk_free(b);
@@ -139,26 +152,55 @@ void virtio_blk_free(struct virtio_blk *b)
 
 static void complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t s, uint32_t written);
 
+/* Frees the slot a CQE names; NULL for a stale or foreign user_data. */
+static struct inflight *slot_done(struct virtio_blk *b, uint64_t slot)
+{
+    if (slot >= URING_DEPTH || !b->slots[slot].used)
+        return NULL;
+    struct inflight *f = &b->slots[slot];
+    f->used = false;
+    b->free_slots[b->nr_free++] = (uint8_t)slot;
+    b->nr_inflight--;
+    return f;
+}
+
+/* Completes every CQE present to the guest (unless !deliver or the driver went away). */
+static unsigned reap(struct virtio_blk *b, bool deliver)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&b->ring, head, cqe) {
+        struct inflight *f = slot_done(b, io_uring_cqe_get_data64(cqe));
+        int res = cqe->res;
+        n++;
+        if (!f || !deliver || !virtio_mmio_driver_ok(b->m))
+            continue; /* reset while in flight: the driver no longer expects it */
+        bool ok = res >= 0 && (f->type == T_FLUSH || (uint32_t)res == f->expect);
+        if (ok && f->type == T_IN) {
+            b->ctr.reads++;
+            b->ctr.bytes_read += f->expect;
+        } else if (ok && f->type == T_OUT) {
+            b->ctr.writes++;
+            b->ctr.bytes_written += f->expect;
+        }
+        complete(b, f->head, f->status, ok ? S_OK : S_IOERR, ok ? f->written : 1);
+    }
+    /* One CQ head update for the whole batch. */
+    io_uring_cq_advance(&b->ring, n);
+    return n;
+}
+
 /* Waits for in-flight io_uring requests; `deliver` completes them to the guest (not on reset). */
 static void drain_inflight(struct virtio_blk *b, bool deliver)
 {
     /* In-flight I/O still lands in guest memory the driver gave us; wait for it. */
     while (b->ring_ok && b->nr_inflight) {
-        struct io_uring_cqe *cqe;
-        if (io_uring_wait_cqe(&b->ring, &cqe) < 0)
+        if (reap(b, deliver && b->m))
+            continue;
+        /* Also submits SQEs a failed batch left queued, or the wait would never end. */
+        int rc = io_uring_submit_and_wait(&b->ring, 1);
+        if (rc < 0 && rc != -EINTR)
             break;
-        uint64_t slot = io_uring_cqe_get_data64(cqe);
-        int res = cqe->res;
-        io_uring_cqe_seen(&b->ring, cqe);
-        if (slot < URING_DEPTH && b->slots[slot].used) {
-            struct inflight *f = &b->slots[slot];
-            f->used = false;
-            b->nr_inflight--;
-            if (deliver && b->m && virtio_mmio_driver_ok(b->m)) {
-                bool ok = res >= 0 && (f->type == T_FLUSH || (uint32_t)res == f->expect);
-                complete(b, f->head, f->status, ok ? S_OK : S_IOERR, ok ? f->written : 1);
-            }
-        }
     }
 }
 
@@ -210,7 +252,6 @@ static void blk_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len
 /* Collects the data buffers of a request (header and status byte excluded) into b->iov. */
 static int data_iov(struct virtio_blk *b, const struct virtq_chain *c, bool device_writes, uint64_t *total)
 {
-    const struct guest_mem *gm = b->m->gm;
     uint64_t skip = device_writes ? 0 : HDR_LEN;  /* readable side starts with the header */
     uint64_t limit = device_writes ? c->writable - 1 : c->readable - HDR_LEN;
     int n = 0;
@@ -228,22 +269,21 @@ static int data_iov(struct virtio_blk *b, const struct virtq_chain *c, bool devi
             len = limit - *total;
         if (!len)
             continue;
-        b->iov[n].iov_base = gm_ptr(gm, buf->gpa + off, len);
+        /* [off, off + len) lies inside the buffer, whose mapping virtq_pop checked. */
+        b->iov[n].iov_base = buf->host + off;
         b->iov[n].iov_len = len;
-        if (!b->iov[n].iov_base)
-            return -EFAULT;
         n++;
         *total += len;
     }
     return n;
 }
 
-static uint8_t *status_ptr(struct virtio_blk *b, const struct virtq_chain *c)
+static uint8_t *status_ptr(const struct virtq_chain *c)
 {
     /* The status byte is the last byte of the last device-writable buffer. */
     for (unsigned i = c->nbufs; i-- > 0;)
         if (c->bufs[i].device_writes)
-            return gm_ptr(b->m->gm, c->bufs[i].gpa + c->bufs[i].len - 1, 1);
+            return c->bufs[i].host + c->bufs[i].len - 1; /* mapping checked by virtq_pop */
     return NULL;
 }
 
@@ -256,41 +296,67 @@ static void complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8
         virtio_mmio_set_needs_reset(b->m, "used ring outside guest memory");
 }
 
-static int submit_async(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t type, int niov,
-                        uint64_t offset, uint64_t len, uint32_t written)
+/* Hands every prepared SQE to the kernel in one io_uring_enter. */
+static int flush_sq(struct virtio_blk *b)
 {
-    int slot = -1;
-    for (int i = 0; i < URING_DEPTH; i++)
-        if (!b->slots[i].used) {
-            slot = i;
-            break;
-        }
-    struct io_uring_sqe *sqe = slot >= 0 ? io_uring_get_sqe(&b->ring) : NULL;
+    for (int tries = 0; io_uring_sq_ready(&b->ring) && tries < 8; tries++) {
+        int rc = io_uring_submit(&b->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
+            return rc;
+    }
+    return io_uring_sq_ready(&b->ring) ? -EAGAIN : 0;
+}
+
+/* Prepares the request's SQE; process_queue submits the batch. -EAGAIN: every slot is taken. */
+static int queue_async(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t type, int niov,
+                       uint64_t offset, uint64_t len, uint32_t written)
+{
+    /* SQ entries == slots and every unsubmitted SQE holds a slot, so a free slot means a free SQE. */
+    struct io_uring_sqe *sqe = b->nr_free ? io_uring_get_sqe(&b->ring) : NULL;
     if (!sqe)
         return -EAGAIN;
+    unsigned slot = b->free_slots[--b->nr_free];
+    struct inflight *f = &b->slots[slot];
+    f->used = true;
+    f->head = head;
+    f->status = status;
+    f->written = written;
+    f->expect = (uint32_t)len;
+    f->type = type;
+    const struct iovec *iov = b->iov;
+    if (niov == 1) {
+        f->iov[0] = b->iov[0]; /* the common one-segment request, without a memcpy call */
+        iov = f->iov;
+    } else if (niov <= SLOT_IOV) {
+        memcpy(f->iov, b->iov, (size_t)niov * sizeof(*iov));
+        iov = f->iov;
+    }
     if (type == T_IN)
-        io_uring_prep_readv(sqe, b->fd, b->iov, (unsigned)niov, offset);
+        io_uring_prep_readv(sqe, b->fd, iov, (unsigned)niov, offset);
     else if (type == T_OUT)
-        io_uring_prep_writev(sqe, b->fd, b->iov, (unsigned)niov, offset);
+        io_uring_prep_writev(sqe, b->fd, iov, (unsigned)niov, offset);
     else
         io_uring_prep_fsync(sqe, b->fd, 0);
-    b->slots[slot] = (struct inflight){true, head, status, written, (uint32_t)len, type};
     io_uring_sqe_set_data64(sqe, (uint64_t)slot);
     b->nr_inflight++;
-    /* readv/writev copy the iovec array at submit time, so b->iov may be reused. */
-    int rc = io_uring_submit(&b->ring);
-    return rc < 0 ? rc : 0;
+    /* readv/writev copy the iovec array at submit: a long one in b->iov goes now, before b->iov is reused. */
+    if (niov > SLOT_IOV)
+        return flush_sq(b) ? -EIO : 0;
+    return 0;
 }
 
 /* Handles one request; -EAGAIN when the async engine is full (retry later). */
 static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
 {
     const struct guest_mem *gm = b->m->gm;
-    uint8_t *status = status_ptr(b, c);
+    uint8_t *status = status_ptr(c);
     if (!status || c->readable < HDR_LEN)
         return -EPROTO;
     uint8_t hdr[HDR_LEN];
-    if (virtq_chain_read(c, gm, 0, hdr, HDR_LEN))
+    /* The header nearly always sits whole in the first buffer: skip the generic walk. */
+    if (c->nbufs && !c->bufs[0].device_writes && c->bufs[0].len >= HDR_LEN)
+        memcpy(hdr, c->bufs[0].host, HDR_LEN);
+    else if (virtq_chain_read(c, gm, 0, hdr, HDR_LEN))
         return -EPROTO;
     uint32_t type;
     uint64_t sector;
@@ -308,7 +374,7 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
     }
     if (type == T_FLUSH) {
         if (b->cfg.engine == BLK_ENGINE_ASYNC && !b->cfg.read_only) {
-            int rc = submit_async(b, c->head, status, T_FLUSH, 0, 0, 0, 1);
+            int rc = queue_async(b, c->head, status, T_FLUSH, 0, 0, 0, 1);
             if (rc == 0)
                 b->ctr.flushes++; /* counted once, not again when a full engine makes us retry */
             return rc;
@@ -337,7 +403,7 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
     uint64_t offset = sector * SECTOR;
     uint32_t written = in ? (uint32_t)len + 1 : 1;
     if (b->cfg.engine == BLK_ENGINE_ASYNC)
-        return niov ? submit_async(b, c->head, status, (uint8_t)type, niov, offset, len, written)
+        return niov ? queue_async(b, c->head, status, (uint8_t)type, niov, offset, len, written)
                     : (complete(b, c->head, status, S_OK, written), 0);
     ssize_t done = 0;
     if (niov)
@@ -357,38 +423,65 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
     return 0;
 }
 
-static void process_queue(struct virtio_blk *b)
+/*
+ * Takes every available request; async ones reach the kernel in one
+ * submission per pass. One interrupt for everything completed since the
+ * used index was `before`, if the driver wants one.
+ */
+static void process_queue(struct virtio_blk *b, uint16_t before)
 {
     struct virtio_mmio *m = b->m;
     struct virtq *q = &m->queues[0];
-    bool pushed = false;
+    const char *broken = NULL;
     for (;;) {
-        uint16_t before = q->used_idx;
-        int rc = virtq_pop(q, m->gm, &b->chain);
-        if (rc == 0) {
-            /* EVENT_IDX: ask for the next kick, then look once more to close the race. */
-            virtq_set_avail_event(q, m->gm);
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            if (!virtq_has_avail(q, m->gm))
+        bool full = false;
+        for (;;) {
+            int rc = virtq_pop(q, m->gm, &b->chain);
+            if (rc == 0) {
+                /* EVENT_IDX: ask for the next kick, then look once more to close the race. */
+                virtq_set_avail_event(q, m->gm);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                if (!virtq_has_avail(q, m->gm))
+                    break;
+                continue;
+            }
+            if (rc < 0) {
+                broken = "the guest handed over a malformed descriptor chain";
                 break;
-            continue;
+            }
+            rc = handle_request(b, &b->chain);
+            if (rc == -EAGAIN) {
+                virtq_unpop(q); /* engine full: completions will resume the queue */
+                full = true;
+                break;
+            }
+            if (rc < 0) {
+                broken = rc == -EPROTO ? "a request lacks its header or status byte" : "io_uring submission failed";
+                break;
+            }
         }
-        if (rc < 0) {
-            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed descriptor chain");
-            return;
-        }
-        rc = handle_request(b, &b->chain);
-        if (rc == -EAGAIN) {
-            virtq_unpop(q); /* engine full: completions will resume the queue */
+        if (!b->ring_ok)
             break;
-        }
-        if (rc < 0) {
-            virtio_mmio_set_needs_reset(m, "a request lacks its header or status byte");
-            return;
-        }
-        pushed |= q->used_idx != before;
+        /* Requests taken before a broken one are still submitted, as they were one by one. */
+        if (io_uring_sq_ready(&b->ring) && flush_sq(b) < 0 && !broken)
+            broken = "io_uring submission failed";
+        if (broken)
+            break;
+        /*
+         * Reads served from the page cache complete inside the submit: deliver
+         * them now, under this one interrupt, rather than after another trip
+         * through the event loop for the ring's eventfd. Their eventfd signal
+         * then finds nothing, so if the engine was full, go round again here.
+         */
+        unsigned got = reap(b, true);
+        if (!full || !got || !virtio_mmio_driver_ok(m))
+            break;
     }
-    if (pushed)
+    if (broken) {
+        virtio_mmio_set_needs_reset(m, broken);
+        return;
+    }
+    if (q->used_idx != before)
         virtio_mmio_notify_used(m, 0);
 }
 
@@ -401,34 +494,10 @@ static void on_uring(void *opaque, uint32_t events)
     if (read(b->ring_efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
         return;
     pthread_mutex_lock(&m->lock);
-    struct io_uring_cqe *cqe;
-    bool any = false;
-    while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
-        uint64_t slot = io_uring_cqe_get_data64(cqe);
-        int res = cqe->res;
-        io_uring_cqe_seen(&b->ring, cqe);
-        if (slot >= URING_DEPTH || !b->slots[slot].used)
-            continue;
-        struct inflight *f = &b->slots[slot];
-        f->used = false;
-        b->nr_inflight--;
-        if (!virtio_mmio_driver_ok(m))
-            continue; /* reset while in flight: the driver no longer expects it */
-        bool ok = res >= 0 && (f->type == T_FLUSH || (uint32_t)res == f->expect);
-        if (ok && f->type == T_IN) {
-            b->ctr.reads++;
-            b->ctr.bytes_read += f->expect;
-        } else if (ok && f->type == T_OUT) {
-            b->ctr.writes++;
-            b->ctr.bytes_written += f->expect;
-        }
-        complete(b, f->head, f->status, ok ? S_OK : S_IOERR, ok ? f->written : 1);
-        any = true;
-    }
-    if (any && virtio_mmio_driver_ok(m)) {
-        virtio_mmio_notify_used(m, 0);
-        process_queue(b); /* requests may have waited for a free slot */
-    }
+    uint16_t before = m->queues[0].used_idx;
+    /* Requests may have waited for a free slot: take them too, then one interrupt for all. */
+    if (reap(b, true) && virtio_mmio_driver_ok(m))
+        process_queue(b, before);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -446,7 +515,7 @@ static void blk_notify(void *dev, struct virtio_mmio *m, uint16_t q)
     struct virtio_blk *b = dev;
     b->m = m;
     if (q == 0)
-        process_queue(b);
+        process_queue(b, m->queues[0].used_idx);
 }
 
 static void blk_reset(void *dev, struct virtio_mmio *m)

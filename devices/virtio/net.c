@@ -236,12 +236,17 @@ static void process_tx(struct virtio_net *n)
             virtio_mmio_set_needs_reset(m, "the guest handed over a malformed tx descriptor chain");
             return;
         }
-        int niov = 0;
-        for (unsigned i = 0; i < n->chain.nbufs; i++) {
-            n->iov[niov].iov_base = gm_ptr(m->gm, n->chain.bufs[i].gpa, n->chain.bufs[i].len);
-            n->iov[niov++].iov_len = n->chain.bufs[i].len;
+        ssize_t w;
+        if (n->chain.nbufs == 1) {
+            /* The usual one-buffer frame: plain write(), no iovec for the kernel to import. */
+            w = write(n->fd, n->chain.bufs[0].host, n->chain.bufs[0].len);
+        } else {
+            for (unsigned i = 0; i < n->chain.nbufs; i++) {
+                n->iov[i].iov_base = n->chain.bufs[i].host; /* mapping checked by virtq_pop */
+                n->iov[i].iov_len = n->chain.bufs[i].len;
+            }
+            w = writev(n->fd, n->iov, (int)n->chain.nbufs);
         }
-        ssize_t w = writev(n->fd, n->iov, niov);
         if (w < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
             virtq_unpop(q); /* tap full: keep the frame, resume on EPOLLOUT */
             n->tx_blocked = true;

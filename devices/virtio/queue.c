@@ -21,58 +21,77 @@ void virtq_reset(struct virtq *q) { memset(q, 0, sizeof(*q)); }
 static uint64_t avail_bytes(uint16_t size) { return 4 + 2ULL * size + 2; }
 static uint64_t used_bytes(uint16_t size) { return 4 + 8ULL * size + 2; }
 
-int virtq_validate(const struct virtq *q, const struct guest_mem *gm)
+int virtq_validate(struct virtq *q, const struct guest_mem *gm)
 {
+    q->desc_host = q->avail_host = q->used_host = NULL;
     if (q->size == 0 || q->size > VIRTQ_MAX_SIZE || (q->size & (q->size - 1)))
         return -EINVAL;
     /* Alignment from the virtio spec (2.7): desc 16, avail 2, used 4. */
     if ((q->desc_gpa & 15) || (q->avail_gpa & 1) || (q->used_gpa & 3))
         return -EINVAL;
-    if (!gm_ptr(gm, q->desc_gpa, (uint64_t)DESC_SIZE * q->size) ||
-        !gm_ptr(gm, q->avail_gpa, avail_bytes(q->size)) || !gm_ptr(gm, q->used_gpa, used_bytes(q->size)))
+    uint8_t *desc = gm_ptr(gm, q->desc_gpa, (uint64_t)DESC_SIZE * q->size);
+    uint8_t *avail = gm_ptr(gm, q->avail_gpa, avail_bytes(q->size));
+    uint8_t *used = gm_ptr(gm, q->used_gpa, used_bytes(q->size));
+    if (!desc || !avail || !used)
         return -EFAULT;
+    q->desc_host = desc;
+    q->avail_host = avail;
+    q->used_host = used;
     return 0;
 }
 
-/* Ring fields are shared with a running guest: single loads/stores with ordering. */
-static uint16_t load16(const struct guest_mem *gm, uint64_t gpa)
+/*
+ * `len` bytes at offset `off` of a ring. Every caller's offset lies inside
+ * the ring's extent for q->size, which validation checked whole.
+ */
+static void *ring_at(const struct guest_mem *gm, uint8_t *host, uint64_t gpa, uint64_t off, uint64_t len)
 {
-    const uint16_t *p = gm_ptr(gm, gpa, 2);
-    return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+    return host ? host + off : gm_ptr(gm, gpa + off, len);
 }
 
-static void store16(const struct guest_mem *gm, uint64_t gpa, uint16_t v)
+/* Ring fields are shared with a running guest: single loads/stores with ordering. */
+static uint16_t load16(const uint16_t *p) { return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0; }
+
+static void store16(uint16_t *p, uint16_t v)
 {
-    uint16_t *p = gm_ptr(gm, gpa, 2);
     if (p)
         __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
-static int read_desc(const struct guest_mem *gm, uint64_t table, uint32_t idx, struct desc *d)
+static uint16_t avail_load(const struct virtq *q, const struct guest_mem *gm, uint64_t off)
 {
-    const uint8_t *p = gm_ptr(gm, table + (uint64_t)idx * DESC_SIZE, DESC_SIZE);
-    if (!p)
-        return -EPROTO;
+    return load16(ring_at(gm, q->avail_host, q->avail_gpa, off, 2));
+}
+
+static void used_store(const struct virtq *q, const struct guest_mem *gm, uint64_t off, uint16_t v)
+{
+    store16(ring_at(gm, q->used_host, q->used_gpa, off, 2), v);
+}
+
+static void parse_desc(const uint8_t *p, struct desc *d)
+{
     memcpy(&d->addr, p, 8);
     memcpy(&d->len, p + 8, 4);
     memcpy(&d->flags, p + 12, 2);
     memcpy(&d->next, p + 14, 2);
-    return 0;
 }
 
-static int add_buf(struct virtq_chain *c, const struct guest_mem *gm, const struct desc *d)
+/* Inlined into both walks: it runs once per descriptor on every request. */
+static inline __attribute__((always_inline)) int add_buf(struct virtq_chain *c, const struct guest_mem *gm,
+                                                         const struct desc *d)
 {
     if (c->nbufs >= VIRTQ_MAX_CHAIN)
         return -EPROTO; /* over-long or cyclic chain */
     if (d->len == 0)
         return 0; /* harmless: nothing to transfer */
-    if (!gm_ptr(gm, d->addr, d->len))
+    uint8_t *host = gm_ptr(gm, d->addr, d->len);
+    if (!host)
         return -EPROTO;
     int writes = (d->flags & DESC_F_WRITE) != 0;
     /* The spec puts every device-writable buffer after the readable ones. */
     if (!writes && c->writable)
         return -EPROTO;
-    c->bufs[c->nbufs++] = (struct virtq_buf){d->addr, d->len, writes};
+    c->bufs[c->nbufs++] = (struct virtq_buf){d->addr, d->len, writes, host};
     if (writes)
         c->writable += d->len;
     else
@@ -84,15 +103,15 @@ static int walk_indirect(struct virtq_chain *c, const struct guest_mem *gm, cons
 {
     if (ind->len == 0 || ind->len % DESC_SIZE || ind->len / DESC_SIZE > VIRTQ_MAX_CHAIN)
         return -EPROTO;
-    if (!gm_ptr(gm, ind->addr, ind->len))
+    const uint8_t *table = gm_ptr(gm, ind->addr, ind->len);
+    if (!table)
         return -EPROTO;
     uint32_t n = ind->len / DESC_SIZE;
     uint32_t idx = 0;
     /* At most n steps: a cycle inside the table cannot loop forever. */
     for (uint32_t steps = 0; steps < n; steps++) {
         struct desc d;
-        if (read_desc(gm, ind->addr, idx, &d))
-            return -EPROTO;
+        parse_desc(table + (uint64_t)idx * DESC_SIZE, &d); /* idx < n: inside the checked table */
         if (d.flags & DESC_F_INDIRECT)
             return -EPROTO; /* nested indirect tables are forbidden */
         int rc = add_buf(c, gm, &d);
@@ -109,19 +128,19 @@ static int walk_indirect(struct virtq_chain *c, const struct guest_mem *gm, cons
 
 bool virtq_has_avail(const struct virtq *q, const struct guest_mem *gm)
 {
-    return q->ready && load16(gm, q->avail_gpa + 2) != q->last_avail;
+    return q->ready && avail_load(q, gm, 2) != q->last_avail;
 }
 
 int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c)
 {
     if (!q->ready)
         return 0;
-    uint16_t avail_idx = load16(gm, q->avail_gpa + 2);
+    uint16_t avail_idx = avail_load(q, gm, 2);
     if (avail_idx == q->last_avail)
         return 0;
     if ((uint16_t)(avail_idx - q->last_avail) > q->size)
         return -EPROTO; /* the driver claims more entries than the ring holds */
-    uint16_t head = load16(gm, q->avail_gpa + 4 + 2ULL * (q->last_avail % q->size));
+    uint16_t head = avail_load(q, gm, 4 + 2ULL * (q->last_avail % q->size));
     if (head >= q->size)
         return -EPROTO;
     c->head = head;
@@ -132,8 +151,10 @@ int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c
         if (steps >= q->size)
             return -EPROTO; /* longer than the table: a cycle */
         struct desc d;
-        if (read_desc(gm, q->desc_gpa, idx, &d))
+        const uint8_t *dp = ring_at(gm, q->desc_host, q->desc_gpa, (uint64_t)idx * DESC_SIZE, DESC_SIZE);
+        if (!dp)
             return -EPROTO;
+        parse_desc(dp, &d);
         int rc;
         if (d.flags & DESC_F_INDIRECT) {
             if (d.flags & DESC_F_NEXT)
@@ -160,8 +181,7 @@ void virtq_unpop(struct virtq *q) { q->last_avail--; }
 
 int virtq_push(struct virtq *q, const struct guest_mem *gm, uint16_t head, uint32_t len)
 {
-    uint64_t elem = q->used_gpa + 4 + 8ULL * (q->used_idx % q->size);
-    uint8_t *p = gm_ptr(gm, elem, 8);
+    uint8_t *p = ring_at(gm, q->used_host, q->used_gpa, 4 + 8ULL * (q->used_idx % q->size), 8);
     if (!p)
         return -EPROTO;
     uint32_t id = head;
@@ -169,7 +189,7 @@ int virtq_push(struct virtq *q, const struct guest_mem *gm, uint16_t head, uint3
     memcpy(p + 4, &len, 4);
     q->used_idx++;
     /* Release: the element is visible before the index that publishes it. */
-    store16(gm, q->used_gpa + 2, q->used_idx);
+    used_store(q, gm, 2, q->used_idx);
     return 0;
 }
 
@@ -181,10 +201,10 @@ bool virtq_should_notify(struct virtq *q, const struct guest_mem *gm)
     q->signalled_used = now;
     q->signalled_valid = true;
     if (!q->event_idx)
-        return !(load16(gm, q->avail_gpa) & AVAIL_F_NO_INTERRUPT);
+        return !(avail_load(q, gm, 0) & AVAIL_F_NO_INTERRUPT);
     if (!valid)
         return true;
-    uint16_t used_event = load16(gm, q->avail_gpa + 4 + 2ULL * q->size);
+    uint16_t used_event = avail_load(q, gm, 4 + 2ULL * q->size);
     /* vring_need_event(): did used_idx cross used_event since the last notification? */
     return (uint16_t)(now - used_event - 1) < (uint16_t)(now - old);
 }
@@ -192,13 +212,14 @@ bool virtq_should_notify(struct virtq *q, const struct guest_mem *gm)
 void virtq_set_avail_event(struct virtq *q, const struct guest_mem *gm)
 {
     if (q->event_idx)
-        store16(gm, q->used_gpa + 4 + 8ULL * q->size, q->last_avail);
+        used_store(q, gm, 4 + 8ULL * q->size, q->last_avail);
 }
 
 /* Walks the buffers of one direction, copying `len` bytes at `offset`. */
 static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, bool writable,
                       uint64_t offset, uint8_t *host, uint64_t len, bool to_guest)
 {
+    (void)gm; /* the buffers' host mappings were checked when the chain was popped */
     for (unsigned i = 0; i < c->nbufs && len; i++) {
         const struct virtq_buf *b = &c->bufs[i];
         if (b->device_writes != writable)
@@ -210,9 +231,7 @@ static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, b
         uint64_t n = b->len - offset;
         if (n > len)
             n = len;
-        uint8_t *g = gm_ptr(gm, b->gpa + offset, n);
-        if (!g)
-            return -EFAULT;
+        uint8_t *g = b->host + offset; /* inside [gpa, gpa + len), checked at pop */
         if (to_guest)
             memcpy(g, host, n);
         else

@@ -25,12 +25,19 @@ struct virtq {
     uint16_t used_idx;   /* next used entry the device will fill */
     uint16_t signalled_used; /* used_idx when the driver was last notified */
     bool signalled_valid;
+    /*
+     * Host mappings of the three rings, set by virtq_validate once each ring
+     * was checked whole (the layout is frozen while the queue is live), so
+     * ring accesses need no lookup; NULL: every access goes through gm_ptr.
+     */
+    uint8_t *desc_host, *avail_host, *used_host;
 };
 
 struct virtq_buf {
     uint64_t gpa;
     uint32_t len;
     bool device_writes; /* VIRTQ_DESC_F_WRITE */
+    uint8_t *host;      /* gm_ptr(gpa, len), checked when the chain was popped */
 };
 
 struct virtq_chain {
@@ -41,8 +48,8 @@ struct virtq_chain {
 };
 
 void virtq_reset(struct virtq *q);
-/* Checks the rings' placement once the driver says the queue is ready. */
-int virtq_validate(const struct virtq *q, const struct guest_mem *gm);
+/* Checks the rings' placement once the driver says the queue is ready; on success maps them. */
+int virtq_validate(struct virtq *q, const struct guest_mem *gm);
 /* 1: a chain was taken into *c; 0: ring empty; -EPROTO: the guest broke the rules. */
 int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c);
 /* Puts back the last popped chain (the device could not process it yet). */

@@ -812,3 +812,47 @@ Test(virtq, validate)
     b.desc_gpa = 0x100000000ULL; /* above 4 GiB, no high RAM in a 4 MiB guest */
     cr_assert_neq(virtq_validate(&b, &gm), 0);
 }
+
+/* ---- validated queues: rings mapped once ---- */
+
+Test(virtq, validated_queue_maps_rings_and_buffers)
+{
+    cr_assert_eq(virtq_validate(&q, &gm), 0);
+    cr_assert_eq(q.desc_host, gm_ptr(&gm, DESC_GPA, 16));
+    cr_assert_eq(q.avail_host, gm_ptr(&gm, AVAIL_GPA, 2));
+    cr_assert_eq(q.used_host, gm_ptr(&gm, USED_GPA, 2));
+    /* Pops, pushes and the EVENT_IDX fields go through the mapping: same results as unmapped. */
+    q.event_idx = true;
+    for (int round = 0; round < 40; round++) { /* wraps the 16-entry ring */
+        desc(0, DATA_GPA, 16, F_NEXT, 1);
+        desc(1, DATA_GPA + 0x1000, 512, F_WRITE, 0);
+        avail_add(0);
+        cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+        cr_assert_eq(ch.nbufs, 2);
+        cr_assert_eq(ch.bufs[0].host, gm_ptr(&gm, DATA_GPA, 16), "buffers carry their checked mapping");
+        cr_assert_eq(ch.bufs[1].host, gm_ptr(&gm, DATA_GPA + 0x1000, 512));
+        cr_assert_eq(virtq_push(&q, &gm, ch.head, 512), 0);
+        cr_assert_eq(used_idx(), (uint16_t)(round + 1));
+        cr_assert_eq(used_id((uint16_t)round), 0);
+        cr_assert_eq(used_len((uint16_t)round), 512);
+        virtq_set_avail_event(&q, &gm);
+        cr_assert_eq(avail_event(), (uint16_t)(round + 1));
+    }
+    /* The descriptor's buffer is still checked on every pop, mapping or not. */
+    desc(2, MEM - 8, 16, 0, 0);
+    avail_add(2);
+    cr_assert_eq(virtq_pop(&q, &gm, &ch), -EPROTO);
+}
+
+Test(virtq, failed_validation_leaves_rings_unmapped)
+{
+    cr_assert_eq(virtq_validate(&q, &gm), 0);
+    q.used_gpa = MEM - 8; /* no room for the used ring, nor for its first element */
+    cr_assert_neq(virtq_validate(&q, &gm), 0);
+    cr_assert_null(q.desc_host);
+    cr_assert_null(q.avail_host);
+    cr_assert_null(q.used_host);
+    cr_assert_eq(virtq_push(&q, &gm, 0, 0), -EPROTO, "each access checked again: the used ring is outside RAM");
+    virtq_reset(&q);
+    cr_assert_null(q.used_host, "reset forgets the mapping");
+}
