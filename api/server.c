@@ -302,7 +302,9 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
         rc = err_set(err, -EIO, "API: cannot attach to the event loop");
         goto fail;
     }
-    s->daemon = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_access, s,
+    /* TURBO: no shutdown() before close and no per-connection epoll_ctl churn, 5 of ~19
+     * system calls per request (strace); requests are read whole before we answer. */
+    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_access, s,
                                  MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
                                  on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
