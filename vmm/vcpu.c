@@ -167,11 +167,17 @@ static void wait_while_paused(struct vm *vm)
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
-/* Waits until the VMM thread says go (after every thread is filtered). */
+/*
+ * Waits until every thread is filtered. Whichever comes last, the VMM thread
+ * or a vCPU thread, says go: the common single-vCPU start then needs no
+ * wake-up of the vCPU thread between its filter and its first KVM_RUN.
+ */
 static int wait_for_start(struct vm *vm)
 {
     pthread_mutex_lock(&vm->pause_lock);
     vm->nr_ready++;
+    if (vm->nr_ready == vm->nr_vcpus && vm->vmm_filtered)
+        vm->go = 1;
     pthread_cond_broadcast(&vm->pause_cond);
     while (!vm->go && atomic_load(&vm->end) == VM_END_NONE)
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);

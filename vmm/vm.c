@@ -492,25 +492,31 @@ int vm_start(struct vm *vm, struct errmsg *err)
     int rc = 0;
     for (int i = 0; i < vm->nr_vcpus && !rc; i++)
         rc = vcpu_start_thread(&vm->vcpus[i], err);
-    /* Each vCPU thread installs its own filter, then waits here. */
+    /*
+     * This thread's filter goes on while the vCPU threads install theirs (it
+     * needed clone until now). Each vCPU thread then waits until every
+     * thread is filtered; the last one to get there says go.
+     */
+    if (!rc)
+        rc = seccomp_install(THREAD_VMM, err);
     pthread_mutex_lock(&vm->pause_lock);
+    if (!rc) {
+        vm->vmm_filtered = 1;
+        if (vm->nr_ready == vm->nr_vcpus)
+            vm->go = 1;
+        pthread_cond_broadcast(&vm->pause_cond);
+    }
+    /* Answer only once every vCPU thread has its filter (or failed to). */
     while (!rc && vm->nr_ready < vm->nr_vcpus && atomic_load(&vm->end) == VM_END_NONE)
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
     pthread_mutex_unlock(&vm->pause_lock);
     if (!rc && atomic_load(&vm->end) != VM_END_NONE)
         rc = err_set(err, -EPERM, "%s", vm->end_reason);
-    /* This thread last: it needed its setup calls until now. */
-    if (!rc)
-        rc = seccomp_install(THREAD_VMM, err);
     if (rc) {
         vm_request_end(vm, VM_END_ERROR, "%s", err->text);
         vm_stop(vm);
         return rc;
     }
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->go = 1;
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
     vm->running = 1;
     if (seccomp_enabled())
         log_info("seccomp: every thread filtered before the guest's first instruction");

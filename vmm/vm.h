@@ -101,6 +101,7 @@ struct vm {
     int pause_requested;
     int nr_paused;
     int nr_ready;             /* vCPU threads filtered and waiting to start */
+    int vmm_filtered;         /* the VMM thread's filter is in place */
     int go;                   /* the guest may run */
     /* Unclaimed addresses already reported (each is reported once). */
     pthread_mutex_t report_lock;
