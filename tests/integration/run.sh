@@ -22,12 +22,16 @@ run_one() { # NAME PATH
   echo "$rc $(( $(date +%s) - start ))" > "$out/$1.rc"
 }
 
-tests=()
+tests=() long=()
 for t in "$here"/t_*.sh; do
   [ -n "${ONLY:-}" ] && [[ "$(basename "$t")" != *"$ONLY"* ]] && continue
   tests+=("$t")
+  # A test that says "# integration: long" starts first, so the others share the remaining cores meanwhile.
+  grep -q "^# integration: long" "$t" && long+=("$t")
 done
-for t in "${tests[@]}"; do
+order=("${long[@]}")
+for t in "${tests[@]}"; do [[ " ${long[*]} " == *" $t "* ]] || order+=("$t"); done
+for t in "${order[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
   run_one "$(basename "$t" .sh)" "$t" &
 done
