@@ -50,7 +50,7 @@ endif
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
   libmicrohttpd-dev libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
-  dnsmasq-base iputils-ping util-linux bsdutils
+  dnsmasq-base iputils-ping util-linux bsdutils python3
 
 LIB_SRCS := $(filter-out vmm/main.c jailer/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c api/*.c jailer/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

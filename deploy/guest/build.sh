@@ -11,10 +11,15 @@
 #   initrd.cpio          busybox root filesystem, uncompressed newc cpio
 #   rootfs.ext4          the same root filesystem as a 32 MiB ext4 image
 #
-# Results are cached in ${EMBER_CACHE:-$HOME/.cache/ember}/guest-<hash>/, where
-# <hash> covers kernel.fragment, this script, init.sh and the linux-source
-# package version; a complete cache dir is reused as is. The files are then
-# copied (not hardlinked: tests mount rootfs.ext4 read-write) into OUTDIR.
+# Two cache levels under ${EMBER_CACHE:-$HOME/.cache/ember}/:
+#   kernel-<khash>/  the three kernels; <khash> covers kernel.fragment, the
+#                    kernel-building functions of this script and the
+#                    linux-source package version (not init.sh: editing the
+#                    guest's init must not cost a kernel rebuild)
+#   guest-<hash>/    all five artifacts; <hash> covers <khash>, this whole
+#                    script, init.sh and the busybox binary
+# A complete cache dir is reused as is. The files are then copied (not
+# hardlinked: tests mount rootfs.ext4 read-write) into OUTDIR.
 #
 # Needs these Debian 12 packages (the Makefile installs them):
 #   gcc make flex bison libelf-dev libssl-dev bc linux-source-6.1
@@ -46,17 +51,106 @@ fi
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1) \
     || die "cannot read the linux-source-6.1 package version"
 
-# Cache key: the content of every input, not their paths, so any checkout of
+# --- Kernel build, as functions -----------------------------------------------
+# The kernel cache key hashes these functions' code (declare -f), so changes
+# elsewhere in this script (the root filesystem, publishing) keep the kernel.
+# They set and use the globals ksrc and build_time.
+kmake() {
+    make -C "$ksrc" ARCH=x86_64 KBUILD_BUILD_USER=ember KBUILD_BUILD_HOST=ember \
+        KBUILD_BUILD_VERSION=1 KBUILD_BUILD_TIMESTAMP="$build_time" \
+        -j"$(nproc)" "$@" >>"$buildlog" 2>&1
+}
+
+# Kconfig silently drops options whose dependencies are not met, so check
+# that the result really has every line of the fragment.
+verify_config() {
+    local line sym bad=0
+    while IFS= read -r line; do
+        if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
+            grep -qxF "$line" "$ksrc/.config" && continue
+            sym=${BASH_REMATCH[1]}
+            log "config mismatch: wanted '$line', got '$(grep -E "^$sym=|^# $sym is not set" "$ksrc/.config" || echo "(absent)")'"
+            bad=1
+        elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+            sym=${BASH_REMATCH[1]}
+            grep -q "^$sym=" "$ksrc/.config" || continue
+            log "config mismatch: wanted '$sym' unset, got '$(grep "^$sym=" "$ksrc/.config")'"
+            bad=1
+        fi
+    done <"$fragment"
+    [ "$bad" -eq 0 ] || die "the kernel config does not match $fragment"
+}
+
+# build_kernel OUT: vmlinux, bzImage, vmlinux-int3patched, kernel.config and
+# the kernel's gen_init_cpio (the root filesystem step needs it) into OUT.
+build_kernel() {
+    local out=$1 alt removed
+    mkdir -p "$out"
+    log "unpacking $src_tar ($src_version)"
+    tar -xJf "$src_tar" -C "$work"
+    ksrc=$work/linux-source-6.1
+    [ -f "$ksrc/Makefile" ] || die "unexpected layout in $src_tar"
+
+    # Fixed build user/host/version/time: both kernels below report the same
+    # banner (the int3 variant's relink would otherwise bump them).
+    build_time=$(date -u '+%a %b %e %H:%M:%S UTC %Y')
+
+    log "configuring: tinyconfig + $(basename "$fragment")"
+    kmake tinyconfig
+    # merge_config.sh -m only merges; olddefconfig then resolves dependencies.
+    (cd "$ksrc" && scripts/kconfig/merge_config.sh -m .config "$fragment") >>"$buildlog" 2>&1
+    kmake olddefconfig
+    verify_config
+    cp "$ksrc/.config" "$out/kernel.config"
+
+    log "compiling vmlinux and bzImage with $(nproc) jobs (takes minutes)"
+    kmake vmlinux bzImage
+    cp "$ksrc/vmlinux" "$out/vmlinux"
+    cp "$ksrc/arch/x86/boot/bzImage" "$out/bzImage"
+
+    # The PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18, owner "Xen") is what
+    # lets a monitor (and QEMU) boot vmlinux directly.
+    readelf -n "$out/vmlinux" | grep -E '^\s+Xen\s' | grep -qiE '0x00000012|PHYS32' \
+        || die "vmlinux carries no PVH (XEN_ELFNOTE_PHYS32_ENTRY) note"
+
+    # vmlinux-int3patched: QEMU on kvm-pvm hosts cannot get past the int3
+    # self-test in alternative_instructions() (the emulator cannot do INT3).
+    # To measure QEMU with otherwise the same kernel, drop that one call,
+    # rebuild incrementally, then put the source back. Ember itself boots
+    # the unpatched vmlinux.
+    alt=$ksrc/arch/x86/kernel/alternative.c
+    cp -p "$alt" "$work/alternative.c.orig"
+    sed -i '/^[[:space:]]*int3_selftest();[[:space:]]*$/d' "$alt"
+    removed=$(diff "$work/alternative.c.orig" "$alt" | grep -c '^<' || true)
+    [ "$removed" -eq 1 ] || die "expected to remove exactly one int3_selftest() call, removed $removed"
+    log "compiling vmlinux-int3patched (incremental)"
+    kmake vmlinux
+    cp "$ksrc/vmlinux" "$out/vmlinux-int3patched"
+    cp -p "$work/alternative.c.orig" "$alt"
+
+    # The kernel's own cpio writer (see the root filesystem step).
+    [ -x "$ksrc/usr/gen_init_cpio" ] || cc -O2 -o "$ksrc/usr/gen_init_cpio" "$ksrc/usr/gen_init_cpio.c"
+    cp "$ksrc/usr/gen_init_cpio" "$out/gen_init_cpio"
+}
+kernel_files=(vmlinux bzImage vmlinux-int3patched kernel.config gen_init_cpio)
+
+# Cache keys: the content of every input, not their paths, so any checkout of
 # the same revision shares the cache.
-hash=$({
-    for f in "$fragment" "$self" "$init_script"; do sha256sum <"$f"; done
+khash=$({
+    sha256sum <"$fragment"
+    declare -f kmake verify_config build_kernel
     echo "linux-source-6.1 $src_version"
 } | sha256sum | cut -c1-16)
+hash=$({
+    echo "kernel $khash"
+    for f in "$self" "$init_script" "$busybox"; do sha256sum <"$f"; done
+} | sha256sum | cut -c1-16)
 cache_dir=$cache_root/guest-$hash
+kernel_dir=$cache_root/kernel-$khash
 
-cache_complete() {
-    local f
-    for f in "${artifacts[@]}"; do [ -s "$cache_dir/$f" ] || return 1; done
+complete() { # DIR FILE...: every file present and non-empty
+    local d=$1 f; shift
+    for f in "$@"; do [ -s "$d/$f" ] || return 1; done
 }
 
 # Copy the cached files to OUTDIR; each file is replaced atomically.
@@ -75,7 +169,7 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/guest-$hash.lock"
 flock 9
 
-if cache_complete; then
+if complete "$cache_dir" "${artifacts[@]}"; then
     log "cached: $cache_dir"
     install_outputs
     exit 0
@@ -104,77 +198,30 @@ buildlog=$work/build.log
 log "building into $cache_dir (log: $buildlog while it runs)"
 
 # --- Kernel -----------------------------------------------------------------
-log "unpacking $src_tar ($src_version)"
-tar -xJf "$src_tar" -C "$work"
-ksrc=$work/linux-source-6.1
-[ -f "$ksrc/Makefile" ] || die "unexpected layout in $src_tar"
-
-# Fixed build user/host/version/time: both kernels below report the same
-# banner (the int3 variant's relink would otherwise bump them).
-build_time=$(date -u '+%a %b %e %H:%M:%S UTC %Y')
-kmake() {
-    make -C "$ksrc" ARCH=x86_64 KBUILD_BUILD_USER=ember KBUILD_BUILD_HOST=ember \
-        KBUILD_BUILD_VERSION=1 KBUILD_BUILD_TIMESTAMP="$build_time" \
-        -j"$(nproc)" "$@" >>"$buildlog" 2>&1
-}
-
-log "configuring: tinyconfig + $(basename "$fragment")"
-kmake tinyconfig
-# merge_config.sh -m only merges; olddefconfig then resolves dependencies.
-(cd "$ksrc" && scripts/kconfig/merge_config.sh -m .config "$fragment") >>"$buildlog" 2>&1
-kmake olddefconfig
-
-# Kconfig silently drops options whose dependencies are not met, so check
-# that the result really has every line of the fragment.
-verify_config() {
-    local line sym bad=0
-    while IFS= read -r line; do
-        if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
-            grep -qxF "$line" "$ksrc/.config" && continue
-            sym=${BASH_REMATCH[1]}
-            log "config mismatch: wanted '$line', got '$(grep -E "^$sym=|^# $sym is not set" "$ksrc/.config" || echo "(absent)")'"
-            bad=1
-        elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
-            sym=${BASH_REMATCH[1]}
-            grep -q "^$sym=" "$ksrc/.config" || continue
-            log "config mismatch: wanted '$sym' unset, got '$(grep "^$sym=" "$ksrc/.config")'"
-            bad=1
-        fi
-    done <"$fragment"
-    [ "$bad" -eq 0 ] || die "the kernel config does not match $fragment"
-}
-verify_config
-cp "$ksrc/.config" "$work/config"
-
-log "compiling vmlinux and bzImage with $(nproc) jobs (takes minutes)"
-kmake vmlinux bzImage
-cp "$ksrc/vmlinux" "$stage/vmlinux"
-cp "$ksrc/arch/x86/boot/bzImage" "$stage/bzImage"
-
-# The PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18, owner "Xen") is what lets
-# a monitor (and QEMU) boot vmlinux directly.
-readelf -n "$stage/vmlinux" | grep -E '^\s+Xen\s' | grep -qiE '0x00000012|PHYS32' \
-    || die "vmlinux carries no PVH (XEN_ELFNOTE_PHYS32_ENTRY) note"
-
-# --- vmlinux-int3patched ----------------------------------------------------
-# QEMU on kvm-pvm hosts cannot get past the int3 self-test in
-# alternative_instructions() (the emulator cannot do INT3). To measure QEMU
-# with otherwise the same kernel, drop that one call, rebuild incrementally,
-# then put the source back. Ember itself boots the unpatched vmlinux.
-alt=$ksrc/arch/x86/kernel/alternative.c
-cp -p "$alt" "$work/alternative.c.orig"
-sed -i '/^[[:space:]]*int3_selftest();[[:space:]]*$/d' "$alt"
-removed=$(diff "$work/alternative.c.orig" "$alt" | grep -c '^<' || true)
-[ "$removed" -eq 1 ] || die "expected to remove exactly one int3_selftest() call, removed $removed"
-log "compiling vmlinux-int3patched (incremental)"
-kmake vmlinux
-cp "$ksrc/vmlinux" "$stage/vmlinux-int3patched"
-cp -p "$work/alternative.c.orig" "$alt"
+# Its own lock (taken after the guest lock, always in that order): guests
+# that differ only in init.sh share one kernel build.
+exec 8>"$cache_root/kernel-$khash.lock"
+flock 8
+if complete "$kernel_dir" "${kernel_files[@]}"; then
+    log "kernel cached: $kernel_dir"
+else
+    build_kernel "$work/kernel"
+    rm -rf "$kernel_dir"      # an incomplete leftover, if any
+    mv "$work/kernel" "$kernel_dir"
+    log "kernel built: $kernel_dir"
+fi
+for f in vmlinux bzImage vmlinux-int3patched kernel.config; do
+    cp "$kernel_dir/$f" "$stage/$f"
+done
+gen_init_cpio=$work/gen_init_cpio
+cp "$kernel_dir/gen_init_cpio" "$gen_init_cpio"
+exec 8>&-
 
 # --- Root filesystem ----------------------------------------------------------
 log "assembling the busybox root filesystem"
 root=$work/rootfs
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc}
+# /mnt: where init mounts a data drive for its blk check.
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,mnt}
 cp "$busybox" "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
 # One symlink per applet, except busybox's own init/linuxrc: /sbin/init is
@@ -194,8 +241,6 @@ chmod 0700 "$root/root"
 # initrd.cpio: uncompressed newc, written by the kernel's own gen_init_cpio
 # from a list, so every entry is owned by root and /dev/console exists
 # without mknod (the kernel opens it before running /init).
-gen_init_cpio=$ksrc/usr/gen_init_cpio
-[ -x "$gen_init_cpio" ] || cc -O2 -o "$gen_init_cpio" "$ksrc/usr/gen_init_cpio.c"
 {
     (cd "$root" && find . -mindepth 1 | LC_ALL=C sort) | while read -r p; do
         p=${p#.}
@@ -219,8 +264,7 @@ mke2fs -q -F -t ext4 -L ember-root -E root_owner=0:0 -d "$root" \
     "$stage/rootfs.ext4" 32M >>"$buildlog" 2>&1
 e2fsck -fn "$stage/rootfs.ext4" >>"$buildlog" 2>&1 || die "rootfs.ext4 fails e2fsck"
 
-# Keep the config and the cpio list next to the artifacts, for reference.
-cp "$work/config" "$stage/kernel.config"
+# Keep the cpio list next to the artifacts (and kernel.config), for reference.
 cp "$work/initrd.list" "$stage/initrd.list"
 
 # --- Publish -------------------------------------------------------------------

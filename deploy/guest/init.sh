@@ -1,13 +1,121 @@
 #!/bin/sh
 # Ember guest init (installed as /init and /sbin/init by deploy/guest/build.sh).
-# Runs under busybox sh. It only proves that guest userspace runs: it prints
-# the marker line tests look for, then reboots at once, so the monitor sees
-# the guest end (reboot=k on the kernel command line).
+# Runs under busybox sh. It proves that guest userspace runs: it prints the
+# marker line tests look for, then reboots at once, so the monitor sees the
+# guest end (reboot=k on the kernel command line).
 # On kvm-pvm hosts guest userspace cannot make system calls, so this script
 # never gets that far there; the kernel's "Run /... as init process" line is
 # the last thing seen.
+#
+# ember.check=CHECK[,CHECK...] on the kernel command line (several
+# ember.check= words are fine) runs these checks before the reboot, each
+# step printing an "EMBER-CHECK: ..." line that the host-side tests read:
+#   blk:DEV           mount DEV (an ext4 the host made) on /mnt, write
+#                     ember-check.txt with the known content, unmount, mount
+#                     it again read-only and read the file back
+#   tcp-send:IP:PORT  send the known content, half-close, then read the
+#                     peer's reply: the sha256 of what it received
+#   tcp-recv:IP:PORT  read from IP:PORT until the peer closes
+# The known content is what check_content prints. The network is already up:
+# the kernel's ip= autoconfiguration does it.
+# tests/integration/t_guest_init_host.sh sources this file with
+# EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
+
+mark() { echo "EMBER-CHECK: $*"; }
+fail() { mark "$1 FAIL: $2"; failed=$((failed + 1)); }
+sha() { sha256sum | cut -d' ' -f1; }
+check_content() {
+    awk 'BEGIN { for (i = 1; i <= 20000; i++) print "ember-check line " i }'
+}
+
+check_blk() { # DEV
+    local dev="$1" mnt="${EMBER_MNT:-/mnt}" f=ember-check.txt want n got m
+    want=$(check_content | sha)
+    n=$(($(check_content | wc -c)))
+    mount -t ext4 "$dev" "$mnt" || { fail blk "cannot mount $dev on $mnt"; return; }
+    if ! check_content >"$mnt/$f"; then
+        fail blk "cannot write $mnt/$f"
+        umount "$mnt"
+        return
+    fi
+    # umount flushes the file and the journal: the host reads the image
+    # without replaying a journal.
+    umount "$mnt" || { fail blk "cannot unmount $mnt after writing"; return; }
+    mark "blk wrote $n bytes sha256 $want to $dev:/$f"
+    # Read back from the device, not the page cache: unmounting dropped it.
+    mount -t ext4 -o ro "$dev" "$mnt" || { fail blk "cannot mount $dev again"; return; }
+    got=$(sha <"$mnt/$f")
+    m=$(($(wc -c <"$mnt/$f")))
+    umount "$mnt" || fail blk "cannot unmount $mnt after reading"
+    mark "blk read back $m bytes sha256 $got"
+    [ "$got" = "$want" ] || fail blk "read back sha256 $got, wrote $want"
+}
+
+check_tcp_send() { # IP PORT
+    local want n reply
+    want=$(check_content | sha)
+    n=$(($(check_content | wc -c)))
+    # nc half-closes when its stdin ends and exits when the peer closes.
+    if ! reply=$(check_content | timeout 60 nc -w 10 "$1" "$2"); then
+        fail tcp-send "nc to $1:$2 failed"
+        return
+    fi
+    mark "tcp-send sent $n bytes sha256 $want to $1:$2, peer got sha256 ${reply:-(no reply)}"
+    [ "$reply" = "$want" ] || fail tcp-send "peer's sha256 differs"
+}
+
+check_tcp_recv() { # IP PORT
+    local f="${EMBER_TMP:-/tmp}/ember-recv"
+    if ! timeout 60 nc -w 10 "$1" "$2" </dev/null >"$f"; then
+        fail tcp-recv "nc from $1:$2 failed"
+        return
+    fi
+    mark "tcp-recv received $(($(wc -c <"$f"))) bytes sha256 $(sha <"$f") from $1:$2"
+    rm -f "$f"
+}
+
+run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
+    local w c spec n=0
+    failed=0
+    set -f  # no globbing of command line words
+    for w in $1; do
+        case $w in ember.check=*) ;; *) continue ;; esac
+        for c in $(echo "${w#ember.check=}" | tr , ' '); do
+            n=$((n + 1))
+            case $c in
+                blk:?*) check_blk "${c#blk:}" ;;
+                tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
+                tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
+                *) fail "$c" "unknown check (blk:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT)" ;;
+            esac
+        done
+    done
+    set +f
+    mark "done: $n check(s), $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+init_main() { # CMDLINE: everything but the mounts and the reboot
+    echo "EMBER-INIT-OK: guest userspace is running"
+    case " $1 " in *" ember.check="*) run_checks "$1" ;; esac
+}
+
+# Sourced by the host-side test: functions only (busybox sh runs its own
+# reboot applet whatever PATH says, so the lines below never run there).
+[ "${EMBER_INIT_LIB:-}" = 1 ] && return 0
+
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
-echo "EMBER-INIT-OK: guest userspace is running"
+mount -t proc proc /proc
+cmdline=$(cat /proc/cmdline)
+case " $cmdline " in
+    *" ember.check="*)
+        # devtmpfs is mounted by the kernel only for a disk root, not an
+        # initramfs; the root may be read-only, so scratch files go to tmpfs.
+        [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
+        mount -t tmpfs tmpfs /tmp
+        ;;
+esac
+init_main "$cmdline"
 reboot -f
 # Not reached; if reboot failed, exiting makes the kernel panic, and
 # panic=1 / CONFIG_PANIC_TIMEOUT=1 reboots the guest anyway.
