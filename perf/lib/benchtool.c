@@ -69,15 +69,19 @@ static int dial(const char *path)
 }
 
 /*
- * Connects to SOCK as soon as it accepts, started at t0 by PID. The wait must
- * not take the CPU from the process being timed (this host has 2 cores and
- * a busy-polling loop made ember's own start-up wait for the scheduler), so
- * it sleeps on inotify until the socket file appears, then retries connect()
- * with 20 us naps for the few microseconds between bind() and listen().
+ * Connects to SOCK as soon as it accepts, started at t0 by PID, and stores in
+ * *t_up when connect() succeeded. The wait must not take the CPU from the
+ * process being timed (this host has 2 cores and a busy-polling loop made
+ * ember's own start-up wait for the scheduler), so it sleeps on inotify until
+ * the socket file appears, then retries connect() with 20 us naps for the few
+ * microseconds between bind() and listen(). One inotify instance serves every
+ * run: closing one waits for an SRCU grace period (~20 ms here), which must
+ * not land between connect() and the clock reading.
  * Returns the fd, or -1 when PID exits or after 10 s.
  */
-static int dial_when_up(const char *sock, long t0, pid_t pid)
+static int dial_when_up(const char *sock, long t0, pid_t pid, long *t_up)
 {
+    static int in = -2;
     char dir[108], *slash;
     snprintf(dir, sizeof(dir), "%s", sock);
     slash = strrchr(dir, '/');
@@ -85,19 +89,24 @@ static int dial_when_up(const char *sock, long t0, pid_t pid)
         *(slash == dir ? slash + 1 : slash) = '\0';
     else
         snprintf(dir, sizeof(dir), ".");
-    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (in == -2)
+        in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (in >= 0)
-        inotify_add_watch(in, dir, IN_CREATE);
+        inotify_add_watch(in, dir, IN_CREATE); /* the same watch again if already there */
     int fd = -1;
+    char ev[4096];
+    while (in >= 0 && read(in, ev, sizeof(ev)) > 0)
+        ; /* events of earlier runs */
     while (now_ns() - t0 < 10000000000L) {
         if (access(sock, F_OK) == 0) {
             fd = dial(sock);
-            if (fd >= 0)
+            if (fd >= 0) {
+                *t_up = now_ns();
                 break;
+            }
             usleep(20);
         } else if (in >= 0) {
             struct pollfd p = {.fd = in, .events = POLLIN};
-            char ev[4096];
             poll(&p, 1, 5); /* woken by the create; the timeout only to notice an exit */
             while (read(in, ev, sizeof(ev)) > 0)
                 ;
@@ -108,8 +117,6 @@ static int dial_when_up(const char *sock, long t0, pid_t pid)
         if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid)
             break;
     }
-    if (in >= 0)
-        close(in);
     return fd;
 }
 
@@ -196,8 +203,8 @@ static int sockup(int n, const char *sock, int qmp, char **cmd)
         unlink(sock);
         long t0 = now_ns();
         pid_t pid = spawn(cmd, NULL);
-        long up = -1;
-        int fd = dial_when_up(sock, t0, pid);
+        long up = -1, t_up = 0;
+        int fd = dial_when_up(sock, t0, pid, &t_up);
         if (fd >= 0) {
             if (qmp) {
                 char buf[4096];
@@ -215,7 +222,7 @@ static int sockup(int n, const char *sock, int qmp, char **cmd)
                 if (strstr(buf, "\"QMP\""))
                     up = now_ns() - t0;
             } else {
-                up = now_ns() - t0;
+                up = t_up - t0;
             }
             close(fd);
         }
@@ -333,8 +340,9 @@ static int apistart(int n, const char *sock, const char *log, const char *kernel
         unlink(sock);
         long t0 = now_ns();
         pid_t pid = spawn(argv, lp);
-        int fd = dial_when_up(sock, t0, pid);
-        long tup = now_ns() - t0;
+        long t_up = 0;
+        int fd = dial_when_up(sock, t0, pid, &t_up);
+        long tup = t_up - t0;
         if (fd >= 0)
             close(fd);
         long us = -1, offset = -1;
