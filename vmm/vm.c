@@ -132,7 +132,11 @@ static void kvm_objects_close(struct vm_kvm *k)
     k->kvm_fd = k->vm_fd = -1;
 }
 
-/* /dev/kvm, the VM, the host's CPUID table, the in-kernel irqchip and PIT: nothing here depends on the config. */
+/*
+ * /dev/kvm, the VM and the host's CPUID table: nothing here depends on the
+ * config. The irqchip and PIT are not made here: created before the guest
+ * RAM slot they made InstanceStart 4.5 ms slower on kvm-pvm (measured).
+ */
 static int kvm_objects_open(struct vm_kvm *k, struct errmsg *err)
 {
     memset(k, 0, sizeof(*k));
@@ -169,12 +173,6 @@ static int kvm_objects_open(struct vm_kvm *k, struct errmsg *err)
             return err_set(err, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
         nent *= 2;
     }
-    /* Before any vCPU exists, as KVM requires; guest memory may come later. */
-    if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-    if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-        return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     k->ready = 1;
     return 0;
 }
@@ -239,8 +237,14 @@ static int setup_memory(struct vm *vm, struct errmsg *err)
     return 0;
 }
 
+/* After the RAM slot (see kvm_objects_open). */
 static int setup_irqchip(struct vm *vm, struct errmsg *err)
 {
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     /* The PIT owns ports 0x40-0x43 and 0x61 inside KVM; keep devices off them. */
     int rc = alloc_pio(&vm->alloc, 0x40, 4, "pit");
     if (!rc)

@@ -47,8 +47,8 @@ struct vcpu {
 };
 
 /*
- * KVM objects that depend on no configuration: /dev/kvm, the VM, its
- * supported-CPUID table, in-kernel irqchip and PIT. In API mode they are made
+ * KVM objects that depend on no configuration: /dev/kvm, the VM and its
+ * supported-CPUID table. In API mode they are made
  * while ember waits for the orchestrator's configuration (vm_prepare), so
  * that InstanceStart does not pay for them.
  */
