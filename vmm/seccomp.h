@@ -20,6 +20,12 @@ enum thread_kind { THREAD_VMM, THREAD_API, THREAD_VCPU, THREAD_KINDS };
 /* Process-wide switch (--no-seccomp); set once before any thread starts. */
 void seccomp_set_enabled(int on);
 int seccomp_enabled(void);
+/*
+ * Compiles a thread kind's filter ahead of its install (call before the
+ * threads exist; no-op when disabled or already done). Optional: without it
+ * seccomp_install compiles the policy itself.
+ */
+int seccomp_precompile(enum thread_kind kind, struct errmsg *err);
 /* Installs the calling thread's filter (no-op when disabled). */
 int seccomp_install(enum thread_kind kind, struct errmsg *err);
 /* The API thread's init hook (api_server_start's thread_init). */

@@ -18,6 +18,21 @@ for kind in vmm vcpu api; do
   [ $kind = vcpu ] && check "vcpu thread: it died before the guest printed anything" bash -c "! grep -q EMBER-TEST '$tmp/out'"
 done
 
+# The same for filters compiled ahead (API mode, before InstanceStart).
+for kind in vmm vcpu; do
+  rm -f "$tmp/api2.sock"
+  EMBER_SECCOMP_TEST_VIOLATION=$kind timeout 20 "$EMBER" --api-sock "$tmp/api2.sock" </dev/null >"$tmp/out" 2>"$tmp/err" &
+  p2=$!
+  for _ in $(seq 100); do [ -S "$tmp/api2.sock" ] && break; sleep 0.05; done
+  curl -s --unix-socket "$tmp/api2.sock" -X PUT http://localhost/boot-source \
+    -d "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=hello\"}" >/dev/null
+  curl -s --unix-socket "$tmp/api2.sock" -X PUT http://localhost/actions -d '{"action_type": "InstanceStart"}' >/dev/null
+  wait $p2
+  rc=$?
+  check "API-started $kind thread (filter compiled ahead): a forbidden call ends ember with 148 (got $rc)" test $rc -eq 148
+  [ $kind = vcpu ] && check "API-started vcpu thread: it died before the guest printed anything" bash -c "! grep -q EMBER-TEST '$tmp/out'"
+done
+
 # A live VM over the API: every thread filtered, counted from /proc.
 "$EMBER" --api-sock "$tmp/api.sock" --kernel "$GUEST_DIR/vmlinux" --vcpus 2 --mem-mib 256 </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
