@@ -4,10 +4,7 @@
 #include <string.h>
 
 #include "layout.h"
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+#include "le.h"
 
 int e820_build(const struct guest_mem *gm, struct e820_entry *out, int max)
 {
@@ -35,29 +32,29 @@ int zero_page_build(uint8_t zp[ZP_SIZE], const struct kernel_image *k, const str
         /* The kernel reads its own header back from the zero page. */
         memcpy(zp + SETUP_HDR_OFF, k->setup_hdr, k->setup_hdr_len);
     } else {
-        put16(zp + ZP_BOOT_FLAG, 0xaa55);
+        le_st16(zp + ZP_BOOT_FLAG, 0xaa55);
         memcpy(zp + ZP_HEADER, "HdrS", 4);
-        put16(zp + ZP_VERSION, 0x020f);
-        put32(zp + ZP_KERNEL_ALIGNMENT, 0x1000000);
+        le_st16(zp + ZP_VERSION, 0x020f);
+        le_st32(zp + ZP_KERNEL_ALIGNMENT, 0x1000000);
     }
     zp[ZP_TYPE_OF_LOADER] = 0xff; /* "undefined" boot loader */
     zp[ZP_LOADFLAGS] |= 0x01 | 0x80; /* LOADED_HIGH | CAN_USE_HEAP */
-    put16(zp + ZP_HEAP_END_PTR, 0xfe00);
-    put32(zp + ZP_CMD_LINE_PTR, (uint32_t)bi->cmdline_gpa);
-    put32(zp + ZP_EXT_CMD_LINE_PTR, (uint32_t)(bi->cmdline_gpa >> 32));
-    put32(zp + ZP_CMDLINE_SIZE, bi->cmdline_len);
+    le_st16(zp + ZP_HEAP_END_PTR, 0xfe00);
+    le_st32(zp + ZP_CMD_LINE_PTR, (uint32_t)bi->cmdline_gpa);
+    le_st32(zp + ZP_EXT_CMD_LINE_PTR, (uint32_t)(bi->cmdline_gpa >> 32));
+    le_st32(zp + ZP_CMDLINE_SIZE, bi->cmdline_len);
     if (bi->initrd_size) {
-        put32(zp + ZP_RAMDISK_IMAGE, (uint32_t)bi->initrd_gpa);
-        put32(zp + ZP_RAMDISK_SIZE, (uint32_t)bi->initrd_size);
-        put32(zp + ZP_EXT_RAMDISK_IMAGE, (uint32_t)(bi->initrd_gpa >> 32));
-        put32(zp + ZP_EXT_RAMDISK_SIZE, (uint32_t)(bi->initrd_size >> 32));
+        le_st32(zp + ZP_RAMDISK_IMAGE, (uint32_t)bi->initrd_gpa);
+        le_st32(zp + ZP_RAMDISK_SIZE, (uint32_t)bi->initrd_size);
+        le_st32(zp + ZP_EXT_RAMDISK_IMAGE, (uint32_t)(bi->initrd_gpa >> 32));
+        le_st32(zp + ZP_EXT_RAMDISK_SIZE, (uint32_t)(bi->initrd_size >> 32));
     }
     zp[ZP_E820_ENTRIES] = (uint8_t)nr_e820;
     for (int i = 0; i < nr_e820; i++) {
         uint8_t *p = zp + ZP_E820_TABLE + i * 20;
-        put64(p, e820[i].addr);
-        put64(p + 8, e820[i].size);
-        put32(p + 16, e820[i].type);
+        le_st64(p, e820[i].addr);
+        le_st64(p + 8, e820[i].size);
+        le_st32(p + 16, e820[i].type);
     }
     return 0;
 }
@@ -78,22 +75,22 @@ int pvh_info_write(struct guest_mem *gm, const struct boot_info *bi,
     if (!p)
         return -EFAULT;
     memset(p, 0, len);
-    put32(p + 0, PVH_MAGIC);
-    put32(p + 4, 1); /* version 1: has the memmap */
-    put64(p + 24, bi->cmdline_gpa);
+    le_st32(p + 0, PVH_MAGIC);
+    le_st32(p + 4, 1); /* version 1: has the memmap */
+    le_st64(p + 24, bi->cmdline_gpa);
     if (bi->initrd_size) {
-        put32(p + 12, 1);
-        put64(p + 16, PVH_INFO_GPA + PVH_MODLIST_OFF);
-        put64(p + PVH_MODLIST_OFF, bi->initrd_gpa);
-        put64(p + PVH_MODLIST_OFF + 8, bi->initrd_size);
+        le_st32(p + 12, 1);
+        le_st64(p + 16, PVH_INFO_GPA + PVH_MODLIST_OFF);
+        le_st64(p + PVH_MODLIST_OFF, bi->initrd_gpa);
+        le_st64(p + PVH_MODLIST_OFF + 8, bi->initrd_size);
     }
-    put64(p + 40, PVH_INFO_GPA + PVH_MEMMAP_OFF);
-    put32(p + 48, (uint32_t)nr_e820);
+    le_st64(p + 40, PVH_INFO_GPA + PVH_MEMMAP_OFF);
+    le_st32(p + 48, (uint32_t)nr_e820);
     for (int i = 0; i < nr_e820; i++) {
         uint8_t *m = p + PVH_MEMMAP_OFF + i * PVH_MEMMAP_ENTRY;
-        put64(m, e820[i].addr);
-        put64(m + 8, e820[i].size);
-        put32(m + 16, e820[i].type);
+        le_st64(m, e820[i].addr);
+        le_st64(m + 8, e820[i].size);
+        le_st32(m + 16, e820[i].type);
     }
     return 0;
 }

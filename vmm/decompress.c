@@ -1,5 +1,6 @@
 /* Host-side decompression of bzImage payloads (see decompress.h). */
 #include "decompress.h"
+#include "le.h"
 
 #include <errno.h>
 #include <lz4.h>
@@ -11,8 +12,6 @@
 
 #define LZ4_LEGACY_MAGIC 0x184c2102u
 #define LZ4_LEGACY_BLOCK (8u << 20) /* uncompressed bytes per legacy block */
-
-static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
 enum payload_format payload_detect(const uint8_t *p, size_t n)
 {
@@ -52,7 +51,7 @@ static int unlz4_legacy(const uint8_t *p, size_t n, uint8_t *out, size_t cap, si
     while (off < n) {
         if (n - off < 4)
             return err_set(err, -EINVAL, "lz4: %zu stray bytes at the end", n - off);
-        uint32_t csize = rd32(p + off);
+        uint32_t csize = le_ld32(p + off);
         off += 4;
         if (csize == LZ4_LEGACY_MAGIC)
             continue; /* concatenated frames */
@@ -134,7 +133,7 @@ int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out
     if (n < 8)
         return err_set(err, -EINVAL, "payload of %zu bytes is too short", n);
     /* The kernel build appends the uncompressed size (gzip's own trailer says the same). */
-    size_t want = rd32(p + n - 4);
+    size_t want = le_ld32(p + n - 4);
     if (want == 0)
         return err_set(err, -EINVAL, "payload states an uncompressed size of 0");
     if (want > max_out)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "interp_cpu.h"
+#include "le.h"
 
 #define LEG_XMM 160
 #define LEG_MXCSR 24
@@ -73,21 +74,6 @@ static uint64_t opmask(const struct interp_cpu *c, unsigned k)
         memcpy(&m, c->xsave + c->xl->offset[C_OPMASK] + 8 * k, 8);
     return m;
 }
-
-static uint32_t ld32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-static void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 /* #UD/#NM checks for VEX (XCR0 SSE+AVX) and EVEX (plus the three AVX-512 components). */
 static int check_avx(struct interp_cpu *c, const struct insn *in)
@@ -250,7 +236,7 @@ static int run_vmovd(struct interp_cpu *c, const struct insn *in)
     vreg_get(c, insn_vreg(in), v); /* 7E: r/m32/64 <- xmm */
     if (insn_rm_is_reg(in)) {
         __u64 *g = interp_gpr(&c->regs, insn_rm(in));
-        *g = size == 8 ? ld64(v) : ld32(v); /* a 32-bit GPR write zero-extends */
+        *g = size == 8 ? le_ld64(v) : le_ld32(v); /* a 32-bit GPR write zero-extends */
         return 0;
     }
     if ((rc = interp_operand_address(c, in, &lin, &ss)))
@@ -278,7 +264,7 @@ static int run_vpalu(struct interp_cpu *c, const struct insn *in)
     vreg_get(c, in->vex_v, a);
     memset(r, 0, sizeof(r));
     for (unsigned i = 0; i < vl; i += es) {
-        uint64_t x = es == 8 ? ld64(a + i) : ld32(a + i), y = es == 8 ? ld64(b + i) : ld32(b + i), z;
+        uint64_t x = es == 8 ? le_ld64(a + i) : le_ld32(a + i), y = es == 8 ? le_ld64(b + i) : le_ld32(b + i), z;
         switch (in->opcode) {
         case 0xfe: case 0xd4: z = x + y; break;
         case 0xfa: case 0xfb: z = x - y; break;
@@ -288,9 +274,9 @@ static int run_vpalu(struct interp_cpu *c, const struct insn *in)
         default: z = x | y; break; /* 0xeb */
         }
         if (es == 8)
-            st64(r + i, z);
+            le_st64(r + i, z);
         else
-            st32(r + i, (uint32_t)z);
+            le_st32(r + i, (uint32_t)z);
     }
     write_masked(c, in, insn_vreg(in), r, vl, es);
     return 0;
@@ -325,16 +311,16 @@ static int run_vprot(struct interp_cpu *c, const struct insn *in)
     for (unsigned i = 0; i < vl; i += es) {
         if (es == 8) {
             unsigned n = in->imm & 63;
-            uint64_t x = ld64(s + i);
+            uint64_t x = le_ld64(s + i);
             if (n)
                 x = left ? (x << n | x >> (64 - n)) : (x >> n | x << (64 - n));
-            st64(r + i, x);
+            le_st64(r + i, x);
         } else {
             unsigned n = in->imm & 31;
-            uint32_t x = ld32(s + i);
+            uint32_t x = le_ld32(s + i);
             if (n)
                 x = left ? (x << n | x >> (32 - n)) : (x >> n | x << (32 - n));
-            st32(r + i, x);
+            le_st32(r + i, x);
         }
     }
     write_masked(c, in, in->vex_v, r, vl, es); /* the destination is EVEX.vvvv */
@@ -352,7 +338,7 @@ static int run_vpermi2(struct interp_cpu *c, const struct insn *in)
     vreg_get(c, insn_vreg(in), idx);
     memset(r, 0, sizeof(r));
     for (unsigned j = 0; j < n; j++) {
-        uint64_t sel = es == 8 ? ld64(idx + j * es) : ld32(idx + j * es);
+        uint64_t sel = es == 8 ? le_ld64(idx + j * es) : le_ld32(idx + j * es);
         unsigned e = (unsigned)(sel & (n - 1));
         const uint8_t *table = (sel & n) ? t2 : t1; /* the bit above the index picks the table */
         memcpy(r + j * es, table + e * es, es);
@@ -416,12 +402,12 @@ static int run_mxcsr(struct interp_cpu *c, const struct insn *in)
     if ((rc = interp_read(c, lin, ss, v, 4)))
         return rc;
     uint32_t mask = c->xl->mxcsr_mask ? c->xl->mxcsr_mask : 0xffbf;
-    if (ld32(v) & ~mask)
+    if (le_ld32(v) & ~mask)
         return interp_raise(c, VEC_GP, 1, 0);
     memcpy(c->xsave + LEG_MXCSR, v, 4);
     /* KVM takes MXCSR from the image when SSE (or x87, AVX) state is marked in use. */
-    uint64_t bv = ld64(c->xsave + XSAVE_HDR) | (c->xcr0 & 0x3);
-    st64(c->xsave + XSAVE_HDR, bv);
+    uint64_t bv = le_ld64(c->xsave + XSAVE_HDR) | (c->xcr0 & 0x3);
+    le_st64(c->xsave + XSAVE_HDR, bv);
     c->xsave_dirty = 1;
     return 0;
 }

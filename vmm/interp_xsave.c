@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "interp_cpu.h"
+#include "le.h"
 
 /* Legacy (FXSAVE) region. */
 #define LEG_FCW 0
@@ -31,22 +32,6 @@
 #define X_SSE 0x2ULL
 #define X_YMM 0x4ULL
 
-static uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-static uint32_t ld32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-
 void xstate_layout_host(struct xstate_layout *xl)
 {
     unsigned a, b, c, d;
@@ -56,7 +41,7 @@ void xstate_layout_host(struct xstate_layout *xl)
     } fx;
     memset(&fx, 0, sizeof(fx));
     __asm__ volatile("fxsave %0" : "=m"(fx));
-    xl->mxcsr_mask = ld32(fx.b + LEG_MXCSR_MASK);
+    xl->mxcsr_mask = le_ld32(fx.b + LEG_MXCSR_MASK);
     if (__get_cpuid_max(0, NULL) < 0xd)
         return;
     __cpuid_count(1, 0, a, b, c, d);
@@ -148,8 +133,8 @@ static void x87_from_area(uint8_t *img, const uint8_t *area, int rex_w)
     if (rex_w) {
         memcpy(img + LEG_FIP, area + LEG_FIP, 16);
     } else {
-        st64(img + LEG_FIP, ld32(area + LEG_FIP));
-        st64(img + LEG_FDP, ld32(area + LEG_FDP));
+        le_st64(img + LEG_FIP, le_ld32(area + LEG_FIP));
+        le_st64(img + LEG_FDP, le_ld32(area + LEG_FDP));
     }
     memcpy(img + LEG_ST, area + LEG_ST, LEG_XMM - LEG_ST);
 }
@@ -157,7 +142,7 @@ static void x87_from_area(uint8_t *img, const uint8_t *area, int rex_w)
 static void x87_init(uint8_t *img)
 {
     memset(img, 0, LEG_MXCSR);
-    st16(img + LEG_FCW, FCW_INIT); /* FSW 0, all tags empty (abridged FTW 0), pointers 0 */
+    le_st16(img + LEG_FCW, FCW_INIT); /* FSW 0, all tags empty (abridged FTW 0), pointers 0 */
     memset(img + LEG_ST, 0, LEG_XMM - LEG_ST);
 }
 
@@ -166,7 +151,7 @@ static int do_save(struct interp_cpu *c, const struct insn *in, uint64_t lin, in
 {
     const struct xstate_layout *xl = c->xl;
     const uint8_t *img = c->xsave;
-    uint64_t xinuse = ld64(img + XSAVE_HDR) & c->xcr0;
+    uint64_t xinuse = le_ld64(img + XSAVE_HDR) & c->xcr0;
     uint64_t xcomp = rfbm | XCOMP_COMPACTED;
     uint32_t size = xstate_area_size(xl, rfbm, compacted);
     uint8_t area[XSAVE_IMAGE_SIZE];
@@ -189,11 +174,11 @@ static int do_save(struct interp_cpu *c, const struct insn *in, uint64_t lin, in
         memcpy(area + guest_offset(xl, compacted, xcomp, i), img + xl->offset[i], xl->size[i]);
     }
     if (compacted) {
-        st64(area + XSAVE_HDR, xinuse & rfbm);
-        st64(area + XSAVE_HDR + 8, xcomp);
+        le_st64(area + XSAVE_HDR, xinuse & rfbm);
+        le_st64(area + XSAVE_HDR + 8, xcomp);
     } else {
-        uint64_t bv = ld64(area + XSAVE_HDR);
-        st64(area + XSAVE_HDR, (bv & ~rfbm) | (xinuse & rfbm));
+        uint64_t bv = le_ld64(area + XSAVE_HDR);
+        le_st64(area + XSAVE_HDR, (bv & ~rfbm) | (xinuse & rfbm));
     }
     return interp_write(c, lin, ss, area, size);
 }
@@ -215,7 +200,7 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
     int rc = interp_read(c, lin, ss, area, XSAVE_EXT);
     if (rc)
         return rc;
-    uint64_t bv = ld64(area + XSAVE_HDR), xcomp = ld64(area + XSAVE_HDR + 8);
+    uint64_t bv = le_ld64(area + XSAVE_HDR), xcomp = le_ld64(area + XSAVE_HDR + 8);
     int compacted = (xcomp & XCOMP_COMPACTED) != 0;
     /* The header checks of the SDM (13.8): any failure is #GP(0) and changes nothing. */
     if (compacted) {
@@ -236,7 +221,7 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
         return rc;
     /* MXCSR: the standard form loads it with SSE or AVX requested; the compacted one with SSE state. */
     int load_mxcsr = compacted ? (load & X_SSE) != 0 : (rfbm & (X_SSE | X_YMM)) != 0;
-    uint32_t mxcsr = ld32(area + LEG_MXCSR);
+    uint32_t mxcsr = le_ld32(area + LEG_MXCSR);
     uint32_t mxcsr_mask = xl->mxcsr_mask ? xl->mxcsr_mask : 0xffbf;
     if (load_mxcsr && (mxcsr & ~mxcsr_mask))
         return interp_raise(c, VEC_GP, 1, 0);
@@ -255,9 +240,9 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
             memset(img + LEG_XMM, 0, xmm_bytes(c));
     }
     if (load_mxcsr)
-        st32(img + LEG_MXCSR, mxcsr);
+        le_st32(img + LEG_MXCSR, mxcsr);
     else if (compacted && (rfbm & X_SSE))
-        st32(img + LEG_MXCSR, MXCSR_INIT);
+        le_st32(img + LEG_MXCSR, MXCSR_INIT);
     for (unsigned i = 2; i < 63; i++) {
         if (!((rfbm >> i) & 1))
             continue;
@@ -266,7 +251,7 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
         else
             memset(img + xl->offset[i], 0, xl->size[i]); /* every extended component's initial state is 0 */
     }
-    st64(img + XSAVE_HDR, ld64(img + XSAVE_HDR) | rfbm);
+    le_st64(img + XSAVE_HDR, le_ld64(img + XSAVE_HDR) | rfbm);
     c->xsave_dirty = 1;
     return 0;
 }
@@ -314,7 +299,7 @@ int interp_xgetbv(struct interp_cpu *c, const struct insn *in)
     if (ecx == 0)
         v = c->xcr0;
     else if (ecx == 1 && c->xl->xgetbv1)
-        v = c->xcr0 & ld64(c->xsave + XSAVE_HDR); /* XINUSE */
+        v = c->xcr0 & le_ld64(c->xsave + XSAVE_HDR); /* XINUSE */
     else
         return interp_raise(c, VEC_GP, 1, 0);
     c->regs.rax = v & 0xffffffffULL;

@@ -7,6 +7,7 @@
 #include "decompress.h"
 #include "layout.h"
 #include "loader.h"
+#include "le.h"
 
 /* Offsets into the real-mode header (Documentation/x86/boot.rst). */
 #define HDR_SETUP_SECTS 0x1f1
@@ -26,16 +27,12 @@
 #define XLF_KERNEL_64 0x1
 #define LOADED_HIGH 0x1
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-
 enum kernel_format kernel_detect(const uint8_t *file, size_t size)
 {
     if (size >= 4 && memcmp(file, "\177ELF", 4) == 0)
         return KFMT_ELF;
     if (size >= HDR_MAGIC + 4 && memcmp(file + HDR_MAGIC, "HdrS", 4) == 0 &&
-        rd16(file + HDR_BOOT_FLAG) == 0xaa55)
+        le_ld16(file + HDR_BOOT_FLAG) == 0xaa55)
         return KFMT_BZIMAGE;
     return KFMT_UNKNOWN;
 }
@@ -47,11 +44,11 @@ static int check_header(const uint8_t *file, size_t size, struct errmsg *err)
         return err_set(err, -ENOEXEC, "not a bzImage (no HdrS setup header)");
     if (size < HDR_INIT_SIZE + 4)
         return err_set(err, -ENOEXEC, "bzImage setup header truncated");
-    uint16_t version = rd16(file + HDR_VERSION);
+    uint16_t version = le_ld16(file + HDR_VERSION);
     if (version < 0x20c)
         return err_set(err, -ENOEXEC, "bzImage boot protocol %u.%u is too old (need 2.12 for a 64-bit entry)",
                        version >> 8, version & 0xff);
-    if (!(rd16(file + HDR_XLOADFLAGS) & XLF_KERNEL_64))
+    if (!(le_ld16(file + HDR_XLOADFLAGS) & XLF_KERNEL_64))
         return err_set(err, -ENOEXEC, "bzImage has no 64-bit entry point (XLF_KERNEL_64 clear)");
     if (!(file[HDR_LOADFLAGS] & LOADED_HIGH))
         return err_set(err, -ENOEXEC, "bzImage is not a high-loaded (bzImage) kernel");
@@ -62,10 +59,10 @@ static int check_header(const uint8_t *file, size_t size, struct errmsg *err)
 static void take_header(const uint8_t *file, struct kernel_image *out)
 {
     out->is_bzimage = 1;
-    out->cmdline_max = rd32(file + HDR_CMDLINE_SIZE) + 1;
+    out->cmdline_max = le_ld32(file + HDR_CMDLINE_SIZE) + 1;
     if (out->cmdline_max < 256 || out->cmdline_max > 0x10000)
         out->cmdline_max = CMDLINE_MAX_DEFAULT;
-    out->initrd_addr_max = rd32(file + HDR_INITRD_MAX);
+    out->initrd_addr_max = le_ld32(file + HDR_INITRD_MAX);
     /* The header ends at 0x202 + the jump's byte offset; copy it whole into the zero page. */
     size_t hdr_end = 0x202 + file[HDR_JUMP + 1];
     if (hdr_end > SETUP_HDR_OFF + SETUP_HDR_MAX)
@@ -89,11 +86,11 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
 
     uint64_t load = HIMEM_GPA;
     if (!file[HDR_RELOCATABLE])
-        load = rd64(file + HDR_PREF_ADDRESS);
+        load = le_ld64(file + HDR_PREF_ADDRESS);
     if (load < HIMEM_GPA)
         return err_set(err, -ENOEXEC, "bzImage wants to load at %#llx, inside the boot area below 1 MiB",
                        (unsigned long long)load);
-    uint64_t init_size = rd32(file + HDR_INIT_SIZE);
+    uint64_t init_size = le_ld32(file + HDR_INIT_SIZE);
     uint64_t need = init_size > kernel_len ? init_size : kernel_len;
     uint8_t *dst = gm_ptr(gm, load, need);
     if (!dst)
@@ -118,7 +115,7 @@ int load_bzimage_decompressed(struct guest_mem *gm, const uint8_t *file, size_t 
         return rc;
     unsigned setup_sects = file[HDR_SETUP_SECTS] ? file[HDR_SETUP_SECTS] : 4;
     uint64_t kernel_off = (uint64_t)(setup_sects + 1) * 512;
-    uint64_t poff = rd32(file + HDR_PAYLOAD_OFFSET), plen = rd32(file + HDR_PAYLOAD_LENGTH);
+    uint64_t poff = le_ld32(file + HDR_PAYLOAD_OFFSET), plen = le_ld32(file + HDR_PAYLOAD_LENGTH);
     if (kernel_off >= size || poff > size - kernel_off || plen > size - kernel_off - poff || plen == 0)
         return err_set(err, -ENOEXEC,
                        "bzImage payload [%#llx, +%#llx) lies outside the file (%zu bytes): truncated or corrupt",

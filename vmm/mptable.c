@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "layout.h"
+#include "le.h"
 
 #define MPC_HDR_LEN 44
 #define MP_PROC_LEN 20
@@ -20,9 +21,6 @@ uint8_t mptable_checksum(const uint8_t *p, uint64_t len)
         sum += p[i];
     return sum;
 }
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 
 int mptable_write(struct guest_mem *gm, int nr_cpus)
 {
@@ -42,7 +40,7 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
     /* Floating pointer: the structure the guest scans for. */
     uint8_t *mpf = base;
     memcpy(mpf, "_MP_", 4);
-    put32(mpf + 4, (uint32_t)(EBDA_GPA + 16));
+    le_st32(mpf + 4, (uint32_t)(EBDA_GPA + 16));
     mpf[8] = 1; /* length in 16-byte units */
     mpf[9] = 4; /* spec revision 1.4 */
     mpf[10] = (uint8_t)-mptable_checksum(mpf, 16);
@@ -55,8 +53,8 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
         e[1] = (uint8_t)cpu;
         e[2] = APIC_VERSION;
         e[3] = 0x01 | (cpu == 0 ? 0x02 : 0); /* enabled, BSP */
-        put32(e + 4, 0x600);                 /* family 6 signature */
-        put32(e + 8, 0x201);                 /* FPU | APIC feature flags */
+        le_st32(e + 4, 0x600);                 /* family 6 signature */
+        le_st32(e + 8, 0x201);                 /* FPU | APIC feature flags */
     }
     e[0] = 1; /* bus 0: ISA */
     memcpy(e + 2, "ISA   ", 6);
@@ -65,7 +63,7 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
     e[1] = ioapic_id;
     e[2] = IOAPIC_VERSION;
     e[3] = 1; /* enabled */
-    put32(e + 4, (uint32_t)IOAPIC_BASE);
+    le_st32(e + 4, (uint32_t)IOAPIC_BASE);
     e += MP_SMALL_LEN, count++;
     /* ISA IRQ n is IOAPIC pin n: KVM's default GSI routing does the same. */
     for (int irq = 0; irq < MP_IRQS; irq++, e += MP_SMALL_LEN, count++) {
@@ -83,12 +81,12 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
     e += MP_SMALL_LEN, count++;
 
     memcpy(mpc, "PCMP", 4);
-    put16(mpc + 4, (uint16_t)table_len);
+    le_st16(mpc + 4, (uint16_t)table_len);
     mpc[6] = 4;
     memcpy(mpc + 8, "EMBER   ", 8);
     memcpy(mpc + 16, "MICROVM     ", 12);
-    put16(mpc + 34, count);
-    put32(mpc + 36, (uint32_t)LAPIC_BASE);
+    le_st16(mpc + 34, count);
+    le_st32(mpc + 36, (uint32_t)LAPIC_BASE);
     mpc[7] = (uint8_t)-mptable_checksum(mpc, table_len);
     return 0;
 }
