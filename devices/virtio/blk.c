@@ -438,10 +438,7 @@ static void process_queue(struct virtio_blk *b, uint16_t before)
         for (;;) {
             int rc = virtq_pop(q, m->gm, &b->chain);
             if (rc == 0) {
-                /* EVENT_IDX: ask for the next kick, then look once more to close the race. */
-                virtq_set_avail_event(q, m->gm);
-                __atomic_thread_fence(__ATOMIC_SEQ_CST);
-                if (!virtq_has_avail(q, m->gm))
+                if (!virtq_rearm(q, m->gm))
                     break;
                 continue;
             }

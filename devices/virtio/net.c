@@ -156,8 +156,12 @@ static bool deliver_pending(struct virtio_net *n)
             virtio_mmio_set_needs_reset(m, "the guest handed over a malformed rx descriptor chain");
             return false;
         }
-        if (rc == 0)
+        if (rc == 0) {
+            /* Empty: a buffer the driver adds while we set avail_event below would get no kick. */
+            if (virtq_rearm(q, m->gm))
+                continue;
             break;
+        }
         room += n->rx_chains[k].writable;
         k++;
     }
@@ -226,9 +230,7 @@ static void process_tx(struct virtio_net *n)
     for (;;) {
         int rc = virtq_pop(q, m->gm, &n->chain);
         if (rc == 0) {
-            virtq_set_avail_event(q, m->gm);
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            if (!virtq_has_avail(q, m->gm))
+            if (!virtq_rearm(q, m->gm))
                 break;
             continue;
         }

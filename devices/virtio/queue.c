@@ -215,6 +215,13 @@ void virtq_set_avail_event(struct virtq *q, const struct guest_mem *gm)
         used_store(q, gm, 4 + 8ULL * q->size, q->last_avail);
 }
 
+bool virtq_rearm(struct virtq *q, const struct guest_mem *gm)
+{
+    virtq_set_avail_event(q, gm);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return virtq_has_avail(q, gm);
+}
+
 /* Walks the buffers of one direction, copying `len` bytes at `offset`. */
 static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, bool writable,
                       uint64_t offset, uint8_t *host, uint64_t len, bool to_guest)

@@ -62,6 +62,12 @@ bool virtq_should_notify(struct virtq *q, const struct guest_mem *gm);
 void virtq_set_avail_event(struct virtq *q, const struct guest_mem *gm);
 /* Whether the avail ring has entries the device has not taken. */
 bool virtq_has_avail(const struct virtq *q, const struct guest_mem *gm);
+/*
+ * The ring looked empty: ask for the next kick (avail_event), then look once
+ * more, so a buffer made available in between is not left waiting for a kick
+ * the driver will not send. True if there is work after all.
+ */
+bool virtq_rearm(struct virtq *q, const struct guest_mem *gm);
 
 /* Copy helpers across a chain's device-readable / device-writable buffers. */
 int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,

@@ -391,6 +391,22 @@ Test(virtq, set_avail_event)
     cr_assert_eq(avail_event(), 2);
 }
 
+/* virtq_rearm: avail_event set at the first entry not taken, and a buffer already there is seen. */
+Test(virtq, rearm_sets_avail_event_and_looks_again)
+{
+    q.event_idx = true;
+    desc(0, DATA_GPA, 16, 0, 0);
+    avail_add(0);
+    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
+    cr_assert_not(virtq_rearm(&q, &gm), "nothing new: wait for a kick");
+    cr_assert_eq(avail_event(), 1);
+    avail_add(0); /* the driver adds one, as if between the empty pop and the store */
+    cr_assert(virtq_rearm(&q, &gm), "the buffer added meanwhile is seen");
+    cr_assert_eq(avail_event(), 1);
+    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+}
+
 /* ---- copying across buffers ---- */
 
 Test(virtq, chain_read_and_write_across_buffers)
