@@ -141,23 +141,30 @@ def pss_kib(pid):
     return None
 
 
-def guest_ram_pss_kib(pid, mem_mib):
-    """Pss of the anonymous mapping(s) of guest-RAM size (mem_mib .. mem_mib+8 MiB)."""
-    total, cur, found = 0, None, 0
-    lo, hi = mem_mib << 10, (mem_mib + 8) << 10
+def smaps_mappings(pid):
+    """(size KiB, path, Pss KiB) for each mapping in /proc/PID/smaps."""
+    out, cur = [], None
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
             if m:
-                size = (int(m.group(2), 16) - int(m.group(1), 16)) >> 10
-                path = m.group(3).strip()
-                cur = lo <= size <= hi and (path == "" or path.startswith("[anon") or "memfd" in path
-                                            or path.startswith("/memfd") or "pc.ram" in path)
-                continue
-            if cur and line.startswith("Pss:"):
-                total += int(line.split()[1])
-                found += 1
-    return total if found else None
+                cur = [(int(m.group(2), 16) - int(m.group(1), 16)) >> 10, m.group(3).strip(), 0]
+                out.append(cur)
+            elif cur and line.startswith("Pss:"):
+                cur[2] += int(line.split()[1])
+    return [tuple(x) for x in out]
+
+
+def is_guest_ram(size_kib, path, mem_mib):
+    """An anonymous (or QEMU memfd) mapping of guest-RAM size: mem_mib .. mem_mib+8 MiB."""
+    return (mem_mib << 10) <= size_kib <= ((mem_mib + 8) << 10) and (
+        path == "" or path.startswith("[anon") or "memfd" in path or "pc.ram" in path)
+
+
+def guest_ram_pss_kib(pid, mem_mib):
+    """Pss of the guest-RAM mapping(s)."""
+    ram = [pss for size, path, pss in smaps_mappings(pid) if is_guest_ram(size, path, mem_mib)]
+    return sum(ram) if ram else None
 
 
 def children_of(pid):
@@ -389,23 +396,15 @@ def start_qemu_linux(tag, mem=128):
 
 def pss_breakdown(pid, mem_mib):
     """Pss (KiB) of everything but guest RAM, grouped: binary, each shared library, heap, other anon, stacks."""
-    groups, cur = {}, None
-    lo, hi = mem_mib << 10, (mem_mib + 8) << 10
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
-            if m:
-                size = (int(m.group(2), 16) - int(m.group(1), 16)) >> 10
-                path = m.group(3).strip()
-                if lo <= size <= hi and (path == "" or path.startswith("[anon")):
-                    cur = None
-                elif path == "" or path.startswith("[anon"):
-                    cur = "anonymous (not guest RAM)"
-                else:
-                    cur = os.path.basename(path) if path.startswith("/") else path
-                continue
-            if cur and line.startswith("Pss:"):
-                groups[cur] = groups.get(cur, 0) + int(line.split()[1])
+    groups = {}
+    for size, path, pss in smaps_mappings(pid):
+        if is_guest_ram(size, path, mem_mib):
+            continue
+        if path == "" or path.startswith("[anon"):
+            name = "anonymous (not guest RAM)"
+        else:
+            name = os.path.basename(path) if path.startswith("/") else path
+        groups[name] = groups.get(name, 0) + pss
     return dict(sorted(groups.items(), key=lambda kv: -kv[1])[:8])
 
 
