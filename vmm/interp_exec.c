@@ -5,6 +5,17 @@
 
 #include "interp_cpu.h"
 
+/* The vector instructions interp_simd runs; each also starts a run-ahead. */
+#define CASE_VECTOR_OP                                                                                 \
+    case INSN_VZEROUPPER:                                                                              \
+    case INSN_VMOVDQ:                                                                                  \
+    case INSN_VMOVD:                                                                                   \
+    case INSN_VPALU:                                                                                   \
+    case INSN_VPSHUFD:                                                                                 \
+    case INSN_VEXTRACT:                                                                                \
+    case INSN_VPERMI2:                                                                                 \
+    case INSN_VPROT
+
 unsigned interp_needs(enum interp_insn kind)
 {
     switch (kind) {
@@ -23,14 +34,7 @@ unsigned interp_needs(enum interp_insn kind)
         return INTERP_NEED_XCR0;
     case INSN_LDMXCSR:
     case INSN_STMXCSR:
-    case INSN_VZEROUPPER:
-    case INSN_VMOVDQ:
-    case INSN_VMOVD:
-    case INSN_VPALU:
-    case INSN_VPSHUFD:
-    case INSN_VEXTRACT:
-    case INSN_VPERMI2:
-    case INSN_VPROT:
+    CASE_VECTOR_OP:
         return INTERP_NEED_XSAVE | INTERP_NEED_XCR0;
     case INSN_RDPID:
         return INTERP_NEED_TSC_AUX;
@@ -42,14 +46,7 @@ unsigned interp_needs(enum interp_insn kind)
 int interp_starts_runahead(enum interp_insn kind)
 {
     switch (kind) {
-    case INSN_VZEROUPPER:
-    case INSN_VMOVDQ:
-    case INSN_VMOVD:
-    case INSN_VPALU:
-    case INSN_VPSHUFD:
-    case INSN_VEXTRACT:
-    case INSN_VPERMI2:
-    case INSN_VPROT:
+    CASE_VECTOR_OP:
         return 1;
     default:
         return 0;
@@ -416,14 +413,7 @@ int interp_exec(struct interp_cpu *c, const struct insn *in)
         break;
     case INSN_LDMXCSR:
     case INSN_STMXCSR:
-    case INSN_VZEROUPPER:
-    case INSN_VMOVDQ:
-    case INSN_VMOVD:
-    case INSN_VPALU:
-    case INSN_VPSHUFD:
-    case INSN_VEXTRACT:
-    case INSN_VPERMI2:
-    case INSN_VPROT:
+    CASE_VECTOR_OP:
         rc = interp_simd(c, in);
         break;
     default:
