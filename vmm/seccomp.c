@@ -205,8 +205,9 @@ int seccomp_precompile(enum thread_kind kind, struct errmsg *err)
         free(prog);
         return err_set(err, rc ? rc : -EIO, "seccomp: cannot compile the %s thread's filter", policies[kind].name);
     }
+    struct sock_filter *fit = realloc(prog, len); /* a few hundred bytes of the 32 KiB read buffer */
     precompiled[kind].len = (unsigned short)(len / sizeof(*prog));
-    precompiled[kind].filter = prog;
+    precompiled[kind].filter = fit ? fit : prog;
     return 0;
 }
 
