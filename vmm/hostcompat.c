@@ -5,9 +5,27 @@
 #include <string.h>
 #include <unistd.h>
 
-int hostcompat_is_pvm(void)
+static int module_present(const char *sys_module, const char *name)
 {
-    return access("/sys/module/kvm_pvm", F_OK) == 0;
+    char path[512];
+    int n = snprintf(path, sizeof(path), "%s/%s", sys_module, name);
+    return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
+}
+
+/*
+ * A machine can carry a kvm_pvm module that did not bind (no /dev/kvm at
+ * all), and a KVM host may have kvm_pvm beside a hardware vendor module:
+ * only an open /dev/kvm with kvm_pvm as the one vendor module present is
+ * kvm-pvm's.
+ */
+int hostcompat_is_pvm(int kvm_fd, const char *sys_module)
+{
+    if (kvm_fd < 0)
+        return 0;
+    if (!sys_module)
+        sys_module = "/sys/module";
+    return module_present(sys_module, "kvm_pvm") && !module_present(sys_module, "kvm_amd") &&
+           !module_present(sys_module, "kvm_intel");
 }
 
 int hostcompat_active(enum host_compat_mode mode, int is_pvm)

@@ -11,8 +11,12 @@
 
 #include "config.h"
 
-/* 1 when /dev/kvm is provided by kvm-pvm. */
-int hostcompat_is_pvm(void);
+/*
+ * 1 when the open /dev/kvm `kvm_fd` is kvm-pvm's: kvm_pvm is loaded and no
+ * hardware vendor module (kvm_amd, kvm_intel) is. `sys_module` is the sysfs
+ * module folder (NULL: /sys/module). 0 when kvm_fd < 0.
+ */
+int hostcompat_is_pvm(int kvm_fd, const char *sys_module);
 /* Whether compat arguments apply, given the mode and the detection result. */
 int hostcompat_active(enum host_compat_mode mode, int is_pvm);
 /* Kernel arguments to append on such a host (never NULL; may be ""). */

@@ -62,6 +62,43 @@ static int setup_cpuid(struct vm *vm, struct vcpu *v, struct errmsg *err)
     return 0;
 }
 
+/*
+ * XCR0 starts with every user state component the guest's CPUID leaf 0xD
+ * lists (x87, SSE, AVX, AVX-512, PKRU) instead of the architectural x87-only
+ * reset value. A guest OS writes XCR0 before it uses XSAVE, so on hardware
+ * KVM (which intercepts XSETBV) this changes nothing a guest can rely on.
+ * It matters where XSETBV is not intercepted, as under QEMU's TCG emulating
+ * SVM (the emulated test host, docs/testing.md): there KVM never sees the
+ * guest's XSETBV and loads its own XCR0 on every VM entry, so with x87 only
+ * the guest would lose its SSE/AVX state across context switches and its
+ * CPUID 0xD sizes would not match the features it enabled.
+ */
+#define XCR0_USER_STATE 0x2e7ULL /* x87 | SSE | AVX | opmask | ZMM_Hi256 | Hi16_ZMM | PKRU */
+static void setup_xcr0(struct vm *vm, struct vcpu *v)
+{
+    const struct kvm_cpuid2 *c = vm->cpuid;
+    uint64_t mask = 0;
+    int has_xsave = 0;
+    for (uint32_t i = 0; i < c->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == 1)
+            has_xsave = (e->ecx >> 26) & 1;
+        else if (e->function == 0xd && e->index == 0)
+            mask = ((uint64_t)e->edx << 32 | e->eax) & XCR0_USER_STATE;
+    }
+    /* AVX-512's three components go together, and need AVX. */
+    if ((mask & 0xe0) != 0xe0 || !(mask & 4))
+        mask &= ~0xe0ULL;
+    if (!has_xsave || (mask & 3) != 3)
+        return;
+    struct kvm_xcrs x = {.nr_xcrs = 1};
+    x.xcrs[0].xcr = 0;
+    x.xcrs[0].value = mask;
+    if (ioctl(v->fd, KVM_SET_XCRS, &x) < 0)
+        log_warn("vCPU %d: KVM_SET_XCRS %#llx: %s (XCR0 stays x87-only until the guest sets it)", v->id,
+                 (unsigned long long)mask, strerror(errno));
+}
+
 static int setup_msrs(struct vcpu *v, struct errmsg *err)
 {
     static const struct { uint32_t index; uint64_t data; } init[] = {
@@ -143,6 +180,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
     if (v->run == MAP_FAILED)
         return err_set(err, -errno, "cannot map vCPU %d run area: %s", id, strerror(errno));
     int rc = setup_cpuid(vm, v, err);
+    if (!rc)
+        setup_xcr0(vm, v);
     if (!rc)
         rc = setup_msrs(v, err);
     if (!rc)

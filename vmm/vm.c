@@ -256,6 +256,8 @@ static int setup_irqchip(struct vm *vm, struct errmsg *err)
     return 0;
 }
 
+static time_t wall_clock(void) { return time(NULL); }
+
 static int setup_devices(struct vm *vm, struct errmsg *err)
 {
     int rc = alloc_gsi_at(&vm->alloc, SERIAL_COM1_GSI, "serial");
@@ -272,10 +274,13 @@ static int setup_devices(struct vm *vm, struct errmsg *err)
     }
     serial_init(&vm->serial, out_fd, (struct irq_line){irq_set, vm, SERIAL_COM1_GSI});
     i8042_init(&vm->i8042, (struct irq_line){irq_set, vm, I8042_GSI}, i8042_reset, vm);
+    cmos_init(&vm->cmos, wall_clock);
     vm->devices_ready = 1;
     rc = attach_pio(vm, SERIAL_COM1_BASE, SERIAL_NR_REGS, "serial", &serial_io_ops, &vm->serial, err);
     if (!rc)
         rc = attach_pio(vm, I8042_DATA_PORT, 5, "i8042", &i8042_io_ops, &vm->i8042, err);
+    if (!rc)
+        rc = attach_pio(vm, CMOS_PORT, CMOS_NR_PORTS, "cmos", &cmos_io_ops, &vm->cmos, err);
     if (!rc)
         rc = attach_pio(vm, 0x80, 1, "post-code", &post_io_ops, NULL, err);
     return rc;
@@ -461,12 +466,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_efd < 0)
         return err_set(err, -errno, "eventfd: %s", strerror(errno));
-    vm->pvm_host = hostcompat_is_pvm();
-    if (vm->pvm_host)
-        log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
-                     ? "adding guest kernel arguments for it (--host-compat off to disable)"
-                     : "host-compat arguments disabled");
     int rc = setup_kvm(vm, &vm->prepared, err);
+    if (!rc) {
+        vm->pvm_host = hostcompat_is_pvm(vm->kvm_fd, NULL);
+        if (vm->pvm_host)
+            log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
+                         ? "adding guest kernel arguments for it (--host-compat off to disable)"
+                         : "host-compat arguments disabled");
+    }
     if (!rc)
         rc = setup_memory(vm, err);
     if (!rc)
@@ -649,6 +656,7 @@ void vm_destroy(struct vm *vm)
     if (vm->devices_ready) {
         serial_destroy(&vm->serial);
         i8042_destroy(&vm->i8042);
+        cmos_destroy(&vm->cmos);
         vm->devices_ready = 0;
     }
     alloc_destroy(&vm->alloc);

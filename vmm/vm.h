@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "../devices/cmos.h"
 #include "../devices/i8042.h"
 #include "../devices/serial.h"
 #include "../devices/virtio/blk.h"
@@ -75,6 +76,7 @@ struct vm {
     struct bus mmio_bus;
     struct serial serial;
     struct i8042 i8042;
+    struct cmos cmos;
     int devices_ready;
     int serial_out_fd;        /* PUT /serial target, or -1 */
     /* virtio devices, in the order the guest sees them (root drive first). */

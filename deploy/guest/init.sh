@@ -16,8 +16,18 @@
 #   tcp-send:IP:PORT  send the known content, half-close, then read the
 #                     peer's reply: the sha256 of what it received
 #   tcp-recv:IP:PORT  read from IP:PORT until the peer closes
+#   cpuinfo           print the CPU count and the first CPU's flags as the
+#                     guest sees them (/proc/cpuinfo)
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
+#
+# ember.hold=DEV keeps the guest up until the host says otherwise, so a test
+# can exercise a live guest (pause/resume, drive swaps, Ctrl-Alt-Del,
+# metrics): after the checks, init prints "EMBER-HOLD: tick N" every 0.5 s
+# and reads the first line of DEV's first sector with O_DIRECT each time (no
+# page cache: a PATCHed backing file or a host-side write is seen at once),
+# printing "EMBER-HOLD: DEV says 'LINE'" whenever it changes; the line
+# "reboot" makes it reboot. The host writes that line into the backing file.
 # tests/integration/t_guest_init_host.sh sources this file with
 # EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
 
@@ -74,6 +84,11 @@ check_tcp_recv() { # IP PORT
     rm -f "$f"
 }
 
+check_cpuinfo() {
+    mark "cpuinfo cpus: $(grep -c '^processor' /proc/cpuinfo)"
+    mark "cpuinfo flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+}
+
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     local w c spec n=0
     failed=0
@@ -84,9 +99,10 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
             n=$((n + 1))
             case $c in
                 blk:?*) check_blk "${c#blk:}" ;;
+                cpuinfo) check_cpuinfo ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT)" ;;
+                *) fail "$c" "unknown check (blk:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo)" ;;
             esac
         done
     done
@@ -95,9 +111,34 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     [ "$failed" -eq 0 ]
 }
 
+# The first line of DEV's first sector, printable characters only.
+control_line() { # DEV
+    dd if="$1" bs=512 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9 ._:/-'
+}
+
+hold() { # DEV: returns when DEV says "reboot"
+    local dev="$1" n=0 line last="(none)"
+    echo "EMBER-HOLD: waiting on $dev (write 'reboot' into its first sector to end)"
+    while :; do
+        line=$(control_line "$dev")
+        if [ "$line" != "$last" ]; then
+            echo "EMBER-HOLD: $dev says '$line'"
+            last=$line
+        fi
+        [ "$line" = reboot ] && return 0
+        n=$((n + 1))
+        echo "EMBER-HOLD: tick $n"
+        sleep 0.5
+    done
+}
+
 init_main() { # CMDLINE: everything but the mounts and the reboot
+    local w
     echo "EMBER-INIT-OK: guest userspace is running"
     case " $1 " in *" ember.check="*) run_checks "$1" ;; esac
+    for w in $1; do
+        case $w in ember.hold=?*) hold "${w#ember.hold=}" ;; esac
+    done
 }
 
 # Sourced by the host-side test: functions only (busybox sh runs its own
@@ -108,7 +149,7 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 cmdline=$(cat /proc/cmdline)
 case " $cmdline " in
-    *" ember.check="*)
+    *" ember.check="* | *" ember.hold="*)
         # devtmpfs is mounted by the kernel only for a disk root, not an
         # initramfs; the root may be read-only, so scratch files go to tmpfs.
         [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev

@@ -89,6 +89,7 @@ struct mem_range {
 void bootinfo_init(unsigned kind, uintptr_t info);
 const char *boot_kind_name(void);
 const char *boot_cmdline(void); /* never NULL; "" when absent */
+int cmdline_has(const char *word); /* 1 when WORD is a whole word of the command line */
 unsigned boot_mem_count(void);
 int boot_mem_entry(unsigned i, struct mem_range *out);
 const char *bootinfo_error(void); /* NULL when the handed-over data looked valid */

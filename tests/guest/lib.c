@@ -41,3 +41,14 @@ int strncmp(const char *a, const char *b, size_t n)
 	}
 	return 0;
 }
+
+int cmdline_has(const char *word)
+{
+	const char *c = boot_cmdline();
+	size_t n = strlen(word);
+
+	for (const char *p = c; *p; p++)
+		if ((p == c || p[-1] == ' ') && !strncmp(p, word, n) && (p[n] == ' ' || p[n] == 0))
+			return 1;
+	return 0;
+}

@@ -76,14 +76,25 @@ void test_smap_fsgs(void)
 		__asm__ volatile("wrfsbase %1\n\trdfsbase %k0" : "+r"(got) : "r"(v32));
 		if (got != 0x89abcdef)
 			fail("32-bit forms: %#lx", got);
-		traps_set_hook(13, on_fault);
-		fault_count = 0;
-		__asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, %0\n\twrgsbase %1\n1:"
-				 : "=m"(resume_rip) : "r"(0x0000800000000000UL) : "r8", "memory");
-		if (fault_count != 1 || fault_vector != 13 || fault_error != 0)
-			fail("non-canonical wrgsbase: %lu fault(s), vector %lu", fault_count, fault_vector);
-		__asm__ volatile("wrgsbase %0\n\twrfsbase %0" : : "r"(0UL));
-		say("fsgsbase: values read back, #GP(0) for a non-canonical base");
+		/*
+		 * QEMU's TCG (the emulated KVM host of tests/kvmhost) writes a
+		 * non-canonical base without #GP, with or without KVM on top:
+		 * "ember-tcg" on the command line names that deviation
+		 * (docs/testing.md) and skips this one check.
+		 */
+		if (cmdline_has("ember-tcg")) {
+			__asm__ volatile("wrgsbase %0\n\twrfsbase %0" : : "r"(0UL));
+			say("fsgsbase: values read back; non-canonical #GP check skipped: QEMU TCG does not raise it");
+		} else {
+			traps_set_hook(13, on_fault);
+			fault_count = 0;
+			__asm__ volatile("lea 1f(%%rip), %%r8\n\tmov %%r8, %0\n\twrgsbase %1\n1:"
+					 : "=m"(resume_rip) : "r"(0x0000800000000000UL) : "r8", "memory");
+			if (fault_count != 1 || fault_vector != 13 || fault_error != 0)
+				fail("non-canonical wrgsbase: %lu fault(s), vector %lu", fault_count, fault_vector);
+			__asm__ volatile("wrgsbase %0\n\twrfsbase %0" : : "r"(0UL));
+			say("fsgsbase: values read back, #GP(0) for a non-canonical base");
+		}
 	}
 	if (rdpid) {
 		uint64_t id;

@@ -99,8 +99,11 @@ static void fxsave(void)
 static void expect_fault(const char *what, uint64_t vector, uint64_t error_mask,
 			 uint64_t error, uint64_t cr2)
 {
+	/* CR2: the first page of the area. Which byte of an XSAVE area faults
+	 * first is the CPU's choice (QEMU's TCG touches the header at +512
+	 * first, Ember's interpreter the legacy area at +0). */
 	if (fault_count != 1 || fault_vector != vector || (fault_error & error_mask) != error ||
-	    (vector == 14 && fault_cr2 != cr2))
+	    (vector == 14 && (fault_cr2 < cr2 || fault_cr2 >= cr2 + 4096)))
 		fail("%s: %lu fault(s), vector %lu error %#lx cr2 %#lx; want vector %lu error %#lx",
 		     what, fault_count, fault_vector, fault_error, fault_cr2, vector, error);
 	fault_count = 0;

@@ -1,24 +1,79 @@
 #!/usr/bin/env bash
 # Runs every tests/integration/t_*.sh and prints one closing summary line.
 # A test exits 0 (pass), 77 (skip: it printed why) or anything else (fail).
-# Tests run JOBS at a time (default: the number of cores): most of their time
-# is one emulated guest on one core. Each test's output is printed whole.
-# Environment: EMBER, EMBER_ASAN, JAILER, GUEST_DIR, BUILD (set by `make integration`),
-# ONLY=substring to run a subset.
+#
+# Where the VMs run (EMBER_KVM=auto|host|emulated, default auto):
+#   host      this machine's /dev/kvm;
+#   emulated  each test inside its own emulated KVM host (tests/kvmhost/run:
+#             QEMU's TCG with nested SVM), killed from outside at the test's
+#             deadline (the emulated host can freeze: docs/testing.md);
+#   auto      host when /dev/kvm opens and the tiny test guest runs on it,
+#             else emulated. The choice is printed first.
+# Tests run JOBS at a time (default: the number of cores). Each test's output
+# is printed whole, in order. A test may say, in a comment line of its own:
+#   # integration: long              start it first
+#   # integration: deadline SECONDS  its deadline (default 900)
+# Environment: EMBER, EMBER_ASAN, JAILER, GUEST_DIR, BUILD (set by `make
+# integration`), ONLY=substring to run a subset.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 export EMBER=${EMBER:-build/ember} EMBER_ASAN=${EMBER_ASAN:-build/asan/ember} JAILER=${JAILER:-build/ember-jailer}
 export GUEST_DIR=${GUEST_DIR:-build/guest} BUILD=${BUILD:-build}
 export TEST_GUEST=${TEST_GUEST:-$BUILD/test-guest.elf} TEST_GUEST_PVH=${TEST_GUEST_PVH:-$BUILD/test-guest-pvh.elf}
+source "$here/lib.sh"
 jobs=${JOBS:-$(nproc)}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+# --- Which KVM.
+kvm_mode=${EMBER_KVM:-auto}
+host_kvm_works() { # the tiny guest boots on this machine's /dev/kvm
+  kvm_usable || { why="no usable /dev/kvm"; return 1; }
+  timeout --signal=KILL 30 "$EMBER" --kernel "$TEST_GUEST" --cmdline ember-test=hello </dev/null >"$out/probe" 2>&1 ||
+    { why="/dev/kvm opens but the tiny test guest does not run: $(tail -1 "$out/probe")"; return 1; }
+}
+case $kvm_mode in
+  host) host_kvm_works || { echo "integration: EMBER_KVM=host but $why"; exit 1; } ;;
+  emulated) why="EMBER_KVM=emulated" ;;
+  auto) if host_kvm_works; then kvm_mode=host; else kvm_mode=emulated; fi ;;
+  *) echo "integration: EMBER_KVM must be auto, host or emulated (got '$kvm_mode')"; exit 1 ;;
+esac
+if [ "$kvm_mode" = host ]; then
+  echo "integration: VMs run on this machine's /dev/kvm ($(is_pvm_host && echo "kvm-pvm, software KVM" || echo "hardware KVM"))"
+else
+  echo "integration: VMs run inside the emulated KVM host ($why): each test in its own QEMU TCG -cpu max with nested SVM (tests/kvmhost)"
+  kvmhost_dir=$("$repo/tests/kvmhost/build.sh") || { echo "integration: cannot build the emulated KVM host"; exit 1; }
+  echo "integration: emulated host: $(cat "$kvmhost_dir/package")"
+fi
+
+# Whatever a test needs from the network is fetched here, on this machine:
+# the emulated host has no network.
+if [ -z "${ONLY:-}" ] || [[ t_interp_debian_kernel == *"$ONLY"* ]]; then
+  source "$here/debian_kernel.sh"
+  debian_kernel >/dev/null || echo "integration: (Debian's cloud kernel could not be fetched; its test will say so)"
+fi
+
+deadline_of() { sed -n 's/^# integration: deadline \([0-9]\+\).*/\1/p' "$1" | head -1; }
+
 run_one() { # NAME PATH
-  local start rc
+  local start rc dl try
   start=$(date +%s)
-  bash "$2" > "$out/$1.log" 2>&1
-  rc=$?
+  if [ "$kvm_mode" = host ]; then
+    bash "$2" > "$out/$1.log" 2>&1
+    rc=$?
+  else
+    dl=$(deadline_of "$2"); dl=${dl:-900}
+    for try in 1 2; do
+      "$repo/tests/kvmhost/run" --timeout "$dl" --log "$out/$1.kernel.log" -- bash "$2" > "$out/$1.log" 2>&1
+      rc=$?
+      # 124: deadline (a frozen emulated host); 125: the emulated host itself failed.
+      # Either costs this test one fresh emulated host, then counts as a failure.
+      [ $rc -eq 124 ] || [ $rc -eq 125 ] || break
+      cp "$out/$1.log" "$out/$1.try$try.log"
+      echo "integration: $1: emulated host ended without a result (exit $rc, try $try)" >> "$out/$1.infra"
+    done
+  fi
   echo "$rc $(( $(date +%s) - start ))" > "$out/$1.rc"
 }
 
@@ -42,13 +97,23 @@ for t in "${tests[@]}"; do
   name=$(basename "$t" .sh)
   read -r rc secs < "$out/$name.rc"
   echo "=== $name"
+  for f in "$out/$name".try*.log; do
+    [ -f "$f" ] || continue
+    echo "--- output of an emulated host that ended without a result:"; cat "$f"
+  done
+  [ -f "$out/$name.infra" ] && cat "$out/$name.infra"
   cat "$out/$name.log"
   case $rc in
     0) pass=$((pass + 1)); echo "--- PASS $name (${secs}s)" ;;
     77) skip=$((skip + 1)); echo "--- SKIP $name (${secs}s)" ;;
-    *) fail=$((fail + 1)); failed+=("$name"); echo "--- FAIL $name (exit $rc, ${secs}s)" ;;
+    *) fail=$((fail + 1)); failed+=("$name")
+       [ "$kvm_mode" = emulated ] && [ -f "$out/$name.kernel.log" ] && {
+         echo "--- emulated host's kernel log (tail):"; tail -n 15 "$out/$name.kernel.log"; }
+       echo "--- FAIL $name (exit $rc, ${secs}s)" ;;
   esac
 done
+echo "integration: per-test wall time ($kvm_mode KVM):$(for t in "${tests[@]}"; do n=$(basename "$t" .sh); read -r _ s < "$out/$n.rc"; printf ' %s=%ss' "${n#t_}" "$s"; done)"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
+[ "$kvm_mode" = emulated ] && echo "integration: every test above ran inside the emulated KVM host"
 echo "integration: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -532,11 +532,21 @@ badarg "nothing to do" "--kernel is required" --log-level info
 check "no socket left behind by refused starts" test ! -e "$tmp/x.sock"
 
 # =====================================================================
+# The Linux parts boot a guest that stays up until the test says so: its
+# init (deploy/guest/init.sh, ember.hold=DEV) prints "EMBER-HOLD: tick N"
+# every 0.5 s and reboots when the first line of DEV's first sector says
+# "reboot". So every post-boot request below meets a live guest.
+# control FILE LINE: writes LINE as the first line of FILE's first sector.
+control() { printf '%s\n' "$2" | dd of="$1" bs=512 count=1 conv=notrunc,sync status=none; }
+# last_tick FILE: the guest's last tick number so far (0 when none).
+last_tick() { local n; n=$(grep -oE "EMBER-HOLD: tick [0-9]+" "$1" | tail -1 | awk '{print $3}'); echo "${n:-0}"; }
+
 echo "# 5. Linux guest, the getting-started order: machine-config, boot-source, drives, network-interfaces, InstanceStart"
 S=$tmp/fc1.sock
 F0=$FAILS
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
 truncate -s 8M "$tmp/scratch.img"
+control "$tmp/scratch.img" hold
 prefix=()
 NET=0
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "ember-api-$$" 2>/dev/null; then
@@ -552,7 +562,7 @@ fi
 start_ember boot1 "$S" "${prefix[@]}" -- --id boot1 --log-level info || finish
 B1=$EPID
 expect_code "PUT /machine-config" 204 "$S" PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
-expect_code "PUT /boot-source" 204 "$S" PUT /boot-source "{\"kernel_image_path\":\"$GUEST_DIR/vmlinux\",\"boot_args\":\"$CMDLINE\"}"
+expect_code "PUT /boot-source" 204 "$S" PUT /boot-source "{\"kernel_image_path\":\"$GUEST_DIR/vmlinux\",\"boot_args\":\"$CMDLINE ember.hold=/dev/vdb\"}"
 expect_code "PUT /drives/rootfs" 204 "$S" PUT /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$tmp/root.ext4\",\"is_root_device\":true,\"is_read_only\":false}"
 expect_code "PUT /drives/scratch" 204 "$S" PUT /drives/scratch "{\"drive_id\":\"scratch\",\"path_on_host\":\"$tmp/scratch.img\",\"is_root_device\":false}"
 if [ $NET = 1 ]; then
@@ -576,41 +586,51 @@ expect_fault "after boot: PUT /metrics" "$AFTER" "$S" PUT /metrics "{\"metrics_p
 expect_fault "after boot: PUT /serial" "$AFTER" "$S" PUT /serial "{\"serial_out_path\":\"$tmp/ser\"}"
 expect_fault "InstanceStart a second time" "$AFTER" "$S" PUT /actions '{"action_type":"InstanceStart"}'
 expect_fault "FlushMetrics with no metrics configured" "etrics" "$S" PUT /actions '{"action_type":"FlushMetrics"}'
-expect_code "GET /machine-config after boot" 200 "$S" GET /machine-config
-expect_code "GET /vm/config after boot" 200 "$S" GET /vm/config
-# Pause and resume, once the kernel is printing: no guest output while paused.
-wait_for "$tmp/boot1.out" "Linux version" 300 || not_ok "no kernel banner on the console"
-expect_code "PATCH /vm Paused" 204 "$S" PATCH /vm '{"state":"Paused"}'
-check "GET / says Paused" state_is "$S" Paused
-sleep 0.3; s1=$(stat -c %s "$tmp/boot1.out"); sleep 1.5; s2=$(stat -c %s "$tmp/boot1.out")
-check "no console output while paused ($s1 -> $s2 bytes)" test "$s1" = "$s2"
-expect_code "PATCH /vm Paused again (idempotent)" 204 "$S" PATCH /vm '{"state":"Paused"}'
-expect_code "PATCH /vm Resumed" 204 "$S" PATCH /vm '{"state":"Resumed"}'
-check "GET / says Running again" state_is "$S" Running
-expect_fault "PATCH /vm with a bad state" "state" "$S" PATCH /vm '{"state":"Stopped"}'
-expect_code "SendCtrlAltDel (before the guest's keyboard driver: its scan codes are flushed)" 204 "$S" PUT /actions '{"action_type":"SendCtrlAltDel"}'
-[ $NET = 1 ] && expect_code "PATCH /network-interfaces/eth0 (no rate limiters)" 204 "$S" PATCH /network-interfaces/eth0 '{"iface_id":"eth0"}'
-expect_fault "PATCH /drives of an unknown drive" "nope" "$S" PATCH /drives/nope '{"drive_id":"nope","path_on_host":"/tmp/x"}'
-expect_fault "PATCH /drives to a missing file" "$tmp/missing.img" "$S" PATCH /drives/scratch "{\"drive_id\":\"scratch\",\"path_on_host\":\"$tmp/missing.img\"}"
-# Swap the scratch drive for a bigger file once the guest's driver has it.
-if wait_for "$tmp/boot1.out" '\[vdb\] [0-9]+ 512-byte' 300; then
+# From here on the guest's userspace is up and ticking.
+if ! wait_for "$tmp/boot1.out" "EMBER-HOLD: tick 2([^0-9]|$)" "$BOOT_TIMEOUT"; then
+  not_ok "boot1: the guest's init never started ticking"
+else
+  ok "boot1: guest userspace up and held (ticking)"
+  expect_code "GET /machine-config with the guest running" 200 "$S" GET /machine-config
+  expect_code "GET /vm/config with the guest running" 200 "$S" GET /vm/config
+  # Pause: every vCPU stopped when the answer comes, so not one more tick until resumed.
+  expect_code "PATCH /vm Paused" 204 "$S" PATCH /vm '{"state":"Paused"}'
+  check "GET / says Paused" state_is "$S" Paused
+  t1=$(last_tick "$tmp/boot1.out"); s1=$(stat -c %s "$tmp/boot1.out")
+  sleep 2
+  t2=$(last_tick "$tmp/boot1.out"); s2=$(stat -c %s "$tmp/boot1.out")
+  check "paused: no tick and no console output for 2 s (tick $t1 -> $t2, $s1 -> $s2 bytes)" test "$s1" = "$s2"
+  expect_code "PATCH /vm Paused again (idempotent)" 204 "$S" PATCH /vm '{"state":"Paused"}'
+  expect_code "GET /machine-config while paused" 200 "$S" GET /machine-config
+  expect_code "PATCH /vm Resumed" 204 "$S" PATCH /vm '{"state":"Resumed"}'
+  check "GET / says Running again" state_is "$S" Running
+  check "resumed: the guest ticks again (after tick $t2)" wait_for "$tmp/boot1.out" "EMBER-HOLD: tick $((t2 + 2))([^0-9]|$)" 60
+  expect_fault "PATCH /vm with a bad state" "state" "$S" PATCH /vm '{"state":"Stopped"}'
+  expect_code "SendCtrlAltDel into the running guest" 204 "$S" PUT /actions '{"action_type":"SendCtrlAltDel"}'
+  check "... and the guest keeps running (it has no VT to act on it)" wait_for "$tmp/boot1.out" "EMBER-HOLD: tick $((t2 + 4))([^0-9]|$)" 60
+  [ $NET = 1 ] && expect_code "PATCH /network-interfaces/eth0 (no rate limiters)" 204 "$S" PATCH /network-interfaces/eth0 '{"iface_id":"eth0"}'
+  expect_fault "PATCH /drives of an unknown drive" "nope" "$S" PATCH /drives/nope '{"drive_id":"nope","path_on_host":"/tmp/x"}'
+  expect_fault "PATCH /drives to a missing file" "$tmp/missing.img" "$S" PATCH /drives/scratch "{\"drive_id\":\"scratch\",\"path_on_host\":\"$tmp/missing.img\"}"
+  check "boot1: the guest read its control drive" grep -q "EMBER-HOLD: /dev/vdb says 'hold'" "$tmp/boot1.out"
+  # Swap the control drive for a bigger file with another first line: the guest must read the new file.
   truncate -s 16M "$tmp/scratch2.img"
+  control "$tmp/scratch2.img" swapped
   expect_code "PATCH /drives/scratch to a 16 MiB file" 204 "$S" PATCH /drives/scratch "{\"drive_id\":\"scratch\",\"path_on_host\":\"$tmp/scratch2.img\"}"
   api "$S" GET /vm/config
   check "GET /vm/config shows the new backing file" got 200 scratch2.img
-else
-  not_ok "the guest never probed vdb"
+  check "boot1: the guest reads the new backing file" wait_for "$tmp/boot1.out" "EMBER-HOLD: /dev/vdb says 'swapped'" 60
+  check "boot1: the guest saw vdb grow to 16 MiB" wait_for "$tmp/boot1.out" "\[vdb\] new size: 32768 512-byte" 60
+  control "$tmp/scratch2.img" reboot
 fi
 wait_exit "$B1" "$BOOT_TIMEOUT"
 t_end=$(date +%s.%N)
-check "boot1: the guest kernel ran init" grep -q "Run /sbin/init as init process" "$tmp/boot1.out"
+check "boot1: guest userspace ran" grep -q "EMBER-INIT-OK" "$tmp/boot1.out"
 check "boot1: root on vda mounted" grep -q "EXT4-fs (vda): mounted filesystem" "$tmp/boot1.out"
+check "boot1: the guest rebooted when told" grep -q "EMBER-HOLD: /dev/vdb says 'reboot'" "$tmp/boot1.out"
 check "boot1: ember exit 0 (got $RC)" test "$RC" -eq 0
 check "boot1: socket removed" test ! -e "$S"
 check "boot1: no sanitizer report" no_sanitizer_report "$tmp/boot1.err"
 [ $NET = 1 ] && check "boot1: ember attached the NIC on tap0" grep -q "eth0: virtio-mmio at" "$tmp/boot1.err"
-if grep -q "\[vdb\] new size: 32768 512-byte" "$tmp/boot1.out"; then ok "boot1: guest saw vdb grow to 16 MiB"
-else echo "  (the guest did not log vdb's new size before it ended; the PATCH's 204 stands)"; fi
 echo "  boot1: InstanceStart -> ember exit: $(echo "$t_end - $t_start" | bc) s"
 [ "$FAILS" -gt "$F0" ] && { echo "--- boot1 console tail:"; tail -15 "$tmp/boot1.out"; echo "--- stderr:"; tail -10 "$tmp/boot1.err"; }
 
@@ -619,6 +639,8 @@ echo "# 6. Linux guest, the firecracker-go-sdk order: logger, metrics, machine-c
 S=$tmp/fc2.sock
 F0=$FAILS
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
+truncate -s 1M "$tmp/control.img"
+control "$tmp/control.img" hold
 start_ember boot2 "$S" "${prefix[@]}" -- --id boot2 || finish
 B2=$EPID
 # The SDK polls GET /machine-config until it answers.
@@ -628,8 +650,9 @@ expect_code "PUT /metrics" 204 "$S" PUT /metrics "{\"metrics_path\":\"$tmp/fc.me
 expect_code "PUT /machine-config" 204 "$S" PUT /machine-config '{"vcpu_count":2,"mem_size_mib":256,"smt":false,"track_dirty_pages":false}'
 # The guest kernel has no VT (CONFIG_VT is off), so nothing in it acts on Ctrl-Alt-Del;
 # i8042.debug shows every byte its driver takes from the controller, by interrupt.
-expect_code "PUT /boot-source" 204 "$S" PUT /boot-source "{\"kernel_image_path\":\"$GUEST_DIR/vmlinux\",\"boot_args\":\"$CMDLINE i8042.debug=1 i8042.unmask_kbd_data=1 loglevel=8\"}"
+expect_code "PUT /boot-source" 204 "$S" PUT /boot-source "{\"kernel_image_path\":\"$GUEST_DIR/vmlinux\",\"boot_args\":\"$CMDLINE ember.hold=/dev/vdb i8042.debug=1 i8042.unmask_kbd_data=1 loglevel=8\"}"
 expect_code "PUT /drives/1 (the SDK names drives by index)" 204 "$S" PUT /drives/1 "{\"drive_id\":\"1\",\"path_on_host\":\"$tmp/root.ext4\",\"is_root_device\":true,\"is_read_only\":false}"
+expect_code "PUT /drives/2" 204 "$S" PUT /drives/2 "{\"drive_id\":\"2\",\"path_on_host\":\"$tmp/control.img\",\"is_root_device\":false,\"is_read_only\":true}"
 [ $NET = 1 ] && expect_code "PUT /network-interfaces/1" 204 "$S" PUT /network-interfaces/1 '{"iface_id":"1","host_dev_name":"tap0","guest_mac":"06:00:ac:10:00:03"}'
 expect_code "PUT /actions InstanceStart" 204 "$S" PUT /actions '{"action_type":"InstanceStart"}'
 # 100 concurrent clients hammer GET / while the guest boots.
@@ -647,23 +670,30 @@ check "the logger file shows levels (show_level)" grep -qE '\[(INFO|DEBUG|WARN|E
 check "the log file is owner-only" test "$(stat -c %a "$tmp/fc.log")" = 600
 api "$S" GET /vm/config
 check "GET /vm/config shows logger and metrics" got 200 '"logger":' '"metrics":' '"vcpu_count":2'
-# SendCtrlAltDel once the guest's keyboard driver is up: the scan codes reach it by interrupt.
-if wait_for "$tmp/boot2.out" "input: AT Translated Set 2 keyboard" 300; then
+# SendCtrlAltDel into the running guest, its keyboard driver bound: the scan codes reach it by interrupt.
+if wait_for "$tmp/boot2.out" "EMBER-HOLD: tick 2([^0-9]|$)" "$BOOT_TIMEOUT" && grep -q "input: AT Translated Set 2 keyboard" "$tmp/boot2.out"; then
+  ok "boot2: guest userspace up and held, keyboard bound"
   expect_code "SendCtrlAltDel" 204 "$S" PUT /actions '{"action_type":"SendCtrlAltDel"}'
   # Scan code set 1 (translation on): Ctrl 1d, Alt 38, Del e0 53, then the releases e0 d3, b8, 9d.
   check "boot2: the guest's i8042 driver got Ctrl down (1d) by interrupt" \
     wait_for "$tmp/boot2.out" "i8042: \[[0-9]+\] 1d <- i8042 \(interrupt" 60
   check "boot2: ... and the last byte, Ctrl up (9d)" wait_for "$tmp/boot2.out" "i8042: \[[0-9]+\] 9d <- i8042 \(interrupt" 60
   check "boot2: ... Del down (e0 53) in between" grep -qE "i8042: \[[0-9]+\] 53 <- i8042 \(interrupt" "$tmp/boot2.out"
+  # Metrics flushed while the guest runs: one more line each time.
+  n1=$(wc -l < "$tmp/fc.metrics")
+  expect_code "FlushMetrics with the guest running" 204 "$S" PUT /actions '{"action_type":"FlushMetrics"}'
+  check "... one more metrics line ($n1 -> $(wc -l < "$tmp/fc.metrics"))" test "$(wc -l < "$tmp/fc.metrics")" -gt "$n1"
 else
-  not_ok "the guest never bound its keyboard"
+  not_ok "boot2: the guest never reached its held init with the keyboard bound"
 fi
+control "$tmp/control.img" reboot
 wait_exit "$B2" "$BOOT_TIMEOUT"
-check "boot2: the guest kernel ran init" grep -q "Run /sbin/init as init process" "$tmp/boot2.out"
+check "boot2: guest userspace ran" grep -q "EMBER-INIT-OK" "$tmp/boot2.out"
 check "boot2: 2 CPUs" grep -qE "smp: Brought up 1 node, 2 CPUs" "$tmp/boot2.out"
+check "boot2: the guest rebooted when told" grep -q "EMBER-HOLD: /dev/vdb says 'reboot'" "$tmp/boot2.out"
 check "boot2: ember exit 0 (got $RC)" test "$RC" -eq 0
 check "boot2: socket removed" test ! -e "$S"
-check "boot2: a final metrics line at exit" test "$(wc -l < "$tmp/fc.metrics")" -ge 2
+check "boot2: a final metrics line at exit" test "$(wc -l < "$tmp/fc.metrics")" -ge 3
 check "boot2: no sanitizer report" no_sanitizer_report "$tmp/boot2.err"
 echo "  logger lines: $(wc -l < "$tmp/fc.log"), metrics lines: $(wc -l < "$tmp/fc.metrics")"
 [ "$FAILS" -gt "$F0" ] && { echo "--- boot2 console tail:"; grep -v "panic blink" "$tmp/boot2.out" | tail -15; echo "--- stderr:"; tail -10 "$tmp/boot2.err"; echo "--- log:"; tail -5 "$tmp/fc.log"; }

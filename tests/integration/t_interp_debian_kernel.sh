@@ -21,26 +21,17 @@
 # monitor); EMBER_SLOW_TESTS=1 boots with nothing but the console arguments
 # (over 30 minutes here).
 # The package is fetched with `apt-get download` (no installation) into
-# ~/.cache/ember/debian-kernel/ when missing; the test is skipped only when
-# it cannot be fetched.
+# ~/.cache/ember/debian-kernel/ when missing (debian_kernel.sh; the runner
+# fetches it on this machine first, since the emulated KVM host has no
+# network); the test is skipped only when it cannot be fetched.
 source "$(dirname "$0")/lib.sh"
 args="console=ttyS0 reboot=k panic=1"
 [ "${EMBER_SLOW_TESTS:-0}" = 1 ] || args="$args cryptomgr.notests initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init"
 require_kvm
-cache=${EMBER_DEBIAN_KERNEL_CACHE:-$HOME/.cache/ember/debian-kernel}
-kernel=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1)
-if [ -z "$kernel" ]; then
-  mkdir -p "$cache" || skip "cannot create $cache"
-  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  [ -n "$pkg" ] || skip "apt does not know linux-image-cloud-amd64 (no Debian package lists: apt-get update?)"
-  (cd "$cache" && timeout 600 apt-get download "$pkg" >/dev/null 2>&1) ||
-    skip "cannot fetch $pkg with apt-get download (offline?)"
-  deb=$(ls "$cache"/"$pkg"_*.deb 2>/dev/null | head -1)
-  [ -n "$deb" ] || skip "apt-get download left no $pkg .deb in $cache"
-  rm -rf "$cache/x" && dpkg-deb -x "$deb" "$cache/x" || { echo "dpkg-deb -x $deb failed"; exit 1; }
-  kernel=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1)
-  [ -n "$kernel" ] || { echo "no boot/vmlinuz-* in $deb"; exit 1; }
-fi
+source "$(dirname "$0")/debian_kernel.sh"
+kernel=$(debian_kernel 2>"${TMPDIR:-/tmp}/debian-kernel.$$") || {
+  why=$(cat "${TMPDIR:-/tmp}/debian-kernel.$$"); rm -f "${TMPDIR:-/tmp}/debian-kernel.$$"; skip "$why"; }
+rm -f "${TMPDIR:-/tmp}/debian-kernel.$$"
 echo "kernel: $kernel"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s)

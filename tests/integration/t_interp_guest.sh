@@ -8,6 +8,9 @@ source "$(dirname "$0")/lib.sh"
 require_kvm
 [ -f "$TEST_GUEST" ] || { echo "missing $TEST_GUEST (make all)"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# Inside the emulated KVM host the guest is told so: QEMU's TCG does not
+# raise #GP for a non-canonical WRGSBASE, and smap-fsgs skips that one check.
+tcg=; in_emulated_host && tcg=" ember-tcg"
 
 # count NAME FILE: the interpreted count of NAME in ember's --stats line.
 count() { grep -o "interpreted:.*" "$2" | grep -oE "(^| )$1=[0-9]+" | cut -d= -f2; }
@@ -17,7 +20,7 @@ for bin in "$EMBER" "$EMBER_ASAN"; do
   [ -x "$bin" ] || { not_ok "binary $bin missing"; continue; }
   tag=$(basename "$(dirname "$bin")")/$(basename "$bin")
   for t in cmpxchg16b xsave rdrand smap-fsgs avx512; do
-    run_ember_bin "$bin" "$tmp/out" "$tmp/err" 60 --kernel "$TEST_GUEST" --cmdline "ember-test=$t" --stats
+    run_ember_bin "$bin" "$tmp/out" "$tmp/err" 60 --kernel "$TEST_GUEST" --cmdline "ember-test=$t$tcg" --stats
     check "$tag $t: guest passed" grep -q "EMBER-TEST: PASS $t" "$tmp/out"
     check "$tag $t: exit 0 after i8042 reset (got $RC)" test "$RC" -eq 0
     check "$tag $t: no sanitizer report" bash -c "! grep -qE 'ERROR: AddressSanitizer|runtime error' '$tmp/err'"

@@ -27,7 +27,11 @@ for bin in "$EMBER" "$EMBER_ASAN"; do
   check "$tag unclaimed: counted in stats" grep -q "unclaimed_pio=4 unclaimed_mmio=2" "$tmp/err"
 
   run_ember_bin "$bin" "$tmp/out" "$tmp/err" 60 --kernel "$TEST_GUEST" --cmdline "ember-test=int3" --stats
-  check "$tag int3: interpreter counted one INT3" grep -q "int3=1 " "$tmp/err"
+  if is_pvm_host; then
+    check "$tag int3: interpreter counted one INT3 (kvm-pvm cannot run it)" grep -q "int3=1 " "$tmp/err"
+  else
+    check "$tag int3: the CPU ran INT3, the interpreter did not" grep -q "int3=0 " "$tmp/err"
+  fi
 
   run_ember_bin "$bin" "$tmp/out" "$tmp/err" 60 --kernel "$TEST_GUEST" --cmdline "ember-test=triple"
   check "$tag triple: non-zero exit on a guest crash (got $RC)" test "$RC" -eq 2

@@ -1,7 +1,10 @@
 /* hostcompat: command-line assembly and the kvm-pvm compatibility switches. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../vmm/hostcompat.h"
@@ -87,7 +90,48 @@ Test(hostcompat, nopv_only_for_smp)
     cr_assert_neq(smp[strlen(smp) - 1], ' ');
 }
 
-Test(hostcompat, detection_follows_kvm_pvm_module)
+/* A fake /sys/module with the named module folders. */
+static void fake_sys_module(char *dir, const char *const *mods)
 {
-    cr_assert_eq(hostcompat_is_pvm(), access("/sys/module/kvm_pvm", F_OK) == 0);
+    strcpy(dir, "/tmp/ember-sysmod-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    for (; *mods; mods++) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/%s", dir, *mods);
+        cr_assert_eq(mkdir(p, 0755), 0);
+    }
+}
+
+static void remove_fake(const char *dir, const char *const *mods)
+{
+    for (; *mods; mods++) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/%s", dir, *mods);
+        rmdir(p);
+    }
+    rmdir(dir);
+}
+
+Test(hostcompat, detection_needs_an_open_kvm_and_kvm_pvm_alone)
+{
+    static const char *const pvm[] = {"kvm", "kvm_pvm", NULL};
+    static const char *const amd[] = {"kvm", "kvm_amd", NULL};
+    static const char *const both[] = {"kvm", "kvm_pvm", "kvm_intel", NULL};
+    char d[64];
+    int fd = open("/dev/null", O_RDONLY); /* stands for the open /dev/kvm */
+    cr_assert_geq(fd, 0);
+
+    fake_sys_module(d, pvm);
+    cr_assert_eq(hostcompat_is_pvm(fd, d), 1, "kvm_pvm alone with /dev/kvm open");
+    cr_assert_eq(hostcompat_is_pvm(-1, d), 0, "no /dev/kvm opened: not a kvm-pvm host, whatever sysfs says");
+    remove_fake(d, pvm);
+
+    fake_sys_module(d, amd);
+    cr_assert_eq(hostcompat_is_pvm(fd, d), 0, "kvm_amd");
+    remove_fake(d, amd);
+
+    fake_sys_module(d, both);
+    cr_assert_eq(hostcompat_is_pvm(fd, d), 0, "a hardware vendor module beside kvm_pvm provides /dev/kvm");
+    remove_fake(d, both);
+    close(fd);
 }

@@ -1,0 +1,110 @@
+#include "cmos.h"
+
+#include <string.h>
+
+enum {
+    REG_SECONDS = 0x00,
+    REG_MINUTES = 0x02,
+    REG_HOURS = 0x04,
+    REG_WEEKDAY = 0x06,
+    REG_DAY = 0x07,
+    REG_MONTH = 0x08,
+    REG_YEAR = 0x09,
+    REG_STATUS_A = 0x0a,
+    REG_STATUS_B = 0x0b,
+    REG_STATUS_C = 0x0c,
+    REG_STATUS_D = 0x0d,
+    REG_CENTURY = 0x32,
+};
+#define STATUS_A_DEFAULT 0x26 /* 32.768 kHz time base, 1024 Hz rate; UIP never set */
+#define STATUS_B_24H 0x02     /* 24-hour mode, BCD, no interrupts enabled */
+#define STATUS_D_VRT 0x80     /* valid RAM and time */
+
+static uint8_t bcd(int v) { return (uint8_t)(((v / 10) << 4) | (v % 10)); }
+
+static uint8_t clock_byte(const struct cmos *c, uint8_t reg, int *is_clock)
+{
+    time_t t = c->now();
+    struct tm tm;
+    *is_clock = 1;
+    if (!gmtime_r(&t, &tm))
+        memset(&tm, 0, sizeof(tm));
+    switch (reg) {
+    case REG_SECONDS: return bcd(tm.tm_sec > 59 ? 59 : tm.tm_sec);
+    case REG_MINUTES: return bcd(tm.tm_min);
+    case REG_HOURS: return bcd(tm.tm_hour);
+    case REG_WEEKDAY: return bcd(tm.tm_wday + 1);
+    case REG_DAY: return bcd(tm.tm_mday);
+    case REG_MONTH: return bcd(tm.tm_mon + 1);
+    case REG_YEAR: return bcd((tm.tm_year + 1900) % 100);
+    case REG_CENTURY: return bcd((tm.tm_year + 1900) / 100);
+    case REG_STATUS_A: return STATUS_A_DEFAULT;
+    case REG_STATUS_B: return STATUS_B_24H;
+    case REG_STATUS_C: return 0;
+    case REG_STATUS_D: return STATUS_D_VRT;
+    }
+    *is_clock = 0;
+    return 0;
+}
+
+static void cmos_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
+{
+    struct cmos *c = opaque;
+    memset(data, 0xff, len);
+    pthread_mutex_lock(&c->lock);
+    if (offset == 0) {
+        data[0] = 0xff; /* the index port is write-only */
+    } else {
+        int is_clock;
+        uint8_t v = clock_byte(c, c->index, &is_clock);
+        data[0] = is_clock ? v : c->ram[c->index];
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void cmos_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+    struct cmos *c = opaque;
+    (void)len;
+    pthread_mutex_lock(&c->lock);
+    if (offset == 0) {
+        c->index = data[0] & 0x7f;
+        c->nmi_disabled = data[0] >> 7;
+    } else {
+        int is_clock;
+        clock_byte(c, c->index, &is_clock);
+        /* Writes to the clock (setting the time) are ignored: the guest's clock is the host's. */
+        if (!is_clock)
+            c->ram[c->index] = data[0];
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+const struct io_ops cmos_io_ops = {.read = cmos_read, .write = cmos_write};
+
+void cmos_init(struct cmos *c, time_t (*now)(void))
+{
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->lock, NULL);
+    c->now = now;
+}
+
+void cmos_destroy(struct cmos *c) { pthread_mutex_destroy(&c->lock); }
+
+void cmos_save(struct cmos *c, struct cmos_state *s)
+{
+    pthread_mutex_lock(&c->lock);
+    s->index = c->index;
+    s->nmi_disabled = c->nmi_disabled;
+    memcpy(s->ram, c->ram, sizeof(s->ram));
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cmos_restore(struct cmos *c, const struct cmos_state *s)
+{
+    pthread_mutex_lock(&c->lock);
+    c->index = s->index & 0x7f;
+    c->nmi_disabled = s->nmi_disabled & 1;
+    memcpy(c->ram, s->ram, sizeof(c->ram));
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,43 @@
+/*
+ * CMOS RTC and NVRAM (MC146818) at ports 0x70 (index) and 0x71 (data).
+ * Linux writes the CMOS shutdown byte (0x0F) during SMP bring-up and reads
+ * the wall clock from it when no paravirtual clock gives one; without a
+ * device each of those is an unclaimed exit. The clock registers read the
+ * host's UTC time in BCD, 24-hour mode; there is no alarm or periodic
+ * interrupt (no IRQ 8): status C reads 0. The other bytes are plain NVRAM.
+ */
+#ifndef EMBER_CMOS_H
+#define EMBER_CMOS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "device.h"
+
+#define CMOS_PORT 0x70
+#define CMOS_NR_PORTS 2
+#define CMOS_SIZE 128
+
+struct cmos {
+    pthread_mutex_t lock;
+    uint8_t index;          /* last index written to 0x70, bit 7 (NMI mask) dropped */
+    uint8_t nmi_disabled;   /* bit 7 of the last index write */
+    uint8_t ram[CMOS_SIZE]; /* NVRAM; the clock bytes are computed on read */
+    time_t (*now)(void);    /* the clock's source (tests set their own) */
+};
+
+void cmos_init(struct cmos *c, time_t (*now)(void));
+void cmos_destroy(struct cmos *c);
+
+/* Saved state: everything the guest can observe besides the clock. */
+struct cmos_state {
+    uint8_t index, nmi_disabled;
+    uint8_t ram[CMOS_SIZE];
+};
+void cmos_save(struct cmos *c, struct cmos_state *s);
+void cmos_restore(struct cmos *c, const struct cmos_state *s);
+
+extern const struct io_ops cmos_io_ops;
+
+#endif
