@@ -47,13 +47,16 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps guest demo test unit integration asan asan-test clean help
+.PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
 
 help:
 	@echo "make [all]   build build/ember and the tiny test guests"
 	@echo "make deps    install the Debian packages Ember needs (apt-get, as root)"
 	@echo "make guest   build (or reuse from ~/.cache/ember) the Linux guest kernel and root fs"
+	@echo "make kvmhost build (or reuse) the emulated KVM host used where /dev/kvm is absent (docs/testing.md)"
+	@echo "make unit    unit tests, plain and under ASan+UBSan"
+	@echo "make integration  integration tests (EMBER_KVM=auto|host|emulated, ONLY=name)"
 	@echo "make demo    deps + build + guest, then boot the guest with its console on this terminal"
 	@echo "make test    deps + build + guest, then unit tests (plain and ASan+UBSan) and integration tests"
 	@echo "make asan    build the sanitizer variant into build/asan"
@@ -93,6 +96,9 @@ deps:
 
 guest: deps
 	deploy/guest/build.sh $(BUILD)/guest
+
+kvmhost: deps
+	EMBER_CACHE=$(EMBER_CACHE) tests/kvmhost/build.sh
 
 asan:
 	$(MAKE) BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/ember $(BUILD)/asan/ember-jailer $(BUILD)/asan/unit-tests

@@ -53,6 +53,8 @@ static const struct rule vmm_rules[] = {
     ARG_EQ(fcntl, 1, F_GETFL), ARG_EQ(fcntl, 1, F_SETFL),
     IOCTL(KVM_IRQ_LINE), IOCTL(KVM_IRQ_LINE_STATUS), IOCTL(TUNSETOFFLOAD), IOCTL(TCGETS), IOCTL(TCSETS),
     IOCTL(TCSETSW),
+    /* Stopping the API server (MHD_stop_daemon, on this thread) shuts down the connections clients still hold. */
+    ANY(shutdown),
 };
 
 /* The API thread: one Unix socket, HTTP, and the hand-over to the VMM thread. */

@@ -44,6 +44,7 @@ if [ "$kvm_mode" = host ]; then
 else
   echo "integration: VMs run inside the emulated KVM host ($why): each test in its own QEMU TCG -cpu max with nested SVM (tests/kvmhost)"
   kvmhost_dir=$("$repo/tests/kvmhost/build.sh") || { echo "integration: cannot build the emulated KVM host"; exit 1; }
+  export KVMHOST_DIR=$kvmhost_dir
   echo "integration: emulated host: $(cat "$kvmhost_dir/package")"
 fi
 

@@ -26,21 +26,27 @@ ip -n "$ns" link set tap0 up
 MAC=06:00:ac:10:00:02
 
 # Pings the guest from the namespace once its kernel says IP-Config is complete,
-# one echo at a time until one is answered or the guest goes down (its userspace
-# cannot run here, so the kernel panics a few guest seconds after init starts;
-# on a loaded host the first echoes can go out before the guest has the ARP reply).
-ping_when_up() { # OUT RESULT
+# one echo at a time until one is answered or the guest goes down (on a loaded
+# host the first echoes can go out before the guest has the ARP reply). Where
+# guest userspace runs, its init holds the guest up (ember.hold on the control
+# drive) until this says "reboot"; on kvm-pvm the kernel panics a few guest
+# seconds after init starts.
+ping_when_up() { # OUT RESULT CONTROL
+  local rc=1
   for _ in $(seq 1800); do
     grep -qs "IP-Config: Complete" "$1" && break
     sleep 0.1
   done
   : > "$2"
   for _ in $(seq 60); do
-    ip netns exec "$ns" ping -c 1 -W 1 172.31.250.2 >> "$2" 2>&1 && return 0
+    ip netns exec "$ns" ping -c 1 -W 1 172.31.250.2 >> "$2" 2>&1 && { rc=0; break; }
     grep -qsE "Kernel panic|Rebooting|reboot: " "$1" && break
   done
-  return 1
+  printf 'reboot\n' | dd of="$3" conv=notrunc status=none
+  return $rc
 }
+# control: a fresh control drive that tells the guest's init to hold.
+control() { truncate -s 1M "$tmp/control.img"; printf 'hold\n' | dd of="$tmp/control.img" conv=notrunc status=none; }
 
 # The userspace mode's peers in the namespace, listening before the guest boots.
 checks=
@@ -56,12 +62,14 @@ else
 fi
 
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
-ping_when_up "$tmp/out" "$tmp/ping" &
+control
+ping_when_up "$tmp/out" "$tmp/ping" "$tmp/control.img" &
 pinger=$!
 EMBER_BIN=$EMBER
 EMBER="ip netns exec $ns $EMBER_BIN" linux_run "$tmp/out" "$tmp/err" \
-  --cmdline "$LINUX_CMDLINE_BASE ip=172.31.250.2::172.31.250.1:255.255.255.252::eth0:off$checks" \
-  --drive id=rootfs,path="$tmp/root.ext4",root --net id=eth0,tap=tap0,mac=$MAC
+  --cmdline "$LINUX_CMDLINE_BASE ip=172.31.250.2::172.31.250.1:255.255.255.252::eth0:off$checks ember.hold=/dev/vdb" \
+  --drive id=rootfs,path="$tmp/root.ext4",root --drive id=control,path="$tmp/control.img",ro \
+  --net id=eth0,tap=tap0,mac=$MAC
 wait $pinger
 [ -n "${peer_pids:-}" ] && { kill $peer_pids 2>/dev/null; wait $peer_pids 2>/dev/null; peer_pids=; }
 check "static: ember exit 0 (got $RC)" test "$RC" -eq 0
@@ -88,10 +96,12 @@ if command -v dnsmasq >/dev/null; then
     --pid-file="$tmp/dnsmasq.pid" --log-dhcp > "$tmp/dnsmasq.log" 2>&1 &
   dns_pid=$!
   sleep 0.5
-  ping_when_up "$tmp/out" "$tmp/ping" &
+  control
+  ping_when_up "$tmp/out" "$tmp/ping" "$tmp/control.img" &
   pinger=$!
-  EMBER="ip netns exec $ns $EMBER_BIN" linux_run "$tmp/out" "$tmp/err" --cmdline "$LINUX_CMDLINE_BASE ip=dhcp" \
-    --drive id=rootfs,path="$tmp/root.ext4",root --net id=eth0,tap=tap0,mac=$MAC
+  EMBER="ip netns exec $ns $EMBER_BIN" linux_run "$tmp/out" "$tmp/err" --cmdline "$LINUX_CMDLINE_BASE ip=dhcp ember.hold=/dev/vdb" \
+    --drive id=rootfs,path="$tmp/root.ext4",root --drive id=control,path="$tmp/control.img",ro \
+    --net id=eth0,tap=tap0,mac=$MAC
   wait $pinger
   check "dhcp: ember exit 0 (got $RC)" test "$RC" -eq 0
   check "dhcp: dnsmasq acknowledged the guest" grep -q "DHCPACK(tap0) 172.31.250.2 $MAC" "$tmp/dnsmasq.log"

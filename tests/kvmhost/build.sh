@@ -45,6 +45,11 @@ bb_ver=$(dpkg-query -W -f='${Version}' busybox-static)
 hash=$( { echo "$kpkg $kver_pkg $bb_ver"; cat "${BASH_SOURCE[0]}" "$here/init"; } | sha256sum | cut -c1-16)
 dir=$cache_root/kvmhost-$hash
 if [ -f "$dir/complete" ]; then echo "$dir"; exit 0; fi
+# One builder at a time (the integration runner starts several emulated hosts at once).
+mkdir -p "$cache_root"
+exec 9>"$dir.lock"
+flock 9
+if [ -f "$dir/complete" ]; then echo "$dir"; exit 0; fi
 
 log "building the emulated KVM host ($kpkg $kver_pkg) in $dir"
 mkdir -p "$cache_root"
@@ -67,7 +72,7 @@ mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 
 ir=$tmp/initramfs
 mkdir -p "$ir"/{bin,dev,proc,sys,mnt,modules,newroot}
 cp "$busybox" "$ir/bin/busybox"
-for a in sh mount umount mkdir insmod poweroff cat echo sleep chroot switch_root ln mknod sync; do
+for a in sh mount umount mkdir insmod poweroff cat echo sleep chroot unshare uname ln mknod sync; do
   ln -s busybox "$ir/bin/$a"
 done
 : >"$ir/modules/order"
@@ -78,6 +83,10 @@ for m in $mods; do
   echo "$m" >>"$ir/modules/order"
 done
 install -m 0755 "$here/init" "$ir/init"
+# The kernel runs its module loader in PID 1's root (this initramfs), not in
+# the chroot the commands run in: hand the request to modprobe there.
+printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' >"$ir/bin/modprobe-newroot"
+chmod 0755 "$ir/bin/modprobe-newroot"
 (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initramfs.cpio.gz"
 
 rm -rf "$dir"
