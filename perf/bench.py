@@ -7,20 +7,38 @@ private directory. Figures are reported against their targets, never asserted:
 the exit status is non-zero only if a benchmark failed to produce numbers.
 
 Environment (set by bench.sh): BENCH_BIN (private dir with ember, virtio-bench,
-test-guest.elf, vmlinux, vmlinux-int3patched, rootfs.ext4, benchtool),
-BENCH_QUICK (1 = quick), BENCH_OUT (perf/results), BENCH_DOCS (docs),
-BENCH_WORK (scratch dir), QEMU (binary).
+test-guest.elf, test-guest-pvh.elf, vmlinux, vmlinux-int3patched, rootfs.ext4,
+benchtool), BENCH_QUICK (1 = quick), BENCH_OUT (perf/results), BENCH_DOCS
+(docs), BENCH_WORK (scratch dir), QEMU (binary), and:
+  BENCH_KVM   host: this machine's /dev/kvm works, every benchmark runs here.
+              emulated: it does not; the benchmarks that need no KVM run here,
+              the ones that need a VM run inside the emulated KVM host
+              (tests/kvmhost/run: QEMU TCG -cpu max, nested SVM), side by side
+              with QEMU microvm on that host's KVM, and are reported as Ember/QEMU
+              ratios (their times are emulator times).
+  BENCH_ONLY  all (default) | host | vm: run only the benchmarks that need no
+              KVM (host) or only those that need a VM (vm). With vm, each
+              benchmark's result is printed on stdout as one marker line
+              (@@ember-bench-part@@ CRC32 BASE64-ZLIB-JSON), which is how the
+              results leave the emulated host, and no file is written.
+  BENCH_KVMHOST_RUN, BENCH_KVMHOST_SMP (1), BENCH_KVMHOST_MEM (3072),
+  BENCH_KVMHOST_TIMEOUT (deadline of one emulated-host run, s), BENCH_KVMHOST_STALL
+  (s of silence, no heartbeat, after which the emulated host counts as frozen; 120).
 """
+import base64
 import glob
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zlib
 
 BIN = os.environ["BENCH_BIN"]
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
@@ -31,6 +49,7 @@ QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 EMBER = os.path.join(BIN, "ember")
 TOOL = os.path.join(BIN, "benchtool")
 TINY = os.path.join(BIN, "test-guest.elf")
+TINY_PVH = os.path.join(BIN, "test-guest-pvh.elf")  # the same guest with a PVH entry: QEMU microvm boots it
 VMLINUX = os.path.join(BIN, "vmlinux")
 VMLINUX_Q = os.path.join(BIN, "vmlinux-int3patched")
 ROOTFS = os.path.join(BIN, "rootfs.ext4")
@@ -40,13 +59,27 @@ QEMU_BASE = [QEMU, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "host,-arch-
 QEMU_CMDLINE = ("console=ttyS0 reboot=k panic=1 noxsave clearcpuid=popcnt,xsave,avx,avx2,avx512f,rdrand,"
                 "rdseed,smap,smep,fsgsbase,bmi1,bmi2,pcid,invpcid,cx16")
 PVM = os.path.exists("/sys/module/kvm_pvm")
+ONLY = os.environ.get("BENCH_ONLY", "all")
+KVM = os.environ.get("BENCH_KVM", "host")
+IN_KVMHOST = os.environ.get("EMBER_KVMHOST") == "1"  # set by tests/kvmhost/run inside the emulated host
+WHERE_HOST = "host"
+WHERE_EMU = "emulated KVM host (QEMU TCG, nested SVM)"
+WHERE = WHERE_EMU if IN_KVMHOST else WHERE_HOST
+# With no usable /dev/kvm here the QEMU side of exec -> API socket runs in the emulated host too.
+SPLIT = KVM == "emulated" and not IN_KVMHOST
+PART_MARK = "@@ember-bench-part@@"
+ALIVE_MARK = "@@ember-bench-alive@@"  # printed every ALIVE_S inside the emulated host; silence means it froze
+ALIVE_S = 10
+STDOUT_LOCK = threading.Lock()
 
 results = {"benchmarks": {}, "errors": [], "findings": []}
+SAMPLES = {}  # name -> samples saved for the charts (sent out of the emulated host with the results)
 T0 = time.time()
 
 
 def log(msg):
-    print(f"[bench {time.time() - T0:6.1f}s] {msg}", flush=True)
+    with STDOUT_LOCK:
+        print(f"[bench {time.time() - T0:6.1f}s] {msg}", flush=True)
 
 
 def stats(xs):
@@ -64,10 +97,14 @@ def save_samples(name, xs):
     with open(p, "w") as f:
         for x in sorted(xs):
             f.write(f"{x}\n")
+    SAMPLES[name] = sorted(xs)
     return p
 
 
 def record(name, **kv):
+    """Every figure says where it was measured; inside the emulated KVM host its times are emulator times."""
+    kv["where"] = WHERE
+    kv["emulator_time"] = IN_KVMHOST
     results["benchmarks"][name] = kv
 
 
@@ -106,13 +143,29 @@ def cmd_version(cmd):
         return f"unknown ({e})"
 
 
-def host_info():
-    cpu = "unknown"
+def cpu_model():
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def kvmhost_info():
+    """The emulated KVM host, as seen from inside."""
+    mod = next((m for m in ("kvm_amd", "kvm_intel") if os.path.exists(f"/sys/module/{m}")), "?")
+    try:
+        nested = open(f"/sys/module/{mod}/parameters/nested").read().strip()
+    except OSError:
+        nested = "?"
+    return {"kernel": platform.release(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+            "mem_total_mib": int(open("/proc/meminfo").readline().split()[1]) // 1024,
+            "kvm_module": mod, "kvm_nested": nested, "qemu_version": cmd_version([QEMU, "--version"]),
+            "loadavg_at_start": open("/proc/loadavg").read().split()[:3]}
+
+
+def host_info():
+    cpu = cpu_model()
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                            text=True).stdout.strip()
@@ -123,7 +176,8 @@ def host_info():
         "cpu": cpu,
         "cpus": os.cpu_count(),
         "mem_total_mib": int(open("/proc/meminfo").readline().split()[1]) // 1024,
-        "kvm_flavour": "kvm-pvm" if PVM else "hardware",
+        "kvm_flavour": ("kvm-pvm" if PVM else "hardware") if KVM == "host"
+        else os.environ.get("BENCH_KVM_WHY", "none: no usable /dev/kvm"),
         "ember_version": cmd_version([EMBER, "--version"]),
         "ember_git": git + ("-dirty" if dirty else ""),
         "qemu_version": cmd_version([QEMU, "--version"]),
@@ -187,20 +241,35 @@ def kill_proc(p):
 
 # ---------------------------------------------------------------- benchmarks
 def b_exec_to_socket():
+    """Ember's side needs no KVM. QEMU's (-enable-kvm) does: without a usable /dev/kvm here only Ember's is
+    taken here, and the comparison with QEMU inside the emulated KVM host (b_exec_vs_qemu)."""
+    exec_to_socket("exec_to_api_socket_ms", "exec", with_qemu=not SPLIT)
+
+
+def b_exec_vs_qemu():
+    """Without a usable /dev/kvm here: Ember and QEMU side by side inside the emulated KVM host."""
+    exec_to_socket("exec_to_api_socket_vs_qemu_ms", "exec_kvmhost", with_qemu=True)
+
+
+def exec_to_socket(key, tag, with_qemu):
     n = 15 if QUICK else 200
-    nq = 5 if QUICK else 30
+    nq = (5 if QUICK else 30) if with_qemu else 0
     es = os.path.join(WORK, "e.sock")
     qs = os.path.join(WORK, "q.sock")
     e = floats(tool("sockup", n, es, 0, EMBER, "--api-sock", es).stdout)
-    q = floats(tool("sockup", nq, qs, 1, *QEMU_BASE, "-m", "128", "-S", "-qmp", f"unix:{qs},server,nowait").stdout)
+    q = floats(tool("sockup", nq, qs, 1, *QEMU_BASE, "-m", "128", "-S", "-qmp", f"unix:{qs},server,nowait").stdout) \
+        if with_qemu else []
     if len(e) < n or len(q) < nq:
         fail("exec_to_api_socket", f"ember {len(e)}/{n}, qemu {len(q)}/{nq} runs produced a number")
-    save_samples("exec_ember_ms", [x / 1000 for x in e])
-    save_samples("exec_qemu_ms", [x / 1000 for x in q])
+    save_samples(f"{tag}_ember_ms", [x / 1000 for x in e])
+    if with_qemu:
+        save_samples(f"{tag}_qemu_ms", [x / 1000 for x in q])
     se, sq = stats([x / 1000 for x in e]), stats([x / 1000 for x in q])
-    record("exec_to_api_socket_ms", ember=se, qemu_qmp_greeting=sq,
+    record(key, ember=se, qemu_qmp_greeting=sq,
            speedup_median=(sq["median"] / se["median"]) if se and sq else None,
-           note="fork+exec to a connect() that succeeds (Ember) / to a QMP greeting read (QEMU -S -qmp)")
+           ember_over_qemu_median=(se["median"] / sq["median"]) if se and sq else None,
+           note="fork+exec to a connect() that succeeds (Ember) / to a QMP greeting read (QEMU -S -qmp)"
+                + ("" if with_qemu else "; QEMU's side needs /dev/kvm: taken in the emulated KVM host"))
 
 
 def b_instance_start():
@@ -269,11 +338,46 @@ def b_launch_rate():
                                   "per_s_per_core": float(m.group(4)) / cores, "cores": cores,
                                   "exec_to_first_output_ms": stats(lat), "stop_all_ms": float(m.group(5)),
                                   "bad_exits": int(m.group(6))}
+    if IN_KVMHOST:
+        # Emulator times mean little alone: QEMU microvm starts the same tiny guest (its PVH build) the same
+        # way, N at once on the same KVM, and the ratio is the figure.
+        nq = 10  # QEMU microvm takes ~3 s of emulator time each: benchtool's 60 s limit holds ~20 at once
+        p = tool("firstout", nq, *QEMU_BASE, "-m", "128", "-serial", "stdio", "-kernel", TINY_PVH,
+                 "-append", "ember-test=idle")
+        m = re.search(r"wall_ms=([0-9.]+) launched=(\d+) up=(\d+) per_s=([0-9.]+) stop_ms=([0-9.]+) bad_exit=(\d+)",
+                      p.stdout)
+        lat = [x / 1000 for x in floats(p.stdout.split("\n", 1)[1] if "\n" in p.stdout else "")]
+        if not m or int(m.group(3)) != nq:
+            fail("launch_rate", f"QEMU microvm first output: {p.stdout[:200]} {p.stderr[-200:]}")
+        else:
+            save_samples("launch_first_qemu_ms", lat)
+            cores = os.cpu_count() or 1
+            q = {"launches": nq, "wall_ms": float(m.group(1)), "per_s": float(m.group(4)),
+                 "per_s_per_core": float(m.group(4)) / cores, "cores": cores, "exec_to_first_output_ms": stats(lat),
+                 "stop_all_ms": float(m.group(5))}
+            out["qemu_to_first_output"] = q
+            e = out.get("to_first_output")
+            if e and nq != nf:  # the ratio compares the same number of VMs started at once
+                p = tool("firstout", nq, EMBER, "--kernel", TINY, "--cmdline", "ember-test=idle")
+                m = re.search(r"wall_ms=([0-9.]+) launched=(\d+) up=(\d+) per_s=([0-9.]+)", p.stdout)
+                lat = [x / 1000 for x in floats(p.stdout.split("\n", 1)[1] if "\n" in p.stdout else "")]
+                e = {"launches": nq, "per_s": float(m.group(4)), "exec_to_first_output_ms": stats(lat)} \
+                    if m and int(m.group(3)) == nq else None
+                if e:
+                    out["to_first_output_same_n_as_qemu"] = e
+            if e and e["exec_to_first_output_ms"] and q["exec_to_first_output_ms"]:
+                out["ember_over_qemu"] = {
+                    "launches_at_once": nq,
+                    "exec_to_first_output_median": e["exec_to_first_output_ms"]["median"]
+                    / q["exec_to_first_output_ms"]["median"],
+                    "launches_per_s": e["per_s"] / q["per_s"]}
     record("launch_rate_tiny_guest", **out,
            note="to_first_output (the target): N embers started at once, tiny guest `idle` test; launches/s = N / "
                 "time from the first fork to the last VM's first console byte; per core = that / host cores. "
                 "parallel_1/2: whole life cycles (exec, VM set-up, tiny guest prints ~10 lines and resets, "
-                "teardown, exit), 1 or 2 at a time; launches/s = N / wall")
+                "teardown, exit), 1 or 2 at a time; launches/s = N / wall"
+                + ("; qemu_to_first_output: QEMU microvm (-accel kvm) started the same way with the same guest "
+                   "built with a PVH entry (test-guest-pvh.elf), in the same emulated KVM host" if IN_KVMHOST else ""))
 
 
 API_RATE = 2000  # requests/s, all 100 clients together
@@ -418,6 +522,8 @@ def mem_sample(p, mem=128):
 
 def b_memory_quick():
     """QUICK: both VMMs boot the same Linux kernel concurrently; sample at a fixed time."""
+    if IN_KVMHOST:
+        return memory_at_late_boot()
     wait = 8
     pe, le, _ = start_ember_linux("mem-ember")
     pq, lq, _ = start_qemu_linux("mem-qemu")
@@ -430,6 +536,36 @@ def b_memory_quick():
             fail("memory", f"{name} gone before sampling: {e}")
         kill_proc(p)
     record_memory(out, f"sampled {wait} s after exec (both booting concurrently; Linux kernel still in early boot)")
+
+
+def memory_at_late_boot():
+    """QUICK inside the emulated KVM host, where a fixed time means a different point of the boot for each VMM:
+    both boot the same Linux kernel concurrently and each is sampled when its console first shows
+    'Freeing unused kernel' (late boot), at most 120 s after exec."""
+    procs = {"ember": start_ember_linux("mem-ember"), "qemu": start_qemu_linux("mem-qemu")}
+    out, left = {}, dict(procs)
+    while left:
+        for name, (p, logp, t) in list(left.items()):
+            try:
+                txt = open(logp, "rb").read().decode("latin-1")
+            except OSError:
+                txt = ""
+            late = "Freeing unused kernel" in txt
+            if late or time.time() - t > 120 or p.poll() is not None:
+                if p.poll() is not None:
+                    fail("memory", f"{name} exited (rc {p.returncode}) before sampling (log {logp})")
+                else:
+                    try:
+                        out[name] = mem_sample(p)
+                        out[name]["sampled_after_s"] = time.time() - t
+                        out[name]["late_boot"] = late
+                    except OSError as e:
+                        fail("memory", f"{name} gone before sampling: {e}")
+                kill_proc(p)
+                del left[name]
+        time.sleep(0.05)
+    record_memory(out, "both booting concurrently, each sampled when its console first showed 'Freeing unused "
+                       "kernel' (late boot)")
 
 
 def record_memory(out, when):
@@ -471,7 +607,9 @@ def b_linux_boot():
             log(f"boot {name} rep {i}: {'%.1f s' % boot[name][-1] if ok else 'FAILED'}")
             if not ok:
                 fail("linux_boot", f"{name} rep {i}: no 'Run /sbin/init' in {timeout} s (log {logp})")
-    record("linux_boot_to_init_s", ember=stats(boot["ember"]), qemu=stats(boot["qemu"]), reps=reps,
+    se, sq = stats(boot["ember"]), stats(boot["qemu"])
+    record("linux_boot_to_init_s", ember=se, qemu=sq, reps=reps,
+           ember_over_qemu_median=(se["median"] / sq["median"]) if se and sq else None,
            note="wall from exec to the console line 'Run /sbin/init as init process'; same kernel build "
                 "(QEMU: int3-patched copy), same ext4 root on virtio-blk, 1 vCPU, 128 MiB")
     record_memory(mem, "sampled when the console first showed 'Freeing unused kernel' (late boot), first rep")
@@ -634,22 +772,206 @@ def aggregate_costs(trace, cg_top, cg_total):
 
 
 # ---------------------------------------------------------------- main
+def bench_list():
+    """(label, function, where it can run): 'host' needs no KVM; 'vm' needs a VM; 'vm-split' runs only when the
+    VM benchmarks run apart from the others (the QEMU side of exec -> API socket)."""
+    b = [("exec to API socket", b_exec_to_socket, "host"),
+         ("exec to API socket, Ember vs QEMU", b_exec_vs_qemu, "vm-split"),
+         ("InstanceStart", b_instance_start, "vm"),
+         ("launch rate", b_launch_rate, "vm"),
+         ("API latency", b_api_latency, "host"),
+         ("virtio", b_virtio, "host")]
+    b += [("memory (quick)", b_memory_quick, "vm")] if QUICK else [("Linux boot + memory", b_linux_boot, "vm")]
+    b += [("density", b_density, "host"), ("profile", b_profile, "vm")]
+    return b
+
+
+def run_one(name, fn):
+    t = time.time()
+    log(f"{name} ...")
+    try:
+        fn()
+    except Exception as e:  # keep going: a broken benchmark must not hide the others
+        fail(name, repr(e))
+    log(f"{name} done in {time.time() - t:.1f} s")
+
+
+def emit(part):
+    """One result part on stdout, as one line that survives the emulated host's serial console (checked by CRC)."""
+    data = base64.b64encode(zlib.compress(json.dumps(part).encode(), 9)).decode()
+    with STDOUT_LOCK:
+        sys.stdout.write(f"\n{PART_MARK} {zlib.crc32(data.encode())} {data}\n")
+        sys.stdout.flush()
+
+
+def heartbeat():
+    while True:
+        time.sleep(ALIVE_S)
+        with STDOUT_LOCK:
+            sys.stdout.write(ALIVE_MARK + "\n")
+            sys.stdout.flush()
+
+
+def decode_part(rest):
+    m = re.match(r"\s*(\d+) ([A-Za-z0-9+/=]+)\s*$", rest)
+    if not m or zlib.crc32(m.group(2).encode()) != int(m.group(1)):
+        return None
+    try:
+        return json.loads(zlib.decompress(base64.b64decode(m.group(2))))
+    except (ValueError, zlib.error):
+        return None
+
+
+def vm_main(benches):
+    """BENCH_ONLY=vm (inside the emulated KVM host): each benchmark's figures, errors, findings and chart samples
+    go out on stdout as soon as it ends, so a host that freezes later loses only the benchmarks after it."""
+    os.makedirs(WORK, exist_ok=True)  # a folder of its own (writes inside the emulated host stay there)
+    threading.Thread(target=heartbeat, daemon=True).start()
+    emit({"info": kvmhost_info() if IN_KVMHOST else {"kernel": platform.release(), "cpus": os.cpu_count()}})
+    for name, fn, _ in benches:
+        keys, ne, nf = set(results["benchmarks"]), len(results["errors"]), len(results["findings"])
+        SAMPLES.clear()
+        t = time.time()
+        run_one(name, fn)
+        emit({"bench": fn.__name__, "seconds": time.time() - t,
+              "benchmarks": {k: v for k, v in results["benchmarks"].items() if k not in keys},
+              "errors": results["errors"][ne:], "findings": results["findings"][nf:], "samples": dict(SAMPLES)})
+    return 0
+
+
+def stop_group(p):
+    """End the emulated host this script started: its runner's process group (the runner, its QEMU)."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def read_parts(p, lines, got, tail, kh, first_s, stall_s):
+    """Merge the result lines of one emulated-host run as they come; stop the run when it falls silent.
+    Returns whether it had to be stopped."""
+    stalled = False
+    last, seen = time.time(), False
+    while True:
+        try:
+            line = lines.get(timeout=5)
+        except queue.Empty:
+            limit = stall_s if seen else first_s
+            if not stalled and time.time() - last > limit:
+                stalled = True
+                log(f"emulated KVM host: silent for {limit} s (frozen?): stopping it")
+                tail.append(f"silent for {limit} s, stopped")
+                stop_group(p)
+            continue
+        if line is None:
+            return stalled
+        last, seen = time.time(), True
+        line = line.rstrip("\r\n").replace(ALIVE_MARK, "")
+        i = line.find(PART_MARK)
+        if i < 0:
+            if line.strip():
+                print(f"  kvmhost| {line}", flush=True)
+                tail[:] = (tail + [line])[-20:]
+            continue
+        part = decode_part(line[i + len(PART_MARK):])
+        if part is None:
+            log("emulated KVM host: a damaged result line, dropped")
+            continue
+        if "info" in part:
+            kh["info"] = part["info"]
+        results["benchmarks"].update(part.get("benchmarks", {}))
+        results["errors"] += [f"[emulated KVM host] {e}" for e in part.get("errors", [])]
+        results["findings"] += [f"[emulated KVM host] {e}" for e in part.get("findings", [])]
+        for name, xs in part.get("samples", {}).items():
+            save_samples(name, xs)
+        if "bench" in part:
+            got.append(part["bench"])
+
+
+def run_vm_part(benches):
+    """The benchmarks that need a VM, inside the emulated KVM host (tests/kvmhost/run), this script again with
+    BENCH_ONLY=vm; its result lines are merged here. The emulated host can freeze (docs/testing.md): a run that
+    stays silent for STALL s (no heartbeat) is stopped, as is one that reaches run's deadline, and the
+    benchmarks it did not finish run once more in a fresh emulated host."""
+    runner = os.environ.get("BENCH_KVMHOST_RUN", "tests/kvmhost/run")
+    smp = os.environ.get("BENCH_KVMHOST_SMP", "1")
+    mem = os.environ.get("BENCH_KVMHOST_MEM", "3072")
+    deadline = int(os.environ.get("BENCH_KVMHOST_TIMEOUT", "900" if QUICK else "2400"))
+    first_s = 300  # until the first line: the emulated host boots
+    stall_s = int(os.environ.get("BENCH_KVMHOST_STALL", 12 * ALIVE_S))  # then between lines
+    labels = {fn.__name__: name for name, fn, _ in benches}
+    todo = list(labels)
+    kh = results["kvmhost"] = {"where": WHERE_EMU, "runner": runner, "smp": int(smp), "mem_mib": int(mem),
+                               "deadline_s": deadline, "stall_s": stall_s, "attempts": []}
+    rc, tail = None, []
+    for attempt in (1, 2):
+        if not todo:
+            break
+        env = dict(os.environ, BENCH_ONLY="vm", BENCH_VM_BENCHES=",".join(todo),
+                   BENCH_WORK=os.path.join(WORK, f"kvmhost-{attempt}"))
+        cmd = [runner, "--timeout", str(deadline), "--smp", smp, "--mem", mem, "--", "python3", os.path.abspath(__file__)]
+        log(f"emulated KVM host (attempt {attempt}, {smp} vCPU(s), deadline {deadline} s): "
+            + ", ".join(labels[b] for b in todo))
+        t = time.time()
+        got, tail, stalled = [], [], False
+        try:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, errors="replace", env=env, start_new_session=True)
+        except OSError as e:
+            rc, tail = None, [repr(e)]
+            break
+        lines = queue.Queue()
+
+        def reader(out=p.stdout):
+            for line in out:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=reader, daemon=True).start()
+        try:
+            stalled = read_parts(p, lines, got, tail, kh, first_s, stall_s)
+        except BaseException:  # interrupted (Ctrl-C): the emulated host is in a session of its own: end it too
+            stop_group(p)
+            raise
+        rc = p.wait()
+        kh["attempts"].append({"benches": todo, "got": got, "exit": rc, "stalled": stalled,
+                               "wall_s": time.time() - t})
+        todo = [b for b in todo if b not in got]
+        log(f"emulated KVM host: exit {rc} after {time.time() - t:.1f} s"
+            + (f"; no result from {', '.join(labels[b] for b in todo)}" if todo else ""))
+    for b in todo:
+        fail(labels[b], f"no result from the emulated KVM host (tests/kvmhost/run exit {rc}): "
+             + " | ".join(tail[-4:]))
+
+
 def main():
+    benches = bench_list()
+    if not SPLIT and ONLY == "all":
+        benches = [b for b in benches if b[2] != "vm-split"]
+    elif ONLY == "host" or (SPLIT and ONLY == "all"):
+        benches = [b for b in benches if b[2] == "host"]
+    else:  # vm
+        benches = [b for b in benches if b[2] != "host"]
+        only = os.environ.get("BENCH_VM_BENCHES")
+        if only:
+            benches = [b for b in benches if b[1].__name__ in only.split(",")]
+    if ONLY == "vm":
+        return vm_main(benches)
     os.makedirs(OUT, exist_ok=True)
     results["host"] = host_info()
-    log(f"mode {results['host']['mode']}, kvm {results['host']['kvm_flavour']}, {results['host']['cpu']}")
-    benches = [("exec to API socket", b_exec_to_socket), ("InstanceStart", b_instance_start),
-               ("launch rate", b_launch_rate), ("API latency", b_api_latency), ("virtio", b_virtio)]
-    benches += [("memory (quick)", b_memory_quick)] if QUICK else [("Linux boot + memory", b_linux_boot)]
-    benches += [("density", b_density), ("profile", b_profile)]
-    for name, fn in benches:
-        t = time.time()
-        log(f"{name} ...")
-        try:
-            fn()
-        except Exception as e:  # keep going: a broken benchmark must not hide the others
-            fail(name, repr(e))
-        log(f"{name} done in {time.time() - t:.1f} s")
+    results["kvm"] = KVM
+    log(f"mode {results['host']['mode']}, kvm {results['host']['kvm_flavour']}, {results['host']['cpu']}"
+        + (f"; the benchmarks that need a VM run in the {WHERE_EMU}" if SPLIT and ONLY == "all" else ""))
+    for name, fn, _ in benches:
+        run_one(name, fn)
+    if SPLIT and ONLY == "all":
+        run_vm_part([b for b in bench_list() if b[2] != "host"])
     results["runtime_s"] = time.time() - T0
     results["host"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     day = time.strftime("%Y-%m-%d", time.gmtime())
