@@ -74,7 +74,12 @@ static void i8042_reset(void *ctx)
     vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042");
 }
 
-/* Port 0x80 is the PC's POST-code port: Linux writes it as an I/O delay. */
+/*
+ * Ports that answer "nothing here" on purpose: reads all ones, writes
+ * dropped, no warning. Port 0x80 (POST codes, Linux's I/O delay) and the
+ * PCI configuration mechanism at 0xCF8-0xCFF: there is no PCI bus, and a
+ * kernel probes it early even with pci=off (all ones: no host bridge).
+ */
 static void post_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o, (void)off; memset(d, 0xff, len); }
 static void post_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
 static const struct io_ops post_io_ops = {.read = post_read, .write = post_write};
@@ -283,6 +288,8 @@ static int setup_devices(struct vm *vm, struct errmsg *err)
         rc = attach_pio(vm, CMOS_PORT, CMOS_NR_PORTS, "cmos", &cmos_io_ops, &vm->cmos, err);
     if (!rc)
         rc = attach_pio(vm, 0x80, 1, "post-code", &post_io_ops, NULL, err);
+    if (!rc)
+        rc = attach_pio(vm, 0xcf8, 8, "no-pci", &post_io_ops, NULL, err);
     return rc;
 }
 

@@ -13,8 +13,9 @@
 # is printed whole, in order. A test may say, in a comment line of its own:
 #   # integration: long              start it first
 #   # integration: deadline SECONDS  its deadline (default 900)
+#   # integration: smp N             vCPUs of its emulated host (default 1)
 # Environment: EMBER, EMBER_ASAN, JAILER, GUEST_DIR, BUILD (set by `make
-# integration`), ONLY=substring to run a subset.
+# integration`), ONLY="substring ..." to run the tests whose names contain one of them.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -50,12 +51,13 @@ fi
 
 # Whatever a test needs from the network is fetched here, on this machine:
 # the emulated host has no network.
-if [ -z "${ONLY:-}" ] || [[ t_interp_debian_kernel == *"$ONLY"* ]]; then
+if [ -z "${ONLY:-}" ] || [[ " $ONLY " == *debian* ]]; then
   source "$here/debian_kernel.sh"
   debian_kernel >/dev/null || echo "integration: (Debian's cloud kernel could not be fetched; its test will say so)"
 fi
 
 deadline_of() { sed -n 's/^# integration: deadline \([0-9]\+\).*/\1/p' "$1" | head -1; }
+smp_of() { sed -n 's/^# integration: smp \([0-9]\+\).*/\1/p' "$1" | head -1; }
 
 run_one() { # NAME PATH
   local start rc dl try
@@ -65,8 +67,9 @@ run_one() { # NAME PATH
     rc=$?
   else
     dl=$(deadline_of "$2"); dl=${dl:-900}
+    smp=$(smp_of "$2"); smp=${smp:-1}
     for try in 1 2; do
-      "$repo/tests/kvmhost/run" --timeout "$dl" --log "$out/$1.kernel.log" -- bash "$2" > "$out/$1.log" 2>&1
+      "$repo/tests/kvmhost/run" --timeout "$dl" --smp "$smp" --log "$out/$1.kernel.log" -- bash "$2" > "$out/$1.log" 2>&1
       rc=$?
       # 124: deadline (a frozen emulated host); 125: the emulated host itself failed.
       # Either costs this test one fresh emulated host, then counts as a failure.
@@ -80,7 +83,10 @@ run_one() { # NAME PATH
 
 tests=() long=()
 for t in "$here"/t_*.sh; do
-  [ -n "${ONLY:-}" ] && [[ "$(basename "$t")" != *"$ONLY"* ]] && continue
+  if [ -n "${ONLY:-}" ]; then
+    hit=0; for o in $ONLY; do [[ "$(basename "$t")" == *"$o"* ]] && hit=1; done
+    [ $hit = 1 ] || continue
+  fi
   tests+=("$t")
   # A test that says "# integration: long" starts first, so the others share the remaining cores meanwhile.
   grep -q "^# integration: long" "$t" && long+=("$t")

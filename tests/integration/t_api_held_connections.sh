@@ -27,15 +27,16 @@ open(path + ".held", "w").write(got.split(b"\r\n")[0].decode() + "\n")
 time.sleep(600)
 PY
 
-# start ARGS...: ember with an API socket, plus the holder; sets EPID HPID.
+# start NAME [ARGS...]: ember with an API socket, plus the holder; sets EPID HPID.
 start() {
+  local name=$1; shift
   rm -f "$tmp/api.sock" "$tmp/api.sock.held"
   "$EMBER" --api-sock "$tmp/api.sock" "$@" </dev/null >"$tmp/out" 2>"$tmp/err" &
   EPID=$!; pids+=("$EPID")
   for _ in $(seq 200); do [ -S "$tmp/api.sock" ] && break; sleep 0.05; done
   python3 "$tmp/hold.py" "$tmp/api.sock" & HPID=$!; pids+=("$HPID")
   for _ in $(seq 200); do [ -s "$tmp/api.sock.held" ] && break; sleep 0.05; done
-  check "$1: both connections held (first answered: $(cat "$tmp/api.sock.held" 2>/dev/null))" grep -q "HTTP/1.1 200" "$tmp/api.sock.held"
+  check "$name: both connections held (first answered: $(cat "$tmp/api.sock.held" 2>/dev/null))" grep -q "HTTP/1.1 200" "$tmp/api.sock.held"
 }
 ended() { # NAME: waits for ember, then checks exit 0 and no seccomp report
   local rc
