@@ -124,7 +124,8 @@ def write(res, json_path, work, docs):
         lr = g("launch_rate_tiny_guest", f"parallel_{par}")
         if lr:
             rows.append((f"whole life cycles, tiny guest, {par} at a time (VMs/s; per core)",
-                         f"{f(lr['per_s'], 1)}; {f(lr['per_s_per_core'], 1)}/core; launch→exit ms {s3(lr['launch_to_exit_ms'], 1)}",
+                         f"{f(lr['per_s'], 1)}; {f(lr['per_s_per_core'], 1)}/core; launch→exit ms {s3(lr['launch_to_exit_ms'], 1)}"
+                         + (f"; **{lr['failed']} failed** (see Findings)" if lr.get("failed") else ""),
                          where(lrt), "(info)", ""))
 
     api = b.get("api_latency", {})
@@ -200,7 +201,12 @@ def write(res, json_path, work, docs):
                  f"(nested {i.get('kvm_nested', '?')}); {i.get('qemu_version', '?')} as the QEMU microvm compared "
                  f"there; {len(att)} run(s), " + ", ".join(f"{a['wall_s']:.0f} s (exit {a['exit']})" for a in att))
     L.append("")
-    if any_emu:
+    if any_emu and not kh:  # `make bench` run inside the emulated host itself
+        L.append("**Where the figures come from.** This run was made inside the emulated KVM host "
+                 "(`tests/kvmhost`, see `docs/testing.md`): every time below is an **emulator time** (10 to 50 "
+                 "times slower than on hardware), targets in absolute time are not judged (n/a), and the "
+                 "Ember / QEMU ratios are the figures to read.\n")
+    elif any_emu:
         L.append(f"**Where the figures come from.** KVM on this machine: {h.get('kvm_flavour')} (usable means a "
                  "character device `/dev/kvm` that opens read-write). The figures that need no KVM were measured on it (*host*: exec → API socket, "
                  "API latency, the virtio device models, density of idle VMMs). Those that need a VM were measured "
@@ -296,7 +302,8 @@ def write(res, json_path, work, docs):
              "launch rates move a lot with it. Compare Ember and QEMU figures taken in the same run.")
     if any_emu:
         L.append("- **Emulated KVM host**: one QEMU TCG guest (`tests/kvmhost/run`) in which both VMMs run on the "
-                 "emulated kernel's `kvm_amd`, one after the other (memory: at the same time). Emulator time "
+                 "emulated kernel's `kvm_amd`, one after the other (except quick mode's memory figure, where both boot "
+                 "at once). Emulator time "
                  "stretches CPU work and VM exits by different factors (an exit costs far more under TCG than on "
                  "hardware), so even the ratios are indications, not predictions of the hardware figures.")
     if h.get("kvm_flavour") == "kvm-pvm":
