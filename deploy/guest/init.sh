@@ -132,13 +132,14 @@ hold() { # DEV: returns when DEV says "reboot"
     done
 }
 
-init_main() { # CMDLINE: everything but the mounts and the reboot
-    local w
+init_main() { # CMDLINE: everything but the mounts and the reboot; 1 if a check failed
+    local w rc=0
     echo "EMBER-INIT-OK: guest userspace is running"
-    case " $1 " in *" ember.check="*) run_checks "$1" ;; esac
+    case " $1 " in *" ember.check="*) run_checks "$1" || rc=1 ;; esac
     for w in $1; do
         case $w in ember.hold=?*) hold "${w#ember.hold=}" ;; esac
     done
+    return $rc
 }
 
 # Sourced by the host-side test: functions only (busybox sh runs its own
