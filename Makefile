@@ -114,14 +114,17 @@ integration: all asan
 	  GUEST_DIR=$(BUILD)/guest BUILD=$(BUILD) \
 	  tests/integration/run.sh
 
+# Builds run one job per core; the tests themselves are run one target at a time.
+JOBS ?= $(shell nproc)
 test: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	$(MAKE) guest
+	$(MAKE) -j$(JOBS) $(BUILD)/unit-tests asan
 	$(MAKE) unit
 	$(MAKE) integration
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	$(MAKE) guest
 	deploy/demo.sh $(BUILD)
 
