@@ -12,7 +12,6 @@ enum {
     REG_YEAR = 0x09,
     REG_STATUS_A = 0x0a,
     REG_STATUS_B = 0x0b,
-    REG_STATUS_C = 0x0c,
     REG_STATUS_D = 0x0d,
     REG_CENTURY = 0x32,
 };
@@ -22,11 +21,13 @@ enum {
 
 static uint8_t bcd(int v) { return (uint8_t)(((v / 10) << 4) | (v % 10)); }
 
-static uint8_t clock_byte(const struct cmos *c, uint8_t reg, int *is_clock)
+/* The registers computed from the clock rather than kept in NVRAM. */
+static int is_clock_reg(uint8_t reg) { return reg <= REG_STATUS_D || reg == REG_CENTURY; }
+
+static uint8_t clock_byte(const struct cmos *c, uint8_t reg)
 {
     time_t t = c->now();
     struct tm tm;
-    *is_clock = 1;
     if (!gmtime_r(&t, &tm))
         memset(&tm, 0, sizeof(tm));
     switch (reg) {
@@ -40,11 +41,9 @@ static uint8_t clock_byte(const struct cmos *c, uint8_t reg, int *is_clock)
     case REG_CENTURY: return bcd((tm.tm_year + 1900) / 100);
     case REG_STATUS_A: return STATUS_A_DEFAULT;
     case REG_STATUS_B: return STATUS_B_24H;
-    case REG_STATUS_C: return 0;
     case REG_STATUS_D: return STATUS_D_VRT;
     }
-    *is_clock = 0;
-    return 0;
+    return 0; /* status C (no interrupt pending) and the alarm registers (no alarm) */
 }
 
 static void cmos_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
@@ -55,9 +54,7 @@ static void cmos_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
     if (offset == 0) {
         data[0] = 0xff; /* the index port is write-only */
     } else {
-        int is_clock;
-        uint8_t v = clock_byte(c, c->index, &is_clock);
-        data[0] = is_clock ? v : c->ram[c->index];
+        data[0] = is_clock_reg(c->index) ? clock_byte(c, c->index) : c->ram[c->index];
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -71,10 +68,8 @@ static void cmos_write(void *opaque, uint64_t offset, const uint8_t *data, uint3
         c->index = data[0] & 0x7f;
         c->nmi_disabled = data[0] >> 7;
     } else {
-        int is_clock;
-        clock_byte(c, c->index, &is_clock);
         /* Writes to the clock (setting the time) are ignored: the guest's clock is the host's. */
-        if (!is_clock)
+        if (!is_clock_reg(c->index))
             c->ram[c->index] = data[0];
     }
     pthread_mutex_unlock(&c->lock);
