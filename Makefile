@@ -4,7 +4,7 @@ CC ?= gcc
 BUILD ?= build
 SAN ?=
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-               -g -MMD -MP -pthread
+               -g -MMD -MP -pthread -I.
 ifeq ($(SAN),1)
   CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFLAGS_SAN := -fsanitize=address,undefined
@@ -32,7 +32,7 @@ endif
 CFLAGS += $(MHD_CFLAGS)
 # The other libraries are linked from their archives in any case: fewer objects
 # for ld.so to load and relocate (Debian's -dev packages ship PIC archives).
-# liblz4, zlib, liblzma, libzstd: bzImage payloads Ember decompresses itself (vmm/decompress.c).
+# liblz4, zlib, liblzma, libzstd: bzImage payloads Ember decompresses itself (x86/decompress.c).
 COMPRESS_LIBS := -llz4 -lz -llzma -lzstd
 LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl,-Bdynamic -pthread
 
@@ -42,7 +42,9 @@ DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjanss
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
   dnsmasq-base iputils-ping util-linux bsdutils python3
 
-LIB_SRCS := $(filter-out vmm/main.c jailer/main.c,$(wildcard vmm/*.c devices/*.c devices/virtio/*.c api/*.c jailer/*.c))
+# The layers, lowest first (docs/architecture.md); an include never points to a later one.
+LAYERS := core devices devices/virtio interp x86 vm api jailer cmd
+LIB_SRCS := $(filter-out cmd/main.c jailer/main.c,$(foreach d,$(LAYERS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -70,7 +72,7 @@ $(BUILD)/libember.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ember: $(BUILD)/obj/vmm/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+$(BUILD)/ember: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
 	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
 $(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
@@ -131,4 +133,4 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/vmm/main.d $(BUILD)/obj/jailer/main.d
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/cmd/main.d $(BUILD)/obj/jailer/main.d

@@ -1,4 +1,4 @@
-#include "controller.h"
+#include "api/controller.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vmm/log.h"
-#include "../vmm/runner.h"
-#include "../vmm/vm.h"
+#include "core/log.h"
+#include "vm/runner.h"
+#include "vm/vm.h"
 
 #define METRICS_PERIOD_S 60 /* Firecracker flushes metrics every 60 s */
 

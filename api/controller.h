@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../vmm/config.h"
-#include "../vmm/errmsg.h"
+#include "vm/config.h"
+#include "core/errmsg.h"
 
 struct runner;
 struct vm;

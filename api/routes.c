@@ -1,4 +1,4 @@
-#include "routes.h"
+#include "api/routes.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../vmm/cli.h"
-#include "../vmm/vm.h"
+#include "core/version.h"
+#include "vm/vm.h"
 
 #define MSG_PRE_BOOT_ONLY "The requested operation is not supported after starting the microVM."
 #define MSG_POST_BOOT_ONLY "The requested operation is not supported before starting the microVM."
@@ -184,7 +184,7 @@ static int apply_boot_source(struct controller *c, json_t *o, struct errmsg *e)
 
 static int check_id(const char *field, const char *id, const char *path_id, struct errmsg *e)
 {
-    if (!cli_valid_id(id))
+    if (!vm_config_valid_id(id))
         return bad(e, "Invalid value for field `%s`: '%s' must be 1-64 characters of [A-Za-z0-9_].", field, id);
     if (path_id && strcmp(id, path_id) != 0)
         return bad(e, "The id from the path does not match the id from the body!%s%s", "", NULL);

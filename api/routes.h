@@ -8,10 +8,9 @@
 
 #include <jansson.h>
 
-#include "controller.h"
-#include "server.h"
+#include "api/controller.h"
+#include "api/server.h"
 
-#define EMBER_VERSION_STRING "0.1.0"
 
 /* The api_handler: ctx is the struct controller. */
 void api_handle(void *ctx, const char *method, const char *path, const char *body, size_t len,

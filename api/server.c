@@ -1,4 +1,4 @@
-#include "server.h"
+#include "api/server.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../vmm/log.h"
+#include "core/log.h"
 
 /* One request on its way from the API thread to the VMM thread and back. */
 struct pending {

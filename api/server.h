@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#include "../vmm/errmsg.h"
-#include "../vmm/event_loop.h"
+#include "core/errmsg.h"
+#include "core/event_loop.h"
 
 #define API_MAX_BODY 51200 /* Firecracker's --http-api-max-payload-size default */
 

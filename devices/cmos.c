@@ -1,4 +1,4 @@
-#include "cmos.h"
+#include "devices/cmos.h"
 
 #include <string.h>
 

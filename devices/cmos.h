@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "device.h"
+#include "core/io.h"
 
 #define CMOS_PORT 0x70
 #define CMOS_NR_PORTS 2

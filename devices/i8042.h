@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "device.h"
+#include "core/io.h"
 
 #define I8042_DATA_PORT 0x60
 #define I8042_CMD_PORT 0x64

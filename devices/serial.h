@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "device.h"
+#include "core/io.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_GSI 4

@@ -1,4 +1,4 @@
-#include "args.h"
+#include "jailer/args.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-#include "../vmm/errmsg.h"
+#include "core/errmsg.h"
 
 #define JL_ID_MAX 64
 #define JL_MAX_CGROUPS 32

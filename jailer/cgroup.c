@@ -1,4 +1,4 @@
-#include "cgroup.h"
+#include "jailer/cgroup.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -16,8 +16,8 @@
 
 #include <sys/types.h>
 
-#include "../vmm/errmsg.h"
-#include "args.h"
+#include "core/errmsg.h"
+#include "jailer/args.h"
 
 #define JL_CG_MAX_DIRS 12
 #define JL_CG_MAX_WRITES (2 * JL_MAX_CGROUPS)

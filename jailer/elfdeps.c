@@ -1,4 +1,4 @@
-#include "elfdeps.h"
+#include "jailer/elfdeps.h"
 
 #include <elf.h>
 #include <errno.h>

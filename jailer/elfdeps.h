@@ -11,7 +11,7 @@
 #include <limits.h>
 #include <stddef.h>
 
-#include "../vmm/errmsg.h"
+#include "core/errmsg.h"
 
 #define JL_ELF_MAX_NEEDED 64
 #define JL_ELF_MAX_RUNPATH 8

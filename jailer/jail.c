@@ -1,4 +1,4 @@
-#include "jail.h"
+#include "jailer/jail.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "elfdeps.h"
+#include "jailer/elfdeps.h"
 
 #define RM_MAX_DEPTH 256 /* deeper trees (made by a hostile VMM) are left, with an error */
 

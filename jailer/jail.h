@@ -16,7 +16,7 @@
 #include <limits.h>
 #include <sys/types.h>
 
-#include "../vmm/errmsg.h"
+#include "core/errmsg.h"
 
 #define JL_JAIL_MAX_MADE 64
 

@@ -22,13 +22,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "../api/routes.h" /* EMBER_VERSION_STRING */
-#include "args.h"
-#include "cgroup.h"
-#include "jail.h"
-#include "jailer.h"
-#include "privs.h"
-#include "supervise.h"
+#include "core/version.h"
+#include "jailer/args.h"
+#include "jailer/cgroup.h"
+#include "jailer/jail.h"
+#include "jailer/jailer.h"
+#include "jailer/privs.h"
+#include "jailer/supervise.h"
 
 /* What this run made on the host, for the cleanup. Static: the plan structures are large. */
 static struct jl_args args;

@@ -1,4 +1,4 @@
-#include "privs.h"
+#include "jailer/privs.h"
 
 #include <cap-ng.h>
 #include <errno.h>

@@ -7,8 +7,8 @@
 
 #include <sys/types.h>
 
-#include "../vmm/errmsg.h"
-#include "args.h"
+#include "core/errmsg.h"
+#include "jailer/args.h"
 
 /* Closes every fd above 2 (close_range), puts /dev/null on a closed 0-2, empties the environment. */
 int jl_sanitize(struct errmsg *err);

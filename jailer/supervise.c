@@ -1,4 +1,4 @@
-#include "supervise.h"
+#include "jailer/supervise.h"
 
 #include <dirent.h>
 #include <errno.h>

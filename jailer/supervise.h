@@ -13,8 +13,8 @@
 
 #include <sys/types.h>
 
-#include "../vmm/errmsg.h"
-#include "jailer.h"
+#include "core/errmsg.h"
+#include "jailer/jailer.h"
 
 /* A step's failure, as the child sends it and as the supervisor relays it. */
 struct jl_report {

@@ -41,12 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../devices/virtio/blk.h"
-#include "../devices/virtio/net.h"
-#include "../devices/virtio/virtio.h"
-#include "../vmm/event_loop.h"
-#include "../vmm/guest_mem.h"
-#include "../vmm/log.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/virtio.h"
+#include "core/event_loop.h"
+#include "core/guest_mem.h"
+#include "core/log.h"
 
 /* virtio-mmio registers the driver touches. */
 #define R_DEV_FEATURES 0x010

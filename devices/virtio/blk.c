@@ -1,4 +1,4 @@
-#include "blk.h"
+#include "devices/virtio/blk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +12,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../../vmm/log.h"
-#include "virtio.h"
+#include "core/log.h"
+#include "devices/virtio/virtio.h"
 
 #define VIRTIO_BLK_F_SEG_MAX 2
 #define VIRTIO_BLK_F_RO 5

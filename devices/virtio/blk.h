@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/errmsg.h"
-#include "mmio.h"
+#include "core/errmsg.h"
+#include "devices/virtio/mmio.h"
 
 enum blk_engine { BLK_ENGINE_SYNC, BLK_ENGINE_ASYNC };
 

@@ -1,4 +1,4 @@
-#include "mmio.h"
+#include "devices/virtio/mmio.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -7,8 +7,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "../../vmm/log.h"
-#include "virtio.h"
+#include "core/log.h"
+#include "devices/virtio/virtio.h"
 
 /* Register offsets (virtio 1.2, 4.2.2). */
 #define R_MAGIC 0x000

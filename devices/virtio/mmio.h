@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/event_loop.h"
-#include "../../vmm/guest_mem.h"
-#include "../device.h"
-#include "queue.h"
+#include "core/event_loop.h"
+#include "core/guest_mem.h"
+#include "core/io.h"
+#include "devices/virtio/queue.h"
 
 #define VIRTIO_MMIO_SIZE 0x1000
 #define VIRTIO_MMIO_MAX_QUEUES 2

@@ -1,4 +1,4 @@
-#include "net.h"
+#include "devices/virtio/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../../vmm/log.h"
-#include "virtio.h"
+#include "core/log.h"
+#include "devices/virtio/virtio.h"
 
 #define F_CSUM 0
 #define F_GUEST_CSUM 1

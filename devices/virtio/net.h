@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/errmsg.h"
-#include "mmio.h"
+#include "core/errmsg.h"
+#include "devices/virtio/mmio.h"
 
 struct net_config {
     const char *id;

@@ -1,4 +1,4 @@
-#include "queue.h"
+#include "devices/virtio/queue.h"
 
 #include <errno.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/alloc.h"
+#include "core/alloc.h"
 
 #define RAM (2ULL << 20)
 static uint8_t *backing;
@@ -160,7 +160,7 @@ Test(alloc, dynamic_mmio_window_runs_out)
 Test(alloc, BUG_dynamic_mmio_huge_len_does_not_corrupt_window)
 {
     /*
-     * BUG (vmm/alloc.c alloc_mmio): `a->mmio_next + len` wraps for a page-aligned len
+     * BUG (core/alloc.c alloc_mmio): `a->mmio_next + len` wraps for a page-aligned len
      * near 2^64, so the loop runs, moves mmio_next *below* ALLOC_MMIO_DYN_BASE and
      * returns -EINVAL; the next allocation is then handed out outside the window.
      */

@@ -20,11 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../api/controller.h"
-#include "../../api/routes.h"
-#include "../../api/server.h"
-#include "../../vmm/runner.h"
-#include "../../vmm/vm.h"
+#include "api/controller.h"
+#include "api/routes.h"
+#include "core/version.h"
+#include "api/server.h"
+#include "vm/runner.h"
+#include "vm/vm.h"
 
 static struct runner runner;
 static struct vm vm;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/bootparams.h"
-#include "../../vmm/layout.h"
+#include "x86/bootparams.h"
+#include "x86/layout.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

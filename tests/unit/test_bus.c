@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "../../vmm/bus.h"
+#include "core/bus.h"
 
 static void nop_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
 static void nop_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }

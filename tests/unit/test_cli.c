@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../../vmm/cli.h"
+#include "cmd/cli.h"
 
 static struct cli_opts o;
 static struct errmsg err;
@@ -116,7 +116,7 @@ Test(cli, vcpus_bounds)
 Test(cli, BUG_vcpus_leading_whitespace_refused)
 {
     /*
-     * BUG (vmm/cli.c parse_uint): "digits only" is not enforced: strtoull skips
+     * BUG (cmd/cli.c parse_uint): "digits only" is not enforced: strtoull skips
      * leading whitespace, so " 2" and "\t+3" are accepted as 2 and 3.
      * Fix: require isdigit((unsigned char)s[0]) instead of testing for '-'/'+'.
      */
@@ -158,7 +158,7 @@ Test(cli, unknown_option)
 Test(cli, BUG_unknown_grouped_short_option_named)
 {
     /*
-     * BUG (vmm/cli.c cli_parse, default case): for a grouped short option ("-xy")
+     * BUG (cmd/cli.c cli_parse, default case): for a grouped short option ("-xy")
      * getopt has not advanced optind yet, so argv[optind - 1] is the *previous*
      * argument: the message says "unknown argument 'k'" (or 'ember').
      * Fix: name optopt when it is set ("unknown option '-%c'"), argv[optind - 1] otherwise.
@@ -332,17 +332,17 @@ Test(cli, net_errors)
 
 Test(cli, valid_ids)
 {
-    cr_assert(cli_valid_id("a"));
-    cr_assert(cli_valid_id("Root_FS_1"));
-    cr_assert_not(cli_valid_id(""));
-    cr_assert_not(cli_valid_id("a-b"));
-    cr_assert_not(cli_valid_id("a b"));
-    cr_assert_not(cli_valid_id("é"));
+    cr_assert(vm_config_valid_id("a"));
+    cr_assert(vm_config_valid_id("Root_FS_1"));
+    cr_assert_not(vm_config_valid_id(""));
+    cr_assert_not(vm_config_valid_id("a-b"));
+    cr_assert_not(vm_config_valid_id("a b"));
+    cr_assert_not(vm_config_valid_id("é"));
     char id[66];
     memset(id, 'x', 64);
     id[64] = '\0';
-    cr_assert(cli_valid_id(id), "64 characters");
+    cr_assert(vm_config_valid_id(id), "64 characters");
     id[64] = 'x';
     id[65] = '\0';
-    cr_assert_not(cli_valid_id(id), "65 characters");
+    cr_assert_not(vm_config_valid_id(id), "65 characters");
 }

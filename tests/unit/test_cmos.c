@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../../devices/cmos.h"
+#include "devices/cmos.h"
 
 /* 2026-12-05 21:46:43 UTC, a Saturday. */
 static time_t fixed_now(void) { return 1796507203; }

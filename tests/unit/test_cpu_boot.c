@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/cpu_boot.h"
-#include "../../vmm/guest_walk.h"
-#include "../../vmm/layout.h"
+#include "x86/cpu_boot.h"
+#include "interp/guest_walk.h"
+#include "x86/layout.h"
 
 #define RAM (1ULL << 20)
 static uint8_t *backing;
@@ -111,7 +111,7 @@ Test(boot_tables, gdt_matches_segment_registers)
 Test(boot_tables, BUG_idt_does_not_overlap_gdt)
 {
     /*
-     * BUG (vmm/layout.h BOOT_IDT_GPA 0x520 vs cpu_boot.c GDT_ENTRIES 5): the GDT is
+     * BUG (x86/layout.h BOOT_IDT_GPA 0x520 vs cpu_boot.c GDT_ENTRIES 5): the GDT is
      * 5 descriptors (0x500..0x527, limit 39), so the IDT at 0x520 is the TSS
      * descriptor's slot and boot_tables_write's `*idt = 0` wipes the TSS entry.
      * Fix: move BOOT_IDT_GPA past the GDT (e.g. 0x528 or 0x530).

@@ -1,5 +1,5 @@
 /*
- * Host-side bzImage payload decompression (vmm/decompress.c) and the loader
+ * Host-side bzImage payload decompression (x86/decompress.c) and the loader
  * path that uses it: payloads made here with the same libraries' compressors,
  * in the layout the kernel build writes (compressed stream + 4-byte size).
  */
@@ -14,8 +14,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "../../vmm/decompress.h"
-#include "../../vmm/loader.h"
+#include "x86/decompress.h"
+#include "x86/loader.h"
 
 static struct errmsg err;
 

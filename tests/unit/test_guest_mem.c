@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../../vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

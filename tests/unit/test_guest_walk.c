@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/guest_walk.h"
+#include "interp/guest_walk.h"
 
 #define RAM (4ULL << 20)
 #define P 0x1ULL

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../vmm/hostcompat.h"
+#include "vm/hostcompat.h"
 
 /* Whether `word` appears in `s` as a whole space-separated word. */
 static int has_word(const char *s, const char *word)

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../devices/i8042.h"
+#include "devices/i8042.h"
 
 #define DATA 0
 #define CMD 4

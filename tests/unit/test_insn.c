@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../vmm/insn.h"
+#include "interp/insn.h"
 
 #define DECODE(mode, ...)                                                                          \
     ({                                                                                             \

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "../../vmm/insn.h"
+#include "interp/insn.h"
 
 static struct insn in;
 

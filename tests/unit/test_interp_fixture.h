@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/guest_walk.h"
-#include "../../vmm/insn.h"
-#include "../../vmm/interp_cpu.h"
+#include "interp/guest_walk.h"
+#include "interp/insn.h"
+#include "interp/interp_cpu.h"
 
 #define FX_RAM (4ULL << 20)
 #define FX_PML4 0x1000ULL

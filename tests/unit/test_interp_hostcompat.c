@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../../vmm/hostcompat.h"
+#include "vm/hostcompat.h"
 
 Test(interp_hostcompat, uniprocessor_needs_no_arguments)
 {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../jailer/args.h"
+#include "jailer/args.h"
 
 static struct jl_args a;
 static struct errmsg err;

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../jailer/cgroup.h"
+#include "jailer/cgroup.h"
 
 /* This project's machines: v1 controllers each on its own, a cgroup2 hierarchy with only hugetlb. */
 static const char *mounts =

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../jailer/elfdeps.h"
-#include "../../jailer/jail.h"
+#include "jailer/elfdeps.h"
+#include "jailer/jail.h"
 
 static struct errmsg err;
 static struct jl_jail jail;

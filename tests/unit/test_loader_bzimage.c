@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/loader.h"
+#include "x86/loader.h"
 
 #define RAM (4ULL << 20)
 #define SETUP_SECTS 2
@@ -167,7 +167,7 @@ Test(bzimage, non_relocatable_loads_at_pref_address)
 Test(bzimage, BUG_non_relocatable_below_1mib_refused)
 {
     /*
-     * BUG (vmm/loader_bzimage.c load_bzimage): a non-relocatable image's pref_address
+     * BUG (x86/loader_bzimage.c load_bzimage): a non-relocatable image's pref_address
      * is used unchecked, so the kernel is copied over the boot area below 1 MiB
      * (GDT, page tables, zero page, MP table) which Ember overwrites afterwards.
      * The ELF loader refuses the same case ("overlaps the boot area below 1 MiB").

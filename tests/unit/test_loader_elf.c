@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/loader.h"
+#include "x86/loader.h"
 
 #define RAM (4ULL << 20)
 #define DATA_OFF 0x200 /* segment data start in the built images */
@@ -431,7 +431,7 @@ Test(elf, malformed_note_area_never_reads_out_of_bounds)
 Test(elf, BUG_malformed_note_area_is_an_error)
 {
     /*
-     * BUG / spec mismatch (vmm/loader_elf.c scan_notes + load_elf): a malformed note
+     * BUG / spec mismatch (x86/loader_elf.c scan_notes + load_elf): a malformed note
      * area is silently treated as "no PVH note" and the kernel boots through its
      * 64-bit entry instead; the brief requires a negative errno and a message.
      */

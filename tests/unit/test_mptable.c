@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/alloc.h"
-#include "../../vmm/layout.h"
-#include "../../vmm/mptable.h"
+#include "core/alloc.h"
+#include "x86/layout.h"
+#include "x86/mptable.h"
 
 #define RAM (1ULL << 20)
 static uint8_t *backing;

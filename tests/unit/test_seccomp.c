@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../vmm/seccomp.h"
+#include "vm/seccomp.h"
 
 /* In a child: optionally precompile, install the vCPU filter, make one allowed and one forbidden call. */
 static int child_status(int precompile)

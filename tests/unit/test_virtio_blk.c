@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../devices/virtio/blk.h"
-#include "../../devices/virtio/virtio.h"
-#include "../../vmm/event_loop.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/virtio.h"
+#include "core/event_loop.h"
 
 enum {
     DEV_FEATURES = 0x010, DEV_FEATURES_SEL = 0x014, DRV_FEATURES = 0x020, DRV_FEATURES_SEL = 0x024,

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../devices/virtio/mmio.h"
-#include "../../devices/virtio/virtio.h"
-#include "../../vmm/event_loop.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio.h"
+#include "core/event_loop.h"
 
 /* Register offsets (virtio 1.2, 4.2.2). */
 enum {

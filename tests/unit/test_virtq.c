@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../../devices/virtio/queue.h"
+#include "devices/virtio/queue.h"
 
 #define MEM (4ULL << 20)
 #define DESC_GPA 0x1000ULL  /* 256 descriptors fit in 4 KiB */

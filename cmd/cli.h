@@ -1,0 +1,35 @@
+/* Command-line parsing for `ember`. */
+#ifndef EMBER_CLI_H
+#define EMBER_CLI_H
+
+#include <stdio.h>
+
+#include "vm/config.h"
+#include "core/errmsg.h"
+#include "core/log.h"
+
+struct cli_opts {
+    struct vm_config vm;
+    enum log_level log_level;
+    int help;
+    int version;
+    const char *api_sock;
+    const char *config_file;
+    const char *instance_id;
+    int no_api;
+    int no_seccomp;
+    int seccomp_print;
+    char *owned[EMBER_MAX_DRIVES + EMBER_MAX_NETS]; /* copies the device specs point into */
+    unsigned nr_owned;
+};
+
+/* 0 on success; -EINVAL with a message naming the bad argument. */
+int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err);
+void cli_usage(FILE *out);
+void cli_free(struct cli_opts *o);
+/* Parses "id=rootfs,path=...,root,ro,io_engine=sync|async" (the string is modified in place). */
+int cli_parse_drive(char *spec, struct blk_config *d, struct errmsg *err);
+/* Parses "id=eth0,tap=tap0,mac=06:00:ac:10:00:02" (modified in place). */
+int cli_parse_net(char *spec, struct net_config *n, struct errmsg *err);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * ember: one process, one microVM. The VM is described on the command line,
+ * in a Firecracker-shaped config file, or over the REST API; all three feed
+ * the same controller, served by one control loop on this (the VMM) thread.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <time.h>
+#include <sys/prctl.h>
+
+#include "api/controller.h"
+#include "api/routes.h"
+#include "api/server.h"
+#include "cmd/cli.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "vm/runner.h"
+#include "vm/seccomp.h"
+#include "vm/vm.h"
+
+#define EXIT_BAD_CONFIG 152 /* Firecracker's code for a bad JSON configuration */
+#define EXIT_BAD_ARGS 153   /* Firecracker's code for argument errors */
+
+/* Reports how the VM ended and returns ember's exit status. */
+static int report_end(const struct vm *vm)
+{
+    int status = vm_exit_status(vm);
+    if (status == 0)
+        log_info("%s", vm->end_reason);
+    else
+        fprintf(stderr, "ember: guest %s: %s\n", status == 2 ? "crashed" : "stopped on an error", vm->end_reason);
+    return status;
+}
+
+static int load_config_file(struct controller *ctl, const char *path, struct errmsg *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return err_set(err, -EINVAL, "config file '%s': %s (line %d, column %d)", path, je.text, je.line, je.column);
+    struct errmsg inner;
+    int rc = api_apply_config(ctl, root, &inner);
+    json_decref(root);
+    if (!rc && !ctl->boot_set)
+        rc = err_set(&inner, -EINVAL, "\"boot-source\" is missing");
+    return rc ? err_set(err, rc, "config file '%s': %s", path, inner.text) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* Large, and the process has exactly one of each. */
+    static struct vm vm;
+    static struct runner runner;
+    static struct controller ctl;
+    vm.t_start_ns = now_ns();
+    struct cli_opts opts;
+    struct errmsg err = {{0}};
+    if (cli_parse(argc, argv, &opts, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        cli_free(&opts);
+        return EXIT_BAD_ARGS;
+    }
+    if (opts.help || opts.version || opts.seccomp_print) {
+        if (opts.seccomp_print)
+            seccomp_print(stdout);
+        else if (opts.help)
+            cli_usage(stdout);
+        else
+            printf("ember %s\n", EMBER_VERSION_STRING);
+        cli_free(&opts);
+        return 0;
+    }
+    log_set_level(opts.log_level);
+    seccomp_set_enabled(!opts.no_seccomp);
+    prctl(PR_SET_NAME, "ember");
+    /*
+     * One malloc arena: per-thread arenas shrink by reading
+     * /proc/sys/vm/overcommit_memory, an open() no filtered thread may make.
+     */
+    mallopt(M_ARENA_MAX, 1);
+    /* No core dumps of guest memory, and no ptrace by other processes of the same uid. */
+    prctl(PR_SET_DUMPABLE, 0);
+    /* Time zone rules from the environment, never from /etc/localtime: filtered threads open no files. */
+    setenv("TZ", "UTC0", 1);
+    tzset();
+    /* Seed jansson's hash now: seeding later opens /dev/urandom on a filtered thread. */
+    json_object_seed(0);
+
+    int status = 1;
+    struct api_server *api = NULL;
+    ctl_init(&ctl, &runner, &vm, opts.instance_id);
+    if (runner_init(&runner, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    ctl_from_cli(&ctl, &opts.vm, &err);
+    if (opts.config_file && load_config_file(&ctl, opts.config_file, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        status = EXIT_BAD_CONFIG;
+        goto out;
+    }
+    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, seccomp_install_api, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    if (opts.api_sock)
+        log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - vm.t_start_ns) / 1e6);
+    if (opts.api_sock && !ctl.boot_set) {
+        /*
+         * While the orchestrator sends its configuration, make what no
+         * configuration changes, so InstanceStart does not wait for it.
+         * A failure here is not final: InstanceStart tries again and reports.
+         */
+        struct errmsg perr;
+        if (vm_prepare(&vm, &perr))
+            log_debug("KVM objects not prepared ahead: %s", perr.text);
+        /* Likewise the VMM and vCPU threads' seccomp filters (~0.1 ms each to compile). */
+        if (seccomp_precompile(THREAD_VMM, &perr) || seccomp_precompile(THREAD_VCPU, &perr))
+            log_debug("seccomp filters not compiled ahead: %s", perr.text);
+    }
+    if (ctl.boot_set && (opts.vm.kernel_path || opts.config_file) && ctl_start(&ctl, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    runner_loop(&runner);
+    status = 0;
+out:
+    api_server_stop(api);
+    int started = ctl.state != CTL_NOT_STARTED;
+    runner_finish(&runner);
+    ctl_destroy(&ctl);
+    if (started)
+        status = report_end(&vm);
+    vm_destroy(&vm);
+    cli_free(&opts);
+    return status;
+}

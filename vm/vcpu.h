@@ -1,0 +1,20 @@
+/* vCPU creation, architectural setup and the per-vCPU run thread. */
+#ifndef EMBER_VCPU_H
+#define EMBER_VCPU_H
+
+#include "core/errmsg.h"
+
+struct vm;
+struct vcpu;
+
+/* Creates vCPU `id` and sets CPUID, MSRs, FPU and LAPIC; the BSP also gets boot registers. */
+int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err);
+int vcpu_start_thread(struct vcpu *v, struct errmsg *err);
+/* Makes a vCPU leave KVM_RUN promptly (used once the VM's end is decided). */
+void vcpu_kick(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+
+/* The signal used to kick vCPU threads out of KVM_RUN. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+#endif
