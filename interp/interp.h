@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
-#include "core/guest_mem.h"
 
+struct guest_mem;
 struct kvm_run;
 
 /* What the interpreter needs of the vCPU that failed (the VM layer fills it in). */

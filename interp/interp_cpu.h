@@ -103,7 +103,7 @@ unsigned interp_needs(enum interp_insn kind);
  */
 int interp_exec(struct interp_cpu *c, const struct insn *in);
 
-/* Instructions after which the caller runs ahead (vector ones), and those a run-ahead may run. */
+/* Instructions after which the caller runs ahead, and those a run-ahead may run (INSN_F_*, insn_table.h). */
 int interp_starts_runahead(enum interp_insn kind);
 int interp_runahead_ok(enum interp_insn kind);
 /*
@@ -144,7 +144,7 @@ int interp_read_for_write(struct interp_cpu *c, uint64_t lin, int ss, void *dst,
 /* Host pointer for a write access of len bytes that stays inside one page (for atomics). */
 int interp_map_write(struct interp_cpu *c, uint64_t lin, int ss, unsigned len, void **host);
 
-/* ---- the routines, one per row of INTERP_INSN_TABLE (insn_table.h) ---- */
+/* ---- the routines the rows of INTERP_INSN_TABLE (insn_table.h) name ---- */
 
 /*
  * A routine runs one instruction on the snapshot: 0 done (RIP is advanced by
