@@ -187,8 +187,8 @@ int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct ins
     if (kind < 0)
         return -ENOENT;
     out->kind = (enum interp_insn)kind;
-    /* LOCK is #UD on hardware except on CMPXCHG8B/16B: not ours to paper over. */
-    if (out->lock && kind != INSN_CMPXCHG8B && kind != INSN_CMPXCHG16B)
+    /* LOCK is #UD on hardware except where the table allows it: not ours to paper over. */
+    if (out->lock && !(interp_insn_flags(out->kind) & INSN_F_LOCK_OK))
         return -ENOENT;
     out->len = (uint8_t)i;
     return 0;

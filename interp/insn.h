@@ -51,8 +51,8 @@ struct insn {
 
 /*
  * Decodes one instruction Ember can interpret; -ENOENT if it is none of them
- * (or a form of one that hardware would refuse, e.g. a LOCK prefix other than
- * on CMPXCHG8B/16B). Recognised:
+ * (or a form of one that hardware would refuse, e.g. a LOCK prefix on a kind
+ * without INSN_F_LOCK_OK in insn_table.h). Recognised:
  *   CC INT3 | 9B FWAIT | F3 [REX] 0F B8 /r POPCNT
  *   [REX.W] 0F AE /4 XSAVE, /5 XRSTOR, /6 XSAVEOPT (memory operand, no 66/F2/F3)
  *   [REX.W] 0F C7 /3 XRSTORS, /4 XSAVEC, /5 XSAVES (memory operand, no 66/F2/F3)

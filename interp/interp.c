@@ -1,7 +1,7 @@
 /*
  * The interpreter's KVM side: on an emulation failure, take a snapshot of the
  * vCPU (registers, and for the instructions that need them the FPU, XSAVE
- * image, XCR0, IA32_XSS), run the routine (interp_exec.c, interp_xsave.c),
+ * image, XCR0, IA32_XSS: the row's needs in insn_table.h), run its routine,
  * write back what changed, deliver the exception the instruction raised, if
  * any, and let the vCPU resume.
  */
@@ -17,7 +17,6 @@
 #include "interp/insn.h"
 #include "interp/interp_cpu.h"
 #include "core/log.h"
-#include "vm/vm.h"
 
 static enum cpu_mode cpu_mode_of(const struct kvm_sregs *s)
 {
@@ -63,7 +62,7 @@ static const char *vector_name(uint8_t v)
     }
 }
 
-static int inject(struct vcpu *v, struct kvm_sregs *sregs, const struct interp_event *e)
+static int inject(const struct interp_vcpu *v, struct kvm_sregs *sregs, const struct interp_event *e)
 {
     if (e->set_cr2) {
         sregs->cr2 = e->cr2;
@@ -83,7 +82,7 @@ static int inject(struct vcpu *v, struct kvm_sregs *sregs, const struct interp_e
     return 0;
 }
 
-static int get_xcr0(struct vcpu *v, uint64_t *xcr0)
+static int get_xcr0(const struct interp_vcpu *v, uint64_t *xcr0)
 {
     struct kvm_xcrs x;
     memset(&x, 0, sizeof(x));
@@ -96,7 +95,7 @@ static int get_xcr0(struct vcpu *v, uint64_t *xcr0)
     return 0;
 }
 
-static int set_xcr0(struct vcpu *v, uint64_t xcr0)
+static int set_xcr0(const struct interp_vcpu *v, uint64_t xcr0)
 {
     struct kvm_xcrs x;
     memset(&x, 0, sizeof(x));
@@ -112,7 +111,7 @@ struct one_msr {
 };
 
 /* An MSR's value, or 0 when KVM does not know it. */
-static uint64_t get_msr(struct vcpu *v, uint32_t index)
+static uint64_t get_msr(const struct interp_vcpu *v, uint32_t index)
 {
     struct one_msr m;
     memset(&m, 0, sizeof(m));
@@ -121,7 +120,7 @@ static uint64_t get_msr(struct vcpu *v, uint32_t index)
     return ioctl(v->fd, KVM_GET_MSRS, &m) == 1 ? m.e.data : 0;
 }
 
-static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
+static int set_msr(const struct interp_vcpu *v, uint32_t index, uint64_t value)
 {
     struct one_msr m;
     memset(&m, 0, sizeof(m));
@@ -132,7 +131,7 @@ static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
     return n == 1 ? 0 : n < 0 ? -errno : -EINVAL;
 }
 
-int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
+int interp_emulation_failure(const struct interp_vcpu *v, struct errmsg *err)
 {
     struct kvm_run *run = v->run;
     struct interp_cpu c;
@@ -157,7 +156,7 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
         if (mode != MODE_LONG64)
             lin &= 0xffffffffULL;
         n = INSN_MAX_LEN;
-        while (n && guest_read_linear(&v->vm->alloc.mem, &c.sregs, lin, bytes, n))
+        while (n && guest_read_linear(v->mem, &c.sregs, lin, bytes, n))
             n--; /* the instruction may end right before an unmapped page */
     }
     char hex[64];
@@ -171,7 +170,7 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
 
     pthread_once(&host_layout_once, host_layout_init);
     c.mode = mode;
-    c.gm = &v->vm->alloc.mem;
+    c.gm = v->mem;
     c.xl = &host_layout;
     c.rng = interp_host_rng;
     struct kvm_xsave xsave;
@@ -205,9 +204,9 @@ int interp_emulation_failure(struct vcpu *v, struct errmsg *err)
     if (rc < 0)
         return err_set(err, rc, "vCPU %d: %s at RIP %#llx (%s mode, bytes [%s]) cannot be interpreted: %s", v->id,
                        what, (unsigned long long)rip, mode_name(mode), hex, c.why);
-    v->stats.insns[in.kind]++;
+    v->insn_counts[in.kind]++;
     if (!c.event.pending && interp_starts_runahead(in.kind))
-        interp_run_ahead(&c, RUNAHEAD_MAX, v->stats.insns);
+        interp_run_ahead(&c, RUNAHEAD_MAX, v->insn_counts);
 
     if (c.xsave_dirty && ioctl(v->fd, KVM_SET_XSAVE, &xsave) < 0)
         return err_set(err, -errno, "vCPU %d: %s at RIP %#llx: KVM_SET_XSAVE failed: %s", v->id, what,

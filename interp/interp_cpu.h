@@ -85,7 +85,7 @@ struct interp_cpu {
     interp_rng_fn rng;
     /* Out: what changed besides regs (always written back), and the exception to deliver. */
     int xsave_dirty, xcr0_dirty;
-    int rip_written;               /* a taken branch set RIP itself */
+    int rip_written;               /* the routine set RIP itself (a taken branch, INT3) */
     int msr_dirty;                 /* write msr_index := msr_value (FS/GS base) */
     uint32_t msr_index;
     uint64_t msr_value;
@@ -93,12 +93,7 @@ struct interp_cpu {
     char why[200];                 /* set when interp_exec returns < 0 */
 };
 
-/* What an instruction needs loaded besides regs and sregs (INTERP_NEED_*). */
-#define INTERP_NEED_FPU 0x1u   /* fcw, fsw */
-#define INTERP_NEED_XSAVE 0x2u /* xsave image */
-#define INTERP_NEED_XCR0 0x4u
-#define INTERP_NEED_XSS 0x8u
-#define INTERP_NEED_TSC_AUX 0x10u
+/* What an instruction needs loaded besides regs and sregs (INTERP_NEED_*, insn_table.h). */
 unsigned interp_needs(enum interp_insn kind);
 
 /*
@@ -108,7 +103,7 @@ unsigned interp_needs(enum interp_insn kind);
  */
 int interp_exec(struct interp_cpu *c, const struct insn *in);
 
-/* Instructions after which the caller runs ahead (vector ones), and those a run-ahead may run. */
+/* Instructions after which the caller runs ahead, and those a run-ahead may run (INSN_F_*, insn_table.h). */
 int interp_starts_runahead(enum interp_insn kind);
 int interp_runahead_ok(enum interp_insn kind);
 /*
@@ -149,12 +144,30 @@ int interp_read_for_write(struct interp_cpu *c, uint64_t lin, int ss, void *dst,
 /* Host pointer for a write access of len bytes that stays inside one page (for atomics). */
 int interp_map_write(struct interp_cpu *c, uint64_t lin, int ss, unsigned len, void **host);
 
-/* ---- routine families ---- */
-int interp_xsave_family(struct interp_cpu *c, const struct insn *in);
-int interp_xgetbv(struct interp_cpu *c, const struct insn *in);
-int interp_xsetbv(struct interp_cpu *c, const struct insn *in);
-/* LDMXCSR/STMXCSR and the VEX/EVEX vector operations (interp_simd.c). */
-int interp_simd(struct interp_cpu *c, const struct insn *in);
+/* ---- the routines the rows of INTERP_INSN_TABLE (insn_table.h) name ---- */
+
+/*
+ * A routine runs one instruction on the snapshot: 0 done (RIP is advanced by
+ * interp_exec() unless the routine set rip_written); 1 a fault was raised
+ * (c->event; interp_exec() undoes register changes); negative: cannot (c->why).
+ */
+typedef int (*interp_routine_fn)(struct interp_cpu *c, const struct insn *in);
+#define INTERP_DECLARE_ROUTINE(kind, name, group, needs, flags, routine, what) \
+    int routine(struct interp_cpu *c, const struct insn *in);
+INTERP_INSN_TABLE(INTERP_DECLARE_ROUTINE)
+#undef INTERP_DECLARE_ROUTINE
+
+/* One row of the table, as data. */
+struct interp_insn_row {
+    const char *name;      /* counter name */
+    const char *group;     /* docs heading */
+    const char *what;      /* the mnemonics it covers */
+    unsigned needs;        /* INTERP_NEED_* */
+    unsigned flags;        /* INSN_F_* */
+    interp_routine_fn run;
+};
+/* The row of a kind; NULL for a value that is no kind. */
+const struct interp_insn_row *interp_insn_row(enum interp_insn kind);
 
 /* x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..) into struct kvm_regs. */
 __u64 *interp_gpr(struct kvm_regs *r, unsigned n);

@@ -5,61 +5,6 @@
 
 #include "interp/interp_cpu.h"
 
-/* The vector instructions interp_simd runs; each also starts a run-ahead. */
-#define CASE_VECTOR_OP                                                                                 \
-    case INSN_VZEROUPPER:                                                                              \
-    case INSN_VMOVDQ:                                                                                  \
-    case INSN_VMOVD:                                                                                   \
-    case INSN_VPALU:                                                                                   \
-    case INSN_VPSHUFD:                                                                                 \
-    case INSN_VEXTRACT:                                                                                \
-    case INSN_VPERMI2:                                                                                 \
-    case INSN_VPROT
-
-unsigned interp_needs(enum interp_insn kind)
-{
-    switch (kind) {
-    case INSN_FWAIT:
-        return INTERP_NEED_FPU;
-    case INSN_XSAVE:
-    case INSN_XSAVEOPT:
-    case INSN_XSAVEC:
-    case INSN_XRSTOR:
-    case INSN_XGETBV:
-        return INTERP_NEED_XSAVE | INTERP_NEED_XCR0;
-    case INSN_XSAVES:
-    case INSN_XRSTORS:
-        return INTERP_NEED_XSAVE | INTERP_NEED_XCR0 | INTERP_NEED_XSS;
-    case INSN_XSETBV:
-        return INTERP_NEED_XCR0;
-    case INSN_LDMXCSR:
-    case INSN_STMXCSR:
-    CASE_VECTOR_OP:
-        return INTERP_NEED_XSAVE | INTERP_NEED_XCR0;
-    case INSN_RDPID:
-        return INTERP_NEED_TSC_AUX;
-    default:
-        return 0;
-    }
-}
-
-int interp_starts_runahead(enum interp_insn kind)
-{
-    switch (kind) {
-    CASE_VECTOR_OP:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int interp_runahead_ok(enum interp_insn kind)
-{
-    /* Only what needs nothing beyond the snapshot the vector instruction already loaded. */
-    return interp_starts_runahead(kind) || kind == INSN_RUNAHEAD || kind == INSN_POPCNT ||
-           kind == INSN_LDMXCSR || kind == INSN_STMXCSR;
-}
-
 /* ---- host side of RDRAND/RDSEED and the atomics ---- */
 
 static int host_has(unsigned leaf, unsigned reg, unsigned bit)
@@ -125,9 +70,24 @@ static int host_cas8(void *p, uint64_t *old, uint64_t desired)
     return ok;
 }
 
-/* ---- routines ---- */
+/* ---- routines (rows of insn_table.h) ---- */
 
-static int run_popcnt(struct interp_cpu *c, const struct insn *in)
+/* A trap: the #BP handler sees RIP after the INT3, as on hardware. */
+int interp_run_int3(struct interp_cpu *c, const struct insn *in)
+{
+    c->regs.rip += in->len;
+    c->rip_written = 1;
+    interp_raise(c, VEC_BP, 0, 0);
+    return 0;
+}
+
+int interp_run_fwait(struct interp_cpu *c, const struct insn *in)
+{
+    (void)in;
+    return fwait_pending_exception(c->fsw, c->fcw) ? interp_raise(c, VEC_MF, 0, 0) : 0;
+}
+
+int interp_run_popcnt(struct interp_cpu *c, const struct insn *in)
 {
     uint64_t src = 0;
     if (insn_rm_is_reg(in)) {
@@ -149,7 +109,7 @@ static int run_popcnt(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_cmpxchg(struct interp_cpu *c, const struct insn *in)
+int interp_run_cmpxchg(struct interp_cpu *c, const struct insn *in)
 {
     unsigned size = in->kind == INSN_CMPXCHG16B ? 16 : 8;
     uint64_t lin;
@@ -194,7 +154,7 @@ static int run_cmpxchg(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_rdrand(struct interp_cpu *c, const struct insn *in)
+int interp_run_rdrand(struct interp_cpu *c, const struct insn *in)
 {
     uint64_t v = 0, rflags = c->regs.rflags;
     int ok = c->rng ? c->rng(in->kind == INSN_RDSEED, &v) : 0;
@@ -206,7 +166,7 @@ static int run_rdrand(struct interp_cpu *c, const struct insn *in)
 }
 
 /* CLAC/STAC: CPL 0 with CR4.SMAP only. */
-static int run_clac_stac(struct interp_cpu *c, const struct insn *in)
+int interp_run_clac_stac(struct interp_cpu *c, const struct insn *in)
 {
     if (!(c->sregs.cr4 & CR4_SMAP) || interp_cpl(c) != 0)
         return interp_raise(c, VEC_UD, 0, 0);
@@ -218,7 +178,7 @@ static int run_clac_stac(struct interp_cpu *c, const struct insn *in)
 }
 
 /* RDFSBASE, RDGSBASE, WRFSBASE, WRGSBASE (64-bit mode, CR4.FSGSBASE). */
-static int run_fsgsbase(struct interp_cpu *c, const struct insn *in)
+int interp_run_fsgsbase(struct interp_cpu *c, const struct insn *in)
 {
     if (c->mode != MODE_LONG64 || !(c->sregs.cr4 & CR4_FSGSBASE))
         return interp_raise(c, VEC_UD, 0, 0);
@@ -241,7 +201,7 @@ static int run_fsgsbase(struct interp_cpu *c, const struct insn *in)
 }
 
 /* RDPID: IA32_TSC_AUX into a register (64-bit in long mode, where the upper half is 0). */
-static int run_rdpid(struct interp_cpu *c, const struct insn *in)
+int interp_run_rdpid(struct interp_cpu *c, const struct insn *in)
 {
     __u64 *reg = interp_gpr(&c->regs, insn_rm(in));
     *reg = c->mode == MODE_LONG64 ? (c->tsc_aux & 0xffffffffULL) : gpr_merge(*reg, c->tsc_aux, 4);
@@ -269,7 +229,7 @@ static void reg_write(struct kvm_regs *r, unsigned n, unsigned size, int rex, ui
 }
 
 /* The plain instructions of a run-ahead (insn_scalar.c): register and immediate forms only. */
-static int run_runahead(struct interp_cpu *c, const struct insn *in)
+int interp_run_plain(struct interp_cpu *c, const struct insn *in)
 {
     struct kvm_regs *r = &c->regs;
     unsigned size = in->opsize, op = in->opcode;
@@ -359,66 +319,11 @@ int interp_exec(struct interp_cpu *c, const struct insn *in)
     memset(&c->event, 0, sizeof(c->event));
     c->why[0] = '\0';
     c->xsave_dirty = c->xcr0_dirty = c->msr_dirty = c->rip_written = 0;
-    struct kvm_regs saved = c->regs;
-    int rc;
-    switch (in->kind) {
-    case INSN_INT3:
-        /* A trap: the #BP handler sees RIP after the INT3, as on hardware. */
-        c->regs.rip += in->len;
-        interp_raise(c, VEC_BP, 0, 0);
-        return 0;
-    case INSN_FWAIT:
-        rc = fwait_pending_exception(c->fsw, c->fcw) ? interp_raise(c, VEC_MF, 0, 0) : 0;
-        break;
-    case INSN_POPCNT:
-        rc = run_popcnt(c, in);
-        break;
-    case INSN_XSAVE:
-    case INSN_XSAVEOPT:
-    case INSN_XSAVEC:
-    case INSN_XSAVES:
-    case INSN_XRSTOR:
-    case INSN_XRSTORS:
-        rc = interp_xsave_family(c, in);
-        break;
-    case INSN_XGETBV:
-        rc = interp_xgetbv(c, in);
-        break;
-    case INSN_XSETBV:
-        rc = interp_xsetbv(c, in);
-        break;
-    case INSN_CMPXCHG8B:
-    case INSN_CMPXCHG16B:
-        rc = run_cmpxchg(c, in);
-        break;
-    case INSN_RDRAND:
-    case INSN_RDSEED:
-        rc = run_rdrand(c, in);
-        break;
-    case INSN_CLAC:
-    case INSN_STAC:
-        rc = run_clac_stac(c, in);
-        break;
-    case INSN_RDFSBASE:
-    case INSN_RDGSBASE:
-    case INSN_WRFSBASE:
-    case INSN_WRGSBASE:
-        rc = run_fsgsbase(c, in);
-        break;
-    case INSN_RDPID:
-        rc = run_rdpid(c, in);
-        break;
-    case INSN_RUNAHEAD:
-        rc = run_runahead(c, in);
-        break;
-    case INSN_LDMXCSR:
-    case INSN_STMXCSR:
-    CASE_VECTOR_OP:
-        rc = interp_simd(c, in);
-        break;
-    default:
+    const struct interp_insn_row *row = interp_insn_row(in->kind);
+    if (!row || !row->run)
         return interp_fail(c, -ENOSYS, "no routine for this instruction");
-    }
+    struct kvm_regs saved = c->regs;
+    int rc = row->run(c, in);
     if (rc == 0) {
         if (!c->rip_written)
             c->regs.rip += in->len;

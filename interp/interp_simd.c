@@ -164,6 +164,17 @@ static int store_masked(struct interp_cpu *c, const struct insn *in, const uint8
     return interp_write(c, lin, ss, v, vl);
 }
 
+/* The checks every VEX/EVEX vector instruction makes before its own. */
+static int vector_checks(struct interp_cpu *c, const struct insn *in)
+{
+    int rc = check_avx(c, in);
+    if (rc)
+        return rc;
+    if (in->vex == 4 && in->vex_l == 2 && !(c->xcr0 & 0xe0))
+        return interp_raise(c, VEC_UD, 0, 0);
+    return 0;
+}
+
 static unsigned elem_size(const struct insn *in)
 {
     if (in->vex == 4 && in->vex_pp == 3) /* vmovdqu8/16 (F2) */
@@ -171,14 +182,16 @@ static unsigned elem_size(const struct insn *in)
     return (in->rex & 8) ? 8 : 4;
 }
 
-static int run_vmovdq(struct interp_cpu *c, const struct insn *in)
+int interp_run_vmovdq(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in), es = elem_size(in);
     int aligned = in->vex_pp == 1; /* vmovdqa: 66 */
     if (in->vex_v || in->evex_b)
         return interp_fail(c, -ENOENT, "vvvv or EVEX.b set on a move");
     uint8_t v[VMAX];
-    int rc;
     if (in->opcode == 0x6f) { /* load: reg <- r/m */
         if ((rc = read_src(c, in, vl, es, aligned, v)))
             return rc;
@@ -193,14 +206,16 @@ static int run_vmovdq(struct interp_cpu *c, const struct insn *in)
     return store_masked(c, in, v, vl, es, aligned);
 }
 
-static int run_vmovd(struct interp_cpu *c, const struct insn *in)
+int interp_run_vmovd(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned size = (in->rex & 8) ? 8 : 4;
     if (in->vex_l || in->vex_v || (in->vex == 4 && in->evex_aaa))
         return interp_fail(c, -ENOENT, "VMOVD/VMOVQ with a vector length, vvvv or a mask");
     uint8_t v[VMAX];
     memset(v, 0, sizeof(v));
-    int rc;
     uint64_t lin;
     int ss;
     if (in->opcode == 0xd6) { /* 66 0F D6: vmovq xmm/m64, xmm */
@@ -244,8 +259,11 @@ static int run_vmovd(struct interp_cpu *c, const struct insn *in)
     return interp_write(c, lin, ss, v, size);
 }
 
-static int run_vpalu(struct interp_cpu *c, const struct insn *in)
+int interp_run_vpalu(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in);
     int q = in->opcode == 0xd4 || in->opcode == 0xfb; /* vpaddq, vpsubq */
     if (in->vex == 4) {
@@ -258,7 +276,7 @@ static int run_vpalu(struct interp_cpu *c, const struct insn *in)
     }
     unsigned es = q ? 8 : 4;
     uint8_t a[VMAX], b[VMAX], r[VMAX];
-    int rc = read_src(c, in, vl, es, 0, b);
+    rc = read_src(c, in, vl, es, 0, b);
     if (rc)
         return rc;
     vreg_get(c, in->vex_v, a);
@@ -282,13 +300,16 @@ static int run_vpalu(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_vpshufd(struct interp_cpu *c, const struct insn *in)
+int interp_run_vpshufd(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in);
     if (in->vex_v || (in->vex == 4 && (in->rex & 8)))
         return interp_fail(c, -ENOENT, "vvvv or W1 on VPSHUFD");
     uint8_t s[VMAX], r[VMAX];
-    int rc = read_src(c, in, vl, 4, 0, s);
+    rc = read_src(c, in, vl, 4, 0, s);
     if (rc)
         return rc;
     memset(r, 0, sizeof(r));
@@ -299,12 +320,15 @@ static int run_vpshufd(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_vprot(struct interp_cpu *c, const struct insn *in)
+int interp_run_vprot(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in), es = (in->rex & 8) ? 8 : 4;
     int left = insn_digit(in) == 1;
     uint8_t s[VMAX], r[VMAX];
-    int rc = read_src(c, in, vl, es, 0, s);
+    rc = read_src(c, in, vl, es, 0, s);
     if (rc)
         return rc;
     memset(r, 0, sizeof(r));
@@ -327,11 +351,14 @@ static int run_vprot(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_vpermi2(struct interp_cpu *c, const struct insn *in)
+int interp_run_vpermi2(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in), es = (in->rex & 8) ? 8 : 4, n = vl / es;
     uint8_t idx[VMAX], t1[VMAX], t2[VMAX], r[VMAX];
-    int rc = read_src(c, in, vl, es, 0, t2);
+    rc = read_src(c, in, vl, es, 0, t2);
     if (rc)
         return rc;
     vreg_get(c, in->vex_v, t1);
@@ -347,8 +374,11 @@ static int run_vpermi2(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_vextract(struct interp_cpu *c, const struct insn *in)
+int interp_run_vextract(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     unsigned vl = vlen(in), es = (in->rex & 8) ? 8 : 4;
     if (in->vex_v || vl < 32 || (in->vex != 4 && (in->rex & 8)))
         return interp_fail(c, -ENOENT, "VEXTRACTI128 form not valid");
@@ -364,8 +394,11 @@ static int run_vextract(struct interp_cpu *c, const struct insn *in)
     return store_masked(c, in, r, 16, es, 0);
 }
 
-static int run_vzeroupper(struct interp_cpu *c, const struct insn *in)
+int interp_run_vzeroupper(struct interp_cpu *c, const struct insn *in)
 {
+    int rc = vector_checks(c, in);
+    if (rc)
+        return rc;
     uint8_t v[VMAX];
     for (unsigned r = 0; r < 16; r++) {
         vreg_get(c, r, v);
@@ -375,7 +408,7 @@ static int run_vzeroupper(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-static int run_mxcsr(struct interp_cpu *c, const struct insn *in)
+int interp_run_mxcsr(struct interp_cpu *c, const struct insn *in)
 {
     if (in->vex) {
         if (in->vex_l || in->vex_v)
@@ -410,26 +443,4 @@ static int run_mxcsr(struct interp_cpu *c, const struct insn *in)
     le_st64(c->xsave + XSAVE_HDR, bv);
     c->xsave_dirty = 1;
     return 0;
-}
-
-int interp_simd(struct interp_cpu *c, const struct insn *in)
-{
-    if (in->kind == INSN_LDMXCSR || in->kind == INSN_STMXCSR)
-        return run_mxcsr(c, in);
-    int rc = check_avx(c, in);
-    if (rc)
-        return rc;
-    if (in->vex == 4 && in->vex_l == 2 && !(c->xcr0 & 0xe0))
-        return interp_raise(c, VEC_UD, 0, 0);
-    switch (in->kind) {
-    case INSN_VMOVDQ: return run_vmovdq(c, in);
-    case INSN_VMOVD: return run_vmovd(c, in);
-    case INSN_VPALU: return run_vpalu(c, in);
-    case INSN_VPSHUFD: return run_vpshufd(c, in);
-    case INSN_VPROT: return run_vprot(c, in);
-    case INSN_VPERMI2: return run_vpermi2(c, in);
-    case INSN_VEXTRACT: return run_vextract(c, in);
-    case INSN_VZEROUPPER: return run_vzeroupper(c, in);
-    default: return interp_fail(c, -ENOSYS, "no vector routine");
-    }
 }

@@ -256,7 +256,7 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
     return 0;
 }
 
-int interp_xsave_family(struct interp_cpu *c, const struct insn *in)
+int interp_run_xsave(struct interp_cpu *c, const struct insn *in)
 {
     const struct xstate_layout *xl = c->xl;
     enum interp_insn k = in->kind;
@@ -289,7 +289,7 @@ int interp_xsave_family(struct interp_cpu *c, const struct insn *in)
     return do_save(c, in, lin, ss, rfbm, k == INSN_XSAVEC || k == INSN_XSAVES);
 }
 
-int interp_xgetbv(struct interp_cpu *c, const struct insn *in)
+int interp_run_xgetbv(struct interp_cpu *c, const struct insn *in)
 {
     (void)in;
     if (!(c->sregs.cr4 & CR4_OSXSAVE))
@@ -307,7 +307,7 @@ int interp_xgetbv(struct interp_cpu *c, const struct insn *in)
     return 0;
 }
 
-int interp_xsetbv(struct interp_cpu *c, const struct insn *in)
+int interp_run_xsetbv(struct interp_cpu *c, const struct insn *in)
 {
     (void)in;
     if (!(c->sregs.cr4 & CR4_OSXSAVE))

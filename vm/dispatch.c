@@ -108,7 +108,9 @@ static enum dispatch_result handle_internal_error(struct vcpu *v)
     struct kvm_run *run = v->run;
     if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
         struct errmsg err;
-        if (interp_emulation_failure(v, &err) == 0)
+        struct interp_vcpu iv = {.fd = v->fd, .id = v->id, .run = v->run, .mem = &v->vm->alloc.mem,
+                                 .insn_counts = v->stats.insns};
+        if (interp_emulation_failure(&iv, &err) == 0)
             return DISPATCH_CONTINUE;
         vm_request_end(v->vm, VM_END_CRASH, "%s", err.text);
         return DISPATCH_STOP;
