@@ -43,6 +43,7 @@
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
 #include "core/guest_mem.h"
@@ -290,7 +291,7 @@ static void transport_up(struct virtio_mmio *m, uint64_t want, struct drv *qs, i
     }
     mmio_w(m, R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                             VIRTIO_STATUS_DRIVER_OK);
-    if (!virtio_mmio_driver_ok(m))
+    if (!virtio_dev_driver_ok(&m->vdev))
         die("device did not start", EPROTO);
 }
 

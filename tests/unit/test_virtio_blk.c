@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
 
@@ -157,7 +158,7 @@ static void driver_up(uint64_t features)
     wr(QUEUE_READY, 1);
     wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                    VIRTIO_STATUS_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
 }
 
 static void make_image(uint64_t size)
@@ -470,7 +471,7 @@ BOTH(read_past_the_end)
     cr_assert_eq(status_of(6), S_OK);
     cr_assert_eq(used_len_of(h), 513);
     check_pattern(at(DATA_GPA(6), 512), FILE_SIZE - 512, 512);
-    cr_assert(virtio_mmio_driver_ok(&m), "errors are per request, the device goes on");
+    cr_assert(virtio_dev_driver_ok(&m.vdev), "errors are per request, the device goes on");
 }
 
 BOTH(write_past_the_end)
@@ -527,7 +528,7 @@ static void expect_needs_reset(void)
 {
     cr_assert(rd(STATUS) & VIRTIO_STATUS_NEEDS_RESET);
     cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
 }
 
 BOTH(request_without_status_byte)
@@ -850,7 +851,7 @@ BOTH(errors_mid_batch_complete_each_request)
     cr_assert_eq(c.unsupported, 1);
     cr_assert_eq(c.get_ids, 1);
     cr_assert_eq(c.flushes, 1);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
 }
 
 BOTH(long_scatter_list_among_short_requests)

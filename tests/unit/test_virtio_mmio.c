@@ -59,7 +59,7 @@ static struct virtio_mmio m;
 static struct fake_dev fake;
 static struct virtq_chain chain;
 
-static void check_locked(struct virtio_mmio *mm)
+static void check_locked(struct virtio_dev *mm)
 {
     /* Calls into the device are made with the transport lock held. */
     if (pthread_mutex_trylock(&mm->lock) == 0) {
@@ -87,7 +87,7 @@ static void fake_config_write(void *dev, uint64_t off, const uint8_t *data, uint
     memcpy(f->cfg_wr_data, data, len < 8 ? len : 8);
 }
 
-static int fake_activate(void *dev, struct virtio_mmio *mm)
+static int fake_activate(void *dev, struct virtio_dev *mm)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -95,7 +95,7 @@ static int fake_activate(void *dev, struct virtio_mmio *mm)
     return f->activate_rc;
 }
 
-static void fake_notify(void *dev, struct virtio_mmio *mm, uint16_t q)
+static void fake_notify(void *dev, struct virtio_dev *mm, uint16_t q)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -110,12 +110,12 @@ static void fake_notify(void *dev, struct virtio_mmio *mm, uint16_t q)
         pushed = true;
     }
     if (rc < 0)
-        virtio_mmio_set_needs_reset(mm, "fake: bad chain");
+        virtio_dev_set_needs_reset(mm, "fake: bad chain");
     else if (pushed)
-        virtio_mmio_notify_used(mm, q);
+        virtio_dev_notify_used(mm, q);
 }
 
-static void fake_reset(void *dev, struct virtio_mmio *mm)
+static void fake_reset(void *dev, struct virtio_dev *mm)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -303,15 +303,15 @@ Test(vmmio, driver_feature_windows)
     wr(DRV_FEATURES, 1u | 1u << 8); /* VERSION_1, bit 40 */
     wr(DRV_FEATURES_SEL, 2);
     wr(DRV_FEATURES, 0xffffffff); /* no such window */
-    cr_assert_eq(m.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
-    cr_assert(virtio_mmio_has_feature(&m, 40));
-    cr_assert_not(virtio_mmio_has_feature(&m, VIRTIO_F_EVENT_IDX));
+    cr_assert_eq(m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    cr_assert(virtio_dev_has_feature(&m.vdev, 40));
+    cr_assert_not(virtio_dev_has_feature(&m.vdev, VIRTIO_F_EVENT_IDX));
     wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
     cr_assert(rd(STATUS) & S_FEATURES_OK);
     /* After FEATURES_OK the negotiated set is frozen. */
     wr(DRV_FEATURES_SEL, 0);
     wr(DRV_FEATURES, 0xffffffff);
-    cr_assert_eq(m.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    cr_assert_eq(m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
 }
 
 Test(vmmio, features_ok_refused_for_unoffered_feature)
@@ -355,36 +355,36 @@ Test(vmmio, queue_num_max)
     /* Writes to a queue that does not exist go nowhere. */
     queue_setup(0xffffffff, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
     cr_assert_eq(rd(QUEUE_READY), 0);
-    cr_assert_eq(m.queues[0].size, 0);
-    cr_assert_eq(m.queues[1].size, 0);
+    cr_assert_eq(m.vdev.queues[0].size, 0);
+    cr_assert_eq(m.vdev.queues[1].size, 0);
 }
 
 Test(vmmio, queue_registers_before_ready)
 {
     negotiate(BIT64(VIRTIO_F_VERSION_1));
     queue_setup(1, 64, 0x123456789000ULL, 0xabcdef002ULL, 0x44444444ULL, false);
-    cr_assert_eq(m.queues[1].size, 64);
-    cr_assert_eq(m.queues[1].desc_gpa, 0x123456789000ULL);
-    cr_assert_eq(m.queues[1].avail_gpa, 0xabcdef002ULL);
-    cr_assert_eq(m.queues[1].used_gpa, 0x44444444ULL);
-    cr_assert_eq(m.queues[0].size, 0, "QueueSel picked queue 1 only");
+    cr_assert_eq(m.vdev.queues[1].size, 64);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, 0x123456789000ULL);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, 0xabcdef002ULL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, 0x44444444ULL);
+    cr_assert_eq(m.vdev.queues[0].size, 0, "QueueSel picked queue 1 only");
     wr(QUEUE_READY, 1);
     cr_assert_eq(rd(QUEUE_READY), 1);
-    cr_assert(m.queues[1].ready);
+    cr_assert(m.vdev.queues[1].ready);
 
     /* Live queue: its layout is frozen. */
     queue_setup(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
-    cr_assert_eq(m.queues[1].size, 64);
-    cr_assert_eq(m.queues[1].desc_gpa, 0x123456789000ULL);
-    cr_assert_eq(m.queues[1].avail_gpa, 0xabcdef002ULL);
-    cr_assert_eq(m.queues[1].used_gpa, 0x44444444ULL);
+    cr_assert_eq(m.vdev.queues[1].size, 64);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, 0x123456789000ULL);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, 0xabcdef002ULL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, 0x44444444ULL);
 
     /* Not ready again: writable again (before DRIVER_OK). */
     wr(QUEUE_READY, 0);
     cr_assert_eq(rd(QUEUE_READY), 0);
     queue_setup(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
-    cr_assert_eq(m.queues[1].size, 8);
-    cr_assert_eq(m.queues[1].desc_gpa, Q1_DESC);
+    cr_assert_eq(m.vdev.queues[1].size, 8);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, Q1_DESC);
 }
 
 Test(vmmio, queue_registers_frozen_after_driver_ok)
@@ -395,10 +395,10 @@ Test(vmmio, queue_registers_frozen_after_driver_ok)
     wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     cr_assert(rd(STATUS) & S_DRIVER_OK);
     queue_setup(1, 32, 0x10000, 0x11000, 0x12000, false);
-    cr_assert_eq(m.queues[1].size, 16, "after DRIVER_OK even an idle queue's layout is frozen");
-    cr_assert_eq(m.queues[1].desc_gpa, Q1_DESC);
-    cr_assert_eq(m.queues[1].avail_gpa, Q1_AVAIL);
-    cr_assert_eq(m.queues[1].used_gpa, Q1_USED);
+    cr_assert_eq(m.vdev.queues[1].size, 16, "after DRIVER_OK even an idle queue's layout is frozen");
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, Q1_DESC);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, Q1_AVAIL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, Q1_USED);
 }
 
 Test(vmmio, queue_ready_needs_a_power_of_two_size)
@@ -410,7 +410,7 @@ Test(vmmio, queue_ready_needs_a_power_of_two_size)
     cr_assert_eq(rd(QUEUE_READY), 0, "size 24");
     queue_setup(0, 512, Q0_DESC, Q0_AVAIL, Q0_USED, true);
     cr_assert_eq(rd(QUEUE_READY), 0, "size above QueueNumMax");
-    cr_assert_leq(m.queues[0].size, VIRTQ_MAX_SIZE);
+    cr_assert_leq(m.vdev.queues[0].size, VIRTQ_MAX_SIZE);
     queue_setup(0, 0x10010, Q0_DESC, Q0_AVAIL, Q0_USED, true); /* truncates to 16 if taken as u16 */
     cr_assert_eq(rd(QUEUE_READY), 0, "size 0x10010");
     queue_setup(0, 256, Q0_DESC, Q0_AVAIL, Q0_USED, true);
@@ -423,7 +423,7 @@ Test(vmmio, driver_ok_activates)
 {
     uint32_t st = bring_up();
     cr_assert_eq(st, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
     cr_assert_eq(fake.activate_calls, 1);
     cr_assert(fake.lock_held_ok);
     cr_assert_eq(irq.pulses, 0);
@@ -441,7 +441,7 @@ Test(vmmio, driver_ok_with_rings_outside_memory)
     uint32_t st = rd(STATUS);
     cr_assert(st & S_NEEDS_RESET);
     cr_assert_eq(fake.activate_calls, 0, "the device is not started on bad rings");
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
     cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
     cr_assert_eq(irq.pulses, 1);
     cr_assert_eq(irq.gsi, 5);
@@ -477,7 +477,7 @@ Test(vmmio, activate_failure_needs_reset)
     fake.activate_rc = -EBUSY;
     uint32_t st = bring_up();
     cr_assert(st & S_NEEDS_RESET);
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0);
 }
@@ -495,10 +495,10 @@ Test(vmmio, BUG_queue_ready_after_driver_ok_skips_ring_validation)
     queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
     queue_setup(1, 16, Q1_DESC, MEM - 8, Q1_USED + 2, false);
     wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
     wr(QUEUE_SEL, 1);
     wr(QUEUE_READY, 1);
-    bool live_unchecked = m.queues[1].ready && !(rd(STATUS) & S_NEEDS_RESET);
+    bool live_unchecked = m.vdev.queues[1].ready && !(rd(STATUS) & S_NEEDS_RESET);
     cr_expect_not(live_unchecked, "queue 1 went live after DRIVER_OK with rings that were never validated");
     /* Whatever happens, serving it must stay inside guest memory. */
     fake.push_on_notify = true;
@@ -519,19 +519,19 @@ Test(vmmio, reset_clears_everything)
     cr_assert(fake.lock_held_ok);
     cr_assert_eq(rd(STATUS), 0);
     cr_assert_eq(rd(INT_STATUS), 0);
-    cr_assert_eq(m.driver_features, 0);
+    cr_assert_eq(m.vdev.driver_features, 0);
     cr_assert_eq(m.dev_features_sel, 0);
     cr_assert_eq(m.queue_sel, 0);
     for (int q = 0; q < 2; q++) {
-        cr_assert_not(m.queues[q].ready);
-        cr_assert_eq(m.queues[q].size, 0);
-        cr_assert_eq(m.queues[q].desc_gpa, 0);
-        cr_assert_eq(m.queues[q].avail_gpa, 0);
-        cr_assert_eq(m.queues[q].used_gpa, 0);
-        cr_assert_eq(m.queues[q].last_avail, 0);
-        cr_assert_eq(m.queues[q].used_idx, 0);
+        cr_assert_not(m.vdev.queues[q].ready);
+        cr_assert_eq(m.vdev.queues[q].size, 0);
+        cr_assert_eq(m.vdev.queues[q].desc_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].avail_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].used_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].last_avail, 0);
+        cr_assert_eq(m.vdev.queues[q].used_idx, 0);
     }
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0);
 
@@ -543,7 +543,7 @@ Test(vmmio, reset_clears_everything)
 Test(vmmio, reset_clears_needs_reset)
 {
     bring_up();
-    virtio_mmio_set_needs_reset(&m, "test");
+    virtio_dev_set_needs_reset(&m.vdev, "test");
     cr_assert(rd(STATUS) & S_NEEDS_RESET);
     wr(STATUS, 0);
     cr_assert_eq(rd(STATUS), 0);
@@ -685,7 +685,7 @@ Test(vmmio, non_4_byte_register_accesses_ignored)
     cr_assert_eq(rd(STATUS), 0);
     const uint8_t w8[8] = {16, 0, 0, 0, 0, 0, 0, 0};
     virtio_mmio_io_ops.write(&m, QUEUE_NUM, w8, 8);
-    cr_assert_eq(m.queues[0].size, 0);
+    cr_assert_eq(m.vdev.queues[0].size, 0);
     virtio_mmio_io_ops.write(&m, STATUS, w4, 4);
     cr_assert_eq(rd(STATUS), S_ACK);
     /* Reserved registers read as zero and ignore writes. */

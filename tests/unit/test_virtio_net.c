@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/net.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
 
@@ -151,7 +152,7 @@ static void driver_up(uint64_t features)
     }
     wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                    VIRTIO_STATUS_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
 }
 
 static void net_start_cfg(const struct net_config *cfg, uint64_t features)
