@@ -78,7 +78,8 @@ $(BUILD)/ember: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_L
 $(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
 	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
-$(BUILD)/virtio-bench: $(BUILD)/obj/perf/virtio_bench.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard perf/virtio_bench*.c))
+$(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
 	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))

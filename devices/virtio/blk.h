@@ -1,7 +1,8 @@
 /*
  * virtio-blk: a disk image file behind one request queue. Requests are
- * served on the VMM thread by one of two engines: synchronous
+ * served on the VMM thread by one of two engines (blk_engine.h): synchronous
  * (preadv/pwritev) or io_uring (asynchronous, completions via eventfd).
+ * Wire constants: blk_proto.h.
  */
 #ifndef EMBER_VIRTIO_BLK_H
 #define EMBER_VIRTIO_BLK_H
@@ -10,7 +11,7 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
-#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio_dev.h"
 
 enum blk_engine { BLK_ENGINE_SYNC, BLK_ENGINE_ASYNC };
 
@@ -27,10 +28,21 @@ struct virtio_blk;
 /* Opens and locks the image. Errors name the drive and the problem. */
 int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, struct errmsg *err);
 void virtio_blk_free(struct virtio_blk *b);
-/* The transport glue: ops + the device pointer to hand to virtio_mmio_init. */
+/* The transport glue: ops + the device pointer to hand to a transport (virtio_mmio_init). */
 extern const struct virtio_dev_ops virtio_blk_ops;
 uint64_t virtio_blk_capacity_sectors(const struct virtio_blk *b);
-/* Swaps the image (transport lock held): in-flight I/O drains first; the new file is locked likewise. */
+/* The drive id it was created with. */
+const char *virtio_blk_id(const struct virtio_blk *b);
+/*
+ * Drive swap from any thread: takes the device lock, lets in-flight I/O
+ * drain, swaps the image (locked like the first one) and tells the driver
+ * the capacity may have changed (config-change interrupt).
+ */
+int virtio_blk_swap_image(struct virtio_blk *b, const char *path, struct errmsg *err);
+/*
+ * The same swap for a caller that already holds the device lock and signals
+ * the config change itself (vm/vm.c until it calls virtio_blk_swap_image).
+ */
 int virtio_blk_replace_backing(struct virtio_blk *b, const char *path, struct errmsg *err);
 /* Requests served, by outcome (for tests and metrics). */
 struct blk_counters {

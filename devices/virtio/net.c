@@ -12,20 +12,12 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "devices/virtio/net_proto.h"
 #include "devices/virtio/virtio.h"
 
-#define F_CSUM 0
-#define F_GUEST_CSUM 1
-#define F_MAC 5
-#define F_GUEST_TSO4 7
-#define F_GUEST_TSO6 8
-#define F_HOST_TSO4 11
-#define F_HOST_TSO6 12
-#define F_MRG_RXBUF 15
-
-#define RXQ 0
-#define TXQ 1
-#define VNET_HDR_LEN 12   /* struct virtio_net_hdr_v1: num_buffers always present */
+#define RXQ VIRTIO_NET_RXQ
+#define TXQ VIRTIO_NET_TXQ
+#define VNET_HDR_LEN VIRTIO_NET_HDR_LEN
 #define MAX_FRAME (65536 + VNET_HDR_LEN)
 #define MAX_RX_CHAINS 64
 
@@ -34,7 +26,7 @@ struct virtio_net {
     char id[64], tap_name[IFNAMSIZ];
     int fd;
     bool is_tap;
-    struct virtio_mmio *m;
+    struct virtio_dev *vd;  /* set when a transport attaches */
     bool watching;        /* fd registered in the event loop */
     uint32_t watch_events;
     /* A frame read from the tap that the guest had no room for yet. */
@@ -122,10 +114,10 @@ static uint64_t net_features(void *dev)
 {
     struct virtio_net *n = dev;
     uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC) |
-                 BIT64(F_CSUM) | BIT64(F_GUEST_CSUM) | BIT64(F_GUEST_TSO4) | BIT64(F_GUEST_TSO6) |
-                 BIT64(F_HOST_TSO4) | BIT64(F_HOST_TSO6) | BIT64(F_MRG_RXBUF);
+                 BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_GUEST_CSUM) | BIT64(VIRTIO_NET_F_GUEST_TSO4) | BIT64(VIRTIO_NET_F_GUEST_TSO6) |
+                 BIT64(VIRTIO_NET_F_HOST_TSO4) | BIT64(VIRTIO_NET_F_HOST_TSO6) | BIT64(VIRTIO_NET_F_MRG_RXBUF);
     if (n->cfg.has_mac)
-        f |= BIT64(F_MAC);
+        f |= BIT64(VIRTIO_NET_F_MAC);
     return f;
 }
 
@@ -133,7 +125,7 @@ static void net_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len
 {
     struct virtio_net *n = dev;
     uint8_t cfg[8] = {0};
-    memcpy(cfg, n->cfg.mac, 6);
+    memcpy(cfg + VIRTIO_NET_CFG_MAC, n->cfg.mac, 6);
     for (uint32_t i = 0; i < len; i++)
         data[i] = off + i < sizeof(cfg) ? cfg[off + i] : 0;
 }
@@ -143,22 +135,22 @@ static void watch(struct virtio_net *n, uint32_t events);
 /* Copies the pending frame into as many rx chains as it needs; false if the ring lacks room. */
 static bool deliver_pending(struct virtio_net *n)
 {
-    struct virtio_mmio *m = n->m;
-    struct virtq *q = &m->queues[RXQ];
-    bool mrg = virtio_mmio_has_feature(m, F_MRG_RXBUF);
+    struct virtio_dev *vd = n->vd;
+    struct virtq *q = &vd->queues[RXQ];
+    bool mrg = virtio_dev_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
     unsigned k = 0;
     uint64_t room = 0;
     while (room < n->pending_len) {
         if (k == MAX_RX_CHAINS || (!mrg && k == 1))
             break;
-        int rc = virtq_pop(q, m->gm, &n->rx_chains[k]);
+        int rc = virtq_pop(q, vd->gm, &n->rx_chains[k]);
         if (rc < 0) {
-            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed rx descriptor chain");
+            virtio_dev_set_needs_reset(vd, "the guest handed over a malformed rx descriptor chain");
             return false;
         }
         if (rc == 0) {
             /* Empty: a buffer the driver adds while we set avail_event below would get no kick. */
-            if (virtq_rearm(q, m->gm))
+            if (virtq_rearm(q, vd->gm))
                 continue;
             break;
         }
@@ -170,20 +162,20 @@ static bool deliver_pending(struct virtio_net *n)
          * Not enough: ask for a kick at the first entry not taken yet, then
          * give the chains back; the rx kick resumes delivery.
          */
-        virtq_set_avail_event(q, m->gm);
+        virtq_set_avail_event(q, vd->gm);
         q->last_avail -= (uint16_t)k;
         n->ctr.rx_waits++;
         return false;
     }
     uint16_t nbuf = (uint16_t)k;
-    memcpy(n->pending + 10, &nbuf, 2); /* num_buffers in the virtio_net_hdr_v1 */
+    memcpy(n->pending + VIRTIO_NET_HDR_NUM_BUFFERS, &nbuf, 2);
     uint64_t off = 0;
     for (unsigned i = 0; i < k; i++) {
         uint64_t chunk = n->pending_len - off;
         if (chunk > n->rx_chains[i].writable)
             chunk = n->rx_chains[i].writable;
-        virtq_chain_write(&n->rx_chains[i], m->gm, 0, n->pending + off, chunk);
-        virtq_push(q, m->gm, n->rx_chains[i].head, (uint32_t)chunk);
+        virtq_chain_write(&n->rx_chains[i], vd->gm, 0, n->pending + off, chunk);
+        virtq_push(q, vd->gm, n->rx_chains[i].head, (uint32_t)chunk);
         off += chunk;
     }
     n->ctr.rx_packets++;
@@ -194,7 +186,7 @@ static bool deliver_pending(struct virtio_net *n)
 
 static void process_rx(struct virtio_net *n)
 {
-    struct virtio_mmio *m = n->m;
+    struct virtio_dev *vd = n->vd;
     bool delivered = false;
     for (;;) {
         if (!n->pending_len) {
@@ -215,7 +207,7 @@ static void process_rx(struct virtio_net *n)
         delivered = true;
     }
     if (delivered)
-        virtio_mmio_notify_used(m, RXQ);
+        virtio_dev_notify_used(vd, RXQ);
     /* Stop watching the tap while a frame waits for guest buffers: the rx kick resumes us. */
     uint32_t ev = (n->pending_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0);
     watch(n, ev);
@@ -223,19 +215,19 @@ static void process_rx(struct virtio_net *n)
 
 static void process_tx(struct virtio_net *n)
 {
-    struct virtio_mmio *m = n->m;
-    struct virtq *q = &m->queues[TXQ];
+    struct virtio_dev *vd = n->vd;
+    struct virtq *q = &vd->queues[TXQ];
     bool pushed = false;
     n->tx_blocked = false;
     for (;;) {
-        int rc = virtq_pop(q, m->gm, &n->chain);
+        int rc = virtq_pop(q, vd->gm, &n->chain);
         if (rc == 0) {
-            if (!virtq_rearm(q, m->gm))
+            if (!virtq_rearm(q, vd->gm))
                 break;
             continue;
         }
         if (rc < 0 || n->chain.writable || n->chain.readable < VNET_HDR_LEN || n->chain.readable > MAX_FRAME) {
-            virtio_mmio_set_needs_reset(m, "the guest handed over a malformed tx descriptor chain");
+            virtio_dev_set_needs_reset(vd, "the guest handed over a malformed tx descriptor chain");
             return;
         }
         ssize_t w;
@@ -261,55 +253,55 @@ static void process_tx(struct virtio_net *n)
             n->ctr.tx_packets++;
             n->ctr.tx_bytes += n->chain.readable - VNET_HDR_LEN;
         }
-        virtq_push(q, m->gm, n->chain.head, 0);
+        virtq_push(q, vd->gm, n->chain.head, 0);
         pushed = true;
     }
     if (pushed)
-        virtio_mmio_notify_used(m, TXQ);
+        virtio_dev_notify_used(vd, TXQ);
     watch(n, (n->pending_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0));
 }
 
 static void on_tap(void *opaque, uint32_t events)
 {
     struct virtio_net *n = opaque;
-    struct virtio_mmio *m = n->m;
-    pthread_mutex_lock(&m->lock);
-    if (virtio_mmio_driver_ok(m)) {
+    struct virtio_dev *vd = n->vd;
+    virtio_dev_lock(vd);
+    if (virtio_dev_driver_ok(vd)) {
         if (events & EPOLLOUT)
             process_tx(n);
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
             process_rx(n);
     }
-    pthread_mutex_unlock(&m->lock);
+    virtio_dev_unlock(vd);
 }
 
 static void watch(struct virtio_net *n, uint32_t events)
 {
-    if (!n->m->loop || (n->watching && n->watch_events == events))
+    if (!n->vd->loop || (n->watching && n->watch_events == events))
         return;
     if (!n->watching) {
-        if (evloop_add(n->m->loop, n->fd, events, on_tap, n) == 0)
+        if (evloop_add(n->vd->loop, n->fd, events, on_tap, n) == 0)
             n->watching = true;
     } else {
-        evloop_modify(n->m->loop, n->fd, events);
+        evloop_modify(n->vd->loop, n->fd, events);
     }
     n->watch_events = events;
 }
 
-static int net_activate(void *dev, struct virtio_mmio *m)
+static int net_activate(void *dev, struct virtio_dev *vd)
 {
     struct virtio_net *n = dev;
-    n->m = m;
+    n->vd = vd;
     n->pending_len = 0;
     n->tx_blocked = false;
     if (n->is_tap) {
         /* Offloads the guest can take (it negotiated them) may be handed to it by the tap. */
         unsigned off = 0;
-        if (virtio_mmio_has_feature(m, F_GUEST_CSUM)) {
+        if (virtio_dev_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM)) {
             off |= TUN_F_CSUM;
-            if (virtio_mmio_has_feature(m, F_GUEST_TSO4))
+            if (virtio_dev_has_feature(vd, VIRTIO_NET_F_GUEST_TSO4))
                 off |= TUN_F_TSO4;
-            if (virtio_mmio_has_feature(m, F_GUEST_TSO6))
+            if (virtio_dev_has_feature(vd, VIRTIO_NET_F_GUEST_TSO6))
                 off |= TUN_F_TSO6;
         }
         if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0)
@@ -319,21 +311,21 @@ static int net_activate(void *dev, struct virtio_mmio *m)
     return 0;
 }
 
-static void net_notify(void *dev, struct virtio_mmio *m, uint16_t q)
+static void net_notify(void *dev, struct virtio_dev *vd, uint16_t q)
 {
     struct virtio_net *n = dev;
-    n->m = m;
+    n->vd = vd;
     if (q == TXQ)
         process_tx(n);
     else if (q == RXQ)
         process_rx(n); /* new rx buffers: deliver what waits, read on */
 }
 
-static void net_reset(void *dev, struct virtio_mmio *m)
+static void net_reset(void *dev, struct virtio_dev *vd)
 {
     struct virtio_net *n = dev;
-    if (n->watching && m->loop)
-        evloop_remove(m->loop, n->fd);
+    if (n->watching && vd->loop)
+        evloop_remove(vd->loop, n->fd);
     n->watching = false;
     n->pending_len = 0;
     n->tx_blocked = false;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
-#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio_dev.h"
 
 struct net_config {
     const char *id;

@@ -3,10 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-#define DESC_F_NEXT 1
-#define DESC_F_WRITE 2
-#define DESC_F_INDIRECT 4
-#define AVAIL_F_NO_INTERRUPT 1
+#include "devices/virtio/virtio.h"
+
 #define DESC_SIZE 16
 
 struct desc {
@@ -87,7 +85,7 @@ static inline __attribute__((always_inline)) int add_buf(struct virtq_chain *c, 
     uint8_t *host = gm_ptr(gm, d->addr, d->len);
     if (!host)
         return -EPROTO;
-    int writes = (d->flags & DESC_F_WRITE) != 0;
+    int writes = (d->flags & VIRTQ_DESC_F_WRITE) != 0;
     /* The spec puts every device-writable buffer after the readable ones. */
     if (!writes && c->writable)
         return -EPROTO;
@@ -112,12 +110,12 @@ static int walk_indirect(struct virtq_chain *c, const struct guest_mem *gm, cons
     for (uint32_t steps = 0; steps < n; steps++) {
         struct desc d;
         parse_desc(table + (uint64_t)idx * DESC_SIZE, &d); /* idx < n: inside the checked table */
-        if (d.flags & DESC_F_INDIRECT)
+        if (d.flags & VIRTQ_DESC_F_INDIRECT)
             return -EPROTO; /* nested indirect tables are forbidden */
         int rc = add_buf(c, gm, &d);
         if (rc)
             return rc;
-        if (!(d.flags & DESC_F_NEXT))
+        if (!(d.flags & VIRTQ_DESC_F_NEXT))
             return 0;
         if (d.next >= n)
             return -EPROTO;
@@ -156,8 +154,8 @@ int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c
             return -EPROTO;
         parse_desc(dp, &d);
         int rc;
-        if (d.flags & DESC_F_INDIRECT) {
-            if (d.flags & DESC_F_NEXT)
+        if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+            if (d.flags & VIRTQ_DESC_F_NEXT)
                 return -EPROTO; /* an indirect descriptor ends its chain */
             rc = walk_indirect(c, gm, &d);
             if (rc)
@@ -167,7 +165,7 @@ int virtq_pop(struct virtq *q, const struct guest_mem *gm, struct virtq_chain *c
         rc = add_buf(c, gm, &d);
         if (rc)
             return rc;
-        if (!(d.flags & DESC_F_NEXT))
+        if (!(d.flags & VIRTQ_DESC_F_NEXT))
             break;
         if (d.next >= q->size)
             return -EPROTO;
@@ -201,7 +199,7 @@ bool virtq_should_notify(struct virtq *q, const struct guest_mem *gm)
     q->signalled_used = now;
     q->signalled_valid = true;
     if (!q->event_idx)
-        return !(avail_load(q, gm, 0) & AVAIL_F_NO_INTERRUPT);
+        return !(avail_load(q, gm, 0) & VIRTQ_AVAIL_F_NO_INTERRUPT);
     if (!valid)
         return true;
     uint16_t used_event = avail_load(q, gm, 4 + 2ULL * q->size);

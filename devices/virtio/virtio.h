@@ -1,4 +1,4 @@
-/* virtio 1.x constants shared by the transport and the devices. */
+/* virtio 1.x constants shared by the transports, the devices, the tests and the benchmark. */
 #ifndef EMBER_VIRTIO_H
 #define EMBER_VIRTIO_H
 
@@ -19,6 +19,13 @@
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
+
+/* Split virtqueue flags (2.7): descriptors, avail ring, used ring. */
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
 
 /* Interrupt status bits. */
 #define VIRTIO_INT_USED_RING 0x1

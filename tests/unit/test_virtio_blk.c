@@ -16,25 +16,11 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
+#include "devices/virtio/blk_proto.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
-
-enum {
-    DEV_FEATURES = 0x010, DEV_FEATURES_SEL = 0x014, DRV_FEATURES = 0x020, DRV_FEATURES_SEL = 0x024,
-    QUEUE_SEL = 0x030, QUEUE_NUM = 0x038, QUEUE_READY = 0x044, INT_STATUS = 0x060, INT_ACK = 0x064,
-    STATUS = 0x070, QUEUE_DESC_LO = 0x080, QUEUE_DESC_HI = 0x084, QUEUE_AVAIL_LO = 0x090,
-    QUEUE_AVAIL_HI = 0x094, QUEUE_USED_LO = 0x0a0, QUEUE_USED_HI = 0x0a4, CONFIG = 0x100,
-};
-
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define S_OK 0
-#define S_IOERR 1
-#define S_UNSUPP 2
-#define F_RO 5
-#define F_FLUSH 9
+#include "tests/unit/virtio_fixture.h"
 
 #define MEM (4ULL << 20)
 #define DESC_GPA 0x1000ULL
@@ -46,118 +32,28 @@ enum {
 #define DATA_GPA(s) (0x100000ULL + 0x10000ULL * (s)) /* 64 KiB per slot, 32 slots */
 
 #define FILE_SIZE (1ULL << 20)
-#define F_NEXT 1
-#define F_WRITE 2
-#define F_INDIRECT 4
+#define T_IN VIRTIO_BLK_T_IN
+#define T_OUT VIRTIO_BLK_T_OUT
+#define T_FLUSH VIRTIO_BLK_T_FLUSH
+#define T_GET_ID VIRTIO_BLK_T_GET_ID
+#define S_OK VIRTIO_BLK_S_OK
+#define S_IOERR VIRTIO_BLK_S_IOERR
+#define S_UNSUPP VIRTIO_BLK_S_UNSUPP
 
-static uint8_t *ram;
-static struct guest_mem gm;
 static struct event_loop loop;
 static struct virtio_mmio m;
 static struct virtio_blk *blk;
-static enum blk_engine engine;
 static char img[64];
 static bool started;
-static int pulses, irq_level;
-static uint16_t drv_avail, next_desc;
-static uint16_t qsz = 64; /* queue size the driver sets up */
 
 static uint8_t pat(uint64_t off) { return (uint8_t)((off * 131) ^ (off >> 9)); }
 
-static void irq_set(void *ctx, uint32_t gsi, int level)
-{
-    (void)ctx;
-    (void)gsi;
-    if (level && !irq_level)
-        pulses++;
-    irq_level = level;
-}
-
-/* ---- the driver side ---- */
-
-static uint32_t rd(uint64_t off)
-{
-    uint32_t v;
-    virtio_mmio_io_ops.read(&m, off, (uint8_t *)&v, 4);
-    return v;
-}
-
-static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, (const uint8_t *)&v, 4); }
-
-static uint8_t *at(uint64_t gpa, uint64_t len)
-{
-    uint8_t *p = gm_ptr(&gm, gpa, len);
-    cr_assert_not_null(p);
-    return p;
-}
-
-static void w16(uint64_t gpa, uint16_t v)
-{
-    uint8_t *p = at(gpa, 2);
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void w32(uint64_t gpa, uint32_t v)
-{
-    uint8_t *p = at(gpa, 4);
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void w64(uint64_t gpa, uint64_t v)
-{
-    uint8_t *p = at(gpa, 8);
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t r16(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 2);
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t r32(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 4);
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t dev_features(void)
-{
-    wr(DEV_FEATURES_SEL, 0);
-    uint64_t f = rd(DEV_FEATURES);
-    wr(DEV_FEATURES_SEL, 1);
-    return f | (uint64_t)rd(DEV_FEATURES) << 32;
-}
-
+/* Reset, then the driver's whole bring-up on a queue of vfx.q[0].size entries. */
 static void driver_up(uint64_t features)
 {
-    wr(STATUS, 0);
-    memset(at(0, 0x20000), 0, 0x20000); /* rings, tables, headers, status bytes */
-    drv_avail = next_desc = 0;
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    cr_assert_eq(features & ~dev_features(), 0, "test asks for a feature the device does not offer");
-    wr(DRV_FEATURES_SEL, 0);
-    wr(DRV_FEATURES, (uint32_t)features);
-    wr(DRV_FEATURES_SEL, 1);
-    wr(DRV_FEATURES, (uint32_t)(features >> 32));
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    cr_assert(rd(STATUS) & VIRTIO_STATUS_FEATURES_OK);
-    wr(QUEUE_SEL, 0);
-    wr(QUEUE_NUM, qsz);
-    wr(QUEUE_DESC_LO, (uint32_t)DESC_GPA);
-    wr(QUEUE_DESC_HI, 0);
-    wr(QUEUE_AVAIL_LO, (uint32_t)AVAIL_GPA);
-    wr(QUEUE_AVAIL_HI, 0);
-    wr(QUEUE_USED_LO, (uint32_t)USED_GPA);
-    wr(QUEUE_USED_HI, 0);
-    wr(QUEUE_READY, 1);
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                   VIRTIO_STATUS_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
+    memset(g_at(0, 0x20000), 0, 0x20000); /* rings, tables, headers, status bytes */
+    vfx_driver_up(features, 1);
 }
 
 static void make_image(uint64_t size)
@@ -176,25 +72,22 @@ static void make_image(uint64_t size)
 
 static void blk_start_opts(enum blk_engine e, bool ro, uint64_t size, const char *id)
 {
-    engine = e;
-    qsz = 64;
-    pulses = irq_level = 0;
-    ram = calloc(1, MEM);
-    cr_assert_not_null(ram);
-    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    vfx_ram_init(MEM);
     make_image(size);
     cr_assert_eq(evloop_init(&loop), 0);
     struct blk_config cfg = {.id = id, .path = img, .read_only = ro, .engine = e};
     struct errmsg err = {{0}};
     int rc = virtio_blk_create(&blk, &cfg, &err);
     cr_assert_eq(rc, 0, "virtio_blk_create: %s", err.text);
-    cr_assert_eq(virtio_mmio_init(&m, "blk0", &virtio_blk_ops, blk, &gm, &loop, -1, 0xd0000000ULL, 5,
-                                  (struct irq_line){irq_set, NULL, 5}),
+    cr_assert_eq(virtio_mmio_init(&m, "blk0", &virtio_blk_ops, blk, &vfx.gm, &loop, -1, 0xd0000000ULL, 5,
+                                  vfx_irq_line(5)),
                  0);
+    vfx.m = &m;
     started = true;
-    uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(F_FLUSH);
+    vfx_queue_at(0, 64, DESC_GPA, AVAIL_GPA, USED_GPA);
+    uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_BLK_F_FLUSH);
     if (ro)
-        f |= BIT64(F_RO);
+        f |= BIT64(VIRTIO_BLK_F_RO);
     driver_up(f);
 }
 
@@ -205,13 +98,12 @@ static void blk_stop(void)
     if (!started)
         return;
     started = false;
-    wr(STATUS, 0); /* reset: in-flight I/O drained, uring eventfd unregistered */
+    vfx_wr(VIRTIO_MMIO_STATUS, 0); /* reset: in-flight I/O drained, uring eventfd unregistered */
     virtio_mmio_destroy(&m);
     virtio_blk_free(blk);
     evloop_destroy(&loop);
     unlink(img);
-    guest_mem_free(&gm);
-    free(ram);
+    vfx_ram_free();
 }
 
 TestSuite(blk_sync, .fini = blk_stop);
@@ -224,68 +116,28 @@ TestSuite(blk, .fini = blk_stop);
     Test(blk_async, name) { name(BLK_ENGINE_ASYNC); }       \
     static void name(enum blk_engine e)
 
-struct seg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-/* Links segs into the descriptor table (or the indirect table at `ind`) and makes the chain available. */
-static uint16_t post_chain(const struct seg *s, int n, uint64_t ind)
-{
-    uint16_t head = next_desc;
-    if (ind) {
-        for (int i = 0; i < n; i++) {
-            uint64_t d = ind + 16ULL * i;
-            w64(d, s[i].gpa);
-            w32(d + 8, s[i].len);
-            w16(d + 12, (uint16_t)((i + 1 < n ? F_NEXT : 0) | (s[i].write ? F_WRITE : 0)));
-            w16(d + 14, (uint16_t)(i + 1));
-        }
-        uint64_t d = DESC_GPA + 16ULL * head;
-        w64(d, ind);
-        w32(d + 8, 16U * (uint32_t)n);
-        w16(d + 12, F_INDIRECT);
-        w16(d + 14, 0);
-        next_desc = (uint16_t)((next_desc + 1) % qsz);
-    } else {
-        for (int i = 0; i < n; i++) {
-            uint16_t idx = next_desc;
-            next_desc = (uint16_t)((next_desc + 1) % qsz);
-            uint64_t d = DESC_GPA + 16ULL * idx;
-            w64(d, s[i].gpa);
-            w32(d + 8, s[i].len);
-            w16(d + 12, (uint16_t)((i + 1 < n ? F_NEXT : 0) | (s[i].write ? F_WRITE : 0)));
-            w16(d + 14, next_desc);
-        }
-    }
-    w16(AVAIL_GPA + 4 + 2ULL * (drv_avail % qsz), head);
-    drv_avail++;
-    w16(AVAIL_GPA + 2, drv_avail);
-    return head;
-}
-
 static void put_hdr(int slot, uint32_t type, uint64_t sector)
 {
-    w32(HDR_GPA(slot), type);
-    w32(HDR_GPA(slot) + 4, 0);
-    w64(HDR_GPA(slot) + 8, sector);
-    *at(STATUS_GPA(slot), 1) = 0xff;
+    g_w32(HDR_GPA(slot), type);
+    g_w32(HDR_GPA(slot) + 4, 0);
+    g_w64(HDR_GPA(slot) + 8, sector);
+    *g_at(STATUS_GPA(slot), 1) = 0xff;
 }
 
 /* The usual three-descriptor request: header, data, status. */
 static uint16_t post_req(int slot, uint32_t type, uint64_t sector, uint32_t data_len)
 {
     put_hdr(slot, type, sector);
-    struct seg s[3] = {{HDR_GPA(slot), 16, false}, {DATA_GPA(slot), data_len, type != T_OUT}, {STATUS_GPA(slot), 1, true}};
+    struct vfx_seg s[3] = {{HDR_GPA(slot), 16, false}, {DATA_GPA(slot), data_len, type != T_OUT},
+                           {STATUS_GPA(slot), 1, true}};
     if (data_len == 0) {
         s[1] = s[2];
-        return post_chain(s, 2, 0);
+        return vfx_post(0, s, 2, 0);
     }
-    return post_chain(s, 3, 0);
+    return vfx_post(0, s, 3, 0);
 }
 
-static uint16_t used_idx(void) { return r16(USED_GPA + 2); }
+static uint16_t used_idx(void) { return vfx_used_idx(0); }
 
 /* Kicks, then serves the event loop until `want` used entries exist (or gives up). */
 static void kick_until(uint16_t want)
@@ -295,17 +147,7 @@ static void kick_until(uint16_t want)
         evloop_run_once(&loop, 20);
 }
 
-/* The used element for `head` (the last one if it was used several times): its len, or -1. */
-static int64_t used_len_of(uint16_t head)
-{
-    int64_t len = -1;
-    for (uint16_t i = 0; i != used_idx(); i++)
-        if (r32(USED_GPA + 4 + 8ULL * (i % qsz)) == head)
-            len = r32(USED_GPA + 4 + 8ULL * (i % qsz) + 4);
-    return len;
-}
-
-static uint8_t status_of(int slot) { return *at(STATUS_GPA(slot), 1); }
+static uint8_t status_of(int slot) { return *g_at(STATUS_GPA(slot), 1); }
 
 static void check_pattern(const uint8_t *p, uint64_t file_off, uint64_t len)
 {
@@ -328,18 +170,18 @@ static void read_file(uint64_t off, void *buf, size_t len)
 BOTH(read_returns_file_bytes)
 {
     blk_start(e);
-    memset(at(DATA_GPA(0), 1024), 0xee, 1024);
+    memset(g_at(DATA_GPA(0), 1024), 0xee, 1024);
     uint16_t h = post_req(0, T_IN, 3, 1024);
     kick_until(1);
     cr_assert_eq(used_idx(), 1);
     cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(used_len_of(h), 1024 + 1, "data + status byte written");
-    check_pattern(at(DATA_GPA(0), 1024), 3 * 512, 1024);
+    cr_assert_eq(vfx_used_len_of(0, h), 1024 + 1, "data + status byte written");
+    check_pattern(g_at(DATA_GPA(0), 1024), 3 * 512, 1024);
     struct blk_counters c = virtio_blk_counters(blk);
     cr_assert_eq(c.reads, 1);
     cr_assert_eq(c.bytes_read, 1024);
-    cr_assert_geq(pulses, 1, "the driver wants an interrupt");
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_USED_RING);
+    cr_assert_geq(vfx.pulses, 1, "the driver wants an interrupt");
+    cr_assert(vfx_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED_RING);
 }
 
 BOTH(read_scattered_over_buffers_and_indirect)
@@ -347,40 +189,40 @@ BOTH(read_scattered_over_buffers_and_indirect)
     blk_start(e);
     /* Header and status in one table, data in 3 pieces of 512 + 1000 + 24 bytes. */
     put_hdr(1, T_IN, 100);
-    struct seg s[5] = {{HDR_GPA(1), 16, false},
+    struct vfx_seg s[5] = {{HDR_GPA(1), 16, false},
                        {DATA_GPA(1), 512, true},
                        {DATA_GPA(2), 1000, true},
                        {DATA_GPA(3), 24, true},
                        {STATUS_GPA(1), 1, true}};
-    uint16_t h = post_chain(s, 5, IND_GPA);
+    uint16_t h = vfx_post(0, s, 5, IND_GPA);
     kick_until(1);
     cr_assert_eq(status_of(1), S_OK);
-    cr_assert_eq(used_len_of(h), 1536 + 1);
-    check_pattern(at(DATA_GPA(1), 512), 100 * 512, 512);
-    check_pattern(at(DATA_GPA(2), 1000), 100 * 512 + 512, 1000);
-    check_pattern(at(DATA_GPA(3), 24), 100 * 512 + 1512, 24);
+    cr_assert_eq(vfx_used_len_of(0, h), 1536 + 1);
+    check_pattern(g_at(DATA_GPA(1), 512), 100 * 512, 512);
+    check_pattern(g_at(DATA_GPA(2), 1000), 100 * 512 + 512, 1000);
+    check_pattern(g_at(DATA_GPA(3), 24), 100 * 512 + 1512, 24);
 
     /* Direct chain; the last data buffer also carries the status byte. */
     put_hdr(4, T_IN, 7);
-    struct seg s2[3] = {{HDR_GPA(4), 16, false}, {DATA_GPA(4), 512, true}, {DATA_GPA(5), 512 + 1, true}};
-    h = post_chain(s2, 3, 0);
+    struct vfx_seg s2[3] = {{HDR_GPA(4), 16, false}, {DATA_GPA(4), 512, true}, {DATA_GPA(5), 512 + 1, true}};
+    h = vfx_post(0, s2, 3, 0);
     kick_until(2);
-    cr_assert_eq(*at(DATA_GPA(5) + 512, 1), S_OK);
-    cr_assert_eq(used_len_of(h), 1024 + 1);
-    check_pattern(at(DATA_GPA(4), 512), 7 * 512, 512);
-    check_pattern(at(DATA_GPA(5), 512), 8 * 512, 512);
+    cr_assert_eq(*g_at(DATA_GPA(5) + 512, 1), S_OK);
+    cr_assert_eq(vfx_used_len_of(0, h), 1024 + 1);
+    check_pattern(g_at(DATA_GPA(4), 512), 7 * 512, 512);
+    check_pattern(g_at(DATA_GPA(5), 512), 8 * 512, 512);
 }
 
 BOTH(write_lands_in_file)
 {
     blk_start(e);
-    uint8_t *d = at(DATA_GPA(0), 1536);
+    uint8_t *d = g_at(DATA_GPA(0), 1536);
     for (int i = 0; i < 1536; i++)
         d[i] = (uint8_t)(0x5a ^ i);
     uint16_t h = post_req(0, T_OUT, 10, 1536);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(used_len_of(h), 1, "only the status byte is written for OUT");
+    cr_assert_eq(vfx_used_len_of(0, h), 1, "only the status byte is written for OUT");
     uint8_t back[2048];
     read_file(10 * 512 - 256, back, sizeof(back));
     check_pattern(back, 10 * 512 - 256, 256); /* the sector before is untouched */
@@ -390,11 +232,11 @@ BOTH(write_lands_in_file)
     cr_assert_eq(virtio_blk_counters(blk).bytes_written, 1536);
 
     /* Read it back through the device. */
-    memset(at(DATA_GPA(1), 1536), 0, 1536);
+    memset(g_at(DATA_GPA(1), 1536), 0, 1536);
     post_req(1, T_IN, 10, 1536);
     kick_until(2);
     cr_assert_eq(status_of(1), S_OK);
-    cr_assert_eq(memcmp(at(DATA_GPA(1), 1536), d, 1536), 0);
+    cr_assert_eq(memcmp(g_at(DATA_GPA(1), 1536), d, 1536), 0);
 }
 
 BOTH(flush)
@@ -403,20 +245,20 @@ BOTH(flush)
     uint16_t h = post_req(0, T_FLUSH, 0, 0);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(vfx_used_len_of(0, h), 1);
     cr_assert_eq(virtio_blk_counters(blk).flushes, 1);
-    cr_assert(dev_features() & BIT64(F_FLUSH));
+    cr_assert(vfx_dev_features() & BIT64(VIRTIO_BLK_F_FLUSH));
 }
 
 BOTH(get_id)
 {
     blk_start(e);
-    memset(at(DATA_GPA(0), 32), 0xee, 32);
+    memset(g_at(DATA_GPA(0), 32), 0xee, 32);
     uint16_t h = post_req(0, T_GET_ID, 0, 20);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(used_len_of(h), 21);
-    const uint8_t *id = at(DATA_GPA(0), 32);
+    cr_assert_eq(vfx_used_len_of(0, h), 21);
+    const uint8_t *id = g_at(DATA_GPA(0), 32);
     cr_assert_eq(memcmp(id, "ember-disk-0", 12), 0);
     for (int i = 12; i < 20; i++)
         cr_assert_eq(id[i], 0, "id padded with NULs");
@@ -427,22 +269,22 @@ BOTH(get_id)
 BOTH(get_id_twenty_chars_no_terminator)
 {
     blk_start_opts(e, false, FILE_SIZE, "abcdefghijklmnopqrstuvwxyz");
-    memset(at(DATA_GPA(0), 32), 0xee, 32);
+    memset(g_at(DATA_GPA(0), 32), 0xee, 32);
     post_req(0, T_GET_ID, 0, 20);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(memcmp(at(DATA_GPA(0), 21), "abcdefghijklmnopqrst\xee", 21), 0);
+    cr_assert_eq(memcmp(g_at(DATA_GPA(0), 21), "abcdefghijklmnopqrst\xee", 21), 0);
 }
 
 BOTH(unknown_type_unsupported)
 {
     blk_start(e);
-    memset(at(DATA_GPA(0), 512), 0xee, 512);
+    memset(g_at(DATA_GPA(0), 512), 0xee, 512);
     uint16_t h = post_req(0, 99, 0, 512);
     kick_until(1);
     cr_assert_eq(status_of(0), S_UNSUPP);
-    cr_assert_eq(used_len_of(h), 1);
-    cr_assert_eq(*at(DATA_GPA(0), 1), 0xee);
+    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    cr_assert_eq(*g_at(DATA_GPA(0), 1), 0xee);
     cr_assert_eq(virtio_blk_counters(blk).unsupported, 1);
 }
 
@@ -450,13 +292,13 @@ BOTH(read_past_the_end)
 {
     blk_start(e);
     uint64_t cap = FILE_SIZE / 512;
-    memset(at(DATA_GPA(0), 1024), 0xee, 1024);
+    memset(g_at(DATA_GPA(0), 1024), 0xee, 1024);
     uint16_t h = post_req(0, T_IN, cap - 1, 1024); /* last sector + one more */
     kick_until(1);
     cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(vfx_used_len_of(0, h), 1);
     for (int i = 0; i < 1024; i++)
-        cr_assert_eq(*at(DATA_GPA(0) + i, 1), 0xee, "no data for a failed read");
+        cr_assert_eq(*g_at(DATA_GPA(0) + i, 1), 0xee, "no data for a failed read");
 
     static const uint64_t bad_sectors[] = {UINT64_MAX, UINT64_MAX / 512 + 1, 1ULL << 63, FILE_SIZE / 512};
     for (int i = 0; i < 4; i++) {
@@ -468,9 +310,9 @@ BOTH(read_past_the_end)
     h = post_req(6, T_IN, cap - 1, 512);
     kick_until(6);
     cr_assert_eq(status_of(6), S_OK);
-    cr_assert_eq(used_len_of(h), 513);
-    check_pattern(at(DATA_GPA(6), 512), FILE_SIZE - 512, 512);
-    cr_assert(virtio_mmio_driver_ok(&m), "errors are per request, the device goes on");
+    cr_assert_eq(vfx_used_len_of(0, h), 513);
+    check_pattern(g_at(DATA_GPA(6), 512), FILE_SIZE - 512, 512);
+    cr_assert(virtio_dev_driver_ok(&m.vdev), "errors are per request, the device goes on");
 }
 
 BOTH(write_past_the_end)
@@ -487,12 +329,12 @@ BOTH(write_past_the_end)
 BOTH(write_on_read_only_drive)
 {
     blk_start_opts(e, true, FILE_SIZE, "ro");
-    cr_assert(dev_features() & BIT64(F_RO));
-    memset(at(DATA_GPA(0), 512), 0x11, 512);
+    cr_assert(vfx_dev_features() & BIT64(VIRTIO_BLK_F_RO));
+    memset(g_at(DATA_GPA(0), 512), 0x11, 512);
     uint16_t h = post_req(0, T_OUT, 0, 512);
     kick_until(1);
     cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(used_len_of(h), 1);
+    cr_assert_eq(vfx_used_len_of(0, h), 1);
     uint8_t back[512];
     read_file(0, back, sizeof(back));
     check_pattern(back, 0, 512);
@@ -502,19 +344,19 @@ BOTH(write_on_read_only_drive)
     kick_until(3);
     cr_assert_eq(status_of(1), S_OK);
     cr_assert_eq(status_of(2), S_OK);
-    check_pattern(at(DATA_GPA(1), 512), 512, 512);
+    check_pattern(g_at(DATA_GPA(1), 512), 512, 512);
 }
 
 BOTH(length_not_a_multiple_of_512)
 {
     blk_start(e);
-    memset(at(DATA_GPA(0), 1000), 0xee, 1000);
+    memset(g_at(DATA_GPA(0), 1000), 0xee, 1000);
     uint16_t h = post_req(0, T_IN, 0, 1000);
     kick_until(1);
     cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(used_len_of(h), 1);
-    cr_assert_eq(*at(DATA_GPA(0), 1), 0xee);
-    memset(at(DATA_GPA(1), 100), 0x22, 100);
+    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    cr_assert_eq(*g_at(DATA_GPA(0), 1), 0xee);
+    memset(g_at(DATA_GPA(1), 100), 0x22, 100);
     post_req(1, T_OUT, 0, 100);
     kick_until(2);
     cr_assert_eq(status_of(1), S_IOERR);
@@ -525,17 +367,17 @@ BOTH(length_not_a_multiple_of_512)
 
 static void expect_needs_reset(void)
 {
-    cr_assert(rd(STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert(vfx_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    cr_assert(vfx_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
 }
 
 BOTH(request_without_status_byte)
 {
     blk_start(e);
     put_hdr(0, T_OUT, 0);
-    struct seg s[2] = {{HDR_GPA(0), 16, false}, {DATA_GPA(0), 512, false}};
-    post_chain(s, 2, 0);
+    struct vfx_seg s[2] = {{HDR_GPA(0), 16, false}, {DATA_GPA(0), 512, false}};
+    vfx_post(0, s, 2, 0);
     kick_until(1);
     expect_needs_reset();
     cr_assert_eq(used_idx(), 0);
@@ -553,8 +395,8 @@ BOTH(header_too_short)
 {
     blk_start(e);
     put_hdr(0, T_IN, 0);
-    struct seg s[3] = {{HDR_GPA(0), 8, false}, {DATA_GPA(0), 512, true}, {STATUS_GPA(0), 1, true}};
-    post_chain(s, 3, 0);
+    struct vfx_seg s[3] = {{HDR_GPA(0), 8, false}, {DATA_GPA(0), 512, true}, {STATUS_GPA(0), 1, true}};
+    vfx_post(0, s, 3, 0);
     kick_until(1);
     expect_needs_reset();
     cr_assert_eq(used_idx(), 0);
@@ -565,20 +407,20 @@ BOTH(header_split_over_two_buffers)
 {
     blk_start(e);
     put_hdr(0, T_IN, 9);
-    struct seg s[4] = {{HDR_GPA(0), 5, false}, {HDR_GPA(0) + 5, 11, false}, {DATA_GPA(0), 512, true},
+    struct vfx_seg s[4] = {{HDR_GPA(0), 5, false}, {HDR_GPA(0) + 5, 11, false}, {DATA_GPA(0), 512, true},
                        {STATUS_GPA(0), 1, true}};
-    post_chain(s, 4, 0);
+    vfx_post(0, s, 4, 0);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);
-    check_pattern(at(DATA_GPA(0), 512), 9 * 512, 512);
+    check_pattern(g_at(DATA_GPA(0), 512), 9 * 512, 512);
 }
 
 BOTH(malformed_chain_needs_reset)
 {
     blk_start(e);
     put_hdr(0, T_IN, 0);
-    struct seg s[3] = {{HDR_GPA(0), 16, false}, {MEM - 256, 512, true}, {STATUS_GPA(0), 1, true}};
-    post_chain(s, 3, 0); /* data buffer runs past the end of RAM */
+    struct vfx_seg s[3] = {{HDR_GPA(0), 16, false}, {MEM - 256, 512, true}, {STATUS_GPA(0), 1, true}};
+    vfx_post(0, s, 3, 0); /* data buffer runs past the end of RAM */
     kick_until(1);
     expect_needs_reset();
     cr_assert_eq(used_idx(), 0);
@@ -588,14 +430,14 @@ BOTH(capacity_rounds_down)
 {
     blk_start_opts(e, false, FILE_SIZE + 100, "odd");
     uint8_t c[8];
-    virtio_mmio_io_ops.read(&m, CONFIG, c, 8);
+    virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG, c, 8);
     uint64_t cap;
     memcpy(&cap, c, 8);
     cr_assert_eq(cap, FILE_SIZE / 512);
     cr_assert_eq(virtio_blk_capacity_sectors(blk), FILE_SIZE / 512);
-    cr_assert_eq(rd(CONFIG), (uint32_t)(FILE_SIZE / 512), "capacity low word");
-    cr_assert_eq(rd(CONFIG + 4), 0, "capacity high word");
-    cr_assert_eq(rd(CONFIG + 12), 128, "seg_max");
+    cr_assert_eq(vfx_rd(VIRTIO_MMIO_CONFIG), (uint32_t)(FILE_SIZE / 512), "capacity low word");
+    cr_assert_eq(vfx_rd(VIRTIO_MMIO_CONFIG + 4), 0, "capacity high word");
+    cr_assert_eq(vfx_rd(VIRTIO_MMIO_CONFIG + 12), 128, "seg_max");
     /* The tail past the last whole sector is not reachable. */
     post_req(0, T_IN, FILE_SIZE / 512, 512);
     kick_until(1);
@@ -607,15 +449,15 @@ BOTH(batch_of_requests_one_kick)
     blk_start(e);
     uint16_t heads[16];
     for (int i = 0; i < 16; i++) {
-        memset(at(DATA_GPA(i), 4096), 0, 4096);
+        memset(g_at(DATA_GPA(i), 4096), 0, 4096);
         heads[i] = post_req(i, T_IN, 8ULL * (uint64_t)(i * 13 % 16), 4096);
     }
     kick_until(16);
     cr_assert_eq(used_idx(), 16);
     for (int i = 0; i < 16; i++) {
         cr_assert_eq(status_of(i), S_OK);
-        cr_assert_eq(used_len_of(heads[i]), 4097);
-        check_pattern(at(DATA_GPA(i), 4096), 4096ULL * (uint64_t)(i * 13 % 16), 4096);
+        cr_assert_eq(vfx_used_len_of(0, heads[i]), 4097);
+        check_pattern(g_at(DATA_GPA(i), 4096), 4096ULL * (uint64_t)(i * 13 % 16), 4096);
     }
     cr_assert_eq(virtio_blk_counters(blk).reads, 16);
 }
@@ -633,7 +475,7 @@ BOTH(ring_wraps_many_times)
         cr_assert_eq(used_idx(), done);
         for (int i = 0; i < 5; i++) {
             cr_assert_eq(status_of(i), S_OK);
-            check_pattern(at(DATA_GPA(i), 512), 512ULL * ((uint64_t)(round * 5 + i) % 2048), 512);
+            check_pattern(g_at(DATA_GPA(i), 512), 512ULL * ((uint64_t)(round * 5 + i) % 2048), 512);
         }
     }
 }
@@ -646,15 +488,15 @@ BOTH(event_idx_publishes_avail_event)
         post_req(i, T_IN, (uint64_t)i, 512);
     kick_until(3);
     cr_assert_eq(used_idx(), 3);
-    cr_assert_eq(r16(USED_GPA + 4 + 8ULL * qsz), 3, "avail_event: kick me at the next request");
+    cr_assert_eq(vfx_avail_event(0), 3, "avail_event: kick me at the next request");
     /* used_event 0 was crossed: one interrupt. Now ask for none until entry 10. */
-    int before = pulses;
+    int before = vfx.pulses;
     cr_assert_geq(before, 1);
-    w16(AVAIL_GPA + 4 + 2ULL * qsz, 10);
+    vfx_set_used_event(0, 10);
     post_req(3, T_IN, 3, 512);
     kick_until(4);
     cr_assert_eq(status_of(3), S_OK);
-    cr_assert_eq(pulses, before, "used_event 10 not reached: no interrupt");
+    cr_assert_eq(vfx.pulses, before, "used_event 10 not reached: no interrupt");
 }
 
 /* Drops the image from the page cache, so that an io_uring read has to wait for the disk. */
@@ -670,7 +512,7 @@ static void evict_image(void)
 BOTH(reset_with_request_in_flight)
 {
     blk_start(e);
-    memset(at(DATA_GPA(0), 4096), 0xee, 4096);
+    memset(g_at(DATA_GPA(0), 4096), 0xee, 4096);
     /*
      * The async engine completes page-cache hits inside the kick; a read
      * that must go to the disk is still in flight when the kick returns.
@@ -691,26 +533,26 @@ BOTH(reset_with_request_in_flight)
     kick_until(1);
     cr_assert_eq(used_idx(), 1);
     cr_assert_eq(status_of(1), S_OK);
-    check_pattern(at(DATA_GPA(1), 512), 1024, 512);
+    check_pattern(g_at(DATA_GPA(1), 512), 1024, 512);
 }
 
 BOTH(more_requests_than_engine_slots)
 {
     /* 200 requests in flight at once: more than io_uring slots (128), so some wait and resume. */
     blk_start(e);
-    qsz = 256;
+    vfx.q[0].size = 256;
     driver_up(BIT64(VIRTIO_F_VERSION_1));
     enum { N = 200 };
     for (int i = 0; i < N; i++) {
         put_hdr(i, T_IN, (uint64_t)i * 5);
-        struct seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true}, {STATUS_GPA(i), 1, true}};
-        post_chain(s, 3, IND_GPA + 64ULL * i);
+        struct vfx_seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true}, {STATUS_GPA(i), 1, true}};
+        vfx_post(0, s, 3, IND_GPA + 64ULL * i);
     }
     kick_until(N);
     cr_assert_eq(used_idx(), N);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(status_of(i), S_OK, "request %d", i);
-        check_pattern(at(0x200000ULL + 512ULL * i, 512), 512ULL * 5 * i, 512);
+        check_pattern(g_at(0x200000ULL + 512ULL * i, 512), 512ULL * 5 * i, 512);
     }
     cr_assert_eq(virtio_blk_counters(blk).reads, N);
 }
@@ -723,13 +565,13 @@ Test(blk_async, BUG_flush_counted_once_when_engine_full)
      * once, not once per attempt.
      */
     blk_start(BLK_ENGINE_ASYNC);
-    qsz = 256;
-    driver_up(BIT64(VIRTIO_F_VERSION_1) | BIT64(F_FLUSH));
+    vfx.q[0].size = 256;
+    driver_up(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_BLK_F_FLUSH));
     enum { N = 130 };
     for (int i = 0; i < N; i++) {
         put_hdr(i, T_FLUSH, 0);
-        struct seg s[2] = {{HDR_GPA(i), 16, false}, {STATUS_GPA(i), 1, true}};
-        post_chain(s, 2, IND_GPA + 64ULL * i);
+        struct vfx_seg s[2] = {{HDR_GPA(i), 16, false}, {STATUS_GPA(i), 1, true}};
+        vfx_post(0, s, 2, IND_GPA + 64ULL * i);
     }
     kick_until(N);
     cr_assert_eq(used_idx(), N);
@@ -792,38 +634,29 @@ Test(blk, missing_image_named_in_error)
 
 /* ---- batches: one kick, many requests ---- */
 
-/* How many used entries name `head`. */
-static int used_count_of(uint16_t head)
-{
-    int n = 0;
-    for (uint16_t i = 0; i != used_idx(); i++)
-        n += r32(USED_GPA + 4 + 8ULL * (i % qsz)) == head;
-    return n;
-}
-
 BOTH(batch_completes_under_one_interrupt)
 {
     blk_start(e);
     uint16_t heads[12];
     for (int i = 0; i < 12; i++)
         heads[i] = post_req(i, T_IN, 8ULL * (uint64_t)i, 4096);
-    int before = pulses;
+    int before = vfx.pulses;
     kick_until(12);
     cr_assert_eq(used_idx(), 12);
     for (int i = 0; i < 12; i++) {
         cr_assert_eq(status_of(i), S_OK);
-        cr_assert_eq(used_count_of(heads[i]), 1, "request %d completed exactly once", i);
-        check_pattern(at(DATA_GPA(i), 4096), 4096ULL * (uint64_t)i, 4096);
+        cr_assert_eq(vfx_used_count_of(0, heads[i]), 1, "request %d completed exactly once", i);
+        check_pattern(g_at(DATA_GPA(i), 4096), 4096ULL * (uint64_t)i, 4096);
     }
     /* Page-cache reads: the async engine completes them all inside the kick too. */
-    cr_assert_eq(pulses - before, 1, "one interrupt for the batch, got %d", pulses - before);
+    cr_assert_eq(vfx.pulses - before, 1, "one interrupt for the batch, got %d", vfx.pulses - before);
 }
 
 BOTH(errors_mid_batch_complete_each_request)
 {
     blk_start(e);
     uint64_t cap = FILE_SIZE / 512;
-    memset(at(DATA_GPA(1), 1024), 0xee, 1024);
+    memset(g_at(DATA_GPA(1), 1024), 0xee, 1024);
     uint16_t h[7];
     h[0] = post_req(0, T_IN, 1, 512);          /* fine */
     h[1] = post_req(1, T_IN, cap - 1, 1024);   /* runs past the end */
@@ -838,19 +671,19 @@ BOTH(errors_mid_batch_complete_each_request)
     static const int64_t want_len[7] = {513, 1, 1, 1, 21, 1, 513};
     for (int i = 0; i < 7; i++) {
         cr_assert_eq(status_of(i), want[i], "request %d: status %u", i, status_of(i));
-        cr_assert_eq(used_count_of(h[i]), 1, "request %d completed exactly once", i);
-        cr_assert_eq(used_len_of(h[i]), want_len[i], "request %d: used len", i);
+        cr_assert_eq(vfx_used_count_of(0, h[i]), 1, "request %d completed exactly once", i);
+        cr_assert_eq(vfx_used_len_of(0, h[i]), want_len[i], "request %d: used len", i);
     }
-    check_pattern(at(DATA_GPA(0), 512), 512, 512);
-    check_pattern(at(DATA_GPA(6), 512), 1024, 512);
-    cr_assert_eq(*at(DATA_GPA(1), 1), 0xee, "no data for the failed read");
+    check_pattern(g_at(DATA_GPA(0), 512), 512, 512);
+    check_pattern(g_at(DATA_GPA(6), 512), 1024, 512);
+    cr_assert_eq(*g_at(DATA_GPA(1), 1), 0xee, "no data for the failed read");
     struct blk_counters c = virtio_blk_counters(blk);
     cr_assert_eq(c.reads, 2);
     cr_assert_eq(c.errors, 2);
     cr_assert_eq(c.unsupported, 1);
     cr_assert_eq(c.get_ids, 1);
     cr_assert_eq(c.flushes, 1);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
 }
 
 BOTH(long_scatter_list_among_short_requests)
@@ -859,36 +692,36 @@ BOTH(long_scatter_list_among_short_requests)
     blk_start(e);
     uint16_t a = post_req(0, T_IN, 16, 4096);
     put_hdr(1, T_IN, 40);
-    struct seg s[14];
-    s[0] = (struct seg){HDR_GPA(1), 16, false};
+    struct vfx_seg s[14];
+    s[0] = (struct vfx_seg){HDR_GPA(1), 16, false};
     for (int i = 0; i < 12; i++)
-        s[1 + i] = (struct seg){DATA_GPA(2) + 0x1000ULL * (uint64_t)i, 512, true};
-    s[13] = (struct seg){STATUS_GPA(1), 1, true};
-    uint16_t b = post_chain(s, 14, IND_GPA);
+        s[1 + i] = (struct vfx_seg){DATA_GPA(2) + 0x1000ULL * (uint64_t)i, 512, true};
+    s[13] = (struct vfx_seg){STATUS_GPA(1), 1, true};
+    uint16_t b = vfx_post(0, s, 14, IND_GPA);
     uint16_t c = post_req(3, T_IN, 80, 2048);
     kick_until(3);
     cr_assert_eq(used_idx(), 3);
     cr_assert_eq(status_of(0), S_OK);
     cr_assert_eq(status_of(1), S_OK);
     cr_assert_eq(status_of(3), S_OK);
-    cr_assert_eq(used_len_of(a), 4097);
-    cr_assert_eq(used_len_of(b), 12 * 512 + 1);
-    cr_assert_eq(used_len_of(c), 2049);
-    check_pattern(at(DATA_GPA(0), 4096), 16 * 512, 4096);
+    cr_assert_eq(vfx_used_len_of(0, a), 4097);
+    cr_assert_eq(vfx_used_len_of(0, b), 12 * 512 + 1);
+    cr_assert_eq(vfx_used_len_of(0, c), 2049);
+    check_pattern(g_at(DATA_GPA(0), 4096), 16 * 512, 4096);
     for (int i = 0; i < 12; i++)
-        check_pattern(at(DATA_GPA(2) + 0x1000ULL * (uint64_t)i, 512), 40 * 512 + 512ULL * (uint64_t)i, 512);
-    check_pattern(at(DATA_GPA(3), 2048), 80 * 512, 2048);
+        check_pattern(g_at(DATA_GPA(2) + 0x1000ULL * (uint64_t)i, 512), 40 * 512 + 512ULL * (uint64_t)i, 512);
+    check_pattern(g_at(DATA_GPA(3), 2048), 80 * 512, 2048);
 }
 
 BOTH(malformed_chain_mid_batch_keeps_earlier_writes)
 {
     blk_start(e);
-    uint8_t *d = at(DATA_GPA(0), 512);
+    uint8_t *d = g_at(DATA_GPA(0), 512);
     memset(d, 0x5a, 512);
     post_req(0, T_OUT, 20, 512); /* taken before the bad chain: its write still happens */
     put_hdr(1, T_IN, 0);
-    struct seg bad[3] = {{HDR_GPA(1), 16, false}, {MEM - 256, 512, true}, {STATUS_GPA(1), 1, true}};
-    post_chain(bad, 3, 0);
+    struct vfx_seg bad[3] = {{HDR_GPA(1), 16, false}, {MEM - 256, 512, true}, {STATUS_GPA(1), 1, true}};
+    vfx_post(0, bad, 3, 0);
     kick_until(2);
     expect_needs_reset();
     driver_up(BIT64(VIRTIO_F_VERSION_1)); /* the reset waits for the write */
@@ -898,31 +731,60 @@ BOTH(malformed_chain_mid_batch_keeps_earlier_writes)
     post_req(2, T_IN, 20, 512);
     kick_until(1);
     cr_assert_eq(status_of(2), S_OK);
-    cr_assert_eq(memcmp(at(DATA_GPA(2), 512), d, 512), 0);
+    cr_assert_eq(memcmp(g_at(DATA_GPA(2), 512), d, 512), 0);
 }
 
 Test(blk_async, engine_full_resumes_within_the_kick_or_on_completion)
 {
     /* 3 rounds of 150 reads, each more than the engine's 128 slots, through a 256-entry ring. */
     blk_start(BLK_ENGINE_ASYNC);
-    qsz = 256;
+    vfx.q[0].size = 256;
     driver_up(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX));
     uint16_t done = 0;
     for (int round = 0; round < 3; round++) {
         enum { N = 150 };
         for (int i = 0; i < N; i++) {
             put_hdr(i, T_IN, (uint64_t)(round * N + i) % 2048);
-            *at(STATUS_GPA(i), 1) = 0xff;
-            struct seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true}, {STATUS_GPA(i), 1, true}};
-            post_chain(s, 3, IND_GPA + 64ULL * i);
+            *g_at(STATUS_GPA(i), 1) = 0xff;
+            struct vfx_seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true}, {STATUS_GPA(i), 1, true}};
+            vfx_post(0, s, 3, IND_GPA + 64ULL * i);
         }
         done = (uint16_t)(done + N);
         kick_until(done);
         cr_assert_eq(used_idx(), done, "round %d", round);
         for (int i = 0; i < N; i++) {
             cr_assert_eq(status_of(i), S_OK, "round %d request %d", round, i);
-            check_pattern(at(0x200000ULL + 512ULL * i, 512), 512ULL * ((uint64_t)(round * N + i) % 2048), 512);
+            check_pattern(g_at(0x200000ULL + 512ULL * i, 512), 512ULL * ((uint64_t)(round * N + i) % 2048), 512);
         }
     }
     cr_assert_eq(virtio_blk_counters(blk).reads, 450);
+}
+
+/* ---- drive swap ---- */
+
+BOTH(swap_image_takes_the_lock_and_signals_config_change)
+{
+    blk_start(e);
+    char first[sizeof(img)];
+    memcpy(first, img, sizeof(img));
+    make_image(2 * FILE_SIZE); /* img now names the new, larger image */
+    uint32_t gen = vfx_rd(VIRTIO_MMIO_CONFIG_GENERATION);
+    int before = vfx.pulses;
+    struct errmsg err = {{0}};
+    cr_assert_eq(virtio_blk_swap_image(blk, img, &err), 0, "%s", err.text);
+    unlink(first);
+    cr_assert_eq(virtio_blk_capacity_sectors(blk), 2 * FILE_SIZE / 512);
+    cr_assert_neq(vfx_rd(VIRTIO_MMIO_CONFIG_GENERATION), gen, "the driver re-reads the capacity");
+    cr_assert(vfx_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert_gt(vfx.pulses, before);
+    cr_assert_str_eq(virtio_blk_id(blk), "ember-disk-0");
+    /* The lock was released, and the new image serves past the old end. */
+    post_req(0, T_IN, FILE_SIZE / 512 + 1, 512);
+    kick_until(1);
+    cr_assert_eq(status_of(0), S_OK);
+    check_pattern(g_at(DATA_GPA(0), 512), FILE_SIZE + 512, 512);
+
+    cr_assert_lt(virtio_blk_swap_image(blk, "/nonexistent/ember.img", &err), 0);
+    cr_assert_not_null(strstr(err.text, "/nonexistent/ember.img"), "%s", err.text);
+    cr_assert_eq(virtio_blk_capacity_sectors(blk), 2 * FILE_SIZE / 512, "a failed swap keeps the image");
 }

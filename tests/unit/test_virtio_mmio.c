@@ -12,15 +12,18 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
+#include "tests/unit/virtio_fixture.h"
 
-/* Register offsets (virtio 1.2, 4.2.2). */
+/* Short names for the registers (mmio_regs.h) in this register-by-register test. */
 enum {
-    MAGIC = 0x000, VERSION = 0x004, DEVICE_ID = 0x008, VENDOR_ID = 0x00c,
-    DEV_FEATURES = 0x010, DEV_FEATURES_SEL = 0x014, DRV_FEATURES = 0x020, DRV_FEATURES_SEL = 0x024,
-    QUEUE_SEL = 0x030, QUEUE_NUM_MAX = 0x034, QUEUE_NUM = 0x038, QUEUE_READY = 0x044,
-    QUEUE_NOTIFY = 0x050, INT_STATUS = 0x060, INT_ACK = 0x064, STATUS = 0x070,
-    QUEUE_DESC_LO = 0x080, QUEUE_DESC_HI = 0x084, QUEUE_AVAIL_LO = 0x090, QUEUE_AVAIL_HI = 0x094,
-    QUEUE_USED_LO = 0x0a0, QUEUE_USED_HI = 0x0a4, CONFIG_GEN = 0x0fc, CONFIG = 0x100,
+    MAGIC = VIRTIO_MMIO_MAGIC_VALUE, VERSION = VIRTIO_MMIO_VERSION, DEVICE_ID = VIRTIO_MMIO_DEVICE_ID,
+    VENDOR_ID = VIRTIO_MMIO_VENDOR_ID, DEV_FEATURES = VIRTIO_MMIO_DEVICE_FEATURES,
+    DEV_FEATURES_SEL = VIRTIO_MMIO_DEVICE_FEATURES_SEL, DRV_FEATURES = VIRTIO_MMIO_DRIVER_FEATURES,
+    DRV_FEATURES_SEL = VIRTIO_MMIO_DRIVER_FEATURES_SEL, QUEUE_SEL = VIRTIO_MMIO_QUEUE_SEL,
+    QUEUE_NUM_MAX = VIRTIO_MMIO_QUEUE_NUM_MAX, QUEUE_NUM = VIRTIO_MMIO_QUEUE_NUM, QUEUE_READY = VIRTIO_MMIO_QUEUE_READY,
+    QUEUE_NOTIFY = VIRTIO_MMIO_QUEUE_NOTIFY, INT_STATUS = VIRTIO_MMIO_INTERRUPT_STATUS,
+    INT_ACK = VIRTIO_MMIO_INTERRUPT_ACK, STATUS = VIRTIO_MMIO_STATUS, CONFIG_GEN = VIRTIO_MMIO_CONFIG_GENERATION,
+    CONFIG = VIRTIO_MMIO_CONFIG,
 };
 
 #define S_ACK VIRTIO_STATUS_ACKNOWLEDGE
@@ -59,7 +62,7 @@ static struct virtio_mmio m;
 static struct fake_dev fake;
 static struct virtq_chain chain;
 
-static void check_locked(struct virtio_mmio *mm)
+static void check_locked(struct virtio_dev *mm)
 {
     /* Calls into the device are made with the transport lock held. */
     if (pthread_mutex_trylock(&mm->lock) == 0) {
@@ -87,7 +90,7 @@ static void fake_config_write(void *dev, uint64_t off, const uint8_t *data, uint
     memcpy(f->cfg_wr_data, data, len < 8 ? len : 8);
 }
 
-static int fake_activate(void *dev, struct virtio_mmio *mm)
+static int fake_activate(void *dev, struct virtio_dev *mm)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -95,7 +98,7 @@ static int fake_activate(void *dev, struct virtio_mmio *mm)
     return f->activate_rc;
 }
 
-static void fake_notify(void *dev, struct virtio_mmio *mm, uint16_t q)
+static void fake_notify(void *dev, struct virtio_dev *mm, uint16_t q)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -110,12 +113,12 @@ static void fake_notify(void *dev, struct virtio_mmio *mm, uint16_t q)
         pushed = true;
     }
     if (rc < 0)
-        virtio_mmio_set_needs_reset(mm, "fake: bad chain");
+        virtio_dev_set_needs_reset(mm, "fake: bad chain");
     else if (pushed)
-        virtio_mmio_notify_used(mm, q);
+        virtio_dev_notify_used(mm, q);
 }
 
-static void fake_reset(void *dev, struct virtio_mmio *mm)
+static void fake_reset(void *dev, struct virtio_dev *mm)
 {
     struct fake_dev *f = dev;
     check_locked(mm);
@@ -133,28 +136,8 @@ static const struct virtio_dev_ops fake_ops = {
     .reset = fake_reset,
 };
 
-/* ---- a fake interrupt line ---- */
-
-struct irq_rec {
-    int pulses; /* rising edges */
-    int level;
-    uint32_t gsi;
-};
-static struct irq_rec irq;
-
-static void irq_set(void *ctx, uint32_t gsi, int level)
-{
-    struct irq_rec *r = ctx;
-    if (level && !r->level)
-        r->pulses++;
-    r->level = level;
-    r->gsi = gsi;
-}
-
 /* ---- guest memory and the driver side ---- */
 
-static uint8_t *ram;
-static struct guest_mem gm;
 static struct event_loop loop;
 static bool loop_used;
 
@@ -165,17 +148,14 @@ static void start(struct event_loop *l)
     fake.lock_held_ok = true;
     for (int i = 0; i < 16; i++)
         fake.cfg[i] = (uint8_t)(0xa0 + i);
-    memset(&irq, 0, sizeof(irq));
-    cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &fake, &gm, l, -1, 0xd0000000ULL, 5,
-                                  (struct irq_line){irq_set, &irq, 5}),
+    cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &fake, &vfx.gm, l, -1, 0xd0000000ULL, 5, vfx_irq_line(5)),
                  0);
+    vfx.m = &m;
 }
 
 static void setup(void)
 {
-    ram = calloc(1, MEM);
-    cr_assert_not_null(ram);
-    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    vfx_ram_init(MEM);
     loop_used = false;
     start(NULL);
 }
@@ -185,157 +165,100 @@ static void teardown(void)
     virtio_mmio_destroy(&m);
     if (loop_used)
         evloop_destroy(&loop);
-    guest_mem_free(&gm);
-    free(ram);
+    vfx_ram_free();
 }
 
 TestSuite(vmmio, .init = setup, .fini = teardown);
 
-static uint32_t rd(uint64_t off)
-{
-    uint32_t v;
-    virtio_mmio_io_ops.read(&m, off, (uint8_t *)&v, 4);
-    return v;
-}
-
-static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, (const uint8_t *)&v, 4); }
-
-static void w16(uint64_t gpa, uint16_t v)
-{
-    uint8_t *p = gm_ptr(&gm, gpa, 2);
-    cr_assert_not_null(p);
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static uint16_t r16(uint64_t gpa)
-{
-    const uint8_t *p = gm_ptr(&gm, gpa, 2);
-    cr_assert_not_null(p);
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-/* ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back. */
-static uint32_t negotiate(uint64_t features)
-{
-    wr(STATUS, S_ACK);
-    wr(STATUS, S_ACK | S_DRIVER);
-    wr(DRV_FEATURES_SEL, 0);
-    wr(DRV_FEATURES, (uint32_t)features);
-    wr(DRV_FEATURES_SEL, 1);
-    wr(DRV_FEATURES, (uint32_t)(features >> 32));
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-    return rd(STATUS);
-}
-
-static void queue_setup(uint32_t q, uint32_t num, uint64_t desc, uint64_t avail, uint64_t used, bool ready)
-{
-    wr(QUEUE_SEL, q);
-    wr(QUEUE_NUM, num);
-    wr(QUEUE_DESC_LO, (uint32_t)desc);
-    wr(QUEUE_DESC_HI, (uint32_t)(desc >> 32));
-    wr(QUEUE_AVAIL_LO, (uint32_t)avail);
-    wr(QUEUE_AVAIL_HI, (uint32_t)(avail >> 32));
-    wr(QUEUE_USED_LO, (uint32_t)used);
-    wr(QUEUE_USED_HI, (uint32_t)(used >> 32));
-    if (ready)
-        wr(QUEUE_READY, 1);
-}
-
 /* The whole driver sequence with both queues valid; returns the final status. */
 static uint32_t bring_up(void)
 {
-    cr_assert(negotiate(BIT64(VIRTIO_F_VERSION_1)) & S_FEATURES_OK);
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    queue_setup(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, true);
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    return rd(STATUS);
+    cr_assert(vfx_negotiate(BIT64(VIRTIO_F_VERSION_1)) & S_FEATURES_OK);
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_queue_regs(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, true);
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    return vfx_rd(STATUS);
 }
 
 /* One single-descriptor chain made available on queue q. */
 static void post(uint64_t desc, uint64_t avail, uint16_t idx)
 {
-    uint8_t *d = gm_ptr(&gm, desc, 16);
-    uint64_t addr = 0x80000;
-    uint32_t len = 64;
-    memset(d, 0, 16);
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    w16(avail + 4 + 2ULL * (idx % 16), 0);
-    w16(avail + 2, (uint16_t)(idx + 1));
+    vfx_desc(desc, 0, 0x80000, 64, 0, 0);
+    g_w16(avail + 4 + 2ULL * (idx % 16), 0);
+    g_w16(avail + 2, (uint16_t)(idx + 1));
 }
 
 /* ---- identification and features ---- */
 
 Test(vmmio, identification)
 {
-    cr_assert_eq(rd(MAGIC), 0x74726976, "\"virt\"");
-    cr_assert_eq(rd(VERSION), 2, "modern virtio-mmio");
-    cr_assert_eq(rd(DEVICE_ID), FAKE_ID);
-    cr_assert_neq(rd(VENDOR_ID), 0);
-    cr_assert_eq(rd(STATUS), 0);
-    cr_assert_eq(rd(INT_STATUS), 0);
-    wr(MAGIC, 0);
-    wr(DEVICE_ID, 7);
-    cr_assert_eq(rd(MAGIC), 0x74726976, "read-only registers ignore writes");
-    cr_assert_eq(rd(DEVICE_ID), FAKE_ID);
+    cr_assert_eq(vfx_rd(MAGIC), 0x74726976, "\"virt\"");
+    cr_assert_eq(vfx_rd(VERSION), 2, "modern virtio-mmio");
+    cr_assert_eq(vfx_rd(DEVICE_ID), FAKE_ID);
+    cr_assert_neq(vfx_rd(VENDOR_ID), 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
+    cr_assert_eq(vfx_rd(INT_STATUS), 0);
+    vfx_wr(MAGIC, 0);
+    vfx_wr(DEVICE_ID, 7);
+    cr_assert_eq(vfx_rd(MAGIC), 0x74726976, "read-only registers ignore writes");
+    cr_assert_eq(vfx_rd(DEVICE_ID), FAKE_ID);
 }
 
 Test(vmmio, device_feature_windows)
 {
-    wr(DEV_FEATURES_SEL, 0);
-    cr_assert_eq(rd(DEV_FEATURES), (uint32_t)FAKE_FEATURES);
-    wr(DEV_FEATURES_SEL, 1);
-    cr_assert_eq(rd(DEV_FEATURES), (uint32_t)(FAKE_FEATURES >> 32));
-    cr_assert(rd(DEV_FEATURES) & 1, "VERSION_1 is bit 0 of the upper window");
-    wr(DEV_FEATURES_SEL, 2);
-    cr_assert_eq(rd(DEV_FEATURES), 0);
-    wr(DEV_FEATURES_SEL, 0xffffffff);
-    cr_assert_eq(rd(DEV_FEATURES), 0);
+    vfx_wr(DEV_FEATURES_SEL, 0);
+    cr_assert_eq(vfx_rd(DEV_FEATURES), (uint32_t)FAKE_FEATURES);
+    vfx_wr(DEV_FEATURES_SEL, 1);
+    cr_assert_eq(vfx_rd(DEV_FEATURES), (uint32_t)(FAKE_FEATURES >> 32));
+    cr_assert(vfx_rd(DEV_FEATURES) & 1, "VERSION_1 is bit 0 of the upper window");
+    vfx_wr(DEV_FEATURES_SEL, 2);
+    cr_assert_eq(vfx_rd(DEV_FEATURES), 0);
+    vfx_wr(DEV_FEATURES_SEL, 0xffffffff);
+    cr_assert_eq(vfx_rd(DEV_FEATURES), 0);
 }
 
 Test(vmmio, driver_feature_windows)
 {
-    wr(STATUS, S_ACK | S_DRIVER);
-    wr(DRV_FEATURES_SEL, 0);
-    wr(DRV_FEATURES, 1u << 3);
-    wr(DRV_FEATURES_SEL, 1);
-    wr(DRV_FEATURES, 1u | 1u << 8); /* VERSION_1, bit 40 */
-    wr(DRV_FEATURES_SEL, 2);
-    wr(DRV_FEATURES, 0xffffffff); /* no such window */
-    cr_assert_eq(m.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
-    cr_assert(virtio_mmio_has_feature(&m, 40));
-    cr_assert_not(virtio_mmio_has_feature(&m, VIRTIO_F_EVENT_IDX));
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-    cr_assert(rd(STATUS) & S_FEATURES_OK);
+    vfx_wr(STATUS, S_ACK | S_DRIVER);
+    vfx_wr(DRV_FEATURES_SEL, 0);
+    vfx_wr(DRV_FEATURES, 1u << 3);
+    vfx_wr(DRV_FEATURES_SEL, 1);
+    vfx_wr(DRV_FEATURES, 1u | 1u << 8); /* VERSION_1, bit 40 */
+    vfx_wr(DRV_FEATURES_SEL, 2);
+    vfx_wr(DRV_FEATURES, 0xffffffff); /* no such window */
+    cr_assert_eq(m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    cr_assert(virtio_dev_has_feature(&m.vdev, 40));
+    cr_assert_not(virtio_dev_has_feature(&m.vdev, VIRTIO_F_EVENT_IDX));
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+    cr_assert(vfx_rd(STATUS) & S_FEATURES_OK);
     /* After FEATURES_OK the negotiated set is frozen. */
-    wr(DRV_FEATURES_SEL, 0);
-    wr(DRV_FEATURES, 0xffffffff);
-    cr_assert_eq(m.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    vfx_wr(DRV_FEATURES_SEL, 0);
+    vfx_wr(DRV_FEATURES, 0xffffffff);
+    cr_assert_eq(m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
 }
 
 Test(vmmio, features_ok_refused_for_unoffered_feature)
 {
-    uint32_t st = negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(4)); /* bit 4 not offered */
+    uint32_t st = vfx_negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(4)); /* bit 4 not offered */
     cr_assert_not(st & S_FEATURES_OK);
     cr_assert_eq(st & (S_ACK | S_DRIVER), S_ACK | S_DRIVER);
-    st = negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(63));
+    st = vfx_negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(63));
     cr_assert_not(st & S_FEATURES_OK);
 }
 
 Test(vmmio, features_ok_refused_without_version_1)
 {
-    cr_assert_not(negotiate(BIT64(3)) & S_FEATURES_OK, "legacy drivers are not served");
-    cr_assert_not(negotiate(0) & S_FEATURES_OK);
-    cr_assert(negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(3)) & S_FEATURES_OK);
+    cr_assert_not(vfx_negotiate(BIT64(3)) & S_FEATURES_OK, "legacy drivers are not served");
+    cr_assert_not(vfx_negotiate(0) & S_FEATURES_OK);
+    cr_assert(vfx_negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(3)) & S_FEATURES_OK);
 }
 
 Test(vmmio, driver_ok_needs_features_ok)
 {
-    wr(STATUS, S_ACK | S_DRIVER);
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    wr(STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
-    cr_assert_not(rd(STATUS) & S_DRIVER_OK);
+    vfx_wr(STATUS, S_ACK | S_DRIVER);
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
+    cr_assert_not(vfx_rd(STATUS) & S_DRIVER_OK);
     cr_assert_eq(fake.activate_calls, 0);
 }
 
@@ -343,78 +266,78 @@ Test(vmmio, driver_ok_needs_features_ok)
 
 Test(vmmio, queue_num_max)
 {
-    wr(QUEUE_SEL, 0);
-    cr_assert_eq(rd(QUEUE_NUM_MAX), VIRTQ_MAX_SIZE);
-    wr(QUEUE_SEL, 1);
-    cr_assert_eq(rd(QUEUE_NUM_MAX), VIRTQ_MAX_SIZE);
-    wr(QUEUE_SEL, 2);
-    cr_assert_eq(rd(QUEUE_NUM_MAX), 0, "the device has two queues");
-    cr_assert_eq(rd(QUEUE_READY), 0);
-    wr(QUEUE_SEL, 0xffffffff);
-    cr_assert_eq(rd(QUEUE_NUM_MAX), 0);
+    vfx_wr(QUEUE_SEL, 0);
+    cr_assert_eq(vfx_rd(QUEUE_NUM_MAX), VIRTQ_MAX_SIZE);
+    vfx_wr(QUEUE_SEL, 1);
+    cr_assert_eq(vfx_rd(QUEUE_NUM_MAX), VIRTQ_MAX_SIZE);
+    vfx_wr(QUEUE_SEL, 2);
+    cr_assert_eq(vfx_rd(QUEUE_NUM_MAX), 0, "the device has two queues");
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0);
+    vfx_wr(QUEUE_SEL, 0xffffffff);
+    cr_assert_eq(vfx_rd(QUEUE_NUM_MAX), 0);
     /* Writes to a queue that does not exist go nowhere. */
-    queue_setup(0xffffffff, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    cr_assert_eq(rd(QUEUE_READY), 0);
-    cr_assert_eq(m.queues[0].size, 0);
-    cr_assert_eq(m.queues[1].size, 0);
+    vfx_queue_regs(0xffffffff, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0);
+    cr_assert_eq(m.vdev.queues[0].size, 0);
+    cr_assert_eq(m.vdev.queues[1].size, 0);
 }
 
 Test(vmmio, queue_registers_before_ready)
 {
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(1, 64, 0x123456789000ULL, 0xabcdef002ULL, 0x44444444ULL, false);
-    cr_assert_eq(m.queues[1].size, 64);
-    cr_assert_eq(m.queues[1].desc_gpa, 0x123456789000ULL);
-    cr_assert_eq(m.queues[1].avail_gpa, 0xabcdef002ULL);
-    cr_assert_eq(m.queues[1].used_gpa, 0x44444444ULL);
-    cr_assert_eq(m.queues[0].size, 0, "QueueSel picked queue 1 only");
-    wr(QUEUE_READY, 1);
-    cr_assert_eq(rd(QUEUE_READY), 1);
-    cr_assert(m.queues[1].ready);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(1, 64, 0x123456789000ULL, 0xabcdef002ULL, 0x44444444ULL, false);
+    cr_assert_eq(m.vdev.queues[1].size, 64);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, 0x123456789000ULL);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, 0xabcdef002ULL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, 0x44444444ULL);
+    cr_assert_eq(m.vdev.queues[0].size, 0, "QueueSel picked queue 1 only");
+    vfx_wr(QUEUE_READY, 1);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 1);
+    cr_assert(m.vdev.queues[1].ready);
 
     /* Live queue: its layout is frozen. */
-    queue_setup(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
-    cr_assert_eq(m.queues[1].size, 64);
-    cr_assert_eq(m.queues[1].desc_gpa, 0x123456789000ULL);
-    cr_assert_eq(m.queues[1].avail_gpa, 0xabcdef002ULL);
-    cr_assert_eq(m.queues[1].used_gpa, 0x44444444ULL);
+    vfx_queue_regs(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
+    cr_assert_eq(m.vdev.queues[1].size, 64);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, 0x123456789000ULL);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, 0xabcdef002ULL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, 0x44444444ULL);
 
     /* Not ready again: writable again (before DRIVER_OK). */
-    wr(QUEUE_READY, 0);
-    cr_assert_eq(rd(QUEUE_READY), 0);
-    queue_setup(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
-    cr_assert_eq(m.queues[1].size, 8);
-    cr_assert_eq(m.queues[1].desc_gpa, Q1_DESC);
+    vfx_wr(QUEUE_READY, 0);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0);
+    vfx_queue_regs(1, 8, Q1_DESC, Q1_AVAIL, Q1_USED, false);
+    cr_assert_eq(m.vdev.queues[1].size, 8);
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, Q1_DESC);
 }
 
 Test(vmmio, queue_registers_frozen_after_driver_ok)
 {
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    queue_setup(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, false); /* queue 1 left unused */
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(rd(STATUS) & S_DRIVER_OK);
-    queue_setup(1, 32, 0x10000, 0x11000, 0x12000, false);
-    cr_assert_eq(m.queues[1].size, 16, "after DRIVER_OK even an idle queue's layout is frozen");
-    cr_assert_eq(m.queues[1].desc_gpa, Q1_DESC);
-    cr_assert_eq(m.queues[1].avail_gpa, Q1_AVAIL);
-    cr_assert_eq(m.queues[1].used_gpa, Q1_USED);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_queue_regs(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, false); /* queue 1 left unused */
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    cr_assert(vfx_rd(STATUS) & S_DRIVER_OK);
+    vfx_queue_regs(1, 32, 0x10000, 0x11000, 0x12000, false);
+    cr_assert_eq(m.vdev.queues[1].size, 16, "after DRIVER_OK even an idle queue's layout is frozen");
+    cr_assert_eq(m.vdev.queues[1].desc_gpa, Q1_DESC);
+    cr_assert_eq(m.vdev.queues[1].avail_gpa, Q1_AVAIL);
+    cr_assert_eq(m.vdev.queues[1].used_gpa, Q1_USED);
 }
 
 Test(vmmio, queue_ready_needs_a_power_of_two_size)
 {
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(0, 0, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    cr_assert_eq(rd(QUEUE_READY), 0, "size 0");
-    queue_setup(0, 24, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    cr_assert_eq(rd(QUEUE_READY), 0, "size 24");
-    queue_setup(0, 512, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    cr_assert_eq(rd(QUEUE_READY), 0, "size above QueueNumMax");
-    cr_assert_leq(m.queues[0].size, VIRTQ_MAX_SIZE);
-    queue_setup(0, 0x10010, Q0_DESC, Q0_AVAIL, Q0_USED, true); /* truncates to 16 if taken as u16 */
-    cr_assert_eq(rd(QUEUE_READY), 0, "size 0x10010");
-    queue_setup(0, 256, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    cr_assert_eq(rd(QUEUE_READY), 1);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(0, 0, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0, "size 0");
+    vfx_queue_regs(0, 24, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0, "size 24");
+    vfx_queue_regs(0, 512, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0, "size above QueueNumMax");
+    cr_assert_leq(m.vdev.queues[0].size, VIRTQ_MAX_SIZE);
+    vfx_queue_regs(0, 0x10010, Q0_DESC, Q0_AVAIL, Q0_USED, true); /* truncates to 16 if taken as u16 */
+    cr_assert_eq(vfx_rd(QUEUE_READY), 0, "size 0x10010");
+    vfx_queue_regs(0, 256, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    cr_assert_eq(vfx_rd(QUEUE_READY), 1);
 }
 
 /* ---- DRIVER_OK ---- */
@@ -423,34 +346,34 @@ Test(vmmio, driver_ok_activates)
 {
     uint32_t st = bring_up();
     cr_assert_eq(st, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
     cr_assert_eq(fake.activate_calls, 1);
     cr_assert(fake.lock_held_ok);
-    cr_assert_eq(irq.pulses, 0);
+    cr_assert_eq(vfx.pulses, 0);
     /* Writing the same status again does not activate twice. */
-    wr(STATUS, st);
+    vfx_wr(STATUS, st);
     cr_assert_eq(fake.activate_calls, 1);
 }
 
 Test(vmmio, driver_ok_with_rings_outside_memory)
 {
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    queue_setup(1, 16, Q1_DESC, MEM - 8, Q1_USED, true); /* avail ring runs past the end */
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    uint32_t st = rd(STATUS);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_queue_regs(1, 16, Q1_DESC, MEM - 8, Q1_USED, true); /* avail ring runs past the end */
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    uint32_t st = vfx_rd(STATUS);
     cr_assert(st & S_NEEDS_RESET);
     cr_assert_eq(fake.activate_calls, 0, "the device is not started on bad rings");
-    cr_assert_not(virtio_mmio_driver_ok(&m));
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
-    cr_assert_eq(irq.pulses, 1);
-    cr_assert_eq(irq.gsi, 5);
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
+    cr_assert(vfx_rd(INT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert_eq(vfx.pulses, 1);
+    cr_assert_eq(vfx.irq_gsi, 5);
     /* Kicks are not served until the driver resets. */
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0);
     /* NEEDS_RESET cannot be cleared by the driver short of a reset. */
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(rd(STATUS) & S_NEEDS_RESET);
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    cr_assert(vfx_rd(STATUS) & S_NEEDS_RESET);
 }
 
 Test(vmmio, driver_ok_with_misaligned_or_far_rings)
@@ -463,11 +386,11 @@ Test(vmmio, driver_ok_with_misaligned_or_far_rings)
         {Q0_DESC, Q0_AVAIL, 0xfffffffffffffff0ULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        wr(STATUS, 0);
-        negotiate(BIT64(VIRTIO_F_VERSION_1));
-        queue_setup(0, 16, bad[i][0], bad[i][1], bad[i][2], true);
-        wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-        cr_assert(rd(STATUS) & S_NEEDS_RESET, "case %zu", i);
+        vfx_wr(STATUS, 0);
+        vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+        vfx_queue_regs(0, 16, bad[i][0], bad[i][1], bad[i][2], true);
+        vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        cr_assert(vfx_rd(STATUS) & S_NEEDS_RESET, "case %zu", i);
         cr_assert_eq(fake.activate_calls, 0, "case %zu", i);
     }
 }
@@ -477,7 +400,7 @@ Test(vmmio, activate_failure_needs_reset)
     fake.activate_rc = -EBUSY;
     uint32_t st = bring_up();
     cr_assert(st & S_NEEDS_RESET);
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0);
 }
@@ -491,14 +414,14 @@ Test(vmmio, BUG_queue_ready_after_driver_ok_skips_ring_validation)
      * never checked: either QueueReady is refused after DRIVER_OK (no
      * VIRTIO_F_RING_RESET is offered) or the rings are validated then.
      */
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    queue_setup(1, 16, Q1_DESC, MEM - 8, Q1_USED + 2, false);
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
-    wr(QUEUE_SEL, 1);
-    wr(QUEUE_READY, 1);
-    bool live_unchecked = m.queues[1].ready && !(rd(STATUS) & S_NEEDS_RESET);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_queue_regs(1, 16, Q1_DESC, MEM - 8, Q1_USED + 2, false);
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    cr_assert(virtio_dev_driver_ok(&m.vdev));
+    vfx_wr(QUEUE_SEL, 1);
+    vfx_wr(QUEUE_READY, 1);
+    bool live_unchecked = m.vdev.queues[1].ready && !(vfx_rd(STATUS) & S_NEEDS_RESET);
     cr_expect_not(live_unchecked, "queue 1 went live after DRIVER_OK with rings that were never validated");
     /* Whatever happens, serving it must stay inside guest memory. */
     fake.push_on_notify = true;
@@ -511,27 +434,27 @@ Test(vmmio, reset_clears_everything)
 {
     bring_up();
     virtio_mmio_config_changed(&m); /* leaves an interrupt pending */
-    wr(DEV_FEATURES_SEL, 1);
-    wr(QUEUE_SEL, 1);
-    cr_assert_neq(rd(INT_STATUS), 0);
-    wr(STATUS, 0);
+    vfx_wr(DEV_FEATURES_SEL, 1);
+    vfx_wr(QUEUE_SEL, 1);
+    cr_assert_neq(vfx_rd(INT_STATUS), 0);
+    vfx_wr(STATUS, 0);
     cr_assert_eq(fake.reset_calls, 1);
     cr_assert(fake.lock_held_ok);
-    cr_assert_eq(rd(STATUS), 0);
-    cr_assert_eq(rd(INT_STATUS), 0);
-    cr_assert_eq(m.driver_features, 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
+    cr_assert_eq(vfx_rd(INT_STATUS), 0);
+    cr_assert_eq(m.vdev.driver_features, 0);
     cr_assert_eq(m.dev_features_sel, 0);
     cr_assert_eq(m.queue_sel, 0);
     for (int q = 0; q < 2; q++) {
-        cr_assert_not(m.queues[q].ready);
-        cr_assert_eq(m.queues[q].size, 0);
-        cr_assert_eq(m.queues[q].desc_gpa, 0);
-        cr_assert_eq(m.queues[q].avail_gpa, 0);
-        cr_assert_eq(m.queues[q].used_gpa, 0);
-        cr_assert_eq(m.queues[q].last_avail, 0);
-        cr_assert_eq(m.queues[q].used_idx, 0);
+        cr_assert_not(m.vdev.queues[q].ready);
+        cr_assert_eq(m.vdev.queues[q].size, 0);
+        cr_assert_eq(m.vdev.queues[q].desc_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].avail_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].used_gpa, 0);
+        cr_assert_eq(m.vdev.queues[q].last_avail, 0);
+        cr_assert_eq(m.vdev.queues[q].used_idx, 0);
     }
-    cr_assert_not(virtio_mmio_driver_ok(&m));
+    cr_assert_not(virtio_dev_driver_ok(&m.vdev));
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0);
 
@@ -543,10 +466,10 @@ Test(vmmio, reset_clears_everything)
 Test(vmmio, reset_clears_needs_reset)
 {
     bring_up();
-    virtio_mmio_set_needs_reset(&m, "test");
-    cr_assert(rd(STATUS) & S_NEEDS_RESET);
-    wr(STATUS, 0);
-    cr_assert_eq(rd(STATUS), 0);
+    virtio_dev_set_needs_reset(&m.vdev, "test");
+    cr_assert(vfx_rd(STATUS) & S_NEEDS_RESET);
+    vfx_wr(STATUS, 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
     cr_assert_eq(fake.reset_calls, 1);
     cr_assert_eq(bring_up(), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 }
@@ -561,50 +484,50 @@ Test(vmmio, used_ring_interrupt_and_ack)
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 1);
     cr_assert_eq(fake.popped, 1);
-    cr_assert_eq(r16(Q0_USED + 2), 1);
-    cr_assert_eq(rd(INT_STATUS), VIRTIO_INT_USED_RING);
-    cr_assert_eq(irq.pulses, 1);
-    cr_assert_eq(irq.level, 0, "an edge: raised and lowered");
-    wr(INT_ACK, VIRTIO_INT_CONFIG); /* acking the other bit changes nothing */
-    cr_assert_eq(rd(INT_STATUS), VIRTIO_INT_USED_RING);
-    wr(INT_ACK, VIRTIO_INT_USED_RING);
-    cr_assert_eq(rd(INT_STATUS), 0);
-    wr(INT_STATUS, 3); /* read-only */
-    cr_assert_eq(rd(INT_STATUS), 0);
+    cr_assert_eq(g_r16(Q0_USED + 2), 1);
+    cr_assert_eq(vfx_rd(INT_STATUS), VIRTIO_INT_USED_RING);
+    cr_assert_eq(vfx.pulses, 1);
+    cr_assert_eq(vfx.irq_level, 0, "an edge: raised and lowered");
+    vfx_wr(INT_ACK, VIRTIO_INT_CONFIG); /* acking the other bit changes nothing */
+    cr_assert_eq(vfx_rd(INT_STATUS), VIRTIO_INT_USED_RING);
+    vfx_wr(INT_ACK, VIRTIO_INT_USED_RING);
+    cr_assert_eq(vfx_rd(INT_STATUS), 0);
+    vfx_wr(INT_STATUS, 3); /* read-only */
+    cr_assert_eq(vfx_rd(INT_STATUS), 0);
 
     /* The driver asks for no interrupts (VIRTQ_AVAIL_F_NO_INTERRUPT). */
-    w16(Q0_AVAIL, 1);
+    g_w16(Q0_AVAIL, 1);
     post(Q0_DESC, Q0_AVAIL, 1);
     virtio_mmio_kick(&m, 0);
-    cr_assert_eq(r16(Q0_USED + 2), 2);
-    cr_assert_eq(rd(INT_STATUS), 0);
-    cr_assert_eq(irq.pulses, 1);
+    cr_assert_eq(g_r16(Q0_USED + 2), 2);
+    cr_assert_eq(vfx_rd(INT_STATUS), 0);
+    cr_assert_eq(vfx.pulses, 1);
 }
 
 Test(vmmio, config_change_interrupt)
 {
-    uint32_t gen = rd(CONFIG_GEN);
+    uint32_t gen = vfx_rd(CONFIG_GEN);
     virtio_mmio_config_changed(&m);
-    cr_assert_neq(rd(CONFIG_GEN), gen);
-    cr_assert_eq(irq.pulses, 0, "no interrupt before DRIVER_OK");
+    cr_assert_neq(vfx_rd(CONFIG_GEN), gen);
+    cr_assert_eq(vfx.pulses, 0, "no interrupt before DRIVER_OK");
     bring_up();
-    gen = rd(CONFIG_GEN);
+    gen = vfx_rd(CONFIG_GEN);
     virtio_mmio_config_changed(&m);
-    cr_assert_neq(rd(CONFIG_GEN), gen);
-    cr_assert_eq(rd(INT_STATUS), VIRTIO_INT_CONFIG);
-    cr_assert_eq(irq.pulses, 1);
+    cr_assert_neq(vfx_rd(CONFIG_GEN), gen);
+    cr_assert_eq(vfx_rd(INT_STATUS), VIRTIO_INT_CONFIG);
+    cr_assert_eq(vfx.pulses, 1);
 }
 
 Test(vmmio, device_needs_reset)
 {
     bring_up();
     fake.push_on_notify = true;
-    w16(Q1_AVAIL + 4, 99); /* head 99 in a 16-entry queue */
-    w16(Q1_AVAIL + 2, 1);
+    g_w16(Q1_AVAIL + 4, 99); /* head 99 in a 16-entry queue */
+    g_w16(Q1_AVAIL + 2, 1);
     virtio_mmio_kick(&m, 1);
-    cr_assert(rd(STATUS) & S_NEEDS_RESET);
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
-    cr_assert_eq(irq.pulses, 1);
+    cr_assert(vfx_rd(STATUS) & S_NEEDS_RESET);
+    cr_assert(vfx_rd(INT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert_eq(vfx.pulses, 1);
     virtio_mmio_kick(&m, 1);
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[1], 1, "a stopped device is not kicked again");
@@ -646,7 +569,7 @@ Test(vmmio, config_write_without_handler)
     ro_ops = fake_ops;
     ro_ops.config_write = NULL;
     virtio_mmio_destroy(&m);
-    cr_assert_eq(virtio_mmio_init(&m, "fake-ro", &ro_ops, &fake, &gm, NULL, -1, 0, 5, (struct irq_line){0}), 0);
+    cr_assert_eq(virtio_mmio_init(&m, "fake-ro", &ro_ops, &fake, &vfx.gm, NULL, -1, 0, 5, (struct irq_line){0}), 0);
     const uint8_t v = 1;
     virtio_mmio_io_ops.write(&m, CONFIG, &v, 1); /* read-only config: dropped */
     cr_assert_eq(fake.cfg_writes, 0);
@@ -676,36 +599,36 @@ Test(vmmio, non_4_byte_register_accesses_ignored)
 
     const uint8_t one = S_ACK;
     virtio_mmio_io_ops.write(&m, STATUS, &one, 1);
-    cr_assert_eq(rd(STATUS), 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
     const uint8_t w2[2] = {S_ACK, 0};
     virtio_mmio_io_ops.write(&m, STATUS, w2, 2);
-    cr_assert_eq(rd(STATUS), 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
     const uint8_t w4[4] = {S_ACK, 0, 0, 0};
     virtio_mmio_io_ops.write(&m, STATUS + 1, w4, 4);
-    cr_assert_eq(rd(STATUS), 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
     const uint8_t w8[8] = {16, 0, 0, 0, 0, 0, 0, 0};
     virtio_mmio_io_ops.write(&m, QUEUE_NUM, w8, 8);
-    cr_assert_eq(m.queues[0].size, 0);
+    cr_assert_eq(m.vdev.queues[0].size, 0);
     virtio_mmio_io_ops.write(&m, STATUS, w4, 4);
-    cr_assert_eq(rd(STATUS), S_ACK);
+    cr_assert_eq(vfx_rd(STATUS), S_ACK);
     /* Reserved registers read as zero and ignore writes. */
-    cr_assert_eq(rd(0x0f0), 0);
-    wr(0x0f0, 0xffffffff);
-    cr_assert_eq(rd(0x0f0), 0);
+    cr_assert_eq(vfx_rd(0x0f0), 0);
+    vfx_wr(0x0f0, 0xffffffff);
+    cr_assert_eq(vfx_rd(0x0f0), 0);
 }
 
 Test(vmmio, queue_notify_out_of_range_is_harmless)
 {
     bring_up();
     fake.push_on_notify = true;
-    wr(QUEUE_NOTIFY, 2);
-    wr(QUEUE_NOTIFY, 0xffff);
-    wr(QUEUE_NOTIFY, 0xffffffff);
-    wr(QUEUE_NOTIFY, 0x10000); /* would alias queue 0 if truncated to 16 bits */
+    vfx_wr(QUEUE_NOTIFY, 2);
+    vfx_wr(QUEUE_NOTIFY, 0xffff);
+    vfx_wr(QUEUE_NOTIFY, 0xffffffff);
+    vfx_wr(QUEUE_NOTIFY, 0x10000); /* would alias queue 0 if truncated to 16 bits */
     virtio_mmio_kick(&m, 2);
     virtio_mmio_kick(&m, 0xffff);
     cr_assert_eq(fake.notify_calls[0] + fake.notify_calls[1] + fake.notify_calls[2] + fake.notify_calls[3], 0);
-    cr_assert_eq(rd(STATUS) & S_NEEDS_RESET, 0);
+    cr_assert_eq(vfx_rd(STATUS) & S_NEEDS_RESET, 0);
 }
 
 /* ---- kicks ---- */
@@ -714,10 +637,10 @@ Test(vmmio, kick_drives_queue_notify)
 {
     virtio_mmio_kick(&m, 0);
     cr_assert_eq(fake.notify_calls[0], 0, "not before DRIVER_OK");
-    negotiate(BIT64(VIRTIO_F_VERSION_1));
-    queue_setup(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
-    queue_setup(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, false);
-    wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    vfx_negotiate(BIT64(VIRTIO_F_VERSION_1));
+    vfx_queue_regs(0, 16, Q0_DESC, Q0_AVAIL, Q0_USED, true);
+    vfx_queue_regs(1, 16, Q1_DESC, Q1_AVAIL, Q1_USED, false);
+    vfx_wr(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     virtio_mmio_kick(&m, 0);
     virtio_mmio_kick(&m, 1);
     cr_assert_eq(fake.notify_calls[0], 1);
@@ -734,14 +657,14 @@ Test(vmmio, queue_notify_register_through_event_loop)
     bring_up();
     fake.push_on_notify = true;
     post(Q1_DESC, Q1_AVAIL, 0);
-    wr(QUEUE_NOTIFY, 1); /* without an ioeventfd the write lands on the eventfd */
+    vfx_wr(QUEUE_NOTIFY, 1); /* without an ioeventfd the write lands on the eventfd */
     cr_assert_eq(fake.notify_calls[1], 0, "served on the event loop, not the vCPU thread");
     for (int i = 0; i < 10 && !fake.notify_calls[1]; i++)
         evloop_run_once(&loop, 100);
     cr_assert_eq(fake.notify_calls[1], 1);
     cr_assert_eq(fake.notify_calls[0], 0);
-    cr_assert_eq(r16(Q1_USED + 2), 1);
-    cr_assert_eq(rd(INT_STATUS), VIRTIO_INT_USED_RING);
-    wr(QUEUE_NOTIFY, 7);
+    cr_assert_eq(g_r16(Q1_USED + 2), 1);
+    cr_assert_eq(vfx_rd(INT_STATUS), VIRTIO_INT_USED_RING);
+    vfx_wr(QUEUE_NOTIFY, 7);
     cr_assert_eq(evloop_run_once(&loop, 0), 0, "nothing to do for a bogus queue");
 }

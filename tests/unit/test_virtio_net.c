@@ -16,157 +16,46 @@
 #include <unistd.h>
 
 #include "devices/virtio/net.h"
+#include "devices/virtio/net_proto.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "core/event_loop.h"
+#include "tests/unit/virtio_fixture.h"
 
-enum {
-    DEV_FEATURES = 0x010, DEV_FEATURES_SEL = 0x014, DRV_FEATURES = 0x020, DRV_FEATURES_SEL = 0x024,
-    QUEUE_SEL = 0x030, QUEUE_NUM = 0x038, QUEUE_READY = 0x044, INT_STATUS = 0x060, STATUS = 0x070,
-    QUEUE_DESC_LO = 0x080, QUEUE_DESC_HI = 0x084, QUEUE_AVAIL_LO = 0x090, QUEUE_AVAIL_HI = 0x094,
-    QUEUE_USED_LO = 0x0a0, QUEUE_USED_HI = 0x0a4, CONFIG = 0x100,
-};
-
-#define F_MAC 5
-#define F_MRG_RXBUF 15
-#define HDR 12 /* virtio_net_hdr_v1 */
-#define F_NEXT 1
-#define F_WRITE 2
-
+#define HDR VIRTIO_NET_HDR_LEN
 #define MEM (4ULL << 20)
 #define QSZ 64
-#define RXQ 0
-#define TXQ 1
+#define RXQ VIRTIO_NET_RXQ
+#define TXQ VIRTIO_NET_TXQ
 #define RX_BUF_GPA(i) (0x100000ULL + 0x1000ULL * (i)) /* 4 KiB apart */
 #define TX_BUF_GPA(i) (0x200000ULL + 0x1000ULL * (i))
 
-struct drv_q {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, next_desc;
-};
-
-static uint8_t *ram;
-static struct guest_mem gm;
 static struct event_loop loop;
 static struct virtio_mmio m;
 static struct virtio_net *net;
 static int sv[2] = {-1, -1}; /* sv[0] the device's, sv[1] the test's (the "host side") */
 static bool started;
-static int pulses, irq_level;
-static struct drv_q dq[2] = {
-    {0x1000, 0x2000, 0x3000, 0, 0},
-    {0x5000, 0x6000, 0x7000, 0, 0},
-};
-
-static void irq_set(void *ctx, uint32_t gsi, int level)
-{
-    (void)ctx;
-    (void)gsi;
-    if (level && !irq_level)
-        pulses++;
-    irq_level = level;
-}
-
-/* ---- driver helpers ---- */
-
-static uint32_t rd(uint64_t off)
-{
-    uint32_t v;
-    virtio_mmio_io_ops.read(&m, off, (uint8_t *)&v, 4);
-    return v;
-}
-
-static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, (const uint8_t *)&v, 4); }
-
-static uint8_t *at(uint64_t gpa, uint64_t len)
-{
-    uint8_t *p = gm_ptr(&gm, gpa, len);
-    cr_assert_not_null(p);
-    return p;
-}
-
-static void w16(uint64_t gpa, uint16_t v)
-{
-    uint8_t *p = at(gpa, 2);
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void w32(uint64_t gpa, uint32_t v)
-{
-    uint8_t *p = at(gpa, 4);
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void w64(uint64_t gpa, uint64_t v)
-{
-    uint8_t *p = at(gpa, 8);
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t r16(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 2);
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t r32(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 4);
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t dev_features(void)
-{
-    wr(DEV_FEATURES_SEL, 0);
-    uint64_t f = rd(DEV_FEATURES);
-    wr(DEV_FEATURES_SEL, 1);
-    return f | (uint64_t)rd(DEV_FEATURES) << 32;
-}
 
 static void driver_up(uint64_t features)
 {
-    wr(STATUS, 0);
-    memset(at(0, 0x10000), 0, 0x10000);
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    cr_assert_eq(features & ~dev_features(), 0);
-    wr(DRV_FEATURES_SEL, 0);
-    wr(DRV_FEATURES, (uint32_t)features);
-    wr(DRV_FEATURES_SEL, 1);
-    wr(DRV_FEATURES, (uint32_t)(features >> 32));
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    cr_assert(rd(STATUS) & VIRTIO_STATUS_FEATURES_OK);
-    for (uint32_t q = 0; q < 2; q++) {
-        dq[q].avail_idx = dq[q].next_desc = 0;
-        wr(QUEUE_SEL, q);
-        wr(QUEUE_NUM, QSZ);
-        wr(QUEUE_DESC_LO, (uint32_t)dq[q].desc);
-        wr(QUEUE_DESC_HI, 0);
-        wr(QUEUE_AVAIL_LO, (uint32_t)dq[q].avail);
-        wr(QUEUE_AVAIL_HI, 0);
-        wr(QUEUE_USED_LO, (uint32_t)dq[q].used);
-        wr(QUEUE_USED_HI, 0);
-        wr(QUEUE_READY, 1);
-    }
-    wr(STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                   VIRTIO_STATUS_DRIVER_OK);
-    cr_assert(virtio_mmio_driver_ok(&m));
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
+    memset(g_at(0, 0x10000), 0, 0x10000);
+    vfx_driver_up(features, 2);
 }
 
 static void net_start_cfg(const struct net_config *cfg, uint64_t features)
 {
-    pulses = irq_level = 0;
-    ram = calloc(1, MEM);
-    cr_assert_not_null(ram);
-    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    vfx_ram_init(MEM);
     cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     cr_assert_eq(evloop_init(&loop), 0);
     cr_assert_eq(virtio_net_create_fd(&net, cfg, sv[0], false), 0);
-    cr_assert_eq(virtio_mmio_init(&m, "net0", &virtio_net_ops, net, &gm, &loop, -1, 0xd0001000ULL, 6,
-                                  (struct irq_line){irq_set, NULL, 6}),
+    cr_assert_eq(virtio_mmio_init(&m, "net0", &virtio_net_ops, net, &vfx.gm, &loop, -1, 0xd0001000ULL, 6,
+                                  vfx_irq_line(6)),
                  0);
+    vfx.m = &m;
     started = true;
+    vfx_queue_at(RXQ, QSZ, 0x1000, 0x2000, 0x3000);
+    vfx_queue_at(TXQ, QSZ, 0x5000, 0x6000, 0x7000);
     driver_up(features);
 }
 
@@ -181,13 +70,12 @@ static void net_stop(void)
     if (!started)
         return;
     started = false;
-    wr(STATUS, 0);
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
     virtio_mmio_destroy(&m);
     virtio_net_free(net); /* closes sv[0] */
     close(sv[1]);
     evloop_destroy(&loop);
-    guest_mem_free(&gm);
-    free(ram);
+    vfx_ram_free();
 }
 
 TestSuite(vnet, .fini = net_stop);
@@ -195,33 +83,23 @@ TestSuite(vnet, .fini = net_stop);
 /* Links buffers into queue q's table and makes the chain available (no kick). */
 static uint16_t post(int q, const uint64_t *gpa, const uint32_t *len, const bool *wr_flag, int n)
 {
-    struct drv_q *d = &dq[q];
-    uint16_t head = d->next_desc;
-    for (int i = 0; i < n; i++) {
-        uint16_t idx = d->next_desc;
-        d->next_desc = (uint16_t)((d->next_desc + 1) % QSZ);
-        uint64_t e = d->desc + 16ULL * idx;
-        w64(e, gpa[i]);
-        w32(e + 8, len[i]);
-        w16(e + 12, (uint16_t)((i + 1 < n ? F_NEXT : 0) | (wr_flag[i] ? F_WRITE : 0)));
-        w16(e + 14, d->next_desc);
-    }
-    w16(d->avail + 4 + 2ULL * (d->avail_idx % QSZ), head);
-    d->avail_idx++;
-    w16(d->avail + 2, d->avail_idx);
-    return head;
+    struct vfx_seg s[8];
+    cr_assert_leq(n, 8);
+    for (int i = 0; i < n; i++)
+        s[i] = (struct vfx_seg){gpa[i], len[i], wr_flag[i]};
+    return vfx_post(q, s, n, 0);
 }
 
 static uint16_t post_rx(uint64_t gpa, uint32_t len)
 {
     bool w = true;
-    memset(at(gpa, len), 0xee, len);
+    memset(g_at(gpa, len), 0xee, len);
     return post(RXQ, &gpa, &len, &w, 1);
 }
 
-static uint16_t used_idx(int q) { return r16(dq[q].used + 2); }
-static uint32_t used_id(int q, uint16_t i) { return r32(dq[q].used + 4 + 8ULL * (i % QSZ)); }
-static uint32_t used_len(int q, uint16_t i) { return r32(dq[q].used + 4 + 8ULL * (i % QSZ) + 4); }
+static uint16_t used_idx(int q) { return vfx_used_idx(q); }
+static uint32_t used_id(int q, uint16_t i) { return vfx_used_id(q, i); }
+static uint32_t used_len(int q, uint16_t i) { return vfx_used_len(q, i); }
 
 static void run_until_used(int q, uint16_t want)
 {
@@ -251,8 +129,8 @@ static ssize_t recv_msg(uint8_t *buf, size_t cap) { return recv(sv[1], buf, cap,
 
 static void expect_needs_reset(void)
 {
-    cr_assert(rd(STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_CONFIG);
+    cr_assert(vfx_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    cr_assert(vfx_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
 }
 
 #define BASE_FEATURES BIT64(VIRTIO_F_VERSION_1)
@@ -262,15 +140,15 @@ static void expect_needs_reset(void)
 Test(vnet, mac_in_config_space)
 {
     struct net_config cfg = {.id = "eth0", .tap = "unused", .mac = {0x02, 0xab, 0xcd, 0xef, 0x01, 0x23}, .has_mac = true};
-    net_start_cfg(&cfg, BASE_FEATURES | BIT64(F_MAC));
-    cr_assert(dev_features() & BIT64(F_MAC));
+    net_start_cfg(&cfg, BASE_FEATURES | BIT64(VIRTIO_NET_F_MAC));
+    cr_assert(vfx_dev_features() & BIT64(VIRTIO_NET_F_MAC));
     uint8_t mac[6];
     for (int i = 0; i < 6; i++)
-        virtio_mmio_io_ops.read(&m, CONFIG + (uint64_t)i, &mac[i], 1);
+        virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG + (uint64_t)i, &mac[i], 1);
     cr_assert_eq(memcmp(mac, cfg.mac, 6), 0);
     uint8_t w4[4], w2[2];
-    virtio_mmio_io_ops.read(&m, CONFIG, w4, 4);
-    virtio_mmio_io_ops.read(&m, CONFIG + 4, w2, 2);
+    virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG, w4, 4);
+    virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG + 4, w2, 2);
     cr_assert_eq(memcmp(w4, cfg.mac, 4), 0);
     cr_assert_eq(memcmp(w2, cfg.mac + 4, 2), 0);
 }
@@ -278,9 +156,9 @@ Test(vnet, mac_in_config_space)
 Test(vnet, no_mac_feature_without_mac)
 {
     net_start(BASE_FEATURES);
-    cr_assert_not(dev_features() & BIT64(F_MAC));
-    cr_assert(dev_features() & BIT64(F_MRG_RXBUF));
-    cr_assert(dev_features() & BIT64(VIRTIO_F_VERSION_1));
+    cr_assert_not(vfx_dev_features() & BIT64(VIRTIO_NET_F_MAC));
+    cr_assert(vfx_dev_features() & BIT64(VIRTIO_NET_F_MRG_RXBUF));
+    cr_assert(vfx_dev_features() & BIT64(VIRTIO_F_VERSION_1));
 }
 
 /* ---- tx ---- */
@@ -291,8 +169,8 @@ Test(vnet, tx_frame_split_over_two_descriptors)
     uint8_t frame[HDR + 100];
     size_t n = make_frame(frame, 1, 100);
     /* First descriptor: header + 30 payload bytes; second: the other 70. */
-    memcpy(at(TX_BUF_GPA(0), 42), frame, 42);
-    memcpy(at(TX_BUF_GPA(1), 70), frame + 42, 70);
+    memcpy(g_at(TX_BUF_GPA(0), 42), frame, 42);
+    memcpy(g_at(TX_BUF_GPA(1), 70), frame + 42, 70);
     uint64_t g[2] = {TX_BUF_GPA(0), TX_BUF_GPA(1)};
     uint32_t l[2] = {42, 70};
     bool w[2] = {false, false};
@@ -310,7 +188,7 @@ Test(vnet, tx_frame_split_over_two_descriptors)
     struct net_counters c = virtio_net_counters(net);
     cr_assert_eq(c.tx_packets, 1);
     cr_assert_eq(c.tx_bytes, 100);
-    cr_assert_geq(pulses, 1);
+    cr_assert_geq(vfx.pulses, 1);
 }
 
 Test(vnet, tx_header_then_frame_many_in_order)
@@ -319,8 +197,8 @@ Test(vnet, tx_header_then_frame_many_in_order)
     for (int f = 0; f < 20; f++) {
         uint8_t frame[HDR + 1500];
         make_frame(frame, f, 1500);
-        memcpy(at(TX_BUF_GPA(2 * f), HDR), frame, HDR);
-        memcpy(at(TX_BUF_GPA(2 * f + 1), 1500), frame + HDR, 1500);
+        memcpy(g_at(TX_BUF_GPA(2 * f), HDR), frame, HDR);
+        memcpy(g_at(TX_BUF_GPA(2 * f + 1), 1500), frame + HDR, 1500);
         uint64_t g[2] = {TX_BUF_GPA(2 * f), TX_BUF_GPA(2 * f + 1)};
         uint32_t l[2] = {HDR, 1500};
         bool w[2] = {false, false};
@@ -345,7 +223,7 @@ Test(vnet, tx_back_pressure_loses_nothing)
     for (int f = 0; f < N; f++) {
         uint8_t frame[HDR + 1400];
         make_frame(frame, f, 1400);
-        memcpy(at(TX_BUF_GPA(f), sizeof(frame)), frame, sizeof(frame));
+        memcpy(g_at(TX_BUF_GPA(f), sizeof(frame)), frame, sizeof(frame));
         uint64_t g = TX_BUF_GPA(f);
         uint32_t l = sizeof(frame);
         bool w = false;
@@ -374,7 +252,7 @@ Test(vnet, tx_back_pressure_loses_nothing)
 Test(vnet, tx_chain_with_writable_descriptor)
 {
     net_start(BASE_FEATURES);
-    memset(at(TX_BUF_GPA(0), 200), 0, 200);
+    memset(g_at(TX_BUF_GPA(0), 200), 0, 200);
     uint64_t g[2] = {TX_BUF_GPA(0), TX_BUF_GPA(1)};
     uint32_t l[2] = {HDR + 60, 64};
     bool w[2] = {false, true};
@@ -415,7 +293,7 @@ Test(vnet, tx_malformed_chain)
 static void check_rx_frame(const uint8_t *got, size_t len, int frame, size_t payload, uint16_t nbufs)
 {
     cr_assert_eq(len, HDR + payload);
-    uint16_t nb = (uint16_t)(got[10] | got[11] << 8);
+    uint16_t nb = (uint16_t)(got[VIRTIO_NET_HDR_NUM_BUFFERS] | got[VIRTIO_NET_HDR_NUM_BUFFERS + 1] << 8);
     cr_assert_eq(nb, nbufs, "num_buffers %u, expected %u", nb, nbufs);
     for (size_t i = 0; i < payload; i++)
         if (got[HDR + i] != fpat(frame, i))
@@ -424,7 +302,7 @@ static void check_rx_frame(const uint8_t *got, size_t len, int frame, size_t pay
 
 Test(vnet, rx_mergeable_splits_over_small_buffers)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     uint16_t heads[4];
     for (int i = 0; i < 4; i++)
         heads[i] = post_rx(RX_BUF_GPA(i), 512);
@@ -437,28 +315,28 @@ Test(vnet, rx_mergeable_splits_over_small_buffers)
     for (uint16_t i = 0; i < 3; i++) {
         cr_assert_eq(used_id(RXQ, i), heads[i]);
         cr_assert_eq(used_len(RXQ, i), want_len[i]);
-        memcpy(all + off, at(RX_BUF_GPA(i), want_len[i]), want_len[i]);
+        memcpy(all + off, g_at(RX_BUF_GPA(i), want_len[i]), want_len[i]);
         off += want_len[i];
     }
     check_rx_frame(all, off, 1, 1400, 3);
-    cr_assert_eq(*at(RX_BUF_GPA(2) + 388, 1), 0xee, "nothing written past the frame");
-    cr_assert_eq(*at(RX_BUF_GPA(3), 1), 0xee, "fourth buffer unused");
+    cr_assert_eq(*g_at(RX_BUF_GPA(2) + 388, 1), 0xee, "nothing written past the frame");
+    cr_assert_eq(*g_at(RX_BUF_GPA(3), 1), 0xee, "fourth buffer unused");
     struct net_counters c = virtio_net_counters(net);
     cr_assert_eq(c.rx_packets, 1);
     cr_assert_eq(c.rx_bytes, 1400);
-    cr_assert_geq(pulses, 1);
-    cr_assert(rd(INT_STATUS) & VIRTIO_INT_USED_RING);
+    cr_assert_geq(vfx.pulses, 1);
+    cr_assert(vfx_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED_RING);
 
     /* The fourth buffer takes the next small frame whole. */
     send_frame(2, 60);
     run_until_used(RXQ, 4);
     cr_assert_eq(used_len(RXQ, 3), HDR + 60);
-    check_rx_frame(at(RX_BUF_GPA(3), HDR + 60), HDR + 60, 2, 60, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(3), HDR + 60), HDR + 60, 2, 60, 1);
 }
 
 Test(vnet, rx_without_buffers_keeps_the_frame)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     send_frame(1, 1000);
     send_frame(2, 64);
     for (int i = 0; i < 5; i++)
@@ -472,24 +350,24 @@ Test(vnet, rx_without_buffers_keeps_the_frame)
     run_until_used(RXQ, 2);
     cr_assert_eq(used_idx(RXQ), 2);
     cr_assert_eq(used_len(RXQ, 0), HDR + 1000);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 1000), HDR + 1000, 1, 1000, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 1000), HDR + 1000, 1, 1000, 1);
     cr_assert_eq(used_len(RXQ, 1), HDR + 64);
-    check_rx_frame(at(RX_BUF_GPA(1), HDR + 64), HDR + 64, 2, 64, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(1), HDR + 64), HDR + 64, 2, 64, 1);
     cr_assert_eq(virtio_net_counters(net).rx_packets, 2);
 }
 
 Test(vnet, rx_kick_through_queue_notify_register)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     send_frame(3, 300);
     for (int i = 0; i < 3; i++)
         evloop_run_once(&loop, 10);
     cr_assert_eq(used_idx(RXQ), 0);
     post_rx(RX_BUF_GPA(0), 2048);
-    wr(0x050, RXQ); /* QueueNotify: an eventfd served by the loop */
+    vfx_wr(VIRTIO_MMIO_QUEUE_NOTIFY, RXQ); /* QueueNotify: an eventfd served by the loop */
     run_until_used(RXQ, 1);
     cr_assert_eq(used_idx(RXQ), 1);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 300), HDR + 300, 3, 300, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 300), HDR + 300, 3, 300, 1);
 }
 
 Test(vnet, rx_without_mergeable_needs_one_big_buffer)
@@ -500,7 +378,7 @@ Test(vnet, rx_without_mergeable_needs_one_big_buffer)
     run_until_used(RXQ, 1);
     cr_assert_eq(used_idx(RXQ), 1);
     cr_assert_eq(used_len(RXQ, 0), HDR + 1400);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 1400), HDR + 1400, 1, 1400, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 1400), HDR + 1400, 1, 1400, 1);
 
     /* A buffer too small for the frame is not used (not even partly). */
     post_rx(RX_BUF_GPA(1), 256);
@@ -509,14 +387,14 @@ Test(vnet, rx_without_mergeable_needs_one_big_buffer)
     for (int i = 0; i < 5; i++)
         evloop_run_once(&loop, 10);
     cr_assert_eq(used_idx(RXQ), 1, "without MRG_RXBUF a frame is never split");
-    cr_assert_eq(*at(RX_BUF_GPA(1), 1), 0xee);
-    cr_assert_eq(*at(RX_BUF_GPA(2), 1), 0xee);
+    cr_assert_eq(*g_at(RX_BUF_GPA(1), 1), 0xee);
+    cr_assert_eq(*g_at(RX_BUF_GPA(2), 1), 0xee);
     cr_assert_eq(virtio_net_counters(net).rx_packets, 1);
 }
 
 Test(vnet, rx_runt_messages_skipped)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     post_rx(RX_BUF_GPA(0), 2048);
     uint8_t runt[HDR] = {0};
     cr_assert_eq(send(sv[1], runt, HDR, 0), HDR); /* a header without a frame */
@@ -524,12 +402,12 @@ Test(vnet, rx_runt_messages_skipped)
     send_frame(4, 100);
     run_until_used(RXQ, 1);
     cr_assert_eq(used_idx(RXQ), 1);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 100), HDR + 100, 4, 100, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 100), HDR + 100, 4, 100, 1);
 }
 
 Test(vnet, rx_jumbo_frame_over_many_buffers)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     for (int i = 0; i < 10; i++)
         post_rx(RX_BUF_GPA(i), 1024);
     send_frame(5, 8000); /* 8012 bytes: 8 buffers */
@@ -539,7 +417,7 @@ Test(vnet, rx_jumbo_frame_over_many_buffers)
     size_t off = 0;
     for (uint16_t i = 0; i < 8; i++) {
         uint32_t l = used_len(RXQ, i);
-        memcpy(all + off, at(RX_BUF_GPA(used_id(RXQ, i)), l), l);
+        memcpy(all + off, g_at(RX_BUF_GPA(used_id(RXQ, i)), l), l);
         off += l;
     }
     check_rx_frame(all, off, 5, 8000, 8);
@@ -560,17 +438,17 @@ Test(vnet, BUG_rx_waiting_for_room_asks_for_a_kick_with_event_idx)
      * publishes must make the driver kick when it adds the next buffer;
      * otherwise rx stalls for good (the device stopped watching the fd).
      */
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF) | BIT64(VIRTIO_F_EVENT_IDX));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF) | BIT64(VIRTIO_F_EVENT_IDX));
     post_rx(RX_BUF_GPA(0), 256);
     send_frame(1, 1400);
     for (int i = 0; i < 5; i++)
         evloop_run_once(&loop, 10);
     cr_assert_eq(used_idx(RXQ), 0);
 
-    uint16_t old_idx = dq[RXQ].avail_idx;
+    uint16_t old_idx = vfx.q[RXQ].avail_idx;
     post_rx(RX_BUF_GPA(1), 2048);
-    uint16_t avail_event = r16(dq[RXQ].used + 4 + 8ULL * QSZ);
-    bool kick = driver_should_kick(avail_event, dq[RXQ].avail_idx, old_idx);
+    uint16_t avail_event = vfx_avail_event(RXQ);
+    bool kick = driver_should_kick(avail_event, vfx.q[RXQ].avail_idx, old_idx);
     cr_expect(kick, "avail_event %u: the driver adding entry %u will not kick; rx stalls", avail_event, old_idx);
     /* The driver kicks only if asked to; the device must then deliver. */
     if (kick)
@@ -583,22 +461,22 @@ Test(vnet, BUG_rx_waiting_for_room_asks_for_a_kick_with_event_idx)
 Test(vnet, rx_event_idx_kick_when_ring_was_empty)
 {
     /* The common case: the ring ran dry (no chain popped), the driver refills. */
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF) | BIT64(VIRTIO_F_EVENT_IDX));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF) | BIT64(VIRTIO_F_EVENT_IDX));
     send_frame(1, 500);
     for (int i = 0; i < 5; i++)
         evloop_run_once(&loop, 10);
-    uint16_t old_idx = dq[RXQ].avail_idx;
+    uint16_t old_idx = vfx.q[RXQ].avail_idx;
     post_rx(RX_BUF_GPA(0), 2048);
-    uint16_t avail_event = r16(dq[RXQ].used + 4 + 8ULL * QSZ);
-    cr_assert(driver_should_kick(avail_event, dq[RXQ].avail_idx, old_idx));
+    uint16_t avail_event = vfx_avail_event(RXQ);
+    cr_assert(driver_should_kick(avail_event, vfx.q[RXQ].avail_idx, old_idx));
     virtio_mmio_kick(&m, RXQ);
     run_until_used(RXQ, 1);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 500), HDR + 500, 1, 500, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 500), HDR + 500, 1, 500, 1);
 }
 
 Test(vnet, rx_chain_malformed)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     uint64_t g = MEM - 100;
     uint32_t l = 2048;
     bool w = true;
@@ -612,15 +490,15 @@ Test(vnet, rx_chain_malformed)
 
 Test(vnet, reset_drops_pending_and_restarts)
 {
-    net_start(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     send_frame(1, 100);
     for (int i = 0; i < 3; i++)
         evloop_run_once(&loop, 10); /* frame read, waits for buffers */
-    driver_up(BASE_FEATURES | BIT64(F_MRG_RXBUF));
+    driver_up(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
     post_rx(RX_BUF_GPA(0), 2048);
     send_frame(2, 200);
     virtio_mmio_kick(&m, RXQ);
     run_until_used(RXQ, 1);
     cr_assert_eq(used_idx(RXQ), 1);
-    check_rx_frame(at(RX_BUF_GPA(0), HDR + 200), HDR + 200, 2, 200, 1);
+    check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 200), HDR + 200, 2, 200, 1);
 }

@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 
 #include "devices/virtio/queue.h"
+#include "devices/virtio/virtio.h"
+#include "tests/unit/virtio_fixture.h"
 
 #define MEM (4ULL << 20)
 #define DESC_GPA 0x1000ULL  /* 256 descriptors fit in 4 KiB */
@@ -21,85 +23,25 @@
 #define IND_GPA 0x8000ULL   /* indirect tables */
 #define DATA_GPA 0x100000ULL
 
-#define F_NEXT 1
-#define F_WRITE 2
-#define F_INDIRECT 4
+#define F_NEXT VIRTQ_DESC_F_NEXT
+#define F_WRITE VIRTQ_DESC_F_WRITE
+#define F_INDIRECT VIRTQ_DESC_F_INDIRECT
 
-static uint8_t *ram;
-static struct guest_mem gm;
-static struct virtq q;
+static struct virtq q; /* the device side under test; the driver side is vfx.q[0] */
 static struct virtq_chain ch;
-static uint16_t drv_avail; /* the driver's next avail index */
-
-/* ---- the simulated driver: little-endian stores through the checked accessor ---- */
-
-static uint8_t *at(uint64_t gpa, uint64_t len)
-{
-    uint8_t *p = gm_ptr(&gm, gpa, len);
-    cr_assert_not_null(p, "test bug: gpa %#llx not in RAM", (unsigned long long)gpa);
-    return p;
-}
-
-static void w16(uint64_t gpa, uint16_t v)
-{
-    uint8_t *p = at(gpa, 2);
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void w32(uint64_t gpa, uint32_t v)
-{
-    uint8_t *p = at(gpa, 4);
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void w64(uint64_t gpa, uint64_t v)
-{
-    uint8_t *p = at(gpa, 8);
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t r16(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 2);
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t r32(uint64_t gpa)
-{
-    const uint8_t *p = at(gpa, 4);
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void desc_at(uint64_t table, uint32_t idx, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    uint64_t d = table + 16ULL * idx;
-    w64(d, addr);
-    w32(d + 8, len);
-    w16(d + 12, flags);
-    w16(d + 14, next);
-}
 
 static void desc(uint16_t idx, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    desc_at(DESC_GPA, idx, addr, len, flags, next);
+    vfx_desc(DESC_GPA, idx, addr, len, flags, next);
 }
 
-static void avail_add(uint16_t head)
-{
-    w16(AVAIL_GPA + 4 + 2ULL * (drv_avail % q.size), head);
-    drv_avail++;
-    w16(AVAIL_GPA + 2, drv_avail);
-}
-
-static void avail_flags(uint16_t f) { w16(AVAIL_GPA, f); }
-static void used_event(uint16_t v) { w16(AVAIL_GPA + 4 + 2ULL * q.size, v); }
-static uint16_t avail_event(void) { return r16(USED_GPA + 4 + 8ULL * q.size); }
-static uint16_t used_idx(void) { return r16(USED_GPA + 2); }
-static uint32_t used_id(uint16_t i) { return r32(USED_GPA + 4 + 8ULL * (i % q.size)); }
-static uint32_t used_len(uint16_t i) { return r32(USED_GPA + 4 + 8ULL * (i % q.size) + 4); }
+static void avail_add(uint16_t head) { vfx_avail_add(0, head); }
+static void avail_flags(uint16_t f) { vfx_set_avail_flags(0, f); }
+static void used_event(uint16_t v) { vfx_set_used_event(0, v); }
+static uint16_t avail_event(void) { return vfx_avail_event(0); }
+static uint16_t used_idx(void) { return vfx_used_idx(0); }
+static uint32_t used_id(uint16_t i) { return vfx_used_id(0, i); }
+static uint32_t used_len(uint16_t i) { return vfx_used_len(0, i); }
 
 static void queue_setup(uint16_t size)
 {
@@ -109,23 +51,20 @@ static void queue_setup(uint16_t size)
     q.desc_gpa = DESC_GPA;
     q.avail_gpa = AVAIL_GPA;
     q.used_gpa = USED_GPA;
-    drv_avail = 0;
-    memset(at(0, 0x10000), 0, 0x10000); /* rings and indirect tables */
+    vfx_queue_at(0, size, DESC_GPA, AVAIL_GPA, USED_GPA);
+    memset(g_at(0, 0x10000), 0, 0x10000); /* rings and indirect tables */
 }
 
 static void setup(void)
 {
-    ram = calloc(1, MEM);
-    cr_assert_not_null(ram);
-    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    vfx_ram_init(MEM);
     memset(&ch, 0, sizeof(ch));
     queue_setup(16);
 }
 
 static void teardown(void)
 {
-    guest_mem_free(&gm);
-    free(ram);
+    vfx_ram_free();
 }
 
 TestSuite(virtq, .init = setup, .fini = teardown);
@@ -134,23 +73,23 @@ TestSuite(virtq, .init = setup, .fini = teardown);
 
 Test(virtq, empty_ring_and_not_ready)
 {
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
-    cr_assert_not(virtq_has_avail(&q, &gm));
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0);
+    cr_assert_not(virtq_has_avail(&q, &vfx.gm));
     desc(0, DATA_GPA, 64, 0, 0);
     avail_add(0);
     q.ready = false;
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0, "a queue that is not ready is never read");
-    cr_assert_not(virtq_has_avail(&q, &gm));
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0, "a queue that is not ready is never read");
+    cr_assert_not(virtq_has_avail(&q, &vfx.gm));
     q.ready = true;
-    cr_assert(virtq_has_avail(&q, &gm));
+    cr_assert(virtq_has_avail(&q, &vfx.gm));
 }
 
 Test(virtq, single_descriptor)
 {
     desc(3, DATA_GPA, 100, 0, 0);
     avail_add(3);
-    cr_assert(virtq_has_avail(&q, &gm));
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert(virtq_has_avail(&q, &vfx.gm));
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 3);
     cr_assert_eq(ch.nbufs, 1);
     cr_assert_eq(ch.bufs[0].gpa, DATA_GPA);
@@ -159,8 +98,8 @@ Test(virtq, single_descriptor)
     cr_assert_eq(ch.readable, 100);
     cr_assert_eq(ch.writable, 0);
     cr_assert_eq(q.last_avail, 1);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0, "only one entry was made available");
-    cr_assert_not(virtq_has_avail(&q, &gm));
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0, "only one entry was made available");
+    cr_assert_not(virtq_has_avail(&q, &vfx.gm));
 }
 
 Test(virtq, readable_then_writable_chain)
@@ -170,7 +109,7 @@ Test(virtq, readable_then_writable_chain)
     desc(2, DATA_GPA + 0x1000, 4096, F_NEXT | F_WRITE, 9);
     desc(9, DATA_GPA + 0x3000, 1, F_WRITE, 0);
     avail_add(5);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 5);
     cr_assert_eq(ch.nbufs, 3);
     cr_assert_eq(ch.bufs[0].gpa, DATA_GPA);
@@ -191,14 +130,14 @@ Test(virtq, several_chains_in_order)
     desc(2, DATA_GPA + 100, 30, F_WRITE, 0);
     avail_add(2);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 2);
     cr_assert_eq(ch.writable, 30);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 0);
     cr_assert_eq(ch.nbufs, 2);
     cr_assert_eq(ch.readable, 30);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0);
 }
 
 Test(virtq, chain_as_long_as_the_queue)
@@ -207,19 +146,19 @@ Test(virtq, chain_as_long_as_the_queue)
     for (uint16_t i = 0; i < 8; i++)
         desc(i, DATA_GPA + 64ULL * i, 64, i < 7 ? F_NEXT : 0, (uint16_t)(i + 1));
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1, "a chain using every descriptor once is legal");
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1, "a chain using every descriptor once is legal");
     cr_assert_eq(ch.nbufs, 8);
     cr_assert_eq(ch.readable, 512);
 }
 
 Test(virtq, indirect_table)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 1);
-    desc_at(IND_GPA, 1, DATA_GPA + 0x1000, 512, F_NEXT | F_WRITE, 2);
-    desc_at(IND_GPA, 2, DATA_GPA + 0x2000, 1, F_WRITE, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 1);
+    vfx_desc(IND_GPA, 1, DATA_GPA + 0x1000, 512, F_NEXT | F_WRITE, 2);
+    vfx_desc(IND_GPA, 2, DATA_GPA + 0x2000, 1, F_WRITE, 0);
     desc(4, IND_GPA, 3 * 16, F_INDIRECT, 0);
     avail_add(4);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 4, "the used element names the head of the main table");
     cr_assert_eq(ch.nbufs, 3);
     cr_assert_eq(ch.bufs[0].gpa, DATA_GPA);
@@ -234,10 +173,10 @@ Test(virtq, indirect_after_direct_descriptors)
     /* Direct header, then an indirect descriptor ending the chain. */
     desc(0, DATA_GPA, 16, F_NEXT, 1);
     desc(1, IND_GPA, 32, F_INDIRECT, 0);
-    desc_at(IND_GPA, 0, DATA_GPA + 0x100, 200, F_WRITE | F_NEXT, 1);
-    desc_at(IND_GPA, 1, DATA_GPA + 0x200, 1, F_WRITE, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA + 0x100, 200, F_WRITE | F_NEXT, 1);
+    vfx_desc(IND_GPA, 1, DATA_GPA + 0x200, 1, F_WRITE, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.nbufs, 3);
     cr_assert_eq(ch.readable, 16);
     cr_assert_eq(ch.writable, 201);
@@ -246,12 +185,12 @@ Test(virtq, indirect_after_direct_descriptors)
 Test(virtq, indirect_table_follows_next_links)
 {
     /* Entries visited by `next`, not by position. */
-    desc_at(IND_GPA, 0, DATA_GPA, 8, F_NEXT, 2);
-    desc_at(IND_GPA, 1, DATA_GPA + 0x300, 8, F_WRITE, 0);
-    desc_at(IND_GPA, 2, DATA_GPA + 0x200, 8, F_NEXT, 1);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 8, F_NEXT, 2);
+    vfx_desc(IND_GPA, 1, DATA_GPA + 0x300, 8, F_WRITE, 0);
+    vfx_desc(IND_GPA, 2, DATA_GPA + 0x200, 8, F_NEXT, 1);
     desc(0, IND_GPA, 48, F_INDIRECT, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.nbufs, 3);
     cr_assert_eq(ch.bufs[1].gpa, DATA_GPA + 0x200);
     cr_assert_eq(ch.bufs[2].gpa, DATA_GPA + 0x300);
@@ -259,11 +198,11 @@ Test(virtq, indirect_table_follows_next_links)
 
 Test(virtq, push_fills_used_ring)
 {
-    cr_assert_eq(virtq_push(&q, &gm, 7, 513), 0);
+    cr_assert_eq(virtq_push(&q, &vfx.gm, 7, 513), 0);
     cr_assert_eq(used_idx(), 1);
     cr_assert_eq(used_id(0), 7);
     cr_assert_eq(used_len(0), 513);
-    cr_assert_eq(virtq_push(&q, &gm, 2, 0), 0);
+    cr_assert_eq(virtq_push(&q, &vfx.gm, 2, 0), 0);
     cr_assert_eq(used_idx(), 2);
     cr_assert_eq(used_id(1), 2);
     cr_assert_eq(used_len(1), 0);
@@ -273,7 +212,7 @@ Test(virtq, push_wraps_around_the_ring)
 {
     queue_setup(4);
     for (uint32_t i = 0; i < 6; i++)
-        cr_assert_eq(virtq_push(&q, &gm, (uint16_t)i, 100 + i), 0);
+        cr_assert_eq(virtq_push(&q, &vfx.gm, (uint16_t)i, 100 + i), 0);
     cr_assert_eq(used_idx(), 6);
     /* Slots 0 and 1 were overwritten by pushes 4 and 5. */
     cr_assert_eq(used_id(4), 4);
@@ -287,18 +226,18 @@ Test(virtq, indices_wrap_at_65536)
 {
     q.last_avail = 65534;
     q.used_idx = 65534;
-    drv_avail = 65534;
+    vfx.q[0].avail_idx = 65534;
     for (uint16_t i = 0; i < 4; i++) {
         desc(i, DATA_GPA + 16ULL * i, 16, 0, 0);
         avail_add(i);
     }
-    cr_assert_eq(r16(AVAIL_GPA + 2), 2);
+    cr_assert_eq(g_r16(AVAIL_GPA + 2), 2);
     for (uint16_t i = 0; i < 4; i++) {
-        cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+        cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
         cr_assert_eq(ch.head, i);
-        cr_assert_eq(virtq_push(&q, &gm, ch.head, 1), 0);
+        cr_assert_eq(virtq_push(&q, &vfx.gm, ch.head, 1), 0);
     }
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0);
     cr_assert_eq(q.last_avail, 2);
     cr_assert_eq(used_idx(), 2);
 }
@@ -309,13 +248,13 @@ Test(virtq, unpop_gives_the_chain_back)
     desc(2, DATA_GPA + 16, 16, 0, 0);
     avail_add(1);
     avail_add(2);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 1);
     virtq_unpop(&q);
-    cr_assert(virtq_has_avail(&q, &gm));
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert(virtq_has_avail(&q, &vfx.gm));
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 1, "the same chain comes back");
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.head, 2);
 }
 
@@ -323,14 +262,14 @@ Test(virtq, unpop_gives_the_chain_back)
 
 Test(virtq, notify_without_event_idx_follows_no_interrupt)
 {
-    virtq_push(&q, &gm, 0, 0);
-    cr_assert(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0);
+    cr_assert(virtq_should_notify(&q, &vfx.gm));
     avail_flags(1); /* VIRTQ_AVAIL_F_NO_INTERRUPT */
-    virtq_push(&q, &gm, 0, 0);
-    cr_assert_not(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0);
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
     avail_flags(0);
-    virtq_push(&q, &gm, 0, 0);
-    cr_assert(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0);
+    cr_assert(virtq_should_notify(&q, &vfx.gm));
 }
 
 Test(virtq, notify_with_event_idx_when_used_event_is_crossed)
@@ -338,40 +277,40 @@ Test(virtq, notify_with_event_idx_when_used_event_is_crossed)
     q.event_idx = true;
     avail_flags(1); /* ignored with EVENT_IDX */
     used_event(0);
-    virtq_push(&q, &gm, 0, 0); /* used 0 -> 1 */
-    cr_assert(virtq_should_notify(&q, &gm), "first notification always goes out");
+    virtq_push(&q, &vfx.gm, 0, 0); /* used 0 -> 1 */
+    cr_assert(virtq_should_notify(&q, &vfx.gm), "first notification always goes out");
 
     used_event(3); /* driver: interrupt me when entry 3 is used (used idx goes past 3) */
-    virtq_push(&q, &gm, 0, 0); /* 1 -> 2 */
-    cr_assert_not(virtq_should_notify(&q, &gm));
-    virtq_push(&q, &gm, 0, 0); /* 2 -> 3 */
-    cr_assert_not(virtq_should_notify(&q, &gm));
-    virtq_push(&q, &gm, 0, 0); /* 3 -> 4: crosses used_event */
-    cr_assert(virtq_should_notify(&q, &gm));
-    virtq_push(&q, &gm, 0, 0); /* 4 -> 5: used_event left behind */
-    cr_assert_not(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 1 -> 2 */
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 2 -> 3 */
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 3 -> 4: crosses used_event */
+    cr_assert(virtq_should_notify(&q, &vfx.gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 4 -> 5: used_event left behind */
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
 
     /* Crossed inside a batch: several pushes, one check. */
     used_event(6);
-    virtq_push(&q, &gm, 0, 0);
-    virtq_push(&q, &gm, 0, 0);
-    virtq_push(&q, &gm, 0, 0); /* 5 -> 8 */
-    cr_assert(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0);
+    virtq_push(&q, &vfx.gm, 0, 0);
+    virtq_push(&q, &vfx.gm, 0, 0); /* 5 -> 8 */
+    cr_assert(virtq_should_notify(&q, &vfx.gm));
     /* Nothing new pushed: no second interrupt for the same entries. */
-    cr_assert_not(virtq_should_notify(&q, &gm));
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
 }
 
 Test(virtq, notify_with_event_idx_across_index_wrap)
 {
     q.event_idx = true;
     q.used_idx = 65534;
-    virtq_push(&q, &gm, 0, 0);
-    cr_assert(virtq_should_notify(&q, &gm)); /* arms signalled_used = 65535 */
+    virtq_push(&q, &vfx.gm, 0, 0);
+    cr_assert(virtq_should_notify(&q, &vfx.gm)); /* arms signalled_used = 65535 */
     used_event(0);
-    virtq_push(&q, &gm, 0, 0); /* 65535 -> 0 */
-    cr_assert_not(virtq_should_notify(&q, &gm));
-    virtq_push(&q, &gm, 0, 0); /* 0 -> 1 crosses used_event 0 */
-    cr_assert(virtq_should_notify(&q, &gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 65535 -> 0 */
+    cr_assert_not(virtq_should_notify(&q, &vfx.gm));
+    virtq_push(&q, &vfx.gm, 0, 0); /* 0 -> 1 crosses used_event 0 */
+    cr_assert(virtq_should_notify(&q, &vfx.gm));
 }
 
 Test(virtq, set_avail_event)
@@ -379,15 +318,15 @@ Test(virtq, set_avail_event)
     desc(0, DATA_GPA, 16, 0, 0);
     avail_add(0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
-    w16(USED_GPA + 4 + 8ULL * q.size, 0xbeef);
-    virtq_set_avail_event(&q, &gm);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
+    g_w16(USED_GPA + 4 + 8ULL * q.size, 0xbeef);
+    virtq_set_avail_event(&q, &vfx.gm);
     cr_assert_eq(avail_event(), 0xbeef, "without EVENT_IDX the field is left alone");
     q.event_idx = true;
-    virtq_set_avail_event(&q, &gm);
+    virtq_set_avail_event(&q, &vfx.gm);
     cr_assert_eq(avail_event(), 1);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
-    virtq_set_avail_event(&q, &gm);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
+    virtq_set_avail_event(&q, &vfx.gm);
     cr_assert_eq(avail_event(), 2);
 }
 
@@ -397,21 +336,21 @@ Test(virtq, rearm_sets_avail_event_and_looks_again)
     q.event_idx = true;
     desc(0, DATA_GPA, 16, 0, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
-    cr_assert_not(virtq_rearm(&q, &gm), "nothing new: wait for a kick");
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0);
+    cr_assert_not(virtq_rearm(&q, &vfx.gm), "nothing new: wait for a kick");
     cr_assert_eq(avail_event(), 1);
     avail_add(0); /* the driver adds one, as if between the empty pop and the store */
-    cr_assert(virtq_rearm(&q, &gm), "the buffer added meanwhile is seen");
+    cr_assert(virtq_rearm(&q, &vfx.gm), "the buffer added meanwhile is seen");
     cr_assert_eq(avail_event(), 1);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
 }
 
 /* ---- copying across buffers ---- */
 
 Test(virtq, chain_read_and_write_across_buffers)
 {
-    uint8_t *d = at(DATA_GPA, 0x1000);
+    uint8_t *d = g_at(DATA_GPA, 0x1000);
     for (int i = 0; i < 64; i++)
         d[i] = (uint8_t)i;
     /* Readable: [0,3) [3,8) [8,16); writable: 4 bytes at 0x800, 6 at 0x900. */
@@ -421,20 +360,20 @@ Test(virtq, chain_read_and_write_across_buffers)
     desc(3, DATA_GPA + 0x800, 4, F_NEXT | F_WRITE, 4);
     desc(4, DATA_GPA + 0x900, 6, F_WRITE, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
 
     uint8_t buf[16];
     memset(buf, 0xff, sizeof(buf));
-    cr_assert_eq(virtq_chain_read(&ch, &gm, 2, buf, 10), 0);
+    cr_assert_eq(virtq_chain_read(&ch, &vfx.gm, 2, buf, 10), 0);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(buf[i], 2 + i);
-    cr_assert_eq(virtq_chain_read(&ch, &gm, 0, buf, 16), 0);
+    cr_assert_eq(virtq_chain_read(&ch, &vfx.gm, 0, buf, 16), 0);
     cr_assert_eq(buf[15], 15);
-    cr_assert_eq(virtq_chain_read(&ch, &gm, 8, buf, 9), -ENOSPC, "only 16 readable bytes");
-    cr_assert_eq(virtq_chain_read(&ch, &gm, 16, buf, 0), 0);
+    cr_assert_eq(virtq_chain_read(&ch, &vfx.gm, 8, buf, 9), -ENOSPC, "only 16 readable bytes");
+    cr_assert_eq(virtq_chain_read(&ch, &vfx.gm, 16, buf, 0), 0);
 
     const uint8_t src[10] = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
-    cr_assert_eq(virtq_chain_write(&ch, &gm, 1, src, 8), 0);
+    cr_assert_eq(virtq_chain_write(&ch, &vfx.gm, 1, src, 8), 0);
     cr_assert_eq(d[0x800], 0, "offset 1 skips the first writable byte");
     cr_assert_eq(d[0x801], 10);
     cr_assert_eq(d[0x803], 12);
@@ -442,8 +381,8 @@ Test(virtq, chain_read_and_write_across_buffers)
     cr_assert_eq(d[0x904], 17);
     cr_assert_eq(d[0x905], 0);
     cr_assert_eq(d[16], 16, "readable buffers are never written");
-    cr_assert_eq(virtq_chain_write(&ch, &gm, 0, src, 11), -ENOSPC, "only 10 writable bytes");
-    cr_assert_eq(virtq_chain_write(&ch, &gm, 5, src, 5), 0);
+    cr_assert_eq(virtq_chain_write(&ch, &vfx.gm, 0, src, 11), -ENOSPC, "only 10 writable bytes");
+    cr_assert_eq(virtq_chain_write(&ch, &vfx.gm, 5, src, 5), 0);
     cr_assert_eq(d[0x905], 14);
 }
 
@@ -451,7 +390,7 @@ Test(virtq, chain_read_and_write_across_buffers)
 
 static void expect_eproto(const char *what)
 {
-    int rc = virtq_pop(&q, &gm, &ch);
+    int rc = virtq_pop(&q, &vfx.gm, &ch);
     cr_assert_eq(rc, -EPROTO, "%s: virtq_pop returned %d", what, rc);
 }
 
@@ -543,7 +482,7 @@ Test(virtq, buffer_running_past_the_end_of_ram)
     queue_setup(16);
     desc(0, MEM - 16, 16, 0, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
 }
 
 Test(virtq, descriptor_table_outside_memory)
@@ -558,13 +497,13 @@ Test(virtq, rings_outside_memory_without_validation)
 {
     q.avail_gpa = MEM + 0x1000;
     q.used_gpa = MEM + 0x2000;
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 0);
-    cr_assert_not(virtq_has_avail(&q, &gm));
-    cr_assert_eq(virtq_push(&q, &gm, 0, 0), -EPROTO);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 0);
+    cr_assert_not(virtq_has_avail(&q, &vfx.gm));
+    cr_assert_eq(virtq_push(&q, &vfx.gm, 0, 0), -EPROTO);
     q.event_idx = true;
-    virtq_set_avail_event(&q, &gm); /* must not write anywhere */
-    (void)virtq_should_notify(&q, &gm);
-    (void)virtq_should_notify(&q, &gm);
+    virtq_set_avail_event(&q, &vfx.gm); /* must not write anywhere */
+    (void)virtq_should_notify(&q, &vfx.gm);
+    (void)virtq_should_notify(&q, &vfx.gm);
 }
 
 Test(virtq, zero_length_descriptors_are_skipped)
@@ -573,19 +512,19 @@ Test(virtq, zero_length_descriptors_are_skipped)
     desc(1, 0xdead00000000ULL, 0, F_NEXT, 2); /* no bytes: its address is never used */
     desc(2, DATA_GPA + 0x100, 8, F_WRITE, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.nbufs, 2);
     cr_assert_eq(ch.readable, 16);
     cr_assert_eq(ch.writable, 8);
     /* A chain of nothing but zero-length buffers: no data for the device to touch. */
     desc(3, DATA_GPA, 0, 0, 0);
     avail_add(3);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.nbufs, 0);
     cr_assert_eq(ch.readable + ch.writable, 0);
     uint8_t b[4];
-    cr_assert_eq(virtq_chain_read(&ch, &gm, 0, b, 1), -ENOSPC);
-    cr_assert_eq(virtq_chain_write(&ch, &gm, 0, b, 1), -ENOSPC);
+    cr_assert_eq(virtq_chain_read(&ch, &vfx.gm, 0, b, 1), -ENOSPC);
+    cr_assert_eq(virtq_chain_write(&ch, &vfx.gm, 0, b, 1), -ENOSPC);
 }
 
 Test(virtq, readable_after_writable)
@@ -598,8 +537,8 @@ Test(virtq, readable_after_writable)
 
 Test(virtq, readable_after_writable_inside_indirect)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, F_WRITE | F_NEXT, 1);
-    desc_at(IND_GPA, 1, DATA_GPA + 16, 16, 0, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, F_WRITE | F_NEXT, 1);
+    vfx_desc(IND_GPA, 1, DATA_GPA + 16, 16, 0, 0);
     desc(0, IND_GPA, 32, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("readable after writable (indirect)");
@@ -608,17 +547,17 @@ Test(virtq, readable_after_writable_inside_indirect)
 Test(virtq, avail_idx_jumps_past_the_ring)
 {
     desc(0, DATA_GPA, 16, 0, 0);
-    w16(AVAIL_GPA + 2, 17); /* 17 entries in a 16-entry ring */
+    g_w16(AVAIL_GPA + 2, 17); /* 17 entries in a 16-entry ring */
     expect_eproto("avail idx + 17");
-    w16(AVAIL_GPA + 2, 0x8000);
+    g_w16(AVAIL_GPA + 2, 0x8000);
     expect_eproto("avail idx + 0x8000");
-    w16(AVAIL_GPA + 2, 16); /* a full ring is legal */
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    g_w16(AVAIL_GPA + 2, 16); /* a full ring is legal */
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
 }
 
 Test(virtq, indirect_with_next)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, 0, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, 0, 0);
     desc(0, IND_GPA, 16, F_INDIRECT | F_NEXT, 1);
     desc(1, DATA_GPA, 16, 0, 0);
     avail_add(0);
@@ -627,8 +566,8 @@ Test(virtq, indirect_with_next)
 
 Test(virtq, nested_indirect)
 {
-    desc_at(IND_GPA + 0x100, 0, DATA_GPA, 16, 0, 0);
-    desc_at(IND_GPA, 0, IND_GPA + 0x100, 16, F_INDIRECT, 0);
+    vfx_desc(IND_GPA + 0x100, 0, DATA_GPA, 16, 0, 0);
+    vfx_desc(IND_GPA, 0, IND_GPA + 0x100, 16, F_INDIRECT, 0);
     desc(0, IND_GPA, 16, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("indirect inside indirect");
@@ -636,7 +575,7 @@ Test(virtq, nested_indirect)
 
 Test(virtq, indirect_length_not_a_multiple_of_16)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, 0, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, 0, 0);
     desc(0, IND_GPA, 24, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("indirect len 24");
@@ -670,7 +609,7 @@ Test(virtq, indirect_table_too_long)
     /* More entries than any chain may have: refused before it is walked. */
     uint32_t n = VIRTQ_MAX_CHAIN + 1;
     for (uint32_t i = 0; i < n; i++)
-        desc_at(IND_GPA, i, DATA_GPA, 1, i + 1 < n ? F_NEXT : 0, (uint16_t)(i + 1));
+        vfx_desc(IND_GPA, i, DATA_GPA, 1, i + 1 < n ? F_NEXT : 0, (uint16_t)(i + 1));
     desc(0, IND_GPA, 16 * n, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("indirect table of VIRTQ_MAX_CHAIN + 1 entries");
@@ -678,14 +617,14 @@ Test(virtq, indirect_table_too_long)
 
 Test(virtq, cycle_inside_indirect_table)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 1);
-    desc_at(IND_GPA, 1, DATA_GPA, 16, F_NEXT, 2);
-    desc_at(IND_GPA, 2, DATA_GPA, 16, F_NEXT, 0);
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 1);
+    vfx_desc(IND_GPA, 1, DATA_GPA, 16, F_NEXT, 2);
+    vfx_desc(IND_GPA, 2, DATA_GPA, 16, F_NEXT, 0);
     desc(0, IND_GPA, 48, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("0 -> 1 -> 2 -> 0 inside the table");
     queue_setup(16);
-    desc_at(IND_GPA, 0, DATA_GPA, 0, F_NEXT, 0); /* zero-length self loop */
+    vfx_desc(IND_GPA, 0, DATA_GPA, 0, F_NEXT, 0); /* zero-length self loop */
     desc(0, IND_GPA, 16, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("zero-length self loop inside the table");
@@ -693,7 +632,7 @@ Test(virtq, cycle_inside_indirect_table)
 
 Test(virtq, indirect_next_out_of_range)
 {
-    desc_at(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 2); /* the table has 2 entries */
+    vfx_desc(IND_GPA, 0, DATA_GPA, 16, F_NEXT, 2); /* the table has 2 entries */
     desc(0, IND_GPA, 32, F_INDIRECT, 0);
     avail_add(0);
     expect_eproto("next beyond the indirect table");
@@ -707,7 +646,7 @@ Test(virtq, chain_total_bounded_by_max_chain)
         desc((uint16_t)i, DATA_GPA + i, 1, F_NEXT, (uint16_t)(i + 1));
     desc(255, IND_GPA, 16 * 16, F_INDIRECT, 0);
     for (uint32_t i = 0; i < 16; i++)
-        desc_at(IND_GPA, i, DATA_GPA, 1, i < 15 ? F_NEXT : 0, (uint16_t)(i + 1));
+        vfx_desc(IND_GPA, i, DATA_GPA, 1, i < 15 ? F_NEXT : 0, (uint16_t)(i + 1));
     avail_add(0);
     expect_eproto("255 + 16 buffers");
     cr_assert_leq(ch.nbufs, VIRTQ_MAX_CHAIN);
@@ -717,9 +656,9 @@ Test(virtq, chain_total_bounded_by_max_chain)
         desc((uint16_t)i, DATA_GPA + i, 1, F_NEXT, (uint16_t)(i + 1));
     desc(255, IND_GPA, 16 * 5, F_INDIRECT, 0);
     for (uint32_t i = 0; i < 5; i++)
-        desc_at(IND_GPA, i, DATA_GPA, 1, i < 4 ? F_NEXT : 0, (uint16_t)(i + 1));
+        vfx_desc(IND_GPA, i, DATA_GPA, 1, i < 4 ? F_NEXT : 0, (uint16_t)(i + 1));
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
     cr_assert_eq(ch.nbufs, VIRTQ_MAX_CHAIN);
 }
 
@@ -739,8 +678,8 @@ Test(virtq, buffer_in_the_mmio_gap)
     uint64_t big = MMIO_GAP_START + (2ULL << 20); /* 3 GiB low + 2 MiB above 4 GiB */
     uint8_t *backing = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_neq(backing, MAP_FAILED);
-    cr_assert_eq(guest_mem_init_with(&gm, big, backing), 0);
-    cr_assert_eq(gm.nr_regions, 2);
+    cr_assert_eq(guest_mem_init_with(&vfx.gm, big, backing), 0);
+    cr_assert_eq(vfx.gm.nr_regions, 2);
 
     queue_setup(16);
     desc(0, MMIO_GAP_START + 0x1000, 16, 0, 0);
@@ -761,25 +700,25 @@ Test(virtq, buffer_in_the_mmio_gap)
     desc(0, MMIO_GAP_START - 0x1000, 0x1000, F_NEXT, 1);
     desc(1, MMIO_GAP_END, 0x1000, 0, 0);
     avail_add(0);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), 1, "both sides of the gap are RAM");
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1, "both sides of the gap are RAM");
     cr_assert_eq(ch.readable, 0x2000);
 
     queue_setup(16);
     desc(0, MMIO_GAP_END, 16, F_INDIRECT, 0); /* an indirect table in high RAM is fine */
-    desc_at(MMIO_GAP_END, 0, MMIO_GAP_START + 0x10, 16, 0, 0); /* ...its buffer is not */
+    vfx_desc(MMIO_GAP_END, 0, MMIO_GAP_START + 0x10, 16, 0, 0); /* ...its buffer is not */
     avail_add(0);
     expect_eproto("indirect entry pointing into the gap");
 
     struct virtq v = {.size = 16, .desc_gpa = MMIO_GAP_START, .avail_gpa = 0x3000, .used_gpa = 0x4000};
-    cr_assert_neq(virtq_validate(&v, &gm), 0, "descriptor table in the gap");
+    cr_assert_neq(virtq_validate(&v, &vfx.gm), 0, "descriptor table in the gap");
     v.desc_gpa = MMIO_GAP_END;
-    cr_assert_eq(virtq_validate(&v, &gm), 0);
+    cr_assert_eq(virtq_validate(&v, &vfx.gm), 0);
     v.used_gpa = MMIO_GAP_START - 0x40; /* 134 bytes from 64 below the gap */
-    cr_assert_neq(virtq_validate(&v, &gm), 0, "used ring straddling the gap");
+    cr_assert_neq(virtq_validate(&v, &vfx.gm), 0, "used ring straddling the gap");
 
-    guest_mem_free(&gm);
+    guest_mem_free(&vfx.gm);
     munmap(backing, big);
-    cr_assert_eq(guest_mem_init_with(&gm, MEM, ram), 0);
+    cr_assert_eq(guest_mem_init_with(&vfx.gm, MEM, vfx.ram), 0);
 }
 
 /* ---- ring placement ---- */
@@ -787,88 +726,88 @@ Test(virtq, buffer_in_the_mmio_gap)
 Test(virtq, validate)
 {
     struct virtq v = {.size = 256, .desc_gpa = DESC_GPA, .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA};
-    cr_assert_eq(virtq_validate(&v, &gm), 0);
+    cr_assert_eq(virtq_validate(&v, &vfx.gm), 0);
     v.size = 1;
-    cr_assert_eq(virtq_validate(&v, &gm), 0);
+    cr_assert_eq(virtq_validate(&v, &vfx.gm), 0);
 
     static const uint16_t bad_sizes[] = {0, 3, 6, 100, 255, 257, 512, 0x8000};
     for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
         v.size = bad_sizes[i];
-        cr_assert_neq(virtq_validate(&v, &gm), 0, "size %u", bad_sizes[i]);
+        cr_assert_neq(virtq_validate(&v, &vfx.gm), 0, "size %u", bad_sizes[i]);
     }
     v.size = 16;
 
     struct virtq b = v;
     b.desc_gpa = DESC_GPA + 8;
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "descriptor table must be 16-byte aligned");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "descriptor table must be 16-byte aligned");
     b = v;
     b.avail_gpa = AVAIL_GPA + 1;
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "avail ring must be 2-byte aligned");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "avail ring must be 2-byte aligned");
     b = v;
     b.used_gpa = USED_GPA + 2;
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "used ring must be 4-byte aligned");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "used ring must be 4-byte aligned");
 
     b = v;
     b.desc_gpa = MEM - 16 * 15; /* 16 entries, room for 15 */
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "descriptor table past the end");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "descriptor table past the end");
     b.desc_gpa = MEM - 16 * 16;
-    cr_assert_eq(virtq_validate(&b, &gm), 0, "descriptor table ending at the end of RAM");
+    cr_assert_eq(virtq_validate(&b, &vfx.gm), 0, "descriptor table ending at the end of RAM");
     b = v;
     b.avail_gpa = MEM - (4 + 2 * 16 + 2) + 2; /* used_event would lie past the end */
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "avail ring (with used_event) past the end");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "avail ring (with used_event) past the end");
     b.avail_gpa = MEM - (4 + 2 * 16 + 2);
-    cr_assert_eq(virtq_validate(&b, &gm), 0);
+    cr_assert_eq(virtq_validate(&b, &vfx.gm), 0);
     b = v;
     b.used_gpa = MEM - 128; /* 4-aligned, 134 bytes needed: avail_event past the end */
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "used ring (with avail_event) past the end");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "used ring (with avail_event) past the end");
     b = v;
     b.used_gpa = 0xfffffffffffffff0ULL;
-    cr_assert_neq(virtq_validate(&b, &gm), 0, "used ring wrapping around 2^64");
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0, "used ring wrapping around 2^64");
     b = v;
     b.desc_gpa = 0x100000000ULL; /* above 4 GiB, no high RAM in a 4 MiB guest */
-    cr_assert_neq(virtq_validate(&b, &gm), 0);
+    cr_assert_neq(virtq_validate(&b, &vfx.gm), 0);
 }
 
 /* ---- validated queues: rings mapped once ---- */
 
 Test(virtq, validated_queue_maps_rings_and_buffers)
 {
-    cr_assert_eq(virtq_validate(&q, &gm), 0);
-    cr_assert_eq(q.desc_host, gm_ptr(&gm, DESC_GPA, 16));
-    cr_assert_eq(q.avail_host, gm_ptr(&gm, AVAIL_GPA, 2));
-    cr_assert_eq(q.used_host, gm_ptr(&gm, USED_GPA, 2));
+    cr_assert_eq(virtq_validate(&q, &vfx.gm), 0);
+    cr_assert_eq(q.desc_host, gm_ptr(&vfx.gm, DESC_GPA, 16));
+    cr_assert_eq(q.avail_host, gm_ptr(&vfx.gm, AVAIL_GPA, 2));
+    cr_assert_eq(q.used_host, gm_ptr(&vfx.gm, USED_GPA, 2));
     /* Pops, pushes and the EVENT_IDX fields go through the mapping: same results as unmapped. */
     q.event_idx = true;
     for (int round = 0; round < 40; round++) { /* wraps the 16-entry ring */
         desc(0, DATA_GPA, 16, F_NEXT, 1);
         desc(1, DATA_GPA + 0x1000, 512, F_WRITE, 0);
         avail_add(0);
-        cr_assert_eq(virtq_pop(&q, &gm, &ch), 1);
+        cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), 1);
         cr_assert_eq(ch.nbufs, 2);
-        cr_assert_eq(ch.bufs[0].host, gm_ptr(&gm, DATA_GPA, 16), "buffers carry their checked mapping");
-        cr_assert_eq(ch.bufs[1].host, gm_ptr(&gm, DATA_GPA + 0x1000, 512));
-        cr_assert_eq(virtq_push(&q, &gm, ch.head, 512), 0);
+        cr_assert_eq(ch.bufs[0].host, gm_ptr(&vfx.gm, DATA_GPA, 16), "buffers carry their checked mapping");
+        cr_assert_eq(ch.bufs[1].host, gm_ptr(&vfx.gm, DATA_GPA + 0x1000, 512));
+        cr_assert_eq(virtq_push(&q, &vfx.gm, ch.head, 512), 0);
         cr_assert_eq(used_idx(), (uint16_t)(round + 1));
         cr_assert_eq(used_id((uint16_t)round), 0);
         cr_assert_eq(used_len((uint16_t)round), 512);
-        virtq_set_avail_event(&q, &gm);
+        virtq_set_avail_event(&q, &vfx.gm);
         cr_assert_eq(avail_event(), (uint16_t)(round + 1));
     }
     /* The descriptor's buffer is still checked on every pop, mapping or not. */
     desc(2, MEM - 8, 16, 0, 0);
     avail_add(2);
-    cr_assert_eq(virtq_pop(&q, &gm, &ch), -EPROTO);
+    cr_assert_eq(virtq_pop(&q, &vfx.gm, &ch), -EPROTO);
 }
 
 Test(virtq, failed_validation_leaves_rings_unmapped)
 {
-    cr_assert_eq(virtq_validate(&q, &gm), 0);
+    cr_assert_eq(virtq_validate(&q, &vfx.gm), 0);
     q.used_gpa = MEM - 8; /* no room for the used ring, nor for its first element */
-    cr_assert_neq(virtq_validate(&q, &gm), 0);
+    cr_assert_neq(virtq_validate(&q, &vfx.gm), 0);
     cr_assert_null(q.desc_host);
     cr_assert_null(q.avail_host);
     cr_assert_null(q.used_host);
-    cr_assert_eq(virtq_push(&q, &gm, 0, 0), -EPROTO, "each access checked again: the used ring is outside RAM");
+    cr_assert_eq(virtq_push(&q, &vfx.gm, 0, 0), -EPROTO, "each access checked again: the used ring is outside RAM");
     virtq_reset(&q);
     cr_assert_null(q.used_host, "reset forgets the mapping");
 }
