@@ -212,4 +212,48 @@ int i8042_send_ctrl_alt_del(struct i8042 *k)
     return rc;
 }
 
+#define I8042_STATE_VERSION 1
+
+int i8042_save(struct i8042 *k, struct state_writer *w)
+{
+    pthread_mutex_lock(&k->lock);
+    size_t mark = state_begin(w, "i8042", I8042_STATE_VERSION);
+    state_put_u8(w, k->status);
+    state_put_u8(w, k->ctr);
+    state_put_u8(w, k->pending_cmd);
+    state_put_u8(w, (uint8_t)k->count);
+    for (unsigned i = 0; i < k->count; i++)
+        state_put_u8(w, k->buf[(k->head + i) % I8042_BUF]);
+    pthread_mutex_unlock(&k->lock);
+    return state_end(w, mark);
+}
+
+int i8042_restore(struct i8042 *k, struct state_reader *r, struct errmsg *err)
+{
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, "i8042", I8042_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    uint8_t status = state_get_u8(&b), ctr = state_get_u8(&b), pending = state_get_u8(&b);
+    uint8_t count = state_get_u8(&b), buf[I8042_BUF];
+    if (count > I8042_BUF)
+        return err_set(err, -EINVAL, "i8042 state: %u bytes in a %u-byte output buffer", count, I8042_BUF);
+    state_get_bytes(&b, buf, count);
+    rc = state_close(&b, "i8042", err);
+    if (rc)
+        return rc;
+    if (!(status & ST_OBF) != !count)
+        return err_set(err, -EINVAL, "i8042 state: the output-buffer-full bit disagrees with %u queued bytes", count);
+    pthread_mutex_lock(&k->lock);
+    k->status = status;
+    k->ctr = ctr;
+    k->pending_cmd = pending;
+    memcpy(k->buf, buf, count);
+    k->head = 0;
+    k->count = count;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
 const struct io_ops i8042_io_ops = {.read = i8042_read, .write = i8042_write};

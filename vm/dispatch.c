@@ -64,7 +64,9 @@ static enum dispatch_result handle_pio(struct vcpu *v)
                        size, run->io.count);
         return DISPATCH_STOP;
     }
-    const struct bus_entry *e = bus_find(&v->vm->pio_bus, run->io.port, size);
+    const struct alloc_entry *e = alloc_find_pio(&v->vm->alloc, run->io.port, size);
+    if (e && !e->ops)
+        e = NULL; /* reserved for KVM's own devices: an exit there is unclaimed */
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
         if (!e) {
             v->stats.exits[EXIT_UNCLAIMED_PIO]++;
@@ -89,7 +91,9 @@ static enum dispatch_result handle_mmio(struct vcpu *v)
         vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: malformed MMIO exit (len %u)", v->id, len);
         return DISPATCH_STOP;
     }
-    const struct bus_entry *e = bus_find(&v->vm->mmio_bus, run->mmio.phys_addr, len);
+    const struct alloc_entry *e = alloc_find_mmio(&v->vm->alloc, run->mmio.phys_addr, len);
+    if (e && !e->ops)
+        e = NULL;
     if (!e) {
         v->stats.exits[EXIT_UNCLAIMED_MMIO]++;
         report_unclaimed(v, "MMIO", run->mmio.phys_addr, len, run->mmio.is_write, run->mmio.data);

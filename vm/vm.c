@@ -84,13 +84,11 @@ static void post_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o
 static void post_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
 static const struct io_ops post_io_ops = {.read = post_read, .write = post_write};
 
-/* Grant a PIO range from the allocator and route it on the PIO bus. */
+/* Grant a PIO range from the allocator, routed to the device. */
 static int attach_pio(struct vm *vm, uint16_t base, uint16_t len, const char *name,
                       const struct io_ops *ops, void *opaque, struct errmsg *err)
 {
-    int rc = alloc_pio(&vm->alloc, base, len, name);
-    if (!rc)
-        rc = bus_add(&vm->pio_bus, base, len, name, ops, opaque);
+    int rc = alloc_claim_pio(&vm->alloc, base, len, name, ops, opaque);
     if (rc)
         return err_set(err, rc, "cannot attach %s at port %#x: %s", name, base, strerror(-rc));
     return 0;
@@ -234,7 +232,7 @@ static int setup_memory(struct vm *vm, struct errmsg *err)
             return err_set(err, -errno, "KVM_SET_USER_MEMORY_REGION slot %d: %s", i, strerror(errno));
     }
     /* KVM's TSS (needed on Intel) sits in the MMIO hole: the allocator must know. */
-    rc = alloc_mmio_at(&vm->alloc, KVM_TSS_GPA, 0x3000, "kvm-tss");
+    rc = alloc_claim_mmio(&vm->alloc, KVM_TSS_GPA, 0x3000, "kvm-tss", NULL, NULL);
     if (rc)
         return err_set(err, rc, "cannot reserve the KVM TSS range");
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
@@ -251,11 +249,11 @@ static int setup_irqchip(struct vm *vm, struct errmsg *err)
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     /* The PIT owns ports 0x40-0x43 and 0x61 inside KVM; keep devices off them. */
-    int rc = alloc_pio(&vm->alloc, 0x40, 4, "pit");
+    int rc = alloc_claim_pio(&vm->alloc, 0x40, 4, "pit", NULL, NULL);
     if (!rc)
-        rc = alloc_pio(&vm->alloc, 0x20, 2, "pic-master");
+        rc = alloc_claim_pio(&vm->alloc, 0x20, 2, "pic-master", NULL, NULL);
     if (!rc)
-        rc = alloc_pio(&vm->alloc, 0xa0, 2, "pic-slave");
+        rc = alloc_claim_pio(&vm->alloc, 0xa0, 2, "pic-slave", NULL, NULL);
     if (rc)
         return err_set(err, rc, "cannot reserve in-kernel irqchip ports");
     return 0;
@@ -299,17 +297,16 @@ static int attach_virtio(struct vm *vm, const char *name, const struct virtio_de
 {
     uint64_t base;
     uint32_t gsi;
-    int rc = alloc_mmio(&vm->alloc, VIRTIO_MMIO_SIZE, name, &base);
+    struct virtio_mmio *m = &vm->virtio[vm->nr_virtio];
+    /* Routed before the transport exists: nothing dispatches before the vCPUs start. */
+    int rc = alloc_claim_mmio_slot(&vm->alloc, VIRTIO_MMIO_SIZE, name, &virtio_mmio_io_ops, m, &base);
     if (!rc)
         rc = alloc_gsi(&vm->alloc, name, &gsi);
     if (rc)
         return err_set(err, rc, "%s: no MMIO slot or IRQ line left for it", name);
-    struct virtio_mmio *m = &vm->virtio[vm->nr_virtio];
     rc = virtio_mmio_init(m, name, ops, dev, &vm->alloc.mem, vm->loop, vm->vm_fd, base, gsi,
                           (struct irq_line){irq_set, vm, gsi});
     vm->nr_virtio++; /* counted even on failure so destroy releases what init made */
-    if (!rc)
-        rc = bus_add(&vm->mmio_bus, base, VIRTIO_MMIO_SIZE, name, &virtio_mmio_io_ops, m);
     if (rc)
         return err_set(err, rc, "%s: cannot set up its virtio-mmio transport: %s", name, strerror(-rc));
     size_t len = strlen(vm->virtio_cmdline);

@@ -17,7 +17,6 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net.h"
 #include "core/alloc.h"
-#include "core/bus.h"
 #include "vm/config.h"
 #include "core/errmsg.h"
 #include "core/event_loop.h"
@@ -72,8 +71,6 @@ struct vm {
     int pvm_host;
     struct kvm_cpuid2 *cpuid; /* host-supported CPUID, patched per vCPU */
     struct allocator alloc;
-    struct bus pio_bus;
-    struct bus mmio_bus;
     struct serial serial;
     struct i8042 i8042;
     struct cmos cmos;
