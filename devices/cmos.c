@@ -1,6 +1,7 @@
 #include "devices/cmos.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -121,3 +122,35 @@ int cmos_restore(struct cmos *c, struct state_reader *r, struct errmsg *err)
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
+
+static time_t wall_clock(void) { return time(NULL); }
+
+static int cmos_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct cmos *c = malloc(sizeof(*c));
+    *dev = c;
+    if (!c)
+        return err_set(err, -ENOMEM, "out of memory");
+    cmos_init(c, wall_clock);
+    return device_claim_pio(env, CMOS_PORT, CMOS_NR_PORTS, "cmos", &cmos_io_ops, c, err);
+}
+
+static void cmos_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    cmos_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return cmos_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return cmos_restore(dev, r, err); }
+
+const struct device_ops cmos_device_ops = {
+    .name = "cmos",
+    .realize = cmos_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .teardown = cmos_teardown,
+};

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/device.h"
 #include "core/errmsg.h"
 #include "core/io.h"
 #include "core/state.h"
@@ -41,5 +42,7 @@ int cmos_save(struct cmos *c, struct state_writer *w);
 int cmos_restore(struct cmos *c, struct state_reader *r, struct errmsg *err);
 
 extern const struct io_ops cmos_io_ops;
+/* Ports 0x70-0x71, the host's clock. */
+extern const struct device_ops cmos_device_ops;
 
 #endif

@@ -1,6 +1,7 @@
 #include "devices/i8042.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ST_OBF 0x01
@@ -257,3 +258,37 @@ int i8042_restore(struct i8042 *k, struct state_reader *r, struct errmsg *err)
 }
 
 const struct io_ops i8042_io_ops = {.read = i8042_read, .write = i8042_write};
+
+static int i8042_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct i8042 *k = malloc(sizeof(*k));
+    *dev = k;
+    if (!k)
+        return err_set(err, -ENOMEM, "out of memory");
+    i8042_init(k, device_irq_line(env, I8042_GSI), env->request_reset, env->ctx);
+    int rc = device_claim_gsi(env, I8042_GSI, "i8042", err);
+    if (!rc)
+        rc = device_claim_pio(env, I8042_DATA_PORT, I8042_CMD_PORT - I8042_DATA_PORT + 1, "i8042", &i8042_io_ops, k,
+                              err);
+    return rc;
+}
+
+static void i8042_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    i8042_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return i8042_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return i8042_restore(dev, r, err); }
+
+const struct device_ops i8042_device_ops = {
+    .name = "i8042",
+    .realize = i8042_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .teardown = i8042_teardown,
+};

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/errmsg.h"
 #include "core/io.h"
 #include "core/state.h"
@@ -44,5 +45,7 @@ int i8042_restore(struct i8042 *k, struct state_reader *r, struct errmsg *err);
 
 /* Both ports are one device: the bus range is 0x60..0x64, offsets 0 and 4. */
 extern const struct io_ops i8042_io_ops;
+/* Ports 0x60-0x64, GSI 1; command 0xFE calls the env's request_reset. */
+extern const struct device_ops i8042_device_ops;
 
 #endif

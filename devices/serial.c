@@ -1,6 +1,7 @@
 #include "devices/serial.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -259,3 +260,43 @@ int serial_restore(struct serial *s, struct state_reader *r, struct errmsg *err)
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
+
+static int serial_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct serial *s = malloc(sizeof(*s));
+    *dev = s;
+    if (!s)
+        return err_set(err, -ENOMEM, "out of memory");
+    serial_init(s, env->console_fd, device_irq_line(env, SERIAL_COM1_GSI));
+    int rc = device_claim_gsi(env, SERIAL_COM1_GSI, "serial", err);
+    if (!rc)
+        rc = device_claim_pio(env, SERIAL_COM1_BASE, SERIAL_NR_REGS, "serial", &serial_io_ops, s, err);
+    return rc;
+}
+
+static void serial_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    const struct serial *s = dev;
+    emit(ctx, "write_count", s->tx_bytes);
+}
+
+static void serial_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    serial_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return serial_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return serial_restore(dev, r, err); }
+
+const struct device_ops serial_device_ops = {
+    .name = "serial",
+    .realize = serial_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .metrics = serial_metrics,
+    .teardown = serial_teardown,
+};
