@@ -31,7 +31,6 @@ struct vcpu {
     pthread_t thread;
     int thread_started;
     struct exit_stats stats;
-    unsigned unclaimed_reports;
 };
 
 /*
