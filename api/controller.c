@@ -146,30 +146,16 @@ int ctl_start(struct controller *c, struct errmsg *err)
     return 0;
 }
 
-static json_t *block_metrics(struct vm *vm)
+static json_t *block_metrics(struct blk_counters sum)
 {
-    struct blk_counters sum = {0};
-    for (unsigned i = 0; i < vm->nr_blks; i++) {
-        struct blk_counters b = virtio_blk_counters(vm->blks[i]);
-        sum.reads += b.reads, sum.writes += b.writes, sum.flushes += b.flushes;
-        sum.bytes_read += b.bytes_read, sum.bytes_written += b.bytes_written;
-        sum.errors += b.errors, sum.unsupported += b.unsupported;
-    }
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "read_count", (json_int_t)sum.reads, "write_count",
                      (json_int_t)sum.writes, "flush_count", (json_int_t)sum.flushes, "read_bytes",
                      (json_int_t)sum.bytes_read, "write_bytes", (json_int_t)sum.bytes_written, "execute_fails",
                      (json_int_t)sum.errors, "invalid_reqs_count", (json_int_t)sum.unsupported);
 }
 
-static json_t *net_metrics(struct vm *vm)
+static json_t *net_metrics(struct net_counters sum)
 {
-    struct net_counters sum = {0};
-    for (unsigned i = 0; i < vm->nr_nets; i++) {
-        struct net_counters n = virtio_net_counters(vm->nets[i]);
-        sum.rx_packets += n.rx_packets, sum.rx_bytes += n.rx_bytes;
-        sum.tx_packets += n.tx_packets, sum.tx_bytes += n.tx_bytes;
-        sum.rx_waits += n.rx_waits, sum.tx_waits += n.tx_waits;
-    }
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets, "rx_bytes_count",
                      (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets, "tx_bytes_count",
                      (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits, "tap_write_agg",
@@ -190,10 +176,9 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
     json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
     json_object_set_new(m, "logger", json_pack("{s:I}", "missed_log_count", (json_int_t)log_missed_lines()));
     if (c->state != CTL_NOT_STARTED) {
-        struct vm *vm = c->vm;
-        struct exit_stats sum = {0};
-        for (int i = 0; i < vm->nr_vcpus; i++)
-            exit_stats_add(&sum, &vm->vcpus[i].stats);
+        struct vm_metrics vm;
+        vm_metrics(c->vm, &vm);
+        struct exit_stats sum = vm.vcpu;
         json_object_set_new(m, "vcpu", json_pack("{s:I,s:I,s:I,s:I,s:I}", "exit_io", (json_int_t)sum.exits[EXIT_PIO],
                                                  "exit_mmio", (json_int_t)sum.exits[EXIT_MMIO], "exit_internal_error",
                                                  (json_int_t)sum.exits[EXIT_INTERNAL], "exit_unclaimed_io",
@@ -203,9 +188,9 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         for (int k = 0; k < INSN_KINDS; k++)
             json_object_set_new(interp, interp_insn_name((enum interp_insn)k), json_integer((json_int_t)sum.insns[k]));
         json_object_set_new(m, "interpreter", interp);
-        json_object_set_new(m, "uart", json_pack("{s:I}", "write_count", (json_int_t)vm->serial.tx_bytes));
-        json_object_set_new(m, "block", block_metrics(vm));
-        json_object_set_new(m, "net", net_metrics(vm));
+        json_object_set_new(m, "uart", json_pack("{s:I}", "write_count", (json_int_t)vm.serial_tx_bytes));
+        json_object_set_new(m, "block", block_metrics(vm.blk));
+        json_object_set_new(m, "net", net_metrics(vm.net));
     }
     char *line = json_dumps(m, JSON_COMPACT);
     json_decref(m);

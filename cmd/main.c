@@ -29,9 +29,9 @@ static int report_end(const struct vm *vm)
 {
     int status = vm_exit_status(vm);
     if (status == 0)
-        log_info("%s", vm->end_reason);
+        log_info("%s", vm_end_reason(vm));
     else
-        fprintf(stderr, "ember: guest %s: %s\n", status == 2 ? "crashed" : "stopped on an error", vm->end_reason);
+        fprintf(stderr, "ember: guest %s: %s\n", status == 2 ? "crashed" : "stopped on an error", vm_end_reason(vm));
     return status;
 }
 
@@ -52,10 +52,9 @@ static int load_config_file(struct controller *ctl, const char *path, struct err
 int main(int argc, char **argv)
 {
     /* Large, and the process has exactly one of each. */
-    static struct vm vm;
+    uint64_t t_start = now_ns();
     static struct runner runner;
     static struct controller ctl;
-    vm.t_start_ns = now_ns();
     struct cli_opts opts;
     struct errmsg err = {{0}};
     if (cli_parse(argc, argv, &opts, &err)) {
@@ -91,7 +90,14 @@ int main(int argc, char **argv)
 
     int status = 1;
     struct api_server *api = NULL;
-    ctl_init(&ctl, &runner, &vm, opts.instance_id);
+    struct vm *vm = vm_new();
+    if (!vm) {
+        fprintf(stderr, "ember: out of memory\n");
+        cli_free(&opts);
+        return 1;
+    }
+    vm_set_start_time(vm, t_start);
+    ctl_init(&ctl, &runner, vm, opts.instance_id);
     if (runner_init(&runner, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
@@ -107,7 +113,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (opts.api_sock)
-        log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - vm.t_start_ns) / 1e6);
+        log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - t_start) / 1e6);
     if (opts.api_sock && !ctl.boot_set) {
         /*
          * While the orchestrator sends its configuration, make what no
@@ -115,7 +121,7 @@ int main(int argc, char **argv)
          * A failure here is not final: InstanceStart tries again and reports.
          */
         struct errmsg perr;
-        if (vm_prepare(&vm, &perr))
+        if (vm_prepare(vm, &perr))
             log_debug("KVM objects not prepared ahead: %s", perr.text);
         /* Likewise the VMM and vCPU threads' seccomp filters (~0.1 ms each to compile). */
         if (seccomp_precompile(THREAD_VMM, &perr) || seccomp_precompile(THREAD_VCPU, &perr))
@@ -133,8 +139,8 @@ out:
     runner_finish(&runner);
     ctl_destroy(&ctl);
     if (started)
-        status = report_end(&vm);
-    vm_destroy(&vm);
+        status = report_end(vm);
+    vm_free(vm);
     cli_free(&opts);
     return status;
 }

@@ -8,36 +8,37 @@ static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-static int ranges_add(struct alloc_range *r, int *nr, uint64_t base, uint64_t len,
-                      const char *owner)
+static int space_add(struct alloc_space *s, uint64_t base, uint64_t len, const char *owner,
+                     const struct io_ops *ops, void *opaque)
 {
     if (len == 0 || base + len < base)
         return -EINVAL;
-    for (int i = 0; i < *nr; i++)
-        if (overlaps(base, len, r[i].base, r[i].len))
+    for (int i = 0; i < s->nr; i++)
+        if (overlaps(base, len, s->entries[i].base, s->entries[i].len))
             return -EBUSY;
-    if (*nr >= ALLOC_MAX_RANGES)
+    if (s->nr >= ALLOC_MAX_RANGES)
         return -ENOSPC;
-    r[(*nr)++] = (struct alloc_range){.base = base, .len = len, .owner = owner};
+    s->entries[s->nr++] = (struct alloc_entry){base, len, owner, ops, opaque};
     return 0;
 }
 
-static const char *ranges_find(const struct alloc_range *r, int nr, uint64_t addr,
-                               uint64_t len)
+static const struct alloc_entry *space_find(const struct alloc_space *s, uint64_t addr, uint64_t len)
 {
-    for (int i = 0; i < nr; i++)
-        if (addr >= r[i].base && addr - r[i].base < r[i].len &&
-            len <= r[i].len - (addr - r[i].base))
-            return r[i].owner;
+    for (int i = 0; i < s->nr; i++) {
+        const struct alloc_entry *e = &s->entries[i];
+        /* The whole access must fall inside one range. */
+        if (addr >= e->base && addr - e->base < e->len && len <= e->len - (addr - e->base))
+            return e;
+    }
     return NULL;
 }
 
 static int reserve_platform(struct allocator *a)
 {
     /* The in-kernel IOAPIC and LAPIC live here; no device may claim them. */
-    int rc = alloc_mmio_at(a, IOAPIC_BASE, 0x1000, "ioapic");
+    int rc = alloc_claim_mmio(a, IOAPIC_BASE, 0x1000, "ioapic", NULL, NULL);
     if (!rc)
-        rc = alloc_mmio_at(a, LAPIC_BASE, 0x1000, "lapic");
+        rc = alloc_claim_mmio(a, LAPIC_BASE, 0x1000, "lapic", NULL, NULL);
     /* Legacy GSIs wired on every PC: timer, keyboard, cascade, COM1. */
     if (!rc)
         rc = alloc_gsi_at(a, 0, "pit");
@@ -49,10 +50,9 @@ static int reserve_platform(struct allocator *a)
 
 static void reset_tables(struct allocator *a)
 {
-    memset(a->pio, 0, sizeof(a->pio));
-    memset(a->mmio, 0, sizeof(a->mmio));
+    memset(&a->pio, 0, sizeof(a->pio));
+    memset(&a->mmio, 0, sizeof(a->mmio));
     memset(a->gsi_owner, 0, sizeof(a->gsi_owner));
-    a->nr_pio = a->nr_mmio = 0;
 }
 
 int alloc_init(struct allocator *a, uint64_t ram_bytes)
@@ -80,14 +80,16 @@ void alloc_destroy(struct allocator *a)
     reset_tables(a);
 }
 
-int alloc_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner)
+int alloc_claim_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner,
+                    const struct io_ops *ops, void *opaque)
 {
     if ((uint32_t)base + len > 0x10000)
         return -EINVAL;
-    return ranges_add(a->pio, &a->nr_pio, base, len, owner);
+    return space_add(&a->pio, base, len, owner, ops, opaque);
 }
 
-int alloc_mmio_at(struct allocator *a, uint64_t base, uint64_t len, const char *owner)
+int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const char *owner,
+                     const struct io_ops *ops, void *opaque)
 {
     if (len == 0 || base + len < base)
         return -EINVAL;
@@ -95,10 +97,11 @@ int alloc_mmio_at(struct allocator *a, uint64_t base, uint64_t len, const char *
     for (int i = 0; i < a->mem.nr_regions; i++)
         if (overlaps(base, len, a->mem.regions[i].gpa, a->mem.regions[i].size))
             return -EBUSY;
-    return ranges_add(a->mmio, &a->nr_mmio, base, len, owner);
+    return space_add(&a->mmio, base, len, owner, ops, opaque);
 }
 
-int alloc_mmio(struct allocator *a, uint64_t len, const char *owner, uint64_t *base)
+int alloc_claim_mmio_slot(struct allocator *a, uint64_t len, const char *owner, const struct io_ops *ops,
+                          void *opaque, uint64_t *base)
 {
     if (len == 0 || (len & 0xfff))
         return -EINVAL;
@@ -106,7 +109,7 @@ int alloc_mmio(struct allocator *a, uint64_t len, const char *owner, uint64_t *b
     while (a->mmio_next <= ALLOC_MMIO_DYN_END && len <= ALLOC_MMIO_DYN_END - a->mmio_next) {
         uint64_t at = a->mmio_next;
         a->mmio_next += len;
-        int rc = alloc_mmio_at(a, at, len, owner);
+        int rc = alloc_claim_mmio(a, at, len, owner, ops, opaque);
         if (rc == 0) {
             *base = at;
             return 0;
@@ -142,12 +145,24 @@ int alloc_gsi(struct allocator *a, const char *owner, uint32_t *gsi)
     return -ENOSPC;
 }
 
+const struct alloc_entry *alloc_find_pio(const struct allocator *a, uint64_t addr, uint64_t len)
+{
+    return space_find(&a->pio, addr, len);
+}
+
+const struct alloc_entry *alloc_find_mmio(const struct allocator *a, uint64_t addr, uint64_t len)
+{
+    return space_find(&a->mmio, addr, len);
+}
+
 const char *alloc_pio_owner(const struct allocator *a, uint64_t addr, uint64_t len)
 {
-    return ranges_find(a->pio, a->nr_pio, addr, len);
+    const struct alloc_entry *e = alloc_find_pio(a, addr, len);
+    return e ? e->owner : NULL;
 }
 
 const char *alloc_mmio_owner(const struct allocator *a, uint64_t addr, uint64_t len)
 {
-    return ranges_find(a->mmio, a->nr_mmio, addr, len);
+    const struct alloc_entry *e = alloc_find_mmio(a, addr, len);
+    return e ? e->owner : NULL;
 }

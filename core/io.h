@@ -3,8 +3,8 @@
  * A device sees offsets relative to the range the allocator granted it;
  * data is little-endian, len is 1, 2, 4 or 8.
  */
-#ifndef EMBER_DEVICE_H
-#define EMBER_DEVICE_H
+#ifndef EMBER_IO_H
+#define EMBER_IO_H
 
 #include <stdint.h>
 

@@ -1,5 +1,7 @@
 #include "devices/cmos.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -86,20 +88,69 @@ void cmos_init(struct cmos *c, time_t (*now)(void))
 
 void cmos_destroy(struct cmos *c) { pthread_mutex_destroy(&c->lock); }
 
-void cmos_save(struct cmos *c, struct cmos_state *s)
+#define CMOS_STATE_VERSION 1
+
+int cmos_save(struct cmos *c, struct state_writer *w)
 {
     pthread_mutex_lock(&c->lock);
-    s->index = c->index;
-    s->nmi_disabled = c->nmi_disabled;
-    memcpy(s->ram, c->ram, sizeof(s->ram));
+    size_t mark = state_begin(w, "cmos", CMOS_STATE_VERSION);
+    state_put_u8(w, c->index);
+    state_put_u8(w, c->nmi_disabled);
+    state_put_bytes(w, c->ram, sizeof(c->ram));
     pthread_mutex_unlock(&c->lock);
+    return state_end(w, mark);
 }
 
-void cmos_restore(struct cmos *c, const struct cmos_state *s)
+int cmos_restore(struct cmos *c, struct state_reader *r, struct errmsg *err)
 {
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, "cmos", CMOS_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    uint8_t index = state_get_u8(&b), nmi = state_get_u8(&b), ram[CMOS_SIZE];
+    state_get_bytes(&b, ram, sizeof(ram));
+    rc = state_close(&b, "cmos", err);
+    if (rc)
+        return rc;
+    if (index > 0x7f || nmi > 1)
+        return err_set(err, -EINVAL, "cmos state: index %#x / NMI mask %u out of range", index, nmi);
     pthread_mutex_lock(&c->lock);
-    c->index = s->index & 0x7f;
-    c->nmi_disabled = s->nmi_disabled & 1;
-    memcpy(c->ram, s->ram, sizeof(c->ram));
+    c->index = index;
+    c->nmi_disabled = nmi;
+    memcpy(c->ram, ram, sizeof(c->ram));
     pthread_mutex_unlock(&c->lock);
+    return 0;
 }
+
+static time_t wall_clock(void) { return time(NULL); }
+
+static int cmos_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct cmos *c = malloc(sizeof(*c));
+    *dev = c;
+    if (!c)
+        return err_set(err, -ENOMEM, "out of memory");
+    cmos_init(c, wall_clock);
+    return device_claim_pio(env, CMOS_PORT, CMOS_NR_PORTS, "cmos", &cmos_io_ops, c, err);
+}
+
+static void cmos_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    cmos_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return cmos_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return cmos_restore(dev, r, err); }
+
+const struct device_ops cmos_device_ops = {
+    .name = "cmos",
+    .realize = cmos_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .teardown = cmos_teardown,
+};

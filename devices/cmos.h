@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/device.h"
+#include "core/errmsg.h"
 #include "core/io.h"
+#include "core/state.h"
 
 #define CMOS_PORT 0x70
 #define CMOS_NR_PORTS 2
@@ -30,14 +33,16 @@ struct cmos {
 void cmos_init(struct cmos *c, time_t (*now)(void));
 void cmos_destroy(struct cmos *c);
 
-/* Saved state: everything the guest can observe besides the clock. */
-struct cmos_state {
-    uint8_t index, nmi_disabled;
-    uint8_t ram[CMOS_SIZE];
-};
-void cmos_save(struct cmos *c, struct cmos_state *s);
-void cmos_restore(struct cmos *c, const struct cmos_state *s);
+/*
+ * Saved state: everything the guest can observe besides the clock (index,
+ * NMI mask, NVRAM) as one "cmos" section; restore leaves the device
+ * unchanged on error.
+ */
+int cmos_save(struct cmos *c, struct state_writer *w);
+int cmos_restore(struct cmos *c, struct state_reader *r, struct errmsg *err);
 
 extern const struct io_ops cmos_io_ops;
+/* Ports 0x70-0x71, the host's clock. */
+extern const struct device_ops cmos_device_ops;
 
 #endif

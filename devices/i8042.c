@@ -1,6 +1,7 @@
 #include "devices/i8042.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ST_OBF 0x01
@@ -212,4 +213,82 @@ int i8042_send_ctrl_alt_del(struct i8042 *k)
     return rc;
 }
 
+#define I8042_STATE_VERSION 1
+
+int i8042_save(struct i8042 *k, struct state_writer *w)
+{
+    pthread_mutex_lock(&k->lock);
+    size_t mark = state_begin(w, "i8042", I8042_STATE_VERSION);
+    state_put_u8(w, k->status);
+    state_put_u8(w, k->ctr);
+    state_put_u8(w, k->pending_cmd);
+    state_put_u8(w, (uint8_t)k->count);
+    for (unsigned i = 0; i < k->count; i++)
+        state_put_u8(w, k->buf[(k->head + i) % I8042_BUF]);
+    pthread_mutex_unlock(&k->lock);
+    return state_end(w, mark);
+}
+
+int i8042_restore(struct i8042 *k, struct state_reader *r, struct errmsg *err)
+{
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, "i8042", I8042_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    uint8_t status = state_get_u8(&b), ctr = state_get_u8(&b), pending = state_get_u8(&b);
+    uint8_t count = state_get_u8(&b), buf[I8042_BUF];
+    if (count > I8042_BUF)
+        return err_set(err, -EINVAL, "i8042 state: %u bytes in a %u-byte output buffer", count, I8042_BUF);
+    state_get_bytes(&b, buf, count);
+    rc = state_close(&b, "i8042", err);
+    if (rc)
+        return rc;
+    if (!(status & ST_OBF) != !count)
+        return err_set(err, -EINVAL, "i8042 state: the output-buffer-full bit disagrees with %u queued bytes", count);
+    pthread_mutex_lock(&k->lock);
+    k->status = status;
+    k->ctr = ctr;
+    k->pending_cmd = pending;
+    memcpy(k->buf, buf, count);
+    k->head = 0;
+    k->count = count;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
 const struct io_ops i8042_io_ops = {.read = i8042_read, .write = i8042_write};
+
+static int i8042_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct i8042 *k = malloc(sizeof(*k));
+    *dev = k;
+    if (!k)
+        return err_set(err, -ENOMEM, "out of memory");
+    i8042_init(k, device_irq_line(env, I8042_GSI), env->request_reset, env->ctx);
+    int rc = device_claim_gsi(env, I8042_GSI, "i8042", err);
+    if (!rc)
+        rc = device_claim_pio(env, I8042_DATA_PORT, I8042_CMD_PORT - I8042_DATA_PORT + 1, "i8042", &i8042_io_ops, k,
+                              err);
+    return rc;
+}
+
+static void i8042_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    i8042_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return i8042_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return i8042_restore(dev, r, err); }
+
+const struct device_ops i8042_device_ops = {
+    .name = "i8042",
+    .realize = i8042_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .teardown = i8042_teardown,
+};

@@ -1,6 +1,7 @@
 #include "devices/serial.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -209,3 +210,93 @@ unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
 }
 
 const struct io_ops serial_io_ops = {.read = serial_read, .write = serial_write};
+
+#define SERIAL_STATE_VERSION 1
+
+int serial_save(struct serial *s, struct state_writer *w)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t mark = state_begin(w, "serial", SERIAL_STATE_VERSION);
+    const uint8_t regs[] = {s->ier, s->lcr, s->mcr, s->msr, s->scr, s->dll, s->dlm, s->fcr};
+    state_put_bytes(w, regs, sizeof(regs));
+    state_put_u8(w, (uint8_t)s->thri_pending);
+    state_put_u8(w, (uint8_t)s->irq_level);
+    /* The FIFO in arrival order: the image does not depend on where the ring starts. */
+    state_put_u8(w, (uint8_t)s->rx_count);
+    for (unsigned i = 0; i < s->rx_count; i++)
+        state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+    pthread_mutex_unlock(&s->lock);
+    return state_end(w, mark);
+}
+
+int serial_restore(struct serial *s, struct state_reader *r, struct errmsg *err)
+{
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, "serial", SERIAL_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    uint8_t regs[8], rx[SERIAL_RX_FIFO];
+    state_get_bytes(&b, regs, sizeof(regs));
+    uint8_t thri = state_get_u8(&b), level = state_get_u8(&b), count = state_get_u8(&b);
+    if (count > SERIAL_RX_FIFO)
+        return err_set(err, -EINVAL, "serial state: %u bytes in a %u-byte receive FIFO", count, SERIAL_RX_FIFO);
+    state_get_bytes(&b, rx, count);
+    rc = state_close(&b, "serial", err);
+    if (rc)
+        return rc;
+    if ((regs[0] & ~0x0f) || (regs[2] & ~0x1f) || thri > 1 || level > 1)
+        return err_set(err, -EINVAL, "serial state: register values no 16550A can hold (IER %#x, MCR %#x)", regs[0],
+                       regs[2]);
+    pthread_mutex_lock(&s->lock);
+    s->ier = regs[0], s->lcr = regs[1], s->mcr = regs[2], s->msr = regs[3];
+    s->scr = regs[4], s->dll = regs[5], s->dlm = regs[6], s->fcr = regs[7];
+    s->thri_pending = thri;
+    /* The line's level as last driven: the interrupt controller's own state carries it to the guest. */
+    s->irq_level = level;
+    memcpy(s->rx, rx, count);
+    s->rx_head = 0;
+    s->rx_count = count;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int serial_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    (void)config;
+    struct serial *s = malloc(sizeof(*s));
+    *dev = s;
+    if (!s)
+        return err_set(err, -ENOMEM, "out of memory");
+    serial_init(s, env->console_fd, device_irq_line(env, SERIAL_COM1_GSI));
+    int rc = device_claim_gsi(env, SERIAL_COM1_GSI, "serial", err);
+    if (!rc)
+        rc = device_claim_pio(env, SERIAL_COM1_BASE, SERIAL_NR_REGS, "serial", &serial_io_ops, s, err);
+    return rc;
+}
+
+static void serial_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    const struct serial *s = dev;
+    emit(ctx, "write_count", s->tx_bytes);
+}
+
+static void serial_teardown(void *dev)
+{
+    if (!dev)
+        return;
+    serial_destroy(dev);
+    free(dev);
+}
+
+static int save_hook(void *dev, struct state_writer *w) { return serial_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return serial_restore(dev, r, err); }
+
+const struct device_ops serial_device_ops = {
+    .name = "serial",
+    .realize = serial_realize,
+    .save = save_hook,
+    .restore = restore_hook,
+    .metrics = serial_metrics,
+    .teardown = serial_teardown,
+};

@@ -8,9 +8,7 @@
 
 #include "interp/interp.h"
 #include "core/log.h"
-#include "vm/vm.h"
-
-/* Enough to show what a guest probes without flooding the log. */
+#include "vm/vm_internal.h"
 
 static uint64_t vcpu_rip(const struct vcpu *v)
 {
@@ -27,19 +25,19 @@ static uint64_t bytes_value(const uint8_t *d, uint32_t len)
 }
 
 /* Reports the first access to each unclaimed address, up to a limit, then only counts. */
-static void report_unclaimed(struct vcpu *v, const char *space, uint64_t addr, uint32_t len,
+static void report_unclaimed(struct dispatcher *d, struct vcpu *v, const char *space, uint64_t addr, uint32_t len,
                              int is_write, const uint8_t *data)
 {
-    struct vm *vm = v->vm;
     uint64_t key = addr | (space[0] == 'M' ? 1ULL << 63 : 0);
-    pthread_mutex_lock(&vm->report_lock);
+    pthread_mutex_lock(&d->report_lock);
     int seen = 0;
-    for (unsigned i = 0; i < vm->nr_reported; i++)
-        seen |= vm->reported[i] == key;
-    int report = !seen && vm->nr_reported < UNCLAIMED_REPORT_LIMIT;
+    for (unsigned i = 0; i < d->nr_reported; i++)
+        seen |= d->reported[i] == key;
+    int report = !seen && d->nr_reported < UNCLAIMED_REPORT_LIMIT;
     if (report)
-        vm->reported[vm->nr_reported++] = key;
-    pthread_mutex_unlock(&vm->report_lock);
+        d->reported[d->nr_reported++] = key;
+    unsigned nr_reported = d->nr_reported;
+    pthread_mutex_unlock(&d->report_lock);
     if (!report)
         return;
     char val[32] = "";
@@ -49,10 +47,10 @@ static void report_unclaimed(struct vcpu *v, const char *space, uint64_t addr, u
              ": no device owns it; %s%s",
              space, is_write ? "write" : "read", addr, len, len == 1 ? "" : "s", val, v->id, vcpu_rip(v),
              is_write ? "dropped" : "reads as all-ones",
-             vm->nr_reported == UNCLAIMED_REPORT_LIMIT ? " (further new addresses only counted, see --stats)" : "");
+             nr_reported == UNCLAIMED_REPORT_LIMIT ? " (further new addresses only counted, see --stats)" : "");
 }
 
-static enum dispatch_result handle_pio(struct vcpu *v)
+static enum dispatch_result handle_pio(struct dispatcher *d, struct vcpu *v)
 {
     struct kvm_run *run = v->run;
     uint32_t size = run->io.size;
@@ -64,12 +62,14 @@ static enum dispatch_result handle_pio(struct vcpu *v)
                        size, run->io.count);
         return DISPATCH_STOP;
     }
-    const struct bus_entry *e = bus_find(&v->vm->pio_bus, run->io.port, size);
+    const struct alloc_entry *e = alloc_find_pio(d->alloc, run->io.port, size);
+    if (e && !e->ops)
+        e = NULL; /* reserved for KVM's own devices: an exit there is unclaimed */
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
         if (!e) {
             v->stats.exits[EXIT_UNCLAIMED_PIO]++;
             if (i == 0)
-                report_unclaimed(v, "PIO", run->io.port, size, is_write, data);
+                report_unclaimed(d, v, "PIO", run->io.port, size, is_write, data);
             if (!is_write)
                 memset(data, 0xff, size);
         } else if (is_write) {
@@ -81,7 +81,7 @@ static enum dispatch_result handle_pio(struct vcpu *v)
     return DISPATCH_CONTINUE;
 }
 
-static enum dispatch_result handle_mmio(struct vcpu *v)
+static enum dispatch_result handle_mmio(struct dispatcher *d, struct vcpu *v)
 {
     struct kvm_run *run = v->run;
     uint32_t len = run->mmio.len;
@@ -89,10 +89,12 @@ static enum dispatch_result handle_mmio(struct vcpu *v)
         vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: malformed MMIO exit (len %u)", v->id, len);
         return DISPATCH_STOP;
     }
-    const struct bus_entry *e = bus_find(&v->vm->mmio_bus, run->mmio.phys_addr, len);
+    const struct alloc_entry *e = alloc_find_mmio(d->alloc, run->mmio.phys_addr, len);
+    if (e && !e->ops)
+        e = NULL;
     if (!e) {
         v->stats.exits[EXIT_UNCLAIMED_MMIO]++;
-        report_unclaimed(v, "MMIO", run->mmio.phys_addr, len, run->mmio.is_write, run->mmio.data);
+        report_unclaimed(d, v, "MMIO", run->mmio.phys_addr, len, run->mmio.is_write, run->mmio.data);
         if (!run->mmio.is_write)
             memset(run->mmio.data, 0xff, len);
     } else if (run->mmio.is_write) {
@@ -159,16 +161,25 @@ static const char *exit_reason_name(uint32_t r)
     }
 }
 
-enum dispatch_result dispatch_exit(struct vcpu *v)
+void dispatcher_init(struct dispatcher *d, const struct allocator *alloc)
+{
+    d->alloc = alloc;
+    pthread_mutex_init(&d->report_lock, NULL);
+    d->nr_reported = 0;
+}
+
+void dispatcher_destroy(struct dispatcher *d) { pthread_mutex_destroy(&d->report_lock); }
+
+enum dispatch_result dispatch_exit(struct dispatcher *d, struct vcpu *v)
 {
     struct kvm_run *run = v->run;
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         v->stats.exits[EXIT_PIO]++;
-        return handle_pio(v);
+        return handle_pio(d, v);
     case KVM_EXIT_MMIO:
         v->stats.exits[EXIT_MMIO]++;
-        return handle_mmio(v);
+        return handle_mmio(d, v);
     case KVM_EXIT_HLT:
         /* Only reaches us without an in-kernel LAPIC: nothing can wake the CPU. */
         v->stats.exits[EXIT_HLT]++;

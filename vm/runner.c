@@ -17,7 +17,7 @@ static void kick_handler(int sig) { (void)sig; }
 
 static void feed_console(struct runner *r)
 {
-    unsigned n = serial_receive(&r->vm->serial, r->console_in, r->console_in_len);
+    unsigned n = vm_console_input(r->vm, r->console_in, r->console_in_len);
     memmove(r->console_in, r->console_in + n, r->console_in_len - n);
     r->console_in_len -= n;
 }
@@ -88,7 +88,7 @@ int runner_init(struct runner *r, struct errmsg *err)
 
 int runner_start_vm(struct runner *r, struct vm *vm, struct errmsg *err)
 {
-    int rc = evloop_add(&r->loop, vm->stop_efd, EPOLLIN, on_vm_stop, r);
+    int rc = evloop_add(&r->loop, vm_stop_fd(vm), EPOLLIN, on_vm_stop, r);
     if (rc)
         return err_set(err, rc, "event loop: %s", strerror(-rc));
     r->vm = vm;
@@ -100,7 +100,7 @@ int runner_start_vm(struct runner *r, struct vm *vm, struct errmsg *err)
     rc = vm_start(vm, err);
     if (rc) {
         r->vm = NULL;
-        evloop_remove(&r->loop, vm->stop_efd);
+        evloop_remove(&r->loop, vm_stop_fd(vm));
     }
     return rc;
 }
@@ -108,7 +108,7 @@ int runner_start_vm(struct runner *r, struct vm *vm, struct errmsg *err)
 int runner_loop(struct runner *r)
 {
     for (;;) {
-        if (r->vm ? atomic_load(&r->vm->end) != VM_END_NONE : r->stop_requested)
+        if (r->vm ? vm_has_ended(r->vm) : r->stop_requested)
             return 0;
         /* With input waiting on a full FIFO, look again shortly instead of blocking. */
         int n = evloop_run_once(&r->loop, r->console_in_len ? 5 : -1);
@@ -126,9 +126,8 @@ void runner_finish(struct runner *r)
 {
     if (r->vm) {
         vm_stop(r->vm);
-        evloop_remove(&r->loop, r->vm->stop_efd);
-        if (r->vm->cfg.print_stats)
-            vm_print_stats(r->vm);
+        evloop_remove(&r->loop, vm_stop_fd(r->vm));
+        vm_print_stats(r->vm); /* when --stats asked for them */
         r->vm = NULL;
     }
     if (r->console_raw) {

@@ -14,7 +14,7 @@
 #include "vm/dispatch.h"
 #include "core/log.h"
 #include "vm/seccomp.h"
-#include "vm/vm.h"
+#include "vm/vm_internal.h"
 
 #define MSR_IA32_TSC 0x10
 #define MSR_IA32_SYSENTER_CS 0x174
@@ -192,38 +192,6 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
     return rc;
 }
 
-/* Parks the calling vCPU thread while the VM is paused (PATCH /vm). */
-static void wait_while_paused(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    if (vm->pause_requested) {
-        vm->nr_paused++;
-        pthread_cond_broadcast(&vm->pause_cond);
-        while (vm->pause_requested && atomic_load(&vm->end) == VM_END_NONE)
-            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-        vm->nr_paused--;
-    }
-    pthread_mutex_unlock(&vm->pause_lock);
-}
-
-/*
- * Waits until every thread is filtered. Whichever comes last, the VMM thread
- * or a vCPU thread, says go: the common single-vCPU start then needs no
- * wake-up of the vCPU thread between its filter and its first KVM_RUN.
- */
-static int wait_for_start(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->nr_ready++;
-    if (vm->nr_ready == vm->nr_vcpus && vm->vmm_filtered)
-        vm->go = 1;
-    pthread_cond_broadcast(&vm->pause_cond);
-    while (!vm->go && atomic_load(&vm->end) == VM_END_NONE)
-        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-    pthread_mutex_unlock(&vm->pause_lock);
-    return atomic_load(&vm->end) == VM_END_NONE ? 0 : -ECANCELED;
-}
-
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -235,10 +203,10 @@ static void *vcpu_thread(void *arg)
     /* Filtered before the guest runs a single instruction. */
     if (seccomp_install(THREAD_VCPU, &err)) {
         vm_request_end(vm, VM_END_ERROR, "vCPU %d: %s", v->id, err.text);
-        wait_for_start(vm);
+        gate_vcpu_ready(&vm->gate);
         return NULL;
     }
-    if (wait_for_start(vm))
+    if (gate_vcpu_ready(&vm->gate))
         return NULL;
     if (v->id == 0) {
         uint64_t expected = 0;
@@ -249,14 +217,14 @@ static void *vcpu_thread(void *arg)
             if (errno == EINTR || errno == EAGAIN) {
                 /* EINTR: kicked (end or pause). EAGAIN: an AP left wait-for-SIPI. */
                 v->stats.exits[EXIT_INTR]++;
-                wait_while_paused(vm);
+                gate_park_if_paused(&vm->gate);
                 v->run->immediate_exit = atomic_load(&vm->end) != VM_END_NONE;
                 continue;
             }
             vm_request_end(vm, VM_END_ERROR, "vCPU %d: KVM_RUN failed: %s", v->id, strerror(errno));
             break;
         }
-        if (dispatch_exit(v) == DISPATCH_STOP)
+        if (dispatch_exit(&vm->dispatcher, v) == DISPATCH_STOP)
             break;
     }
     return NULL;

@@ -40,30 +40,30 @@ Test(alloc, init_reserves_platform)
 
 Test(alloc, pio_grant_and_overlap)
 {
-    cr_assert_eq(alloc_pio(&a, 0x3f8, 8, "serial"), 0);
-    cr_assert_eq(alloc_pio(&a, 0x3f8, 8, "other"), -EBUSY, "same range");
-    cr_assert_eq(alloc_pio(&a, 0x3ff, 1, "other"), -EBUSY, "last port");
-    cr_assert_eq(alloc_pio(&a, 0x3f0, 9, "other"), -EBUSY, "reaches the first port");
-    cr_assert_eq(alloc_pio(&a, 0x3f0, 0x20, "other"), -EBUSY, "encloses");
-    cr_assert_eq(alloc_pio(&a, 0x3f0, 8, "below"), 0, "adjacent below");
-    cr_assert_eq(alloc_pio(&a, 0x400, 8, "above"), 0, "adjacent above");
-    cr_assert_eq(a.nr_pio, 3);
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f8, 8, "serial", NULL, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f8, 8, "other", NULL, NULL), -EBUSY, "same range");
+    cr_assert_eq(alloc_claim_pio(&a, 0x3ff, 1, "other", NULL, NULL), -EBUSY, "last port");
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f0, 9, "other", NULL, NULL), -EBUSY, "reaches the first port");
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f0, 0x20, "other", NULL, NULL), -EBUSY, "encloses");
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f0, 8, "below", NULL, NULL), 0, "adjacent below");
+    cr_assert_eq(alloc_claim_pio(&a, 0x400, 8, "above", NULL, NULL), 0, "adjacent above");
+    cr_assert_eq(a.pio.nr, 3);
 }
 
 Test(alloc, pio_past_ffff_refused)
 {
-    cr_assert_eq(alloc_pio(&a, 0xfff8, 8, "top"), 0, "ends exactly at 0x10000");
-    cr_assert_eq(alloc_pio(&a, 0xfff0, 9, "x"), -EBUSY);
-    cr_assert_eq(alloc_pio(&a, 0xffff, 2, "x"), -EINVAL);
-    cr_assert_eq(alloc_pio(&a, 0x8000, 0xffff, "x"), -EINVAL);
-    cr_assert_eq(alloc_pio(&a, 0x100, 0, "x"), -EINVAL, "empty range");
+    cr_assert_eq(alloc_claim_pio(&a, 0xfff8, 8, "top", NULL, NULL), 0, "ends exactly at 0x10000");
+    cr_assert_eq(alloc_claim_pio(&a, 0xfff0, 9, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_pio(&a, 0xffff, 2, "x", NULL, NULL), -EINVAL);
+    cr_assert_eq(alloc_claim_pio(&a, 0x8000, 0xffff, "x", NULL, NULL), -EINVAL);
+    cr_assert_eq(alloc_claim_pio(&a, 0x100, 0, "x", NULL, NULL), -EINVAL, "empty range");
     cr_assert_null(alloc_pio_owner(&a, 0x100, 1));
 }
 
 Test(alloc, pio_owner_lookup)
 {
-    cr_assert_eq(alloc_pio(&a, 0x60, 5, "i8042"), 0);
-    cr_assert_eq(alloc_pio(&a, 0x3f8, 8, "serial"), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x60, 5, "i8042", NULL, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f8, 8, "serial", NULL, NULL), 0);
     cr_assert_str_eq(alloc_pio_owner(&a, 0x3f8, 1), "serial");
     cr_assert_str_eq(alloc_pio_owner(&a, 0x3fc, 4), "serial");
     cr_assert_null(alloc_pio_owner(&a, 0x3fe, 4), "straddles the end");
@@ -75,10 +75,10 @@ Test(alloc, pio_owner_lookup)
 
 Test(alloc, mmio_over_ram_refused)
 {
-    cr_assert_eq(alloc_mmio_at(&a, 0, 0x1000, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&a, RAM - 0x1000, 0x1000, "x"), -EBUSY, "last RAM page");
-    cr_assert_eq(alloc_mmio_at(&a, RAM - 1, 2, "x"), -EBUSY, "straddles the end of RAM");
-    cr_assert_eq(alloc_mmio_at(&a, RAM, 0x1000, "dev"), 0, "just past RAM");
+    cr_assert_eq(alloc_claim_mmio(&a, 0, 0x1000, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&a, RAM - 0x1000, 0x1000, "x", NULL, NULL), -EBUSY, "last RAM page");
+    cr_assert_eq(alloc_claim_mmio(&a, RAM - 1, 2, "x", NULL, NULL), -EBUSY, "straddles the end of RAM");
+    cr_assert_eq(alloc_claim_mmio(&a, RAM, 0x1000, "dev", NULL, NULL), 0, "just past RAM");
 }
 
 Test(alloc, mmio_over_high_ram_refused)
@@ -87,35 +87,35 @@ Test(alloc, mmio_over_high_ram_refused)
     struct allocator big;
     static uint8_t unused[1];
     cr_assert_eq(alloc_init_with(&big, MMIO_GAP_START + (1ULL << 30), unused), 0);
-    cr_assert_eq(alloc_mmio_at(&big, MMIO_GAP_START - 0x1000, 0x1000, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&big, MMIO_GAP_END, 0x1000, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&big, MMIO_GAP_END - 0x1000, 0x2000, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&big, MMIO_GAP_END + (1ULL << 30), 0x1000, "x"), 0);
-    cr_assert_eq(alloc_mmio_at(&big, MMIO_GAP_START, 0x1000, "x"), 0, "gap start is free");
+    cr_assert_eq(alloc_claim_mmio(&big, MMIO_GAP_START - 0x1000, 0x1000, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&big, MMIO_GAP_END, 0x1000, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&big, MMIO_GAP_END - 0x1000, 0x2000, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&big, MMIO_GAP_END + (1ULL << 30), 0x1000, "x", NULL, NULL), 0);
+    cr_assert_eq(alloc_claim_mmio(&big, MMIO_GAP_START, 0x1000, "x", NULL, NULL), 0, "gap start is free");
 }
 
 Test(alloc, mmio_over_ioapic_lapic_refused)
 {
-    cr_assert_eq(alloc_mmio_at(&a, IOAPIC_BASE, 0x1000, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&a, IOAPIC_BASE + 0xff0, 0x10, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&a, IOAPIC_BASE - 0x1000, 0x1001, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&a, LAPIC_BASE, 4, "x"), -EBUSY);
-    cr_assert_eq(alloc_mmio_at(&a, 0xFE000000ULL, 0x1000000, "x"), -EBUSY, "covers both");
-    cr_assert_eq(alloc_mmio_at(&a, IOAPIC_BASE + 0x1000, 0x1000, "x"), 0, "next page is free");
+    cr_assert_eq(alloc_claim_mmio(&a, IOAPIC_BASE, 0x1000, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&a, IOAPIC_BASE + 0xff0, 0x10, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&a, IOAPIC_BASE - 0x1000, 0x1001, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&a, LAPIC_BASE, 4, "x", NULL, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_mmio(&a, 0xFE000000ULL, 0x1000000, "x", NULL, NULL), -EBUSY, "covers both");
+    cr_assert_eq(alloc_claim_mmio(&a, IOAPIC_BASE + 0x1000, 0x1000, "x", NULL, NULL), 0, "next page is free");
 }
 
 Test(alloc, mmio_bad_ranges)
 {
-    cr_assert_eq(alloc_mmio_at(&a, 0xD0000000ULL, 0, "x"), -EINVAL);
-    cr_assert_eq(alloc_mmio_at(&a, UINT64_MAX - 0xfff, 0x2000, "x"), -EINVAL, "wraps");
+    cr_assert_eq(alloc_claim_mmio(&a, 0xD0000000ULL, 0, "x", NULL, NULL), -EINVAL);
+    cr_assert_eq(alloc_claim_mmio(&a, UINT64_MAX - 0xfff, 0x2000, "x", NULL, NULL), -EINVAL, "wraps");
 }
 
 Test(alloc, dynamic_mmio_slots_distinct)
 {
     uint64_t b1 = 0, b2 = 0, b3 = 0;
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "virtio0", &b1), 0);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "virtio1", &b2), 0);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "virtio2", &b3), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "virtio0", NULL, NULL, &b1), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "virtio1", NULL, NULL, &b2), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "virtio2", NULL, NULL, &b3), 0);
     cr_assert_eq(b1, ALLOC_MMIO_DYN_BASE);
     cr_assert_eq(b2, ALLOC_MMIO_DYN_BASE + 0x1000);
     cr_assert_eq(b3, ALLOC_MMIO_DYN_BASE + 0x2000);
@@ -126,10 +126,10 @@ Test(alloc, dynamic_mmio_slots_distinct)
 
 Test(alloc, dynamic_mmio_skips_taken_slot)
 {
-    cr_assert_eq(alloc_mmio_at(&a, ALLOC_MMIO_DYN_BASE + 0x1000, 0x1000, "fixed"), 0);
+    cr_assert_eq(alloc_claim_mmio(&a, ALLOC_MMIO_DYN_BASE + 0x1000, 0x1000, "fixed", NULL, NULL), 0);
     uint64_t b1 = 0, b2 = 0;
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "d0", &b1), 0);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "d1", &b2), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "d0", NULL, NULL, &b1), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "d1", NULL, NULL, &b2), 0);
     cr_assert_eq(b1, ALLOC_MMIO_DYN_BASE);
     cr_assert_eq(b2, ALLOC_MMIO_DYN_BASE + 0x2000);
     cr_assert_str_eq(alloc_mmio_owner(&a, ALLOC_MMIO_DYN_BASE + 0x1000, 1), "fixed");
@@ -138,9 +138,9 @@ Test(alloc, dynamic_mmio_skips_taken_slot)
 Test(alloc, dynamic_mmio_bad_len)
 {
     uint64_t b = 0x1234;
-    cr_assert_eq(alloc_mmio(&a, 0, "x", &b), -EINVAL);
-    cr_assert_eq(alloc_mmio(&a, 0x800, "x", &b), -EINVAL);
-    cr_assert_eq(alloc_mmio(&a, 0x1001, "x", &b), -EINVAL);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0, "x", NULL, NULL, &b), -EINVAL);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x800, "x", NULL, NULL, &b), -EINVAL);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1001, "x", NULL, NULL, &b), -EINVAL);
     cr_assert_eq(b, 0x1234, "untouched on error");
 }
 
@@ -148,25 +148,25 @@ Test(alloc, dynamic_mmio_window_runs_out)
 {
     uint64_t b = 0;
     uint64_t window = ALLOC_MMIO_DYN_END - ALLOC_MMIO_DYN_BASE;
-    cr_assert_eq(alloc_mmio(&a, window + 0x1000, "too-big", &b), -ENOSPC);
-    cr_assert_eq(alloc_mmio(&a, window - 0x1000, "most", &b), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, window + 0x1000, "too-big", NULL, NULL, &b), -ENOSPC);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, window - 0x1000, "most", NULL, NULL, &b), 0);
     cr_assert_eq(b, ALLOC_MMIO_DYN_BASE);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "last", &b), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "last", NULL, NULL, &b), 0);
     cr_assert_eq(b, ALLOC_MMIO_DYN_END - 0x1000);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "none", &b), -ENOSPC);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "none", NULL, NULL, &b), -ENOSPC);
     cr_assert_null(alloc_mmio_owner(&a, ALLOC_MMIO_DYN_END, 1));
 }
 
 Test(alloc, BUG_dynamic_mmio_huge_len_does_not_corrupt_window)
 {
     /*
-     * BUG (core/alloc.c alloc_mmio): `a->mmio_next + len` wraps for a page-aligned len
+     * BUG (core/alloc.c alloc_claim_mmio_slot): `a->mmio_next + len` wraps for a page-aligned len
      * near 2^64, so the loop runs, moves mmio_next *below* ALLOC_MMIO_DYN_BASE and
      * returns -EINVAL; the next allocation is then handed out outside the window.
      */
     uint64_t b = 0;
-    cr_assert_lt(alloc_mmio(&a, 0xFFFFFFFFFFFFF000ULL, "huge", &b), 0);
-    cr_assert_eq(alloc_mmio(&a, 0x1000, "next", &b), 0);
+    cr_assert_lt(alloc_claim_mmio_slot(&a, 0xFFFFFFFFFFFFF000ULL, "huge", NULL, NULL, &b), 0);
+    cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "next", NULL, NULL, &b), 0);
     cr_assert_eq(b, ALLOC_MMIO_DYN_BASE, "next slot must still be the window start, got %#llx",
                  (unsigned long long)b);
 }
@@ -176,13 +176,13 @@ Test(alloc, range_table_full)
     /* 2 MMIO ranges are the platform's; the table holds ALLOC_MAX_RANGES. */
     uint64_t b;
     int granted = 0, rc;
-    while ((rc = alloc_mmio(&a, 0x1000, "v", &b)) == 0)
+    while ((rc = alloc_claim_mmio_slot(&a, 0x1000, "v", NULL, NULL, &b)) == 0)
         granted++;
     cr_assert_eq(rc, -ENOSPC);
     cr_assert_eq(granted, ALLOC_MAX_RANGES - 2);
     for (int i = 0; i < ALLOC_MAX_RANGES; i++)
-        cr_assert_eq(alloc_pio(&a, (uint16_t)(0x1000 + i * 4), 4, "p"), 0);
-    cr_assert_eq(alloc_pio(&a, 0x2000, 4, "p"), -ENOSPC);
+        cr_assert_eq(alloc_claim_pio(&a, (uint16_t)(0x1000 + i * 4), 4, "p", NULL, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x2000, 4, "p", NULL, NULL), -ENOSPC);
 }
 
 Test(alloc, fixed_gsis)
@@ -222,11 +222,95 @@ Test(alloc, dynamic_gsis_skip_legacy_and_run_out)
 
 Test(alloc, destroy_resets)
 {
-    cr_assert_eq(alloc_pio(&a, 0x3f8, 8, "serial"), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f8, 8, "serial", NULL, NULL), 0);
     alloc_destroy(&a);
-    cr_assert_eq(a.nr_pio, 0);
-    cr_assert_eq(a.nr_mmio, 0);
+    cr_assert_eq(a.pio.nr, 0);
+    cr_assert_eq(a.mmio.nr, 0);
     cr_assert_null(a.gsi_owner[0]);
     cr_assert_null(alloc_pio_owner(&a, 0x3f8, 1));
     /* teardown destroys again: must be harmless */
+}
+
+/* A claim also routes: the dispatcher finds the device's ops and opaque (was the bus). */
+static void nop_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
+static void nop_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
+static const struct io_ops ops = {nop_read, nop_write};
+static int dev_a, dev_b;
+
+Test(alloc, claim_routes_and_find)
+{
+    cr_assert_eq(alloc_claim_pio(&a, 0x3f8, 8, "serial", &ops, &dev_a), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x60, 5, "i8042", &ops, &dev_b), 0);
+    cr_assert_eq(a.pio.nr, 2);
+
+    const struct alloc_entry *e = alloc_find_pio(&a, 0x3f8, 1);
+    cr_assert_not_null(e);
+    cr_assert_str_eq(e->owner, "serial");
+    cr_assert_eq(e->opaque, &dev_a);
+    cr_assert_eq(e->ops, &ops);
+    cr_assert_eq(e->base, 0x3f8);
+
+    e = alloc_find_pio(&a, 0x64, 1);
+    cr_assert_not_null(e);
+    cr_assert_str_eq(e->owner, "i8042");
+    cr_assert_eq(e->opaque, &dev_b);
+
+    cr_assert_null(alloc_find_pio(&a, 0x3f7, 1));
+    cr_assert_null(alloc_find_pio(&a, 0x400, 1));
+    cr_assert_null(alloc_find_pio(&a, 0x65, 1));
+    cr_assert_null(alloc_find_pio(&a, 0x80, 1));
+}
+
+Test(alloc, find_access_straddling_end_not_found)
+{
+    cr_assert_eq(alloc_claim_pio(&a, 0x1000, 0x10, "dev", &ops, NULL), 0);
+    cr_assert_not_null(alloc_find_pio(&a, 0x100c, 4), "last dword");
+    cr_assert_not_null(alloc_find_pio(&a, 0x1008, 8), "last qword");
+    cr_assert_null(alloc_find_pio(&a, 0x100d, 4), "straddles the end");
+    cr_assert_null(alloc_find_pio(&a, 0x100f, 2));
+    cr_assert_null(alloc_find_pio(&a, 0xffe, 4), "straddles the start");
+    cr_assert_null(alloc_find_pio(&a, 0x1000, 0x11), "longer than the range");
+    cr_assert_null(alloc_find_pio(&a, UINT64_MAX, 8), "wrapping access");
+    cr_assert_null(alloc_find_mmio(&a, UINT64_MAX, 8), "wrapping access");
+}
+
+Test(alloc, routed_overlap_refused)
+{
+    cr_assert_eq(alloc_claim_pio(&a, 0x1000, 0x100, "a", &ops, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x1000, 0x100, "b", &ops, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_pio(&a, 0x10ff, 1, "b", &ops, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_pio(&a, 0xf00, 0x101, "b", &ops, NULL), -EBUSY);
+    cr_assert_eq(alloc_claim_pio(&a, 0x800, 0x1000, "b", &ops, NULL), -EBUSY, "encloses");
+    cr_assert_eq(alloc_claim_pio(&a, 0x1010, 0x10, "b", &ops, NULL), -EBUSY, "inside");
+    cr_assert_eq(alloc_claim_pio(&a, 0x1010, 0x10, "b", NULL, NULL), -EBUSY, "a reservation overlaps too");
+    cr_assert_eq(a.pio.nr, 1);
+    cr_assert_eq(alloc_claim_pio(&a, 0xf00, 0x100, "below", &ops, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x1100, 0x100, "above", &ops, NULL), 0);
+    cr_assert_str_eq(alloc_find_pio(&a, 0xfff, 1)->owner, "below");
+    cr_assert_str_eq(alloc_find_pio(&a, 0x1000, 1)->owner, "a");
+    cr_assert_str_eq(alloc_find_pio(&a, 0x1100, 1)->owner, "above");
+}
+
+Test(alloc, reservation_is_an_entry_without_ops)
+{
+    cr_assert_eq(alloc_claim_pio(&a, 0x40, 4, "pit", NULL, NULL), 0);
+    const struct alloc_entry *e = alloc_find_pio(&a, 0x41, 1);
+    cr_assert_not_null(e);
+    cr_assert_str_eq(e->owner, "pit");
+    cr_assert_null(e->ops, "nothing in Ember answers a reservation");
+    e = alloc_find_mmio(&a, IOAPIC_BASE, 4);
+    cr_assert_not_null(e);
+    cr_assert_null(e->ops);
+}
+
+Test(alloc, routed_bad_args_and_full)
+{
+    cr_assert_eq(alloc_claim_pio(&a, 0x10, 0, "x", &ops, NULL), -EINVAL);
+    cr_assert_eq(alloc_claim_mmio(&a, UINT64_MAX - 1, 4, "x", &ops, NULL), -EINVAL);
+    cr_assert_eq(a.pio.nr, 0);
+    cr_assert_eq(a.mmio.nr, 2, "the platform's two");
+    for (int i = 0; i < ALLOC_MAX_RANGES; i++)
+        cr_assert_eq(alloc_claim_pio(&a, (uint16_t)(0x100 * i), 0x10, "d", &ops, NULL), 0);
+    cr_assert_eq(alloc_claim_pio(&a, 0x8000, 0x10, "d", &ops, NULL), -ENOSPC);
+    cr_assert_eq(a.pio.nr, ALLOC_MAX_RANGES);
 }

@@ -28,7 +28,7 @@
 #include "vm/vm.h"
 
 static struct runner runner;
-static struct vm vm;
+static struct vm *vm;
 static struct controller ctl;
 static struct api_reply rep;
 
@@ -48,7 +48,9 @@ static void setup(void)
 {
     struct errmsg e;
     cr_assert_eq(runner_init(&runner, &e), 0, "runner_init: %s", e.text);
-    ctl_init(&ctl, &runner, &vm, "test-id");
+    vm = vm_new();
+    cr_assert_not_null(vm);
+    ctl_init(&ctl, &runner, vm, "test-id");
     rep.status = 0;
     rep.body = NULL;
     snprintf(dir, sizeof(dir), "/tmp/ember-api-unit-XXXXXX");
@@ -74,6 +76,7 @@ static void teardown(void)
     rep.body = NULL;
     ctl_destroy(&ctl);
     runner_finish(&runner);
+    vm_free(vm);
     const char *files[] = {kernel, initrd, notkernel, logfile, metf};
     for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(files[i]);
@@ -1005,7 +1008,7 @@ Test(api, vm_config_reflects_puts)
     cr_expect_str_eq(str_of(mt, "metrics_path"), metf);
     /* What GET /vm/config returns is a valid --config-file: it applies to a fresh controller as-is. */
     struct controller other;
-    ctl_init(&other, &runner, &vm, "other");
+    ctl_init(&other, &runner, vm, "other");
     struct errmsg e;
     int rc = api_apply_config(&other, c, &e);
     cr_expect_eq(rc, 0, "GET /vm/config does not apply as a config file: %s", e.text);
@@ -1089,7 +1092,7 @@ Test(api, apply_config_good)
     cr_expect_eq(ctl.state, CTL_NOT_STARTED);
     /* The minimum: a boot source alone. */
     struct controller other;
-    ctl_init(&other, &runner, &vm, "other");
+    ctl_init(&other, &runner, vm, "other");
     cr_expect_eq(apply_text(&other, fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"}}", kernel), &e), 0, "%s",
                  e.text);
     cr_expect_eq(other.vcpu_count, 1);
@@ -1139,7 +1142,7 @@ Test(api, apply_config_bad)
     };
     for (unsigned i = 0; i < N(cases); i++) {
         struct controller c;
-        ctl_init(&c, &runner, &vm, "cfg");
+        ctl_init(&c, &runner, vm, "cfg");
         struct errmsg e = {{0}};
         int rc = apply_text(&c, cases[i].text, &e);
         cr_expect_lt(rc, 0, "config %s: rc %d (%s)", cases[i].text, rc, e.text);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "devices/cmos.h"
+#include "tests/unit/state_check.h"
 
 /* 2026-12-05 21:46:43 UTC, a Saturday. */
 static time_t fixed_now(void) { return 1796507203; }
@@ -57,24 +58,61 @@ Test(cmos, nvram_keeps_bytes_and_clock_ignores_writes)
     cmos_destroy(&c);
 }
 
+static int save_hook(void *dev, struct state_writer *w) { return cmos_save(dev, w); }
+static int restore_hook(void *dev, struct state_reader *r, struct errmsg *err) { return cmos_restore(dev, r, err); }
+static const struct state_hooks hooks = {save_hook, restore_hook};
+
+static void fill(struct cmos *c)
+{
+    for (unsigned i = 0x0e; i < CMOS_SIZE; i++)
+        if (i != 0x32)
+            wr(c, (uint8_t)i, (uint8_t)(i * 7));
+    uint8_t idx = 0x80 | 0x21;
+    cmos_io_ops.write(c, 0, &idx, 1);
+}
+
 Test(cmos, save_restore_round_trip_is_identical)
 {
     struct cmos a, b;
-    struct cmos_state s1, s2;
     cmos_init(&a, fixed_now);
     cmos_init(&b, fixed_now);
-    for (unsigned i = 0x0e; i < CMOS_SIZE; i++)
-        if (i != 0x32)
-            wr(&a, (uint8_t)i, (uint8_t)(i * 7));
-    uint8_t idx = 0x80 | 0x21;
-    cmos_io_ops.write(&a, 0, &idx, 1);
-    cmos_save(&a, &s1);
-    cmos_restore(&b, &s1);
-    cmos_save(&b, &s2);
-    cr_assert_eq(memcmp(&s1, &s2, sizeof(s1)), 0);
+    fill(&a);
+    state_check_round_trip(&hooks, &a, &b);
     cr_assert_eq(b.index, 0x21);
     cr_assert_eq(b.nmi_disabled, 1);
+    /* The data port reads the restored index first, then whatever the guest selects. */
+    uint8_t va, vb;
+    cmos_io_ops.read(&a, 1, &va, 1);
+    cmos_io_ops.read(&b, 1, &vb, 1);
+    cr_assert_eq(va, vb);
+    cr_assert_eq(vb, (uint8_t)(0x21 * 7));
+    for (unsigned i = 0; i < CMOS_SIZE; i++)
+        cr_assert_eq(rd(&a, (uint8_t)i), rd(&b, (uint8_t)i), "register %#x", i);
     cr_assert_eq(rd(&b, 0x20), (uint8_t)(0x20 * 7));
+    cmos_destroy(&a);
+    cmos_destroy(&b);
+}
+
+Test(cmos, restore_refuses_bad_images)
+{
+    struct cmos a, b;
+    cmos_init(&a, fixed_now);
+    cmos_init(&b, fixed_now);
+    fill(&a);
+    size_t len;
+    uint8_t *good = state_check_save(&hooks, &a, &len);
+    const size_t body = 1 + 4 + 4 + 4; /* header of "cmos" */
+    const size_t at[] = {body + 0, body + 1};
+    const uint8_t val[] = {0x80, 2}; /* index with the NMI bit, NMI mask */
+    state_check_bad_images(&hooks, &b, good, len, at, val, 2);
+    wr(&b, 0x30, 0x99);
+    cr_assert_eq(rd(&b, 0x30), 0x99, "still usable");
+    struct state_reader r;
+    struct errmsg err;
+    state_reader_init(&r, good, len);
+    cr_assert_eq(cmos_restore(&b, &r, &err), 0, "%s", err.text);
+    cr_assert_eq(rd(&b, 0x30), (uint8_t)(0x30 * 7));
+    free(good);
     cmos_destroy(&a);
     cmos_destroy(&b);
 }

@@ -1,0 +1,134 @@
+#include "vm/virtio_devices.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/net.h"
+
+struct virtio_instance {
+    struct virtio_mmio mmio;
+    int mmio_made; /* virtio_mmio_init ran (even if it failed): teardown releases it */
+    struct virtio_blk *blk;
+    struct virtio_net *net;
+};
+
+/* Grants a 4 KiB MMIO slot routed to the transport and a GSI, sets the transport up, tells the guest. */
+static int attach(const struct device_env *env, struct virtio_instance *vi, const char *name,
+                  const struct virtio_dev_ops *ops, void *model, struct errmsg *err)
+{
+    uint64_t base;
+    uint32_t gsi;
+    /* Routed before the transport exists: nothing dispatches before the vCPUs start. */
+    int rc = alloc_claim_mmio_slot(env->alloc, VIRTIO_MMIO_SIZE, name, &virtio_mmio_io_ops, &vi->mmio, &base);
+    if (!rc)
+        rc = alloc_gsi(env->alloc, name, &gsi);
+    if (rc)
+        return err_set(err, rc, "%s: no MMIO slot or IRQ line left for it", name);
+    rc = virtio_mmio_init(&vi->mmio, name, ops, model, &env->alloc->mem, env->loop, env->vm_fd, base, gsi,
+                          device_irq_line(env, gsi));
+    vi->mmio_made = 1;
+    if (rc)
+        return err_set(err, rc, "%s: cannot set up its virtio-mmio transport: %s", name, strerror(-rc));
+    char arg[64];
+    snprintf(arg, sizeof(arg), "virtio_mmio.device=4K@%#llx:%u", (unsigned long long)base, gsi);
+    rc = env->cmdline_append(env->ctx, arg);
+    if (rc)
+        return err_set(err, rc, "%s: no room left on the kernel command line to announce it", name);
+    return 0;
+}
+
+static struct virtio_instance *instance_new(void **dev, struct errmsg *err)
+{
+    struct virtio_instance *vi = calloc(1, sizeof(*vi));
+    *dev = vi;
+    if (!vi)
+        err_set(err, -ENOMEM, "out of memory");
+    return vi;
+}
+
+static int blk_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    const struct blk_config *d = config;
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_blk_create(&vi->blk, d, err);
+    if (!rc)
+        rc = attach(env, vi, d->id, &virtio_blk_ops, vi->blk, err);
+    if (!rc && d->root) {
+        rc = env->cmdline_append(env->ctx, d->read_only ? "root=/dev/vda ro" : "root=/dev/vda rw");
+        if (rc)
+            err_set(err, rc, "%s: no room left on the kernel command line for root=", d->id);
+    }
+    return rc;
+}
+
+static int net_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    const struct net_config *n = config;
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_net_create(&vi->net, n, err);
+    return rc ? rc : attach(env, vi, n->id, &virtio_net_ops, vi->net, err);
+}
+
+static void teardown(void *dev)
+{
+    struct virtio_instance *vi = dev;
+    if (!vi)
+        return;
+    if (vi->mmio_made)
+        virtio_mmio_destroy(&vi->mmio);
+    if (vi->blk)
+        virtio_blk_free(vi->blk);
+    if (vi->net)
+        virtio_net_free(vi->net);
+    free(vi);
+}
+
+static void blk_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct blk_counters c = virtio_blk_counters(vi->blk);
+    emit(ctx, "reads", c.reads);
+    emit(ctx, "writes", c.writes);
+    emit(ctx, "flushes", c.flushes);
+    emit(ctx, "get_ids", c.get_ids);
+    emit(ctx, "errors", c.errors);
+    emit(ctx, "unsupported", c.unsupported);
+    emit(ctx, "bytes_read", c.bytes_read);
+    emit(ctx, "bytes_written", c.bytes_written);
+}
+
+static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct net_counters c = virtio_net_counters(vi->net);
+    emit(ctx, "rx_packets", c.rx_packets);
+    emit(ctx, "rx_bytes", c.rx_bytes);
+    emit(ctx, "tx_packets", c.tx_packets);
+    emit(ctx, "tx_bytes", c.tx_bytes);
+    emit(ctx, "rx_waits", c.rx_waits);
+    emit(ctx, "tx_waits", c.tx_waits);
+}
+
+int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
+{
+    struct virtio_instance *vi = dev;
+    pthread_mutex_lock(&vi->mmio.lock);
+    int rc = virtio_blk_replace_backing(vi->blk, path, err);
+    if (!rc)
+        virtio_mmio_config_changed(&vi->mmio); /* the guest re-reads the capacity */
+    pthread_mutex_unlock(&vi->mmio.lock);
+    return rc;
+}
+
+const struct device_ops vm_virtio_blk_device_ops = {
+    .name = "virtio-blk", .realize = blk_realize, .metrics = blk_metrics, .teardown = teardown};
+const struct device_ops vm_virtio_net_device_ops = {
+    .name = "virtio-net", .realize = net_realize, .metrics = net_metrics, .teardown = teardown};

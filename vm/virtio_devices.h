@@ -1,0 +1,20 @@
+/*
+ * virtio-blk and virtio-net as registered devices: each instance is a model
+ * behind its own virtio-mmio transport in a dynamic MMIO slot, announced to
+ * the guest with virtio_mmio.device= (and root= for the root drive).
+ * Adapters until the virtio models register themselves.
+ */
+#ifndef EMBER_VIRTIO_DEVICES_H
+#define EMBER_VIRTIO_DEVICES_H
+
+#include "core/device.h"
+
+/* config: a struct blk_config; metrics: the drive's request counters. */
+extern const struct device_ops vm_virtio_blk_device_ops;
+/* config: a struct net_config; metrics: the NIC's packet counters. */
+extern const struct device_ops vm_virtio_net_device_ops;
+
+/* PATCH /drives on a vm_virtio_blk_device_ops instance: new backing file, the guest told of the new size. */
+int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err);
+
+#endif
