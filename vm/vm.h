@@ -78,12 +78,4 @@ const char *vm_end_reason(const struct vm *vm);
 int vm_stop_fd(const struct vm *vm);
 uint64_t now_ns(void);
 
-/*
- * Transition: interp/interp.c still reads struct vcpu through this header
- * until the interpreter takes the vCPU's state as arguments; then this goes.
- */
-#ifdef EMBER_INTERP_H
-#include "vm/vm_internal.h"
-#endif
-
 #endif
