@@ -120,12 +120,7 @@ static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
 int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
 {
     struct virtio_instance *vi = dev;
-    pthread_mutex_lock(&vi->mmio.lock);
-    int rc = virtio_blk_replace_backing(vi->blk, path, err);
-    if (!rc)
-        virtio_mmio_config_changed(&vi->mmio); /* the guest re-reads the capacity */
-    pthread_mutex_unlock(&vi->mmio.lock);
-    return rc;
+    return virtio_blk_swap_image(vi->blk, path, err); /* locks the device, tells the guest */
 }
 
 const struct device_ops vm_virtio_blk_device_ops = {
