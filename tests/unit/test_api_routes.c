@@ -20,7 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/config_file.h"
 #include "api/controller.h"
+#include "api/handlers.h"
 #include "api/routes.h"
 #include "core/version.h"
 #include "api/server.h"
@@ -1074,26 +1076,27 @@ Test(api, apply_config_good)
         "\"balloon\":null,\"vsock\":null,\"mmds-config\":null,\"entropy\":null,\"cpu-config\":null}",
         kernel, initrd, disk[0], disk[1], logfile, metf);
     cr_assert_eq(apply_text(&ctl, cfg, &e), 0, "%s", e.text);
-    cr_expect(ctl.boot_set);
-    cr_expect_str_eq(ctl.kernel, kernel);
-    cr_expect(ctl.has_initrd);
-    cr_expect_str_eq(ctl.boot_args, "console=ttyS0");
-    cr_expect_eq(ctl.vcpu_count, 2);
-    cr_expect_eq(ctl.mem_mib, 256);
-    cr_expect_eq(ctl.nr_drives, 2);
-    cr_expect(ctl.drives[0].root);
-    cr_expect_eq(ctl.drives[1].engine, BLK_ENGINE_ASYNC);
-    cr_expect_eq(ctl.nr_nets, 1);
+    const struct vm_config *vc = ctl_config(&ctl);
+    cr_assert_not_null(vc->kernel_path);
+    cr_expect_str_eq(vc->kernel_path, kernel);
+    cr_expect_not_null(vc->initrd_path);
+    cr_expect_str_eq(vc->cmdline, "console=ttyS0");
+    cr_expect_eq(vc->vcpus, 2);
+    cr_expect_eq(vc->mem_mib, 256);
+    cr_expect_eq(vc->nr_drives, 2);
+    cr_expect(vc->drives[0].root);
+    cr_expect_eq(vc->drives[1].engine, BLK_ENGINE_ASYNC);
+    cr_expect_eq(vc->nr_nets, 1);
     cr_expect(ctl.logger_set);
-    cr_expect(ctl.metrics_set);
+    cr_expect_not_null(ctl.metrics_path);
     cr_expect_eq(ctl.state, CTL_NOT_STARTED);
     /* The minimum: a boot source alone. */
     struct controller other;
     ctl_init(&other, &runner, &vm, "other");
     cr_expect_eq(apply_text(&other, fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"}}", kernel), &e), 0, "%s",
                  e.text);
-    cr_expect_eq(other.vcpu_count, 1);
-    cr_expect_eq(other.mem_mib, 128);
+    cr_expect_eq(ctl_config(&other)->vcpus, 1);
+    cr_expect_eq(ctl_config(&other)->mem_mib, 128);
     ctl_destroy(&other);
 }
 
