@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,14 +23,11 @@ void ctl_init(struct controller *c, struct runner *r, struct vm *vm, const char 
     c->vm = vm;
     c->instance_id = instance_id;
     c->state = CTL_NOT_STARTED;
-    c->vcpu_count = 1;
-    c->mem_mib = 128;
+    vm_config_defaults(&c->cfg);
     c->metrics_fd = c->metrics_timer_fd = c->log_fd = -1;
-    c->host_compat = HOST_COMPAT_AUTO;
-    c->use_pvh = 1;
 }
 
-void ctl_destroy(struct controller *c)
+void ctl_finish(struct controller *c)
 {
     if (c->metrics_fd >= 0) {
         struct errmsg e;
@@ -42,8 +39,6 @@ void ctl_destroy(struct controller *c)
         close(c->metrics_timer_fd);
     }
     c->metrics_fd = c->metrics_timer_fd = -1;
-    json_decref(c->metrics_properties);
-    c->metrics_properties = NULL;
     if (c->log_fd >= 0) {
         log_set_output(-1, NULL, 0);
         close(c->log_fd);
@@ -51,90 +46,257 @@ void ctl_destroy(struct controller *c)
     }
 }
 
+void ctl_destroy(struct controller *c)
+{
+    ctl_finish(c);
+    vm_destroy(c->vm); /* before the description it was built from: it points into it */
+    vm_config_release(&c->cfg);
+    json_decref(c->metrics_properties);
+    c->metrics_properties = NULL;
+    free(c->metrics_path);
+    free(c->log_path);
+    c->metrics_path = c->log_path = NULL;
+}
+
+void ctl_take_config(struct controller *c, struct vm_config *cfg)
+{
+    vm_config_release(&c->cfg);
+    c->cfg = *cfg;
+    vm_config_defaults(cfg); /* its strings are c's now */
+    memset(&c->reported, 0, sizeof(c->reported));
+    for (unsigned i = 0; i < c->cfg.nr_nets; i++) {
+        const uint8_t *m = c->cfg.nets[i].mac;
+        if (c->cfg.nets[i].has_mac)
+            snprintf(c->reported.guest_mac[i], sizeof(c->reported.guest_mac[i]), "%02x:%02x:%02x:%02x:%02x:%02x",
+                     m[0], m[1], m[2], m[3], m[4], m[5]);
+    }
+}
+
 const char *ctl_state_name(const struct controller *c)
 {
-    static const char *const n[] = {"Not started", "Running", "Paused"};
+    static const char *const n[] = {[CTL_NOT_STARTED] = "Not started", [CTL_RUNNING] = "Running",
+                                    [CTL_PAUSED] = "Paused"};
     return n[c->state];
 }
 
-int ctl_from_cli(struct controller *c, const struct vm_config *cfg, struct errmsg *err)
+int ctl_check_phase(const struct controller *c, enum ctl_phase phase, struct errmsg *err)
 {
-    c->vcpu_count = cfg->vcpus;
-    c->mem_mib = cfg->mem_mib;
-    c->host_compat = cfg->host_compat;
-    c->decompress = cfg->decompress;
-    c->use_pvh = cfg->use_pvh;
-    c->print_stats = cfg->print_stats;
-    if (cfg->kernel_path) {
-        c->boot_set = true;
-        snprintf(c->kernel, sizeof(c->kernel), "%s", cfg->kernel_path);
-    }
-    if ((c->has_initrd = cfg->initrd_path != NULL))
-        snprintf(c->initrd, sizeof(c->initrd), "%s", cfg->initrd_path);
-    if ((c->has_boot_args = cfg->cmdline != NULL))
-        snprintf(c->boot_args, sizeof(c->boot_args), "%s", cfg->cmdline);
-    for (unsigned i = 0; i < cfg->nr_drives; i++) {
-        struct ctl_drive *d = &c->drives[c->nr_drives++];
-        memset(d, 0, sizeof(*d));
-        snprintf(d->id, sizeof(d->id), "%s", cfg->drives[i].id);
-        snprintf(d->path, sizeof(d->path), "%s", cfg->drives[i].path);
-        d->root = cfg->drives[i].root;
-        d->read_only = cfg->drives[i].read_only;
-        d->engine = cfg->drives[i].engine;
-        snprintf(d->cache_type, sizeof(d->cache_type), "Unsafe");
-    }
-    for (unsigned i = 0; i < cfg->nr_nets; i++) {
-        struct ctl_net *n = &c->nets[c->nr_nets++];
-        memset(n, 0, sizeof(*n));
-        snprintf(n->id, sizeof(n->id), "%s", cfg->nets[i].id);
-        snprintf(n->tap, sizeof(n->tap), "%s", cfg->nets[i].tap);
-        if ((n->has_mac = cfg->nets[i].has_mac)) {
-            memcpy(n->mac, cfg->nets[i].mac, 6);
-            snprintf(n->mac_text, sizeof(n->mac_text), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
-                     n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-        }
-    }
-    if (cfg->serial_out_path) {
-        c->serial_set = true;
-        snprintf(c->serial_out, sizeof(c->serial_out), "%s", cfg->serial_out_path);
-    }
-    (void)err;
+    if (phase == CTL_PRE_BOOT && c->state != CTL_NOT_STARTED)
+        return err_set(err, -EINVAL, CTL_MSG_PRE_BOOT_ONLY);
+    if (phase == CTL_POST_BOOT && c->state == CTL_NOT_STARTED)
+        return err_set(err, -EINVAL, CTL_MSG_POST_BOOT_ONLY);
     return 0;
 }
 
+static int no_memory(struct errmsg *err) { return err_set(err, -ENOMEM, "out of memory"); }
+
+/* ---- before boot ---- */
+
+int ctl_set_machine(struct controller *c, unsigned vcpus, uint64_t mem_mib, bool smt, bool track_dirty_pages,
+                    struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    c->cfg.vcpus = vcpus;
+    c->cfg.mem_mib = mem_mib;
+    c->reported.smt = smt;
+    c->reported.track_dirty_pages = track_dirty_pages;
+    return 0;
+}
+
+int ctl_set_boot_source(struct controller *c, const char *kernel, const char *initrd, const char *boot_args,
+                        struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    const char *k = NULL, *i = NULL, *a = NULL; /* all three copied before any is replaced */
+    if (vm_config_set_str(&k, kernel) || vm_config_set_str(&i, initrd) || vm_config_set_str(&a, boot_args)) {
+        free((void *)k), free((void *)i), free((void *)a);
+        return no_memory(err);
+    }
+    free((void *)c->cfg.kernel_path), free((void *)c->cfg.initrd_path), free((void *)c->cfg.cmdline);
+    c->cfg.kernel_path = k;
+    c->cfg.initrd_path = i;
+    c->cfg.cmdline = a;
+    return 0;
+}
+
+int ctl_put_drive(struct controller *c, const struct blk_config *d, bool writeback, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    struct vm_config *cfg = &c->cfg;
+    unsigned slot = cfg->nr_drives;
+    for (unsigned i = 0; i < cfg->nr_drives; i++) {
+        if (strcmp(cfg->drives[i].id, d->id) == 0)
+            slot = i; /* PUT on an existing id replaces it */
+        else if (d->root && cfg->drives[i].root)
+            return err_set(err, -EINVAL, "A root block device already exists!");
+    }
+    if (slot == EMBER_MAX_DRIVES)
+        return err_set(err, -EINVAL, "Too many drives: Ember supports %d.", EMBER_MAX_DRIVES);
+    struct blk_config copy = *d;
+    copy.id = copy.path = NULL;
+    if (vm_config_set_str(&copy.id, d->id) || vm_config_set_str(&copy.path, d->path)) {
+        free((void *)copy.id);
+        return no_memory(err);
+    }
+    if (slot < cfg->nr_drives) {
+        free((void *)cfg->drives[slot].id);
+        free((void *)cfg->drives[slot].path);
+    } else {
+        cfg->nr_drives++;
+    }
+    cfg->drives[slot] = copy;
+    c->reported.drive_writeback[slot] = writeback;
+    return 0;
+}
+
+int ctl_put_net(struct controller *c, const struct net_config *n, const char *mac_text, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    struct vm_config *cfg = &c->cfg;
+    unsigned slot = cfg->nr_nets;
+    for (unsigned i = 0; i < cfg->nr_nets; i++) {
+        if (strcmp(cfg->nets[i].id, n->id) == 0) {
+            slot = i; /* replaced: its tap and MAC do not count against the new one */
+            continue;
+        }
+        if (strcmp(cfg->nets[i].tap, n->tap) == 0)
+            return err_set(err, -EINVAL, "The host device name %s is already in use by another network interface.",
+                           n->tap);
+        if (n->has_mac && cfg->nets[i].has_mac && memcmp(cfg->nets[i].mac, n->mac, 6) == 0)
+            return err_set(err, -EINVAL, "The MAC address %s is already in use by another network interface.",
+                           mac_text);
+    }
+    if (slot == EMBER_MAX_NETS)
+        return err_set(err, -EINVAL, "Too many network interfaces: Ember supports %d.", EMBER_MAX_NETS);
+    struct net_config copy = *n;
+    copy.id = copy.tap = NULL;
+    if (vm_config_set_str(&copy.id, n->id) || vm_config_set_str(&copy.tap, n->tap)) {
+        free((void *)copy.id);
+        return no_memory(err);
+    }
+    if (slot < cfg->nr_nets) {
+        free((void *)cfg->nets[slot].id);
+        free((void *)cfg->nets[slot].tap);
+    } else {
+        cfg->nr_nets++;
+    }
+    cfg->nets[slot] = copy;
+    snprintf(c->reported.guest_mac[slot], sizeof(c->reported.guest_mac[slot]), "%s", n->has_mac ? mac_text : "");
+    return 0;
+}
+
+int ctl_set_serial(struct controller *c, const char *path, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (!rc && vm_config_set_str(&c->cfg.serial_out_path, path && *path ? path : NULL))
+        rc = no_memory(err);
+    return rc;
+}
+
+int ctl_set_logger(struct controller *c, const char *path, const char *level, bool show_level, bool show_origin,
+                   struct errmsg *err)
+{
+    enum log_level lv;
+    const char *spelling;
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    if (log_parse_api_level(level, &lv, &spelling))
+        return err_set(err, -EINVAL, "Unknown log level '%s': use one of " LOG_API_LEVEL_NAMES ".", level);
+    char *path_copy = path ? strdup(path) : NULL;
+    if (path && !path_copy)
+        return no_memory(err);
+    int fd = -1;
+    if (path) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = err_set(err, -errno, "Cannot open the log file '%s': %s", path, strerror(errno));
+            free(path_copy);
+            return rc;
+        }
+    }
+    log_set_level(lv);
+    if (fd >= 0) {
+        log_set_output(fd, c->instance_id, show_level);
+        if (c->log_fd >= 0)
+            close(c->log_fd);
+        c->log_fd = fd;
+    }
+    c->logger_set = true;
+    free(c->log_path);
+    c->log_path = path_copy;
+    c->log_level = spelling;
+    c->show_level = show_level;
+    c->show_log_origin = show_origin;
+    return 0;
+}
+
+static void on_metrics_timer(void *opaque, uint32_t events)
+{
+    (void)events;
+    struct controller *c = opaque;
+    uint64_t n;
+    if (read(c->metrics_timer_fd, &n, sizeof(n)) > 0) {
+        struct errmsg e;
+        if (ctl_flush_metrics(c, &e))
+            log_warn("metrics: %s", e.text);
+    }
+}
+
+int ctl_set_metrics(struct controller *c, const char *path, bool emit_id, json_t *properties, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    char *path_copy = strdup(path);
+    json_t *props = properties ? json_deep_copy(properties) : NULL;
+    if (!path_copy || (properties && !props)) {
+        free(path_copy);
+        json_decref(props);
+        return no_memory(err);
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = err_set(err, -errno, "Cannot open the metrics file '%s': %s", path, strerror(errno));
+        free(path_copy);
+        json_decref(props);
+        return rc;
+    }
+    if (c->metrics_fd >= 0)
+        close(c->metrics_fd);
+    c->metrics_fd = fd;
+    free(c->metrics_path);
+    c->metrics_path = path_copy;
+    c->metrics_emit_id = emit_id;
+    json_decref(c->metrics_properties);
+    c->metrics_properties = props;
+    if (c->metrics_timer_fd < 0) {
+        c->metrics_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        struct itimerspec its = {{METRICS_PERIOD_S, 0}, {METRICS_PERIOD_S, 0}};
+        if (c->metrics_timer_fd >= 0 && timerfd_settime(c->metrics_timer_fd, 0, &its, NULL) == 0)
+            evloop_add(&c->runner->loop, c->metrics_timer_fd, EPOLLIN, on_metrics_timer, c);
+    }
+    return 0;
+}
+
+/* ---- the transitions and runtime operations ---- */
+
 int ctl_start(struct controller *c, struct errmsg *err)
 {
-    if (c->state != CTL_NOT_STARTED)
-        return err_set(err, -EINVAL, "The requested operation is not supported after starting the microVM.");
-    if (!c->boot_set)
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    if (!c->cfg.kernel_path)
         return err_set(err, -EINVAL, "Cannot start microvm without kernel configuration.");
-    struct vm_config cfg;
-    vm_config_defaults(&cfg);
-    cfg.kernel_path = c->kernel;
-    cfg.initrd_path = c->has_initrd ? c->initrd : NULL;
-    cfg.cmdline = c->has_boot_args ? c->boot_args : NULL;
-    cfg.vcpus = c->vcpu_count;
-    cfg.mem_mib = c->mem_mib;
-    cfg.host_compat = c->host_compat;
-    cfg.decompress = c->decompress;
-    cfg.use_pvh = c->use_pvh;
-    cfg.print_stats = c->print_stats;
-    cfg.serial_out_path = c->serial_set && c->serial_out[0] ? c->serial_out : NULL;
-    for (unsigned i = 0; i < c->nr_drives; i++) {
-        const struct ctl_drive *d = &c->drives[i];
-        cfg.drives[cfg.nr_drives++] = (struct blk_config){.id = d->id, .path = d->path, .read_only = d->read_only,
-                                                          .root = d->root, .engine = d->engine};
-    }
-    for (unsigned i = 0; i < c->nr_nets; i++) {
-        const struct ctl_net *n = &c->nets[i];
-        struct net_config *nc = &cfg.nets[cfg.nr_nets++];
-        memset(nc, 0, sizeof(*nc));
-        nc->id = n->id;
-        nc->tap = n->tap;
-        nc->has_mac = n->has_mac;
-        memcpy(nc->mac, n->mac, 6);
-    }
-    int rc = vm_create(c->vm, &cfg, &c->runner->loop, err);
+    rc = vm_create(c->vm, &c->cfg, &c->runner->loop, err);
     if (!rc)
         rc = runner_start_vm(c->runner, c->vm, err);
     if (rc) {
@@ -144,6 +306,72 @@ int ctl_start(struct controller *c, struct errmsg *err)
     }
     c->state = CTL_RUNNING;
     return 0;
+}
+
+int ctl_pause(struct controller *c, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    vm_pause(c->vm);
+    c->state = CTL_PAUSED;
+    return 0;
+}
+
+int ctl_resume(struct controller *c, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    vm_resume(c->vm);
+    c->state = CTL_RUNNING;
+    return 0;
+}
+
+int ctl_send_ctrl_alt_del(struct controller *c, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (!rc && (rc = vm_ctrl_alt_del(c->vm)))
+        err_set(err, rc, "The keyboard controller's buffer is full; try again.");
+    return rc;
+}
+
+int ctl_update_drive(struct controller *c, const char *id, const char *path, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    struct blk_config *d = NULL;
+    for (unsigned i = 0; i < c->cfg.nr_drives; i++)
+        if (strcmp(c->cfg.drives[i].id, id) == 0)
+            d = &c->cfg.drives[i];
+    if (!d)
+        return err_set(err, -EINVAL, "Invalid value for field `drive_id`: no drive '%s' is attached.", id);
+    if (!path)
+        return 0;
+    char *copy = strdup(path);
+    if (!copy)
+        return no_memory(err);
+    rc = vm_replace_drive(c->vm, id, path, err);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    /* The VM read the old path only while it was built (vm_create): it may go. */
+    free((void *)d->path);
+    d->path = copy;
+    return 0;
+}
+
+int ctl_update_net(struct controller *c, const char *id, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < c->cfg.nr_nets; i++)
+        if (strcmp(c->cfg.nets[i].id, id) == 0)
+            return 0;
+    return err_set(err, -EINVAL, "Invalid value for field `iface_id`: no network interface '%s' is attached.", id);
 }
 
 static json_t *block_metrics(struct blk_counters sum)
@@ -203,68 +431,5 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
     c->metrics_flushes++;
     if (w < 0 && errno != EAGAIN)
         return err_set(err, -errno, "Cannot write metrics: %s", strerror(errno));
-    return 0;
-}
-
-static void on_metrics_timer(void *opaque, uint32_t events)
-{
-    (void)events;
-    struct controller *c = opaque;
-    uint64_t n;
-    if (read(c->metrics_timer_fd, &n, sizeof(n)) > 0) {
-        struct errmsg e;
-        if (ctl_flush_metrics(c, &e))
-            log_warn("metrics: %s", e.text);
-    }
-}
-
-int ctl_set_metrics(struct controller *c, const char *path, struct errmsg *err)
-{
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_set(err, -errno, "Cannot open the metrics file '%s': %s", path, strerror(errno));
-    if (c->metrics_fd >= 0)
-        close(c->metrics_fd);
-    c->metrics_fd = fd;
-    snprintf(c->metrics_path, sizeof(c->metrics_path), "%s", path);
-    c->metrics_set = true;
-    if (c->metrics_timer_fd < 0) {
-        c->metrics_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        struct itimerspec its = {{METRICS_PERIOD_S, 0}, {METRICS_PERIOD_S, 0}};
-        if (c->metrics_timer_fd >= 0 && timerfd_settime(c->metrics_timer_fd, 0, &its, NULL) == 0)
-            evloop_add(&c->runner->loop, c->metrics_timer_fd, EPOLLIN, on_metrics_timer, c);
-    }
-    return 0;
-}
-
-int ctl_set_logger(struct controller *c, const char *path, const char *level, bool show_level, bool show_origin,
-                   struct errmsg *err)
-{
-    int fd = -1;
-    if (path) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return err_set(err, -errno, "Cannot open the log file '%s': %s", path, strerror(errno));
-    }
-    static const struct { const char *fc; int level; } levels[] = {
-        {"Error", LOG_ERROR}, {"Warning", LOG_WARN}, {"Info", LOG_INFO}, {"Debug", LOG_DEBUG}, {"Trace", LOG_DEBUG}, {"Off", -1}};
-    int lv = LOG_INFO;
-    for (unsigned i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-        if (strcasecmp(level, levels[i].fc) == 0)
-            lv = levels[i].level;
-    if (lv < 0)
-        lv = LOG_ERROR; /* "Off": errors still matter to the operator; they stay on */
-    log_set_level((enum log_level)lv);
-    if (fd >= 0) {
-        log_set_output(fd, c->instance_id, show_level);
-        if (c->log_fd >= 0)
-            close(c->log_fd);
-        c->log_fd = fd;
-    }
-    c->logger_set = true;
-    snprintf(c->log_path, sizeof(c->log_path), "%s", path ? path : "");
-    snprintf(c->log_level, sizeof(c->log_level), "%s", level);
-    c->show_level = show_level;
-    c->show_log_origin = show_origin;
     return 0;
 }

@@ -1,93 +1,104 @@
 /*
- * The control state machine, Firecracker's two phases: before boot the
- * configuration is collected (from the API, a config file or the command
- * line); InstanceStart builds and starts the VM; after boot only runtime
- * operations are allowed. Runs on the VMM thread only.
+ * The control state machine, Firecracker's two phases: before boot the VM
+ * description (one struct vm_config, from the command line, a config file
+ * or the API) is collected; InstanceStart builds and starts the VM; after
+ * boot only runtime operations are allowed. Requests arrive already parsed
+ * and checked field by field (api/handlers.c); what depends on the state or
+ * on the rest of the configuration is checked here. Runs on the VMM thread only.
  */
 #ifndef EMBER_CONTROLLER_H
 #define EMBER_CONTROLLER_H
 
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vm/config.h"
 #include "core/errmsg.h"
+#include "vm/config.h"
 
 struct runner;
 struct vm;
-struct api_server;
-
-#define CTL_PATH 4096
-
-struct ctl_drive {
-    char id[65];
-    char path[CTL_PATH];
-    bool root, read_only;
-    enum blk_engine engine;
-    char partuuid[64];
-    char cache_type[16];
-};
-
-struct ctl_net {
-    char id[65];
-    char tap[16];
-    char mac_text[18];
-    uint8_t mac[6];
-    bool has_mac;
-};
+struct json_t;
 
 enum ctl_state { CTL_NOT_STARTED, CTL_RUNNING, CTL_PAUSED };
+
+/* When a request is allowed. */
+enum ctl_phase { CTL_PRE_BOOT, CTL_POST_BOOT, CTL_ANY_PHASE };
+
+#define CTL_MSG_PRE_BOOT_ONLY "The requested operation is not supported after starting the microVM."
+#define CTL_MSG_POST_BOOT_ONLY "The requested operation is not supported before starting the microVM."
+
+/* What Firecracker's API accepts and reports back but the VM is built without (indexes follow cfg's). */
+struct ctl_reported {
+    bool smt, track_dirty_pages;
+    bool drive_writeback[EMBER_MAX_DRIVES]; /* cache_type Writeback, else Unsafe */
+    char guest_mac[EMBER_MAX_NETS][18];     /* as the client spelled it; "" when none */
+};
 
 struct controller {
     struct runner *runner;
     struct vm *vm;
     const char *instance_id;
     enum ctl_state state;
+    struct vm_config cfg; /* the VM to build; owns its strings */
+    struct ctl_reported reported;
 
-    unsigned vcpu_count;
-    uint64_t mem_mib;
-    bool smt, track_dirty_pages;
-
-    bool boot_set, has_initrd, has_boot_args;
-    char kernel[CTL_PATH], initrd[CTL_PATH];
-    char boot_args[4096];
-
-    struct ctl_drive drives[EMBER_MAX_DRIVES];
-    unsigned nr_drives;
-    struct ctl_net nets[EMBER_MAX_NETS];
-    unsigned nr_nets;
-
-    bool logger_set, metrics_set, serial_set;
-    char log_path[CTL_PATH], log_level[16];
+    bool logger_set;
+    char *log_path;        /* NULL: stderr */
+    const char *log_level; /* Firecracker's spelling (a static string) */
     bool show_level, show_log_origin;
-    char metrics_path[CTL_PATH];
-    char serial_out[CTL_PATH];
     int log_fd;
+    char *metrics_path;    /* NULL: metrics not configured */
     int metrics_fd;
     bool metrics_emit_id;
     struct json_t *metrics_properties; /* operator key-value pairs put on every metrics line */
     int metrics_timer_fd;
     uint64_t metrics_flushes;
-
-    /* Command-line settings a config file or API start inherits. */
-    enum host_compat_mode host_compat;
-    enum kernel_decompress_mode decompress;
-    int use_pvh, print_stats;
 };
 
 void ctl_init(struct controller *c, struct runner *r, struct vm *vm, const char *instance_id);
+/* The end of the process: the last metrics line, then the log back on stderr (where what follows goes). */
+void ctl_finish(struct controller *c);
+/* ctl_finish if not done, then destroys the VM (if any) and frees everything the controller owns. */
 void ctl_destroy(struct controller *c);
-/* InstanceStart: build the VM from the collected configuration and start it. */
-int ctl_start(struct controller *c, struct errmsg *err);
-/* Copies a command-line VM description into the controller (so GET /vm/config shows it). */
-int ctl_from_cli(struct controller *c, const struct vm_config *cfg, struct errmsg *err);
-/* Writes one metrics line now (FlushMetrics and the periodic timer). */
-int ctl_flush_metrics(struct controller *c, struct errmsg *err);
+/* Takes over a VM description (the command line's): *cfg is left empty, its strings now c's. */
+void ctl_take_config(struct controller *c, struct vm_config *cfg);
+/* Read-only view of the description (GET bodies, PATCH merging). */
+static inline const struct vm_config *ctl_config(const struct controller *c) { return &c->cfg; }
+
 const char *ctl_state_name(const struct controller *c);
-int ctl_set_metrics(struct controller *c, const char *path, struct errmsg *err);
-/* level: Error|Warning|Info|Debug|Trace|Off; path NULL keeps stderr. */
+/* 0 when a request of that phase is allowed now, else -EINVAL with Firecracker's message. */
+int ctl_check_phase(const struct controller *c, enum ctl_phase phase, struct errmsg *err);
+
+/* ---- before boot: each replaces one part of the description; on error nothing changes ---- */
+int ctl_set_machine(struct controller *c, unsigned vcpus, uint64_t mem_mib, bool smt, bool track_dirty_pages,
+                    struct errmsg *err);
+/* initrd and boot_args may be NULL (none; the default command line). */
+int ctl_set_boot_source(struct controller *c, const char *kernel, const char *initrd, const char *boot_args,
+                        struct errmsg *err);
+/* Adds the drive, or replaces the one with its id; at most one root, EMBER_MAX_DRIVES. */
+int ctl_put_drive(struct controller *c, const struct blk_config *d, bool writeback, struct errmsg *err);
+/* Adds or replaces by id; taps and MACs are unique. mac_text: the MAC as spelled (NULL when n has none). */
+int ctl_put_net(struct controller *c, const struct net_config *n, const char *mac_text, struct errmsg *err);
+/* path NULL or "": the console stays on stdout. */
+int ctl_set_serial(struct controller *c, const char *path, struct errmsg *err);
+/* level: a Firecracker level name (log_parse_api_level); path NULL keeps stderr. */
 int ctl_set_logger(struct controller *c, const char *path, const char *level, bool show_level, bool show_origin,
                    struct errmsg *err);
+/* properties: a JSON object of strings or NULL (copied). */
+int ctl_set_metrics(struct controller *c, const char *path, bool emit_id, struct json_t *properties,
+                    struct errmsg *err);
+
+/* ---- the transitions and runtime operations ---- */
+/* InstanceStart: build the VM from the description and start it; a failure leaves the API usable. */
+int ctl_start(struct controller *c, struct errmsg *err);
+int ctl_pause(struct controller *c, struct errmsg *err);
+int ctl_resume(struct controller *c, struct errmsg *err);
+int ctl_send_ctrl_alt_del(struct controller *c, struct errmsg *err);
+/* PATCH /drives: the drive must exist; path NULL changes nothing, else the guest sees the new file. */
+int ctl_update_drive(struct controller *c, const char *id, const char *path, struct errmsg *err);
+/* PATCH /network-interfaces: the interface must exist (rate limits are all Ember would change). */
+int ctl_update_net(struct controller *c, const char *id, struct errmsg *err);
+/* Writes one metrics line now (FlushMetrics, the periodic timer, the end). */
+int ctl_flush_metrics(struct controller *c, struct errmsg *err);
 
 #endif

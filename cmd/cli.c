@@ -22,8 +22,8 @@ void cli_usage(FILE *out)
           "  --kernel PATH       ELF vmlinux or bzImage to boot\n"
           "  --initrd PATH       initial ramdisk (cpio, optionally compressed)\n"
           "  --cmdline ARGS      kernel command line (default: \"" EMBER_DEFAULT_CMDLINE "\")\n"
-          "  --vcpus N           number of vCPUs (default 1)\n"
-          "  --mem-mib M         guest RAM in MiB (default 128)\n"
+          "  --vcpus N           number of vCPUs (default " EMBER_STR(EMBER_DEFAULT_VCPUS) ")\n"
+          "  --mem-mib M         guest RAM in MiB (default " EMBER_STR(EMBER_DEFAULT_MEM_MIB) ")\n"
           "  --boot pvh|linux    entry for an ELF with a PVH note (default pvh)\n"
           "  --host-compat MODE  kernel arguments for software-KVM (kvm-pvm) hosts (default auto)\n"
           "  --kernel-decompress auto|host|guest\n"
@@ -111,14 +111,8 @@ int cli_parse_net(char *spec, struct net_config *n, struct errmsg *err)
         } else if (strcmp(key, "tap") == 0 && val && *val) {
             n->tap = val;
         } else if (strcmp(key, "mac") == 0 && val) {
-            /* Exactly xx:xx:xx:xx:xx:xx in hex digits (sscanf alone would take blanks and 0x). */
-            int ok = strlen(val) == 17;
-            for (int i = 0; ok && i < 17; i++)
-                ok = i % 3 == 2 ? val[i] == ':' : isxdigit((unsigned char)val[i]);
-            if (!ok)
+            if (vm_config_parse_mac(val, n->mac))
                 return err_set(err, -EINVAL, "--net: mac '%s' must look like 06:00:ac:10:00:02", val);
-            for (int i = 0; i < 6; i++)
-                n->mac[i] = (uint8_t)strtoul((char[]){val[i * 3], val[i * 3 + 1], '\0'}, NULL, 16);
             if (n->mac[0] & 1)
                 return err_set(err, -EINVAL, "--net: mac '%s' is a multicast address", val);
             n->has_mac = true;
@@ -133,21 +127,62 @@ int cli_parse_net(char *spec, struct net_config *n, struct errmsg *err)
     return 0;
 }
 
-void cli_free(struct cli_opts *o)
+void cli_free(struct cli_opts *o) { vm_config_release(&o->vm); }
+
+/* Parses one --drive from a scratch copy of its spec, then gives the config its own strings. */
+static int add_drive(struct vm_config *vm, const char *arg, struct errmsg *err)
 {
-    for (unsigned i = 0; i < o->nr_owned; i++)
-        free(o->owned[i]);
-    o->nr_owned = 0;
+    if (vm->nr_drives >= EMBER_MAX_DRIVES)
+        return err_set(err, -EINVAL, "--drive: at most %d drives", EMBER_MAX_DRIVES);
+    char *spec = strdup(arg);
+    if (!spec)
+        return err_set(err, -ENOMEM, "out of memory");
+    struct blk_config d;
+    int rc = cli_parse_drive(spec, &d, err);
+    for (unsigned i = 0; !rc && i < vm->nr_drives; i++) {
+        if (strcmp(vm->drives[i].id, d.id) == 0)
+            rc = err_set(err, -EINVAL, "--drive: id '%s' given twice", d.id);
+        else if (d.root && vm->drives[i].root)
+            rc = err_set(err, -EINVAL, "--drive %s: only one drive can be the root", d.id);
+    }
+    if (!rc) {
+        struct blk_config *slot = &vm->drives[vm->nr_drives++]; /* counted at once: release frees what is set */
+        *slot = d;
+        slot->id = slot->path = NULL;
+        if (vm_config_set_str(&slot->id, d.id) || vm_config_set_str(&slot->path, d.path))
+            rc = err_set(err, -ENOMEM, "out of memory");
+    }
+    free(spec);
+    return rc;
 }
 
-static char *own(struct cli_opts *o, const char *s)
+static int add_net(struct vm_config *vm, const char *arg, struct errmsg *err)
 {
-    if (o->nr_owned >= sizeof(o->owned) / sizeof(o->owned[0]))
-        return NULL;
-    char *c = strdup(s);
-    if (c)
-        o->owned[o->nr_owned++] = c;
-    return c;
+    if (vm->nr_nets >= EMBER_MAX_NETS)
+        return err_set(err, -EINVAL, "--net: at most %d network interfaces", EMBER_MAX_NETS);
+    char *spec = strdup(arg);
+    if (!spec)
+        return err_set(err, -ENOMEM, "out of memory");
+    struct net_config n;
+    int rc = cli_parse_net(spec, &n, err);
+    for (unsigned i = 0; !rc && i < vm->nr_nets; i++)
+        if (strcmp(vm->nets[i].id, n.id) == 0)
+            rc = err_set(err, -EINVAL, "--net: id '%s' given twice", n.id);
+    if (!rc) {
+        struct net_config *slot = &vm->nets[vm->nr_nets++];
+        *slot = n;
+        slot->id = slot->tap = NULL;
+        if (vm_config_set_str(&slot->id, n.id) || vm_config_set_str(&slot->tap, n.tap))
+            rc = err_set(err, -ENOMEM, "out of memory");
+    }
+    free(spec);
+    return rc;
+}
+
+/* A string option: the config keeps its own copy. */
+static int set_str(const char **slot, const char *arg, struct errmsg *err)
+{
+    return vm_config_set_str(slot, arg) ? err_set(err, -ENOMEM, "out of memory") : 0;
 }
 
 /* Strict unsigned parse: digits only, in [min, max]. */
@@ -197,19 +232,22 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
     o->log_level = LOG_WARN;
     optind = 0; /* reset getopt so the parser can run more than once (tests) */
     opterr = 0;
-    int c;
+    int c, rc;
     uint64_t v;
     /* optopt is only set for unknown short options: clear it so a stale value is not reported. */
     while ((optopt = 0, c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case OPT_KERNEL:
-            o->vm.kernel_path = optarg;
+            if ((rc = set_str(&o->vm.kernel_path, optarg, err)))
+                return rc;
             break;
         case OPT_INITRD:
-            o->vm.initrd_path = optarg;
+            if ((rc = set_str(&o->vm.initrd_path, optarg, err)))
+                return rc;
             break;
         case OPT_CMDLINE:
-            o->vm.cmdline = optarg;
+            if ((rc = set_str(&o->vm.cmdline, optarg, err)))
+                return rc;
             break;
         case OPT_VCPUS:
             if (parse_uint(optarg, 1, EMBER_MAX_VCPUS, &v))
@@ -218,10 +256,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             o->vm.vcpus = (unsigned)v;
             break;
         case OPT_MEM:
-            /* 1 TiB ceiling: far above any microVM, far below address-space trouble. */
-            if (parse_uint(optarg, 1, 1ULL << 20, &v))
-                return err_set(err, -EINVAL, "--mem-mib '%s': must be a whole number of MiB from 1 to 1048576",
-                               optarg);
+            if (parse_uint(optarg, 1, EMBER_MAX_MEM_MIB, &v))
+                return err_set(err, -EINVAL, "--mem-mib '%s': must be a whole number of MiB from 1 to %d", optarg,
+                               EMBER_MAX_MEM_MIB);
             o->vm.mem_mib = v;
             break;
         case OPT_BOOT:
@@ -254,46 +291,19 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             break;
         case OPT_LOG:
             if (log_parse_level(optarg, &o->log_level))
-                return err_set(err, -EINVAL, "--log-level '%s': must be error, warn, info or debug", optarg);
+                return err_set(err, -EINVAL, "--log-level '%s': must be " LOG_CLI_LEVEL_NAMES, optarg);
             break;
         case OPT_STATS:
             o->vm.print_stats = 1;
             break;
-        case OPT_DRIVE: {
-            if (o->vm.nr_drives >= EMBER_MAX_DRIVES)
-                return err_set(err, -EINVAL, "--drive: at most %d drives", EMBER_MAX_DRIVES);
-            char *spec = own(o, optarg);
-            if (!spec)
-                return err_set(err, -ENOMEM, "out of memory");
-            struct blk_config *d = &o->vm.drives[o->vm.nr_drives];
-            int rc = cli_parse_drive(spec, d, err);
-            if (rc)
+        case OPT_DRIVE:
+            if ((rc = add_drive(&o->vm, optarg, err)))
                 return rc;
-            for (unsigned i = 0; i < o->vm.nr_drives; i++) {
-                if (strcmp(o->vm.drives[i].id, d->id) == 0)
-                    return err_set(err, -EINVAL, "--drive: id '%s' given twice", d->id);
-                if (d->root && o->vm.drives[i].root)
-                    return err_set(err, -EINVAL, "--drive %s: only one drive can be the root", d->id);
-            }
-            o->vm.nr_drives++;
             break;
-        }
-        case OPT_NET: {
-            if (o->vm.nr_nets >= EMBER_MAX_NETS)
-                return err_set(err, -EINVAL, "--net: at most %d network interfaces", EMBER_MAX_NETS);
-            char *spec = own(o, optarg);
-            if (!spec)
-                return err_set(err, -ENOMEM, "out of memory");
-            struct net_config *n = &o->vm.nets[o->vm.nr_nets];
-            int rc = cli_parse_net(spec, n, err);
-            if (rc)
+        case OPT_NET:
+            if ((rc = add_net(&o->vm, optarg, err)))
                 return rc;
-            for (unsigned i = 0; i < o->vm.nr_nets; i++)
-                if (strcmp(o->vm.nets[i].id, n->id) == 0)
-                    return err_set(err, -EINVAL, "--net: id '%s' given twice", n->id);
-            o->vm.nr_nets++;
             break;
-        }
         case OPT_API_SOCK:
             o->api_sock = optarg;
             break;

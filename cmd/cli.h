@@ -9,7 +9,7 @@
 #include "core/log.h"
 
 struct cli_opts {
-    struct vm_config vm;
+    struct vm_config vm; /* owns its strings: cli_free releases them, unless moved out (ctl_take_config) */
     enum log_level log_level;
     int help;
     int version;
@@ -19,8 +19,6 @@ struct cli_opts {
     int no_api;
     int no_seccomp;
     int seccomp_print;
-    char *owned[EMBER_MAX_DRIVES + EMBER_MAX_NETS]; /* copies the device specs point into */
-    unsigned nr_owned;
 };
 
 /* 0 on success; -EINVAL with a message naming the bad argument. */

@@ -5,12 +5,14 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/prctl.h>
 
+#include "api/config_file.h"
 #include "api/controller.h"
 #include "api/routes.h"
 #include "api/server.h"
@@ -33,20 +35,6 @@ static int report_end(const struct vm *vm)
     else
         fprintf(stderr, "ember: guest %s: %s\n", status == 2 ? "crashed" : "stopped on an error", vm_end_reason(vm));
     return status;
-}
-
-static int load_config_file(struct controller *ctl, const char *path, struct errmsg *err)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return err_set(err, -EINVAL, "config file '%s': %s (line %d, column %d)", path, je.text, je.line, je.column);
-    struct errmsg inner;
-    int rc = api_apply_config(ctl, root, &inner);
-    json_decref(root);
-    if (!rc && !ctl->boot_set)
-        rc = err_set(&inner, -EINVAL, "\"boot-source\" is missing");
-    return rc ? err_set(err, rc, "config file '%s': %s", path, inner.text) : 0;
 }
 
 int main(int argc, char **argv)
@@ -102,8 +90,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }
-    ctl_from_cli(&ctl, &opts.vm, &err);
-    if (opts.config_file && load_config_file(&ctl, opts.config_file, &err)) {
+    /* A VM described on the command line or in a file boots at once; over the API, when told. */
+    bool boot_now = opts.vm.kernel_path || opts.config_file;
+    ctl_take_config(&ctl, &opts.vm);
+    if (opts.config_file && api_load_config_file(&ctl, opts.config_file, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         status = EXIT_BAD_CONFIG;
         goto out;
@@ -114,7 +104,7 @@ int main(int argc, char **argv)
     }
     if (opts.api_sock)
         log_info("API listening on %s after %.3f ms", opts.api_sock, (double)(now_ns() - t_start) / 1e6);
-    if (opts.api_sock && !ctl.boot_set) {
+    if (opts.api_sock && !ctl_config(&ctl)->kernel_path) {
         /*
          * While the orchestrator sends its configuration, make what no
          * configuration changes, so InstanceStart does not wait for it.
@@ -127,7 +117,7 @@ int main(int argc, char **argv)
         if (seccomp_precompile(THREAD_VMM, &perr) || seccomp_precompile(THREAD_VCPU, &perr))
             log_debug("seccomp filters not compiled ahead: %s", perr.text);
     }
-    if (ctl.boot_set && (opts.vm.kernel_path || opts.config_file) && ctl_start(&ctl, &err)) {
+    if (boot_now && ctl_start(&ctl, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }
@@ -137,9 +127,10 @@ out:
     api_server_stop(api);
     int started = ctl.state != CTL_NOT_STARTED;
     runner_finish(&runner);
-    ctl_destroy(&ctl);
+    ctl_finish(&ctl); /* the log is back on stderr for the end report */
     if (started)
         status = report_end(vm);
+    ctl_destroy(&ctl); /* and the VM with it */
     vm_free(vm);
     cli_free(&opts);
     return status;

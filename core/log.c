@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,20 +29,34 @@ unsigned long log_missed_lines(void) { return atomic_load(&missed); }
 void log_set_level(enum log_level level) { atomic_store(&threshold, (int)level); }
 enum log_level log_get_level(void) { return (enum log_level)atomic_load(&threshold); }
 
-int log_parse_level(const char *name, enum log_level *out)
+/* Every level name either parser takes; `name` is Firecracker's spelling where it has one. */
+static const struct {
+    const char *name;
+    enum log_level level;
+    unsigned char cli, api; /* taken by --log-level, by PUT /logger */
+} level_names[] = {
+    {"Error", LOG_ERROR, 1, 1}, {"Warn", LOG_WARN, 1, 0},  {"Warning", LOG_WARN, 1, 1}, {"Info", LOG_INFO, 1, 1},
+    {"Debug", LOG_DEBUG, 1, 1}, {"Trace", LOG_DEBUG, 0, 1}, {"Off", LOG_ERROR, 0, 1}, /* errors still matter */
+};
+
+static int find_level(const char *name, int api, enum log_level *out, const char **spelling)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcasecmp(name, names[i]) == 0) {
-            *out = (enum log_level)i;
+    for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if ((api ? level_names[i].api : level_names[i].cli) && strcasecmp(name, level_names[i].name) == 0) {
+            *out = level_names[i].level;
+            if (spelling)
+                *spelling = level_names[i].name;
             return 0;
         }
     }
-    if (strcasecmp(name, "warning") == 0) {
-        *out = LOG_WARN;
-        return 0;
-    }
-    return -22; /* -EINVAL */
+    return -EINVAL;
+}
+
+int log_parse_level(const char *name, enum log_level *out) { return find_level(name, 0, out, NULL); }
+
+int log_parse_api_level(const char *name, enum log_level *out, const char **spelling)
+{
+    return find_level(name, 1, out, spelling);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

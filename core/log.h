@@ -7,7 +7,17 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* The process has one stderr, so the threshold is process-wide state. */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+/*
+ * The level names, kept in one table (core/log.c). The command line takes
+ * error|warn|warning|info|debug; Firecracker's logger (PUT /logger, config
+ * files) takes Error|Warning|Info|Debug|Trace|Off, where Trace is Debug and
+ * Off keeps errors on. Both compare without case. 0 or -EINVAL.
+ */
+#define LOG_CLI_LEVEL_NAMES "error, warn, info or debug"
+#define LOG_API_LEVEL_NAMES "Error, Warning, Info, Debug, Trace, Off"
 int log_parse_level(const char *name, enum log_level *out);
+/* Firecracker's names; *spelling is the name in its documented spelling ("debug" gives "Debug"). */
+int log_parse_api_level(const char *name, enum log_level *out, const char **spelling);
 /*
  * Sends log lines to fd (a file or FIFO, non-blocking: a full FIFO loses
  * lines, counted) in Firecracker's shape "TIME [ID:THREAD] [LEVEL] msg";

@@ -1,4 +1,8 @@
-/* What a VM is made of, however it was described (CLI now; API/config file later). */
+/*
+ * What a VM is made of, however it was described (command line, config file,
+ * API): the one description the controller keeps and vm_create builds from,
+ * with its defaults and limits.
+ */
 #ifndef EMBER_CONFIG_H
 #define EMBER_CONFIG_H
 
@@ -14,12 +18,24 @@ enum kernel_decompress_mode { KDECOMP_AUTO, KDECOMP_HOST, KDECOMP_GUEST };
 
 /* One UART, and an i8042 with a keyboard port only: what the platform has. */
 #define EMBER_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux"
+/* Plain numbers: the usage text quotes them (EMBER_STR). */
+#define EMBER_DEFAULT_VCPUS 1
+#define EMBER_DEFAULT_MEM_MIB 128
 #define EMBER_MAX_VCPUS 32
+/* 1 TiB: far above any microVM, far below address-space trouble. */
+#define EMBER_MAX_MEM_MIB 1048576
 #define EMBER_MAX_DRIVES 8
 #define EMBER_MAX_NETS 4
+#define EMBER_STR_(x) #x
+#define EMBER_STR(x) EMBER_STR_(x)
 
+/*
+ * Every string is owned by the config (vm_config_set_str copies it) and freed
+ * by vm_config_release; a struct copy shares them (vm_create keeps one, so the
+ * owner must outlive the VM).
+ */
 struct vm_config {
-    const char *kernel_path;
+    const char *kernel_path;   /* NULL: no boot source yet */
     const char *initrd_path;
     const char *cmdline;       /* NULL: EMBER_DEFAULT_CMDLINE */
     unsigned vcpus;
@@ -35,8 +51,15 @@ struct vm_config {
     unsigned nr_nets;
 };
 
+/* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */
 void vm_config_defaults(struct vm_config *c);
+/* Frees every string c owns and puts the defaults back. */
+void vm_config_release(struct vm_config *c);
+/* *slot = a copy of s (NULL clears it), freeing the previous one; 0 or -ENOMEM (then *slot is unchanged). */
+int vm_config_set_str(const char **slot, const char *s);
 /* Device ids: [A-Za-z0-9_]{1,64}, as Firecracker's API requires. */
 int vm_config_valid_id(const char *id);
+/* Exactly "xx:xx:xx:xx:xx:xx" in hex digits, either case; 0 or -EINVAL (multicast is the caller's call). */
+int vm_config_parse_mac(const char *text, uint8_t mac[6]);
 
 #endif
