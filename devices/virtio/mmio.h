@@ -21,19 +21,7 @@
 #define VIRTIO_MMIO_MAX_QUEUES VIRTIO_DEV_MAX_QUEUES
 
 struct virtio_mmio {
-    union {
-        struct virtio_dev vdev; /* the device state; models see only this */
-        /*
-         * Compatibility view for vm/ until it calls virtio_mmio_device():
-         * the same storage as vdev's first members (virtio_dev.h keeps them first).
-         */
-        struct {
-            pthread_mutex_t lock;
-            const struct virtio_dev_ops *ops;
-            void *dev;
-            const char *name;
-        };
-    };
+    struct virtio_dev vdev; /* the device state; models see only this */
     int vm_fd;           /* -1 in unit tests: no ioeventfd/irqfd, plain paths */
     uint64_t base;
     uint32_t gsi;

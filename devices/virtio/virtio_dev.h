@@ -40,11 +40,7 @@ struct virtio_dev_ops {
 };
 
 struct virtio_dev {
-    /*
-     * The first four members are also readable as m->lock, m->ops, m->dev and
-     * m->name of a struct virtio_mmio (see mmio.h); keep them first, in this order.
-     */
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;      /* taken by the transport around every call into the model */
     const struct virtio_dev_ops *ops;
     void *dev;                 /* the device model */
     const char *name;
