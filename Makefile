@@ -40,7 +40,7 @@ LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRE
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
   libmicrohttpd-dev libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
-  dnsmasq-base iputils-ping util-linux bsdutils python3
+  dnsmasq-base iputils-ping util-linux bsdutils python3 clang-format clang-tidy cppcheck
 
 # The layers, lowest first (docs/architecture.md); an include never points to a later one.
 LAYERS := core devices devices/virtio interp x86 vm api jailer cmd
@@ -49,20 +49,27 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help
+.PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help format format-check lint
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
 
 help:
-	@echo "make [all]   build build/ember and the tiny test guests"
+	@echo "make [all]   build build/ember, build/ember-jailer, build/virtio-bench and the tiny test guests"
 	@echo "make deps    install the Debian packages Ember needs (apt-get, as root)"
 	@echo "make guest   build (or reuse from ~/.cache/ember) the Linux guest kernel and root fs"
 	@echo "make kvmhost build (or reuse) the emulated KVM host used where /dev/kvm is absent (docs/testing.md)"
+	@echo "make test-guests  build only the tiny test guests (build/test-guest.elf, build/test-guest-pvh.elf)"
+	@echo "make build/unit-tests  build only the unit tests (run: build/unit-tests)"
 	@echo "make unit    unit tests, plain and under ASan+UBSan"
 	@echo "make integration  integration tests (EMBER_KVM=auto|host|emulated, ONLY=name)"
 	@echo "make demo    deps + build + guest, then boot the guest with its console on this terminal"
 	@echo "make test    deps + build + guest, then unit tests (plain and ASan+UBSan) and integration tests"
+	@echo "make bench   Ember vs QEMU benchmarks (< 25 min; QUICK=1: < 5 min), perf/README.md"
 	@echo "make asan    build the sanitizer variant into build/asan"
+	@echo "make format  rewrite the C sources in the project's style (.clang-format)"
+	@echo "make format-check  list the C sources that make format would change (exit 1 if any)"
+	@echo "make lint    include-direction rule, cppcheck and clang-tidy (.clang-tidy) over the C sources"
 	@echo "make clean   remove build/"
+	@echo "make help    this list"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -133,5 +140,28 @@ demo: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# The C sources `make format` and `make lint` cover: the layers, their unit tests and the
+# benchmark tools. tests/guest/ is freestanding guest code in kernel style (tabs) with its own
+# flags: left out of both.
+CHECK_DIRS := $(LAYERS) perf perf/lib tests/unit tests/jail
+CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
+FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
+# clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags
+# (libmicrohttpd's header through MHD_CFLAGS).
+LINT_CFLAGS := $(filter -std=% -D% -U% -I%,$(CFLAGS)) -pthread -Wall -Wextra -Wshadow -Wno-missing-field-initializers
+
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	@bad=0; for f in $(FORMAT_SRCS); do \
+	  n=$$(clang-format "$$f" | diff "$$f" - | grep -c '^<'); \
+	  [ "$$n" -eq 0 ] || { echo "$$f: $$n line(s) differ from .clang-format (make format)"; bad=1; }; \
+	done; \
+	[ $$bad -eq 0 ] && echo "format: every C source matches .clang-format"; exit $$bad
+
+lint:
+	JOBS=$(JOBS) LINT_OUT=$(BUILD)/lint tools/lint.sh $(LINT_CFLAGS) -- $(CHECK_SRCS)
 
 -include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/cmd/main.d $(BUILD)/obj/jailer/main.d

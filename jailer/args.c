@@ -30,7 +30,7 @@ void jl_usage(FILE *out)
 
 int jl_valid_id(const char *id)
 {
-    size_t n = strlen(id);
+    size_t n = id ? strlen(id) : 0;
     if (n < 1 || n > JL_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)

@@ -58,7 +58,7 @@ int jl_cg_v1_map(const char *file, const char *value, struct jl_cg_write out[2],
         return n;
     }
     if (strcmp(file, "cpu.weight") == 0) {
-        long weight = all_digits(value, strlen(value)) ? atol(value) : 0;
+        long weight = all_digits(value, strlen(value)) ? strtol(value, NULL, 10) : 0; /* LONG_MAX on overflow */
         if (weight < 1 || weight > 10000)
             return err_set(err, -EINVAL, "--cgroup cpu.weight='%s': must be 1 to 10000", value);
         char shares[32]; /* v1's default 1024 is v2's default 100; cpu.shares is at least 2 */
@@ -260,6 +260,7 @@ static int read_file(const char *dir, const char *file, char *out, size_t max)
 {
     char path[JL_CG_PATH_MAX + JL_CG_FILE_MAX + 2];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
+    out[0] = '\0'; /* empty on any failure */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -116,6 +116,7 @@ int jl_elf_parse(const unsigned char *buf, size_t len, struct jl_elf_info *info)
 
 static int parse_file(const char *path, struct jl_elf_info *info)
 {
+    memset(info, 0, sizeof(*info)); /* no interpreter, no machine when the file cannot be read */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;

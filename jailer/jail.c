@@ -95,10 +95,11 @@ static int walk(struct jl_jail *j, int rootfd, const char *rel, int create, uid_
 {
     char buf[PATH_MAX];
     snprintf(buf, sizeof(buf), "%s", rel);
+    *leaf = rel; /* defined on every return; a walk that gets through points it at the last component */
+    *fresh = 0;
     int fd = dup(rootfd);
     if (fd < 0)
         return err_set(err, -errno, "dup: %s", strerror(errno));
-    *fresh = 0;
     char *comp = buf;
     for (char *slash; (slash = strchr(comp, '/')); comp = slash + 1) {
         *slash = '\0';

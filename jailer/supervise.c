@@ -243,7 +243,7 @@ static void kill_leftovers(void)
             break;
         buf[n] = '\0';
         for (char *save = NULL, *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-            pid_t pid = (pid_t)atoi(tok);
+            pid_t pid = (pid_t)strtol(tok, NULL, 10);
             if (pid > 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);

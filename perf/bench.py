@@ -40,6 +40,9 @@ import threading
 import time
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import ember_http  # noqa: E402 (tests/lib: the HTTP-over-Unix-socket client the tests and benchmarks share)
+
 BIN = os.environ["BENCH_BIN"]
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
 OUT = os.environ["BENCH_OUT"]
@@ -637,19 +640,7 @@ def b_density():
             s = os.path.join(d, f"{i}.sock")
             procs.append((subprocess.Popen([EMBER, "--api-sock", s, "--id", f"d{i}"], stdin=subprocess.DEVNULL,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), s))
-        import socket as so
-        up = 0
-        for p, s in procs:
-            while time.time() - t < 60:
-                c = so.socket(so.AF_UNIX, so.SOCK_STREAM)
-                try:
-                    c.connect(s)
-                    up += 1
-                    break
-                except OSError:
-                    time.sleep(0.0005)
-                finally:
-                    c.close()
+        up = sum(ember_http.wait_accepting(s, t + 60) for _, s in procs)
         wall = time.time() - t
         time.sleep(0.3)
         pss = [pss_kib(p.pid) for p, _ in procs if p.poll() is None]

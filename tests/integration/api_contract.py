@@ -15,17 +15,17 @@ Usage: api_contract.py --spec firecracker-api.yaml --ember BIN --work DIR
 Prints "ok - ..." / "not ok - ..." lines and "contract: N passed, M failed".
 """
 import argparse
-import http.client
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
-import time
 
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import ember_http  # noqa: E402 (tests/lib: the HTTP-over-Unix-socket client the tests and benchmarks share)
 
 PASSED = 0
 FAILED = 0
@@ -41,37 +41,6 @@ def not_ok(msg):
     global FAILED
     FAILED += 1
     print(f"not ok - {msg}")
-
-
-# ---------------------------------------------------------------- HTTP
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def request(sock, method, path, body=None):
-    """Returns (status, content-type, raw body bytes)."""
-    conn = UnixHTTPConnection(sock)
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
-    r = conn.getresponse()
-    raw = r.read()
-    ctype = r.getheader("Content-Type", "")
-    conn.close()
-    return r.status, ctype, raw
 
 
 # ---------------------------------------------------------------- schema
@@ -177,7 +146,7 @@ def check(spec, sock, kind, method, template, path, body=None, want=None):
         return None
     COVERAGE.setdefault((method, template), set()).add(kind)
     try:
-        status, ctype, raw = request(sock, method, path, body)
+        status, ctype, raw = ember_http.request(sock, method, path, body)
     except OSError as e:
         not_ok(f"{label}: no answer ({e})")
         return None
@@ -248,15 +217,8 @@ class Ember:
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen([*prefix, binary, "--api-sock", self.sock, "--id", name],
                                      stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                request(self.sock, "GET", "/")
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.01)
+        if ember_http.wait_answering(self.sock, timeout=10, alive=lambda: self.proc.poll() is None):
+            return
         raise RuntimeError(f"ember {name} never answered on {self.sock}: " + open(self.err_path).read())
 
     def stop(self):

@@ -43,3 +43,19 @@ run_ember_bin() {
   timeout --signal=KILL "$to" "$bin" "$@" </dev/null >"$out" 2>"$err"
   RC=$?
 }
+
+# api SOCK METHOD PATH [BODY]: one request to ember's API on its Unix socket (curl; the Python
+# tests and benchmarks use tests/lib/ember_http.py). Sets CODE (the HTTP status, 000 when nothing
+# answered) and BODY (the response body, trailing newlines dropped). A BODY is sent as JSON;
+# @FILE sends a file's bytes. API_MAX_TIME bounds one request in seconds (default 30).
+api() {
+  local sock=$1 m=$2 p=$3 out
+  local args=(-s -w '\n%{http_code}' --max-time "${API_MAX_TIME:-30}" --unix-socket "$sock" -X "$m")
+  [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
+  out=$(curl "${args[@]}" "http://localhost$p" 2>/dev/null)
+  CODE=${out##*$'\n'}
+  if [[ "$out" == *$'\n'* ]]; then BODY=${out%$'\n'*}; else BODY=; fi
+  while [[ "$BODY" == *$'\n' ]]; do BODY=${BODY%$'\n'}; done
+}
+# api_answers SOCK: 0 once ember's API answers GET / on SOCK (any status), within a second.
+api_answers() { curl -s -o /dev/null --max-time 1 --unix-socket "$1" http://localhost/ 2>/dev/null; }

@@ -234,15 +234,7 @@ cc -O2 -pthread -o "$tmp/apiclient" "$tmp/apiclient.c" || { echo "cannot build t
 CLIENT=$tmp/apiclient
 
 # ---- helpers
-# api SOCK METHOD PATH [BODY]: sets CODE and BODY (the response body).
-api() {
-  local sock=$1 m=$2 p=$3
-  local args=(-s -o "$tmp/resp" -w '%{http_code}' --max-time 30 --unix-socket "$sock" -X "$m")
-  [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
-  rm -f "$tmp/resp"
-  CODE=$(curl "${args[@]}" "http://localhost$p" 2>/dev/null)
-  BODY=$(cat "$tmp/resp" 2>/dev/null)
-}
+# api SOCK METHOD PATH [BODY] (lib.sh): sets CODE and BODY (the response body).
 # expect_code DESCRIPTION WANT SOCK METHOD PATH [BODY]
 expect_code() {
   local d=$1 want=$2; shift 2
@@ -268,7 +260,7 @@ start_ember() {
   EPID=$!
   PIDS+=("$EPID")
   for _ in $(seq 500); do
-    curl -s -o /dev/null --max-time 1 --unix-socket "$sock" http://localhost/ 2>/dev/null && return 0
+    api_answers "$sock" && return 0
     kill -0 "$EPID" 2>/dev/null || break
     sleep 0.01
   done
@@ -319,7 +311,8 @@ RC=$?
 check "a second ember on a live socket fails (exit $RC)" test "$RC" -ne 0 -a "$RC" -lt 128
 check "... saying the socket is in use" grep -q "API socket '$S' is in use" "$tmp/second.err"
 check "... in one line" test "$(wc -l < "$tmp/second.err")" -eq 1
-check "... and the first still answers" bash -c "curl -s --unix-socket '$S' http://localhost/ | grep -q sock_test"
+api "$S" GET /
+check "... and the first still answers" grep -q sock_test <<<"$BODY"
 kill -TERM "$EPID"; wait_exit "$EPID" 20
 check "SIGTERM before boot: exit 0 (got $RC)" test "$RC" -eq 0
 check "socket removed on exit" test ! -e "$S"
@@ -329,7 +322,8 @@ start_ember sock2 "$S" -- || finish
 kill -KILL "$EPID"; wait "$EPID" 2>/dev/null
 check "SIGKILL leaves a stale socket file" test -S "$S"
 start_ember sock3 "$S" -- --log-level info || finish
-check "stale socket replaced: GET / answers" bash -c "curl -s --unix-socket '$S' http://localhost/ | grep -q 'Not started'"
+api "$S" GET /
+check "stale socket replaced: GET / answers" grep -q 'Not started' <<<"$BODY"
 check "stale socket replaced: logged" grep -q "replaced stale API socket" "$tmp/sock3.err"
 check "replaced socket mode is 0600" test "$(stat -c %a "$S")" = 600
 kill -TERM "$EPID"; wait_exit "$EPID" 20

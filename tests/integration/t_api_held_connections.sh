@@ -58,18 +58,16 @@ done
 
 # A running guest: the tiny guest's idle test waits until stopped.
 start "SIGTERM, guest running"
-curl -s --unix-socket "$tmp/api.sock" -X PUT http://localhost/boot-source \
-  -d "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=idle\"}" >/dev/null
-curl -s --unix-socket "$tmp/api.sock" -X PUT http://localhost/actions -d '{"action_type": "InstanceStart"}' >/dev/null
+api "$tmp/api.sock" PUT /boot-source "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=idle\"}"
+api "$tmp/api.sock" PUT /actions '{"action_type": "InstanceStart"}'
 for _ in $(seq 200); do grep -q "EMBER-TEST" "$tmp/out" && break; sleep 0.05; done
 kill -TERM "$EPID"
 ended "SIGTERM, guest running"
 
 # The guest reboots by itself (hello resets through the i8042 when done).
 start "guest reboot"
-curl -s --unix-socket "$tmp/api.sock" -X PUT http://localhost/boot-source \
-  -d "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=hello\"}" >/dev/null
-curl -s --unix-socket "$tmp/api.sock" -X PUT http://localhost/actions -d '{"action_type": "InstanceStart"}' >/dev/null
+api "$tmp/api.sock" PUT /boot-source "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=hello\"}"
+api "$tmp/api.sock" PUT /actions '{"action_type": "InstanceStart"}'
 ended "guest reboot"
 check "guest reboot: the guest ran" grep -q "EMBER-TEST: PASS hello" "$tmp/out"
 finish

@@ -53,15 +53,18 @@ check "the API socket appears inside the jail" test -S "$sock"
 pid=$(cat "$root/$exec_name.pid" 2>/dev/null)
 check "the pid file names the jailed VMM (pid ${pid:-none})" test -n "$pid" -a -d "/proc/${pid:-0}"
 
-api() { # api PATH JSON: PUT, prints the HTTP status
-  curl -s --max-time 10 --unix-socket "$sock" -X PUT "http://localhost$1" -H 'Content-Type: application/json' \
-    -d "$2" -o "$tmp/api.body" -w '%{http_code}'
-}
-check "PUT /boot-source (a path inside the jail)" test "$(api /boot-source "{\"kernel_image_path\":\"/vmlinux\",\"boot_args\":\"$cmdline ember.hold=/dev/vdb\"}")" = 204
-check "PUT /drives/rootfs" test "$(api /drives/rootfs '{"drive_id":"rootfs","path_on_host":"/rootfs.ext4","is_root_device":true,"is_read_only":false}')" = 204
-check "PUT /drives/control" test "$(api /drives/control '{"drive_id":"control","path_on_host":"/control.img","is_root_device":false,"is_read_only":true}')" = 204
-check "PUT /machine-config" test "$(api /machine-config '{"vcpu_count":1,"mem_size_mib":256}')" = 204
-check "PUT /actions InstanceStart" test "$(api /actions '{"action_type":"InstanceStart"}')" = 204
+# The jailed VMM's API through the socket in the jail (api: lib.sh), at most 10 s a request.
+API_MAX_TIME=10
+api "$sock" PUT /boot-source "{\"kernel_image_path\":\"/vmlinux\",\"boot_args\":\"$cmdline ember.hold=/dev/vdb\"}"
+check "PUT /boot-source (a path inside the jail)" test "$CODE" = 204
+api "$sock" PUT /drives/rootfs '{"drive_id":"rootfs","path_on_host":"/rootfs.ext4","is_root_device":true,"is_read_only":false}'
+check "PUT /drives/rootfs" test "$CODE" = 204
+api "$sock" PUT /drives/control '{"drive_id":"control","path_on_host":"/control.img","is_root_device":false,"is_read_only":true}'
+check "PUT /drives/control" test "$CODE" = 204
+api "$sock" PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
+check "PUT /machine-config" test "$CODE" = 204
+api "$sock" PUT /actions '{"action_type":"InstanceStart"}'
+check "PUT /actions InstanceStart" test "$CODE" = 204
 
 # While the guest boots: what the VMM is, seen from the host.
 check "the VMM is the copy in the jail (/proc/PID/exe)" test "$(dev_ino /proc/$pid/exe)" = "$(dev_ino "$root/$exec_name")"
@@ -103,7 +106,8 @@ check "the jail's /dev holds kvm, net/tun and urandom only" \
 check "the supervising jailer is still root" test "$(status_of $jailer Uid)" = "0 0 0 0"
 check "the supervising jailer holds only fds 0-2" test "$(ls /proc/$jailer/fd | sort | tr '\n' ' ')" = "0 1 2 "
 check "the host sees no mount of the jail" no_mount_under "$tmp"
-check "ember got --id $id from the jailer" grep -q "\"id\":\"$id\"" <(curl -s --unix-socket "$sock" http://localhost/)
+api "$sock" GET /
+check "ember got --id $id from the jailer" grep -q "\"id\":\"$id\"" <<<"$BODY"
 check "the VMM holds the control drive from the jail" grep -q -- '-> /root/control.img$' "$tmp/fds"
 [ "$FAILS" -gt 0 ] && { echo "--- fds:"; cat "$tmp/fds"; }
 
@@ -157,10 +161,8 @@ check "the supervisor's stdio is /dev/null, and it holds nothing else" \
   test "$(fds_of "$sup" | tr '\n' ' ')" = "0 -> /dev/null 1 -> /dev/null 2 -> /dev/null "
 check "the VMM's stdio is /dev/null" test "$(readlink /proc/$pid2/fd/1)" = /dev/null
 sock2=$root2/run/ember.sock
-curl -s --max-time 10 --unix-socket "$sock2" -X PUT http://localhost/boot-source -H 'Content-Type: application/json' \
-  -d '{"kernel_image_path":"/test-guest.elf","boot_args":"ember-test=hello"}' >/dev/null
-curl -s --max-time 10 --unix-socket "$sock2" -X PUT http://localhost/actions -H 'Content-Type: application/json' \
-  -d '{"action_type":"InstanceStart"}' >/dev/null
+api "$sock2" PUT /boot-source '{"kernel_image_path":"/test-guest.elf","boot_args":"ember-test=hello"}'
+api "$sock2" PUT /actions '{"action_type":"InstanceStart"}'
 gone() { [ ! -d "/proc/$pid2" ] && [ ! -d "/proc/$sup" ] && [ ! -e "$root2/$exec_name.pid" ]; }
 wait_until 30 gone
 check "the tiny guest ran and ended; VMM and supervisor are gone" gone

@@ -24,9 +24,8 @@ for kind in vmm vcpu; do
   EMBER_SECCOMP_TEST_VIOLATION=$kind timeout 20 "$EMBER" --api-sock "$tmp/api2.sock" </dev/null >"$tmp/out" 2>"$tmp/err" &
   p2=$!
   for _ in $(seq 100); do [ -S "$tmp/api2.sock" ] && break; sleep 0.05; done
-  curl -s --unix-socket "$tmp/api2.sock" -X PUT http://localhost/boot-source \
-    -d "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=hello\"}" >/dev/null
-  curl -s --unix-socket "$tmp/api2.sock" -X PUT http://localhost/actions -d '{"action_type": "InstanceStart"}' >/dev/null
+  api "$tmp/api2.sock" PUT /boot-source "{\"kernel_image_path\": \"$TEST_GUEST\", \"boot_args\": \"ember-test=hello\"}"
+  api "$tmp/api2.sock" PUT /actions '{"action_type": "InstanceStart"}'
   wait $p2
   rc=$?
   check "API-started $kind thread (filter compiled ahead): a forbidden call ends ember with 148 (got $rc)" test $rc -eq 148

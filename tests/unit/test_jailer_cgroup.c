@@ -107,6 +107,7 @@ Test(jailer_cgroup, v1_cpu_weight_memory_hugetlb)
     cr_assert_str_eq(w[0].value, "10");
     cr_assert_eq(map("cpu.weight", "0", w), -EINVAL);
     cr_assert_eq(map("cpu.weight", "10001", w), -EINVAL);
+    cr_assert_eq(map("cpu.weight", "99999999999999999999", w), -EINVAL, "a weight past LONG_MAX is refused, not undefined");
     cr_assert_eq(map("memory.max", "300M", w), 1);
     cr_assert_str_eq(w[0].file, "memory.limit_in_bytes");
     cr_assert_str_eq(w[0].value, "300M");
