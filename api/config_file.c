@@ -7,16 +7,14 @@
 #include "api/fields.h"
 #include "api/handlers.h"
 
-/* The sections that are one object, in the order they apply: the logger first, so what follows is logged where asked. */
+/* The sections that are one object, in the order they apply: the logger first, so what follows is logged where asked.
+ */
 static const struct {
     const char *key;
     api_apply_fn apply;
 } objects[] = {
-    {"logger", api_put_logger},
-    {"metrics", api_put_metrics},
-    {"machine-config", api_put_machine},
-    {"boot-source", api_put_boot_source},
-    {"serial", api_put_serial},
+    {"logger", api_put_logger},           {"metrics", api_put_metrics}, {"machine-config", api_put_machine},
+    {"boot-source", api_put_boot_source}, {"serial", api_put_serial},
 };
 
 /* The sections that are a list of objects, applied after those. */
@@ -29,8 +27,8 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "vsock", "mmds-config", "entropy", "cpu-config", "pmem",
-                                            "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon",    "vsock", "mmds-config",   "entropy",
+                                            "cpu-config", "pmem",  "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -47,9 +45,21 @@ static int in_section(struct errmsg *err, int rc, const char *key, long index)
 int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
 {
     /* Every section, in the order the "unknown field" message lists them. */
-    static const char *const keys[] = {"boot-source", "drives", "machine-config", "network-interfaces", "logger",
-                                       "metrics", "serial", "balloon", "vsock", "mmds-config", "entropy",
-                                       "cpu-config", "pmem", "memory-hotplug", NULL};
+    static const char *const keys[] = {"boot-source",
+                                       "drives",
+                                       "machine-config",
+                                       "network-interfaces",
+                                       "logger",
+                                       "metrics",
+                                       "serial",
+                                       "balloon",
+                                       "vsock",
+                                       "mmds-config",
+                                       "entropy",
+                                       "cpu-config",
+                                       "pmem",
+                                       "memory-hotplug",
+                                       NULL};
     if (!json_is_object(root))
         return err_set(err, -EINVAL, "the configuration must be a JSON object");
     int rc = field_check_known(root, keys, err);
@@ -77,7 +87,8 @@ int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
             return err_set(err, -EINVAL, "\"%s\" must be a JSON array", lists[l].key);
         size_t i;
         json_t *v;
-        json_array_foreach(arr, i, v) {
+        json_array_foreach(arr, i, v)
+        {
             if (!json_is_object(v))
                 return err_set(err, -EINVAL, "\"%s\"[%zu] must be a JSON object", lists[l].key, i);
             if ((rc = lists[l].apply(c, v, NULL, err)))

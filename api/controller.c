@@ -67,15 +67,15 @@ void ctl_take_config(struct controller *c, struct vm_config *cfg)
     for (unsigned i = 0; i < c->cfg.nr_nets; i++) {
         const uint8_t *m = c->cfg.nets[i].mac;
         if (c->cfg.nets[i].has_mac)
-            snprintf(c->reported.guest_mac[i], sizeof(c->reported.guest_mac[i]), "%02x:%02x:%02x:%02x:%02x:%02x",
-                     m[0], m[1], m[2], m[3], m[4], m[5]);
+            snprintf(c->reported.guest_mac[i], sizeof(c->reported.guest_mac[i]), "%02x:%02x:%02x:%02x:%02x:%02x", m[0],
+                     m[1], m[2], m[3], m[4], m[5]);
     }
 }
 
 const char *ctl_state_name(const struct controller *c)
 {
-    static const char *const n[] = {[CTL_NOT_STARTED] = "Not started", [CTL_RUNNING] = "Running",
-                                    [CTL_PAUSED] = "Paused"};
+    static const char *const n[] =
+        {[CTL_NOT_STARTED] = "Not started", [CTL_RUNNING] = "Running", [CTL_PAUSED] = "Paused"};
     return n[c->state];
 }
 
@@ -407,11 +407,12 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         struct vm_metrics vm;
         vm_metrics(c->vm, &vm);
         struct exit_stats sum = vm.vcpu;
-        json_object_set_new(m, "vcpu", json_pack("{s:I,s:I,s:I,s:I,s:I}", "exit_io", (json_int_t)sum.exits[EXIT_PIO],
-                                                 "exit_mmio", (json_int_t)sum.exits[EXIT_MMIO], "exit_internal_error",
-                                                 (json_int_t)sum.exits[EXIT_INTERNAL], "exit_unclaimed_io",
-                                                 (json_int_t)sum.exits[EXIT_UNCLAIMED_PIO], "exit_unclaimed_mmio",
-                                                 (json_int_t)sum.exits[EXIT_UNCLAIMED_MMIO]));
+        json_object_set_new(m, "vcpu",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I}", "exit_io", (json_int_t)sum.exits[EXIT_PIO], "exit_mmio",
+                                      (json_int_t)sum.exits[EXIT_MMIO], "exit_internal_error",
+                                      (json_int_t)sum.exits[EXIT_INTERNAL], "exit_unclaimed_io",
+                                      (json_int_t)sum.exits[EXIT_UNCLAIMED_PIO], "exit_unclaimed_mmio",
+                                      (json_int_t)sum.exits[EXIT_UNCLAIMED_MMIO]));
         json_t *interp = json_object();
         for (int k = 0; k < INSN_KINDS; k++)
             json_object_set_new(interp, interp_insn_name((enum interp_insn)k), json_integer((json_int_t)sum.insns[k]));

@@ -47,7 +47,7 @@ struct controller {
     const char *log_level; /* Firecracker's spelling (a static string) */
     bool show_level, show_log_origin;
     int log_fd;
-    char *metrics_path;    /* NULL: metrics not configured */
+    char *metrics_path; /* NULL: metrics not configured */
     int metrics_fd;
     bool metrics_emit_id;
     struct json_t *metrics_properties; /* operator key-value pairs put on every metrics line */

@@ -8,7 +8,8 @@ int field_check_known(json_t *o, const char *const *allowed, struct errmsg *e)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             ok |= strcmp(*a, key) == 0;

@@ -32,8 +32,8 @@ static int path_length(const char *field, const char *path, struct errmsg *e)
 static int check_id(const char *field, const char *id, const char *path_id, struct errmsg *e)
 {
     if (!vm_config_valid_id(id))
-        return err_set(e, -EINVAL, "Invalid value for field `%s`: '%s' must be 1-64 characters of [A-Za-z0-9_].",
-                       field, id);
+        return err_set(e, -EINVAL, "Invalid value for field `%s`: '%s' must be 1-64 characters of [A-Za-z0-9_].", field,
+                       id);
     if (path_id && strcmp(id, path_id) != 0)
         return err_set(e, -EINVAL, "The id from the path does not match the id from the body!");
     return 0;
@@ -44,8 +44,8 @@ static int check_id(const char *field, const char *id, const char *path_id, stru
 /* PUT sets every field (optional ones back to their defaults); PATCH only those it names. */
 static int apply_machine(struct controller *c, json_t *o, bool patch, struct errmsg *e)
 {
-    static const char *const keys[] = {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "huge_pages",
-                                       "cpu_template", NULL};
+    static const char *const keys[] = {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages",
+                                       "huge_pages", "cpu_template", NULL};
     int rc = field_check_known(o, keys, e);
     if (rc)
         return rc;
@@ -64,8 +64,9 @@ static int apply_machine(struct controller *c, json_t *o, bool patch, struct err
         field_str(o, "huge_pages", &huge, e) < 0 || field_str(o, "cpu_template", &tmpl, e) < 0)
         return -EINVAL;
     if (smt && vcpus > 1 && vcpus % 2)
-        return err_set(e, -EINVAL, "The vCPU number is invalid! The vCPU number can only be 1 or an even number "
-                                   "when SMT is enabled.");
+        return err_set(e, -EINVAL,
+                       "The vCPU number is invalid! The vCPU number can only be 1 or an even number "
+                       "when SMT is enabled.");
     if (huge && strcmp(huge, "None") != 0)
         return err_set(e, -EINVAL, "Invalid value for field `huge_pages`: '%s' is not supported by Ember (only None).",
                        huge);
@@ -116,8 +117,8 @@ int api_put_boot_source(struct controller *c, json_t *o, const char *id, struct 
 
 int api_put_drive(struct controller *c, json_t *o, const char *path_id, struct errmsg *e)
 {
-    static const char *const keys[] = {"drive_id", "path_on_host", "is_root_device", "partuuid", "is_read_only",
-                                       "cache_type", "io_engine", "rate_limiter", "socket", NULL};
+    static const char *const keys[] = {"drive_id",   "path_on_host", "is_root_device", "partuuid", "is_read_only",
+                                       "cache_type", "io_engine",    "rate_limiter",   "socket",   NULL};
     const char *partuuid = NULL, *cache = NULL, *engine = NULL, *sock = NULL;
     struct blk_config d = {.engine = BLK_ENGINE_SYNC};
     int rc = field_check_known(o, keys, e);
@@ -136,8 +137,9 @@ int api_put_drive(struct controller *c, json_t *o, const char *path_id, struct e
     if (!rc && sock)
         rc = err_set(e, -EINVAL, "Invalid value for field `socket`: vhost-user drives are not implemented by Ember.");
     if (!rc && partuuid)
-        rc = err_set(e, -EINVAL, "Invalid value for field `partuuid`: Ember names the root drive /dev/vda; "
-                                 "partuuid is not supported.");
+        rc = err_set(e, -EINVAL,
+                     "Invalid value for field `partuuid`: Ember names the root drive /dev/vda; "
+                     "partuuid is not supported.");
     if (!rc && cache && strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
         rc = err_set(e, -EINVAL, "Invalid value for field `cache_type`: '%s' must be Unsafe or Writeback.", cache);
     if (!rc && engine && strcmp(engine, "Sync") && strcmp(engine, "Async"))
@@ -175,8 +177,8 @@ int api_patch_drive(struct controller *c, json_t *o, const char *id, struct errm
 
 int api_put_net(struct controller *c, json_t *o, const char *path_id, struct errmsg *e)
 {
-    static const char *const keys[] = {"iface_id", "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter",
-                                       "tx_rate_limiter", NULL};
+    static const char *const keys[] = {"iface_id",        "host_dev_name",   "guest_mac", "mtu",
+                                       "rx_rate_limiter", "tx_rate_limiter", NULL};
     const char *mac = NULL;
     struct net_config n = {0};
     uint64_t mtu;
@@ -265,7 +267,8 @@ int api_put_metrics(struct controller *c, json_t *o, const char *id, struct errm
     const char *k;
     json_t *v;
     if (!rc && props) {
-        json_object_foreach(props, k, v) {
+        json_object_foreach(props, k, v)
+        {
             if (!json_is_string(v))
                 return err_set(e, -EINVAL, "Invalid type for field `properties`: the value of '%s' must be a string.",
                                k);
@@ -355,9 +358,8 @@ json_t *api_get_version(const struct controller *c)
 json_t *api_get_machine(const struct controller *c)
 {
     const struct vm_config *cfg = ctl_config(c);
-    return json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus, "mem_size_mib",
-                     (json_int_t)cfg->mem_mib, "smt", c->reported.smt, "track_dirty_pages",
-                     c->reported.track_dirty_pages, "huge_pages", "None");
+    return json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus, "mem_size_mib", (json_int_t)cfg->mem_mib,
+                     "smt", c->reported.smt, "track_dirty_pages", c->reported.track_dirty_pages, "huge_pages", "None");
 }
 
 json_t *api_full_config(const struct controller *c)
@@ -376,10 +378,10 @@ json_t *api_full_config(const struct controller *c)
     json_t *drives = json_array();
     for (unsigned i = 0; i < cfg->nr_drives; i++) {
         const struct blk_config *d = &cfg->drives[i];
-        json_array_append_new(drives, json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host",
-                                                d->path, "is_root_device", d->root, "is_read_only", d->read_only,
-                                                "cache_type", c->reported.drive_writeback[i] ? "Writeback" : "Unsafe",
-                                                "io_engine", d->engine == BLK_ENGINE_ASYNC ? "Async" : "Sync"));
+        json_array_append_new(drives, json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host", d->path,
+                                                "is_root_device", d->root, "is_read_only", d->read_only, "cache_type",
+                                                c->reported.drive_writeback[i] ? "Writeback" : "Unsafe", "io_engine",
+                                                d->engine == BLK_ENGINE_ASYNC ? "Async" : "Sync"));
     }
     json_object_set_new(root, "drives", drives);
     json_t *nets = json_array();

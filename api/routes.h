@@ -12,7 +12,6 @@
 #include "api/server.h"
 
 /* The api_handler: ctx is the struct controller. */
-void api_handle(void *ctx, const char *method, const char *path, const char *body, size_t len,
-                struct api_reply *reply);
+void api_handle(void *ctx, const char *method, const char *path, const char *body, size_t len, struct api_reply *reply);
 
 #endif

@@ -32,7 +32,7 @@ struct api_server {
     struct MHD_Daemon *daemon;
     pthread_t thread;
     bool thread_started;
-    int wake_fd;       /* eventfd: tells the API thread to stop */
+    int wake_fd;              /* eventfd: tells the API thread to stop */
     int (*thread_init)(void); /* e.g. install the API thread's seccomp filter */
     char *path;
     int listen_fd;
@@ -216,7 +216,8 @@ static int prepare_path(const char *path, struct errmsg *err)
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : err_set(err, -errno, "API socket '%s': %s", path, strerror(errno));
     if (!S_ISSOCK(st.st_mode))
-        return err_set(err, -EEXIST, "API socket '%s' exists and is not a socket: remove it or choose another path", path);
+        return err_set(err, -EEXIST, "API socket '%s' exists and is not a socket: remove it or choose another path",
+                       path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
@@ -266,8 +267,8 @@ static void *api_thread(void *arg)
     return NULL;
 }
 
-int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h,
-                     void *ctx, int (*thread_init)(void), struct errmsg *err)
+int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h, void *ctx,
+                     int (*thread_init)(void), struct errmsg *err)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (!path || !*path || strlen(path) >= sizeof(a.sun_path))
@@ -304,10 +305,10 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
     }
     /* TURBO: no shutdown() before close and no per-connection epoll_ctl churn, 5 of ~19
      * system calls per request (strace); requests are read whole before we answer. */
-    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_access, s,
-                                 MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET,
+                                 s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)30, MHD_OPTION_END);
     if (!s->daemon) {
         rc = err_set(err, -EIO, "API: cannot start the HTTP server on '%s'", path);
         goto fail;

@@ -30,8 +30,8 @@ struct api_server;
  * is an error), registers the hand-over eventfd on `loop`, starts the API
  * thread, which first runs thread_init (if not NULL; e.g. its seccomp filter).
  */
-int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h,
-                     void *ctx, int (*thread_init)(void), struct errmsg *err);
+int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h, void *ctx,
+                     int (*thread_init)(void), struct errmsg *err);
 /* Stops the thread, answers nothing more, removes the socket file. */
 void api_server_stop(struct api_server *s);
 /* Requests handed over so far (for metrics). */

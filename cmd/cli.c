@@ -9,6 +9,8 @@
 
 #include "cmd/cli.h"
 
+/* The usage text is laid out as it prints. */
+/* clang-format off */
 void cli_usage(FILE *out)
 {
     fputs("usage: ember --kernel PATH [--initrd PATH] [--cmdline \"ARGS\"] [--vcpus N] [--mem-mib M]\n"
@@ -46,6 +48,7 @@ void cli_usage(FILE *out)
           "152 bad JSON configuration file, 153 bad arguments.\n",
           out);
 }
+/* clang-format on */
 
 /* Splits "k=v,k2,k3=v3": returns the next key (value in *val, NULL if none). */
 static char *next_kv(char **cursor, char **val)
@@ -91,7 +94,8 @@ int cli_parse_drive(char *spec, struct blk_config *d, struct errmsg *err)
             else
                 return err_set(err, -EINVAL, "--drive: io_engine '%s' must be sync or async", val);
         } else {
-            return err_set(err, -EINVAL, "--drive: unknown or malformed key '%s' (keys: id=, path=, root, ro, io_engine=)", key);
+            return err_set(err, -EINVAL,
+                           "--drive: unknown or malformed key '%s' (keys: id=, path=, root, ro, io_engine=)", key);
         }
     }
     if (!d->id || !vm_config_valid_id(d->id))
@@ -201,9 +205,28 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
 {
-    enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_BOOT,
-           OPT_COMPAT, OPT_LOG, OPT_STATS, OPT_HELP, OPT_VERSION, OPT_DRIVE, OPT_NET, OPT_API_SOCK,
-           OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_NO_SECCOMP, OPT_SECCOMP_PRINT, OPT_DECOMPRESS };
+    enum {
+        OPT_KERNEL = 256,
+        OPT_INITRD,
+        OPT_CMDLINE,
+        OPT_VCPUS,
+        OPT_MEM,
+        OPT_BOOT,
+        OPT_COMPAT,
+        OPT_LOG,
+        OPT_STATS,
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_DRIVE,
+        OPT_NET,
+        OPT_API_SOCK,
+        OPT_CONFIG_FILE,
+        OPT_NO_API,
+        OPT_ID,
+        OPT_NO_SECCOMP,
+        OPT_SECCOMP_PRINT,
+        OPT_DECOMPRESS
+    };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -251,8 +274,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             break;
         case OPT_VCPUS:
             if (parse_uint(optarg, 1, EMBER_MAX_VCPUS, &v))
-                return err_set(err, -EINVAL, "--vcpus '%s': must be a whole number from 1 to %d",
-                               optarg, EMBER_MAX_VCPUS);
+                return err_set(err, -EINVAL, "--vcpus '%s': must be a whole number from 1 to %d", optarg,
+                               EMBER_MAX_VCPUS);
             o->vm.vcpus = (unsigned)v;
             break;
         case OPT_MEM:
@@ -293,9 +316,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             if (log_parse_level(optarg, &o->log_level))
                 return err_set(err, -EINVAL, "--log-level '%s': must be " LOG_CLI_LEVEL_NAMES, optarg);
             break;
-        case OPT_STATS:
-            o->vm.print_stats = 1;
-            break;
+        case OPT_STATS: o->vm.print_stats = 1; break;
         case OPT_DRIVE:
             if ((rc = add_drive(&o->vm, optarg, err)))
                 return rc;
@@ -304,32 +325,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
             if ((rc = add_net(&o->vm, optarg, err)))
                 return rc;
             break;
-        case OPT_API_SOCK:
-            o->api_sock = optarg;
-            break;
-        case OPT_CONFIG_FILE:
-            o->config_file = optarg;
-            break;
-        case OPT_NO_API:
-            o->no_api = 1;
-            break;
-        case OPT_ID:
-            o->instance_id = optarg;
-            break;
-        case OPT_NO_SECCOMP:
-            o->no_seccomp = 1;
-            break;
-        case OPT_SECCOMP_PRINT:
-            o->seccomp_print = 1;
-            return 0;
-        case OPT_HELP:
-            o->help = 1;
-            return 0;
-        case OPT_VERSION:
-            o->version = 1;
-            return 0;
-        case ':':
-            return err_set(err, -EINVAL, "%s needs a value", argv[optind - 1]);
+        case OPT_API_SOCK: o->api_sock = optarg; break;
+        case OPT_CONFIG_FILE: o->config_file = optarg; break;
+        case OPT_NO_API: o->no_api = 1; break;
+        case OPT_ID: o->instance_id = optarg; break;
+        case OPT_NO_SECCOMP: o->no_seccomp = 1; break;
+        case OPT_SECCOMP_PRINT: o->seccomp_print = 1; return 0;
+        case OPT_HELP: o->help = 1; return 0;
+        case OPT_VERSION: o->version = 1; return 0;
+        case ':': return err_set(err, -EINVAL, "%s needs a value", argv[optind - 1]);
         default:
             if (optopt > 0 && optopt < 128 && isprint(optopt))
                 return err_set(err, -EINVAL, "unknown option '-%c' (see --help)", optopt);
@@ -349,7 +353,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
     if (o->no_api && !o->config_file && !o->vm.kernel_path)
         return err_set(err, -EINVAL, "--no-api needs --config-file (or --kernel)");
     if (!o->vm.kernel_path && !o->config_file && !o->api_sock)
-        return err_set(err, -EINVAL, "--kernel is required (or --config-file, or --api-sock to configure over the API; see --help)");
+        return err_set(err, -EINVAL,
+                       "--kernel is required (or --config-file, or --api-sock to configure over the API; see --help)");
     if (!o->instance_id)
         o->instance_id = "anonymous-instance";
     return 0;

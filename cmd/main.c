@@ -98,7 +98,8 @@ int main(int argc, char **argv)
         status = EXIT_BAD_CONFIG;
         goto out;
     }
-    if (opts.api_sock && api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, seccomp_install_api, &err)) {
+    if (opts.api_sock &&
+        api_server_start(&api, opts.api_sock, &runner.loop, api_handle, &ctl, seccomp_install_api, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }

@@ -3,13 +3,10 @@
 #include <errno.h>
 #include <string.h>
 
-static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
-}
+static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
 
-static int space_add(struct alloc_space *s, uint64_t base, uint64_t len, const char *owner,
-                     const struct io_ops *ops, void *opaque)
+static int space_add(struct alloc_space *s, uint64_t base, uint64_t len, const char *owner, const struct io_ops *ops,
+                     void *opaque)
 {
     if (len == 0 || base + len < base)
         return -EINVAL;
@@ -80,16 +77,16 @@ void alloc_destroy(struct allocator *a)
     reset_tables(a);
 }
 
-int alloc_claim_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner,
-                    const struct io_ops *ops, void *opaque)
+int alloc_claim_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner, const struct io_ops *ops,
+                    void *opaque)
 {
     if ((uint32_t)base + len > 0x10000)
         return -EINVAL;
     return space_add(&a->pio, base, len, owner, ops, opaque);
 }
 
-int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const char *owner,
-                     const struct io_ops *ops, void *opaque)
+int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const char *owner, const struct io_ops *ops,
+                     void *opaque)
 {
     if (len == 0 || base + len < base)
         return -EINVAL;
@@ -100,8 +97,8 @@ int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const cha
     return space_add(&a->mmio, base, len, owner, ops, opaque);
 }
 
-int alloc_claim_mmio_slot(struct allocator *a, uint64_t len, const char *owner, const struct io_ops *ops,
-                          void *opaque, uint64_t *base)
+int alloc_claim_mmio_slot(struct allocator *a, uint64_t len, const char *owner, const struct io_ops *ops, void *opaque,
+                          uint64_t *base)
 {
     if (len == 0 || (len & 0xfff))
         return -EINVAL;

@@ -63,13 +63,13 @@ void alloc_destroy(struct allocator *a);
  * reserve only). -EINVAL for an empty or out-of-space range, -EBUSY when it
  * overlaps a grant (or, for MMIO, guest RAM), -ENOSPC when the table is full.
  */
-int alloc_claim_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner,
-                    const struct io_ops *ops, void *opaque);
-int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const char *owner,
-                     const struct io_ops *ops, void *opaque);
+int alloc_claim_pio(struct allocator *a, uint16_t base, uint16_t len, const char *owner, const struct io_ops *ops,
+                    void *opaque);
+int alloc_claim_mmio(struct allocator *a, uint64_t base, uint64_t len, const char *owner, const struct io_ops *ops,
+                     void *opaque);
 /* As alloc_claim_mmio, at the next free page-aligned slot of the dynamic window; *base receives it. */
-int alloc_claim_mmio_slot(struct allocator *a, uint64_t len, const char *owner, const struct io_ops *ops,
-                          void *opaque, uint64_t *base);
+int alloc_claim_mmio_slot(struct allocator *a, uint64_t len, const char *owner, const struct io_ops *ops, void *opaque,
+                          uint64_t *base);
 int alloc_gsi_at(struct allocator *a, uint32_t gsi, const char *owner);
 int alloc_gsi(struct allocator *a, const char *owner, uint32_t *gsi);
 

@@ -45,11 +45,11 @@ struct device_ops {
      * what teardown must release (or NULL) and err says why.
      */
     int (*realize)(const struct device_env *env, const void *config, void **dev, struct errmsg *err);
-    void (*reset)(void *dev);                          /* optional: back to power-on state */
-    int (*save)(void *dev, struct state_writer *w);    /* optional: guest-visible state */
+    void (*reset)(void *dev);                                              /* optional: back to power-on state */
+    int (*save)(void *dev, struct state_writer *w);                        /* optional: guest-visible state */
     int (*restore)(void *dev, struct state_reader *r, struct errmsg *err); /* optional */
-    void (*metrics)(void *dev, device_emit_fn *emit, void *ctx);          /* optional */
-    void (*teardown)(void *dev);                       /* releases everything realize made */
+    void (*metrics)(void *dev, device_emit_fn *emit, void *ctx);           /* optional */
+    void (*teardown)(void *dev);                                           /* releases everything realize made */
 };
 
 /* The interrupt line of a GSI the device was granted. */

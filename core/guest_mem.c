@@ -34,8 +34,8 @@ int guest_mem_init(struct guest_mem *gm, uint64_t bytes)
         return rc;
     for (int i = 0; i < gm->nr_regions; i++) {
         /* MAP_NORESERVE: guest pages cost nothing until the guest touches them. */
-        void *p = mmap(NULL, gm->regions[i].size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *p = mmap(NULL, gm->regions[i].size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
         if (p == MAP_FAILED) {
             rc = -errno;
             guest_mem_free(gm);
@@ -121,7 +121,4 @@ int gm_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
     return 0;
 }
 
-uint64_t gm_low_end(const struct guest_mem *gm)
-{
-    return gm->nr_regions ? gm->regions[0].size : 0;
-}
+uint64_t gm_low_end(const struct guest_mem *gm) { return gm->nr_regions ? gm->regions[0].size : 0; }

@@ -35,7 +35,7 @@ static const struct {
     enum log_level level;
     unsigned char cli, api; /* taken by --log-level, by PUT /logger */
 } level_names[] = {
-    {"Error", LOG_ERROR, 1, 1}, {"Warn", LOG_WARN, 1, 0},  {"Warning", LOG_WARN, 1, 1}, {"Info", LOG_INFO, 1, 1},
+    {"Error", LOG_ERROR, 1, 1}, {"Warn", LOG_WARN, 1, 0},   {"Warning", LOG_WARN, 1, 1}, {"Info", LOG_INFO, 1, 1},
     {"Debug", LOG_DEBUG, 1, 1}, {"Trace", LOG_DEBUG, 0, 1}, {"Off", LOG_ERROR, 0, 1}, /* errors still matter */
 };
 

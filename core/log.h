@@ -26,8 +26,7 @@ int log_parse_api_level(const char *name, enum log_level *out, const char **spel
 void log_set_output(int fd, const char *instance_id, int show_level);
 unsigned long log_missed_lines(void);
 
-void log_msg(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

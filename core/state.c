@@ -169,8 +169,8 @@ int state_open(struct state_reader *r, const char *name, uint32_t max_version, u
                        max_version);
     const uint8_t *p = take(r, len);
     if (!p)
-        return err_set(err, -EINVAL, "%s state: the image is truncated (%u body bytes announced, %zu present)",
-                       name, len, r->len - r->pos);
+        return err_set(err, -EINVAL, "%s state: the image is truncated (%u body bytes announced, %zu present)", name,
+                       len, r->len - r->pos);
     *version = v;
     state_reader_init(body, p, len);
     return 0;

@@ -78,44 +78,26 @@ static uint8_t pop(struct i8042 *k)
 static int command(struct i8042 *k, uint8_t cmd)
 {
     switch (cmd) {
-    case CMD_READ_CTR:
-        push(k, k->ctr);
-        break;
+    case CMD_READ_CTR: push(k, k->ctr); break;
     case CMD_WRITE_CTR:
     case CMD_WRITE_OUTPORT:
-    case CMD_WRITE_KBD_OBUF:
-        k->pending_cmd = cmd;
-        break;
-    case CMD_SELF_TEST:
-        push(k, 0x55);
-        break;
+    case CMD_WRITE_KBD_OBUF: k->pending_cmd = cmd; break;
+    case CMD_SELF_TEST: push(k, 0x55); break;
     case CMD_KBD_TEST:
-    case CMD_AUX_TEST:
-        push(k, 0x00);
-        break;
+    case CMD_AUX_TEST: push(k, 0x00); break;
     case CMD_READ_OUTPORT:
         push(k, 0x01); /* A20 gate on, CPU not held in reset */
         break;
-    case CMD_RESET_CPU:
-        return 1;
+    case CMD_RESET_CPU: return 1;
     /* Port enable/disable is visible in the CTR: Linux reads it back to check. */
-    case CMD_KBD_DISABLE:
-        k->ctr |= CTR_KBD_DIS;
-        break;
-    case CMD_KBD_ENABLE:
-        k->ctr &= ~CTR_KBD_DIS;
-        break;
-    case CMD_AUX_DISABLE:
-        k->ctr |= CTR_AUX_DIS;
-        break;
-    case CMD_AUX_ENABLE:
-        k->ctr &= ~CTR_AUX_DIS;
-        break;
+    case CMD_KBD_DISABLE: k->ctr |= CTR_KBD_DIS; break;
+    case CMD_KBD_ENABLE: k->ctr &= ~CTR_KBD_DIS; break;
+    case CMD_AUX_DISABLE: k->ctr |= CTR_AUX_DIS; break;
+    case CMD_AUX_ENABLE: k->ctr &= ~CTR_AUX_DIS; break;
     case CMD_AUX_LOOP:
         k->pending_cmd = cmd; /* its data byte goes to a mouse we do not have */
         break;
-    default:
-        break; /* accepted and ignored: nothing to model */
+    default: break; /* accepted and ignored: nothing to model */
     }
     return 0;
 }
@@ -125,15 +107,10 @@ static void data_write(struct i8042 *k, uint8_t v)
     uint8_t cmd = k->pending_cmd;
     k->pending_cmd = 0;
     switch (cmd) {
-    case CMD_WRITE_CTR:
-        k->ctr = v;
-        return;
+    case CMD_WRITE_CTR: k->ctr = v; return;
     case CMD_WRITE_OUTPORT:
-    case CMD_AUX_LOOP:
-        return;
-    case CMD_WRITE_KBD_OBUF:
-        push_kbd(k, v);
-        return;
+    case CMD_AUX_LOOP: return;
+    case CMD_WRITE_KBD_OBUF: push_kbd(k, v); return;
     }
     /* A byte for the keyboard itself: acknowledge like an AT keyboard. */
     switch (v) {
@@ -146,12 +123,8 @@ static void data_write(struct i8042 *k, uint8_t v)
         push_kbd(k, 0xab);
         push_kbd(k, 0x83);
         break;
-    case 0xee: /* echo */
-        push_kbd(k, 0xee);
-        break;
-    default:
-        push_kbd(k, KBD_ACK);
-        break;
+    case 0xee: /* echo */ push_kbd(k, 0xee); break;
+    default: push_kbd(k, KBD_ACK); break;
     }
 }
 

@@ -101,8 +101,7 @@ static uint8_t read_reg(struct serial *s, uint64_t reg)
         if (s->lcr & LCR_DLAB)
             return s->dll;
         return rx_pop(s);
-    case REG_IER:
-        return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+    case REG_IER: return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
     case REG_IIR_FCR: {
         uint8_t iir = current_iir(s);
         /* Reading IIR acknowledges a transmitter-empty interrupt. */
@@ -110,10 +109,8 @@ static uint8_t read_reg(struct serial *s, uint64_t reg)
             s->thri_pending = 0;
         return iir | ((s->fcr & FCR_ENABLE) ? IIR_FIFO_ON : 0);
     }
-    case REG_LCR:
-        return s->lcr;
-    case REG_MCR:
-        return s->mcr;
+    case REG_LCR: return s->lcr;
+    case REG_MCR: return s->mcr;
     case REG_LSR:
         /* Output is written synchronously, so the transmitter is always empty. */
         return LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
@@ -131,8 +128,7 @@ static uint8_t read_reg(struct serial *s, uint64_t reg)
             return m;
         }
         return s->msr;
-    case REG_SCR:
-        return s->scr;
+    case REG_SCR: return s->scr;
     }
     return 0xff;
 }
@@ -161,18 +157,11 @@ static void write_reg(struct serial *s, uint64_t reg, uint8_t v)
         if (v & FCR_CLEAR_RX)
             s->rx_count = 0;
         break;
-    case REG_LCR:
-        s->lcr = v;
-        break;
-    case REG_MCR:
-        s->mcr = v & 0x1f;
-        break;
+    case REG_LCR: s->lcr = v; break;
+    case REG_MCR: s->mcr = v & 0x1f; break;
     case REG_LSR:
-    case REG_MSR:
-        break; /* read-only */
-    case REG_SCR:
-        s->scr = v;
-        break;
+    case REG_MSR: break; /* read-only */
+    case REG_SCR: s->scr = v; break;
     }
 }
 

@@ -2,8 +2,15 @@
 
 #include <string.h>
 
-static void sink_read(void *o, uint64_t off, uint8_t *d, uint32_t len) { (void)o, (void)off; memset(d, 0xff, len); }
-static void sink_write(void *o, uint64_t off, const uint8_t *d, uint32_t len) { (void)o, (void)off, (void)d, (void)len; }
+static void sink_read(void *o, uint64_t off, uint8_t *d, uint32_t len)
+{
+    (void)o, (void)off;
+    memset(d, 0xff, len);
+}
+static void sink_write(void *o, uint64_t off, const uint8_t *d, uint32_t len)
+{
+    (void)o, (void)off, (void)d, (void)len;
+}
 static const struct io_ops sink_io_ops = {.read = sink_read, .write = sink_write};
 
 /* Stateless: *dev stays NULL. */
@@ -23,5 +30,7 @@ static int no_pci_realize(const struct device_env *env, const void *config, void
 
 static void sink_teardown(void *dev) { (void)dev; }
 
-const struct device_ops post_code_device_ops = {.name = "post-code", .realize = post_realize, .teardown = sink_teardown};
+const struct device_ops post_code_device_ops = {.name = "post-code",
+                                                .realize = post_realize,
+                                                .teardown = sink_teardown};
 const struct device_ops no_pci_device_ops = {.name = "no-pci", .realize = no_pci_realize, .teardown = sink_teardown};

@@ -26,8 +26,7 @@ static int read_pte(const struct guest_mem *gm, uint64_t gpa, uint64_t *pte)
     return gm_read(gm, gpa, pte, sizeof(*pte));
 }
 
-int guest_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                    uint64_t *gpa)
+int guest_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, uint64_t *gpa)
 {
     if (!(sregs->cr0 & CR0_PG)) {
         *gpa = lin & 0xffffffffULL;
@@ -56,8 +55,7 @@ int guest_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, u
     return 0;
 }
 
-int guest_read_linear(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                      void *dst, unsigned len)
+int guest_read_linear(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, void *dst, unsigned len)
 {
     uint8_t *out = dst;
     while (len) {
@@ -84,8 +82,8 @@ static void pte_set_bits(uint64_t *p, uint64_t bits)
         __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
 }
 
-int guest_translate_access(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                           unsigned access, uint64_t *gpa, uint32_t *pfec)
+int guest_translate_access(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, unsigned access,
+                           uint64_t *gpa, uint32_t *pfec)
 {
     *pfec = 0;
     if (!(sregs->cr0 & CR0_PG)) {

@@ -8,11 +8,9 @@
 #include "core/guest_mem.h"
 
 /* Linear address → physical, for the paging mode in sregs. -EFAULT if not mapped. */
-int guest_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                    uint64_t *gpa);
+int guest_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, uint64_t *gpa);
 /* Copies len bytes at a linear address, page by page. */
-int guest_read_linear(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                      void *dst, unsigned len);
+int guest_read_linear(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, void *dst, unsigned len);
 
 /* What an access is, for the permission checks of guest_translate_access(). */
 #define GW_WRITE 0x1u /* a write (or a read-modify-write) */
@@ -36,7 +34,7 @@ int guest_read_linear(const struct guest_mem *gm, const struct kvm_sregs *sregs,
  * code. -EIO: a paging structure lies outside guest RAM. -EOPNOTSUPP: a paging
  * mode the walker does not know (32-bit, PAE without long mode, 5-level).
  */
-int guest_translate_access(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin,
-                           unsigned access, uint64_t *gpa, uint32_t *pfec);
+int guest_translate_access(const struct guest_mem *gm, const struct kvm_sregs *sregs, uint64_t lin, unsigned access,
+                           uint64_t *gpa, uint32_t *pfec);
 
 #endif

@@ -6,9 +6,17 @@
 static int is_legacy_prefix(uint8_t b)
 {
     switch (b) {
-    case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3:
-    case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
-        return 1;
+    case 0x66:
+    case 0x67:
+    case 0xf0:
+    case 0xf2:
+    case 0xf3:
+    case 0x26:
+    case 0x2e:
+    case 0x36:
+    case 0x3e:
+    case 0x64:
+    case 0x65: return 1;
     }
     return 0;
 }
@@ -22,7 +30,8 @@ int insn_decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr
     in->has_modrm = 1;
     in->modrm = p[0];
     unsigned mod = p[0] >> 6, rm = p[0] & 7;
-    int addr16 = (mode == MODE_REAL16 || mode == MODE_PROT16) ? !addr32_override : addr32_override && mode == MODE_PROT32;
+    int addr16 = (mode == MODE_REAL16 || mode == MODE_PROT16) ? !addr32_override
+                                                              : addr32_override && mode == MODE_PROT32;
     if (mod == 3)
         return (int)used;
     if (addr16) {
@@ -130,8 +139,14 @@ int insn_decode(const uint8_t *bytes, unsigned n, enum cpu_mode mode, struct ins
         case 0x66: out->opsize_prefix = 1; break;
         case 0x67: addr_override = 1; break;
         case 0xf0: out->lock = 1; break;
-        case 0xf2: out->repne = 1; out->rep = 0; break;
-        case 0xf3: out->rep = 1; out->repne = 0; break;
+        case 0xf2:
+            out->repne = 1;
+            out->rep = 0;
+            break;
+        case 0xf3:
+            out->rep = 1;
+            out->repne = 0;
+            break;
         default: out->seg = bytes[i]; break;
         }
         i++;

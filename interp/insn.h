@@ -16,15 +16,15 @@ enum cpu_mode { MODE_REAL16, MODE_PROT16, MODE_PROT32, MODE_LONG64 };
 struct insn {
     enum interp_insn kind;
     uint8_t len;
-    uint8_t opsize;   /* operand size in bytes: 2, 4 or 8 */
+    uint8_t opsize; /* operand size in bytes: 2, 4 or 8 */
     uint8_t rex;
     uint8_t modrm;
     uint8_t has_modrm;
-    uint8_t rep;      /* F3 */
-    uint8_t repne;    /* F2 */
+    uint8_t rep;           /* F3 */
+    uint8_t repne;         /* F2 */
     uint8_t opsize_prefix; /* 66 */
     uint8_t lock;
-    uint8_t seg;      /* segment override prefix byte, 0 if none */
+    uint8_t seg; /* segment override prefix byte, 0 if none */
     uint8_t disp_len;
     uint8_t has_sib;
     uint8_t sib;

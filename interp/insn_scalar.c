@@ -68,29 +68,41 @@ int insn_decode_runahead(const uint8_t *b, unsigned n, enum cpu_mode mode, struc
     int branch = 0, mem_ok = 0, modrm = 0;
     unsigned imm = 0;
     switch (op) {
-    case 0x00: case 0x28: case 0x38:                 /* add/sub/cmp r/m8, r8 */
-    case 0x02: case 0x2a: case 0x3a:                 /* r8, r/m8 */
+    case 0x00:
+    case 0x28:
+    case 0x38: /* add/sub/cmp r/m8, r8 */
+    case 0x02:
+    case 0x2a:
+    case 0x3a: /* r8, r/m8 */
         out->opsize = 1;
         /* fall through */
-    case 0x01: case 0x29: case 0x39: case 0x03: case 0x2b: case 0x3b:
-        modrm = 1;
-        break;
-    case 0x04: case 0x2c: case 0x3c:                 /* al, imm8 */
-        out->opsize = 1, imm = 1;
-        break;
-    case 0x05: case 0x2d: case 0x3d:                 /* eax, imm32 */
-        imm = out->opsize == 2 ? 2 : 4;
-        break;
+    case 0x01:
+    case 0x29:
+    case 0x39:
+    case 0x03:
+    case 0x2b:
+    case 0x3b: modrm = 1; break;
+    case 0x04:
+    case 0x2c:
+    case 0x3c: /* al, imm8 */ out->opsize = 1, imm = 1; break;
+    case 0x05:
+    case 0x2d:
+    case 0x3d: /* eax, imm32 */ imm = out->opsize == 2 ? 2 : 4; break;
     case 0x80: out->opsize = 1, modrm = 1, imm = 1; break;
     case 0x81: modrm = 1, imm = out->opsize == 2 ? 2 : 4; break;
     case 0x83: modrm = 1, imm = 1; break;
-    case 0xfe: out->opsize = 1; /* fall through */
-    case 0xff: modrm = 1; break;                     /* inc/dec */
-    case 0x88: case 0x8a: out->opsize = 1; /* fall through */
-    case 0x89: case 0x8b: modrm = 1; break;          /* mov, register forms */
-    case 0x8d: modrm = 1, mem_ok = 1; break;         /* lea */
+    case 0xfe: out->opsize = 1;  /* fall through */
+    case 0xff: modrm = 1; break; /* inc/dec */
+    case 0x88:
+    case 0x8a: out->opsize = 1; /* fall through */
+    case 0x89:
+    case 0x8b: modrm = 1; break;             /* mov, register forms */
+    case 0x8d: modrm = 1, mem_ok = 1; break; /* lea */
     case 0xc7: modrm = 1, imm = out->opsize == 2 ? 2 : 4; break;
-    case 0x90: if (out->rex & 1) return -ENOENT; break; /* nop (REX.B 90 is xchg r8, rax) */
+    case 0x90:
+        if (out->rex & 1)
+            return -ENOENT;
+        break; /* nop (REX.B 90 is xchg r8, rax) */
     case 0xeb: branch = 1, imm = 1; break;
     case 0xe9: branch = 1, imm = 4; break;
     case 0x0f:
@@ -100,19 +112,19 @@ int insn_decode_runahead(const uint8_t *b, unsigned n, enum cpu_mode mode, struc
         out->opcode = op;
         out->map0f = 1;
         if (op == 0x1f)
-            modrm = 1, mem_ok = 1;                   /* nop r/m */
+            modrm = 1, mem_ok = 1; /* nop r/m */
         else if ((op & 0xf0) == 0x80)
-            branch = 1, imm = 4;                     /* jcc rel32 */
+            branch = 1, imm = 4; /* jcc rel32 */
         else
             return -ENOENT;
         break;
     default:
         if (op >= 0xb0 && op <= 0xb7) {
-            out->opsize = 1, imm = 1;                /* mov r8, imm8 */
+            out->opsize = 1, imm = 1; /* mov r8, imm8 */
         } else if (op >= 0xb8 && op <= 0xbf) {
-            imm = out->opsize;                       /* mov r, imm16/32/64 */
+            imm = out->opsize; /* mov r, imm16/32/64 */
         } else if (op >= 0x70 && op <= 0x7f) {
-            branch = 1, imm = 1;                     /* jcc rel8 */
+            branch = 1, imm = 1; /* jcc rel8 */
         } else {
             return -ENOENT;
         }

@@ -29,12 +29,6 @@ unsigned interp_needs(enum interp_insn kind)
     return r ? r->needs : 0;
 }
 
-int interp_starts_runahead(enum interp_insn kind)
-{
-    return (interp_insn_flags(kind) & INSN_F_STARTS_RUNAHEAD) != 0;
-}
+int interp_starts_runahead(enum interp_insn kind) { return (interp_insn_flags(kind) & INSN_F_STARTS_RUNAHEAD) != 0; }
 
-int interp_runahead_ok(enum interp_insn kind)
-{
-    return (interp_insn_flags(kind) & INSN_F_IN_RUNAHEAD) != 0;
-}
+int interp_runahead_ok(enum interp_insn kind) { return (interp_insn_flags(kind) & INSN_F_IN_RUNAHEAD) != 0; }

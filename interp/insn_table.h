@@ -35,6 +35,8 @@
 #define INSN_F_IN_RUNAHEAD 0x4u     /* a run-ahead may run it: needs nothing a vector op did not load */
 #define INSN_F_VECTOR (INSN_F_STARTS_RUNAHEAD | INSN_F_IN_RUNAHEAD)
 
+/* One row per instruction, in columns. */
+/* clang-format off */
 #define INTERP_INSN_TABLE(X)                                                                                           \
   /* KIND        name          group        needs                                 flags                                \
          routine, what */                                                                                              \
@@ -104,5 +106,6 @@
       interp_run_vprot, "VPRORD/Q, VPROLD/Q")                                                                          \
     X(RUNAHEAD,   "runahead",   "run-ahead", 0,                                    INSN_F_IN_RUNAHEAD,                 \
       interp_run_plain, "ADD/SUB/CMP, INC/DEC, MOV, LEA, Jcc, JMP, NOP (no memory access), in a run-ahead")
+/* clang-format on */
 
 #endif

@@ -31,28 +31,28 @@ static const struct vex_op ops[] = {
     {1, PP_66, 0x7f, -1, ENC_BOTH, 1, 0, TUPLE_FULL_MEM, INSN_VMOVDQ},
     {1, PP_F2, 0x6f, -1, ENC_EVEX, 1, 0, TUPLE_FULL_MEM, INSN_VMOVDQ}, /* vmovdqu8/16 */
     {1, PP_F2, 0x7f, -1, ENC_EVEX, 1, 0, TUPLE_FULL_MEM, INSN_VMOVDQ},
-    {1, PP_66, 0x6e, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD},    /* vmovd/q xmm, r/m */
-    {1, PP_66, 0x7e, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD},    /* vmovd/q r/m, xmm */
-    {1, PP_F3, 0x7e, -1, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_VMOVD},     /* vmovq xmm, xmm/m64 */
-    {1, PP_66, 0xd6, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD},    /* vmovq xmm/m64, xmm */
-    {1, PP_66, 0xfe, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpaddd */
-    {1, PP_66, 0xd4, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpaddq */
-    {1, PP_66, 0xfa, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpsubd */
-    {1, PP_66, 0xfb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpsubq */
-    {1, PP_66, 0xef, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpxor[d/q] */
-    {1, PP_66, 0xdb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpand[d/q] */
-    {1, PP_66, 0xdf, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpandn[d/q] */
-    {1, PP_66, 0xeb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},      /* vpor[d/q] */
+    {1, PP_66, 0x6e, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD}, /* vmovd/q xmm, r/m */
+    {1, PP_66, 0x7e, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD}, /* vmovd/q r/m, xmm */
+    {1, PP_F3, 0x7e, -1, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_VMOVD},  /* vmovq xmm, xmm/m64 */
+    {1, PP_66, 0xd6, -1, ENC_BOTH, 1, 0, TUPLE_SCALAR, INSN_VMOVD}, /* vmovq xmm/m64, xmm */
+    {1, PP_66, 0xfe, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpaddd */
+    {1, PP_66, 0xd4, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpaddq */
+    {1, PP_66, 0xfa, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpsubd */
+    {1, PP_66, 0xfb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpsubq */
+    {1, PP_66, 0xef, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpxor[d/q] */
+    {1, PP_66, 0xdb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpand[d/q] */
+    {1, PP_66, 0xdf, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpandn[d/q] */
+    {1, PP_66, 0xeb, -1, ENC_BOTH, 1, 0, TUPLE_FULL, INSN_VPALU},   /* vpor[d/q] */
     {1, PP_66, 0x70, -1, ENC_BOTH, 1, 1, TUPLE_FULL, INSN_VPSHUFD},
-    {1, PP_66, 0x72, 0, ENC_EVEX, 1, 1, TUPLE_FULL, INSN_VPROT},       /* vprord/q */
-    {1, PP_66, 0x72, 1, ENC_EVEX, 1, 1, TUPLE_FULL, INSN_VPROT},       /* vprold/q */
+    {1, PP_66, 0x72, 0, ENC_EVEX, 1, 1, TUPLE_FULL, INSN_VPROT}, /* vprord/q */
+    {1, PP_66, 0x72, 1, ENC_EVEX, 1, 1, TUPLE_FULL, INSN_VPROT}, /* vprold/q */
     {1, PP_NONE, 0x77, -1, ENC_VEX, 0, 0, TUPLE_FULL, INSN_VZEROUPPER},
-    {1, PP_NONE, 0xae, 2, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_LDMXCSR},   /* vldmxcsr */
-    {1, PP_NONE, 0xae, 3, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_STMXCSR},   /* vstmxcsr */
+    {1, PP_NONE, 0xae, 2, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_LDMXCSR}, /* vldmxcsr */
+    {1, PP_NONE, 0xae, 3, ENC_VEX, 1, 0, TUPLE_SCALAR, INSN_STMXCSR}, /* vstmxcsr */
     /* map 0F38 */
-    {2, PP_66, 0x76, -1, ENC_EVEX, 1, 0, TUPLE_FULL, INSN_VPERMI2},    /* vpermi2d/q */
+    {2, PP_66, 0x76, -1, ENC_EVEX, 1, 0, TUPLE_FULL, INSN_VPERMI2}, /* vpermi2d/q */
     /* map 0F3A */
-    {3, PP_66, 0x39, -1, ENC_BOTH, 1, 1, TUPLE_T4, INSN_VEXTRACT},     /* vextracti128 / i32x4 / i64x2 */
+    {3, PP_66, 0x39, -1, ENC_BOTH, 1, 1, TUPLE_T4, INSN_VEXTRACT}, /* vextracti128 / i32x4 / i64x2 */
 };
 
 int insn_decode_vex(const uint8_t *bytes, unsigned n, unsigned i, int addr_override, struct insn *out)

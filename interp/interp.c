@@ -165,7 +165,8 @@ int interp_emulation_failure(const struct interp_vcpu *v, struct errmsg *err)
     struct insn in;
     if (n == 0 || insn_decode(bytes, n, mode, &in))
         return err_set(err, -ENOSYS,
-                       "vCPU %d: guest instruction at RIP %#llx (%s mode, bytes [%s]) cannot be run by the host's KVM nor by Ember's interpreter",
+                       "vCPU %d: guest instruction at RIP %#llx (%s mode, bytes [%s]) cannot be run by the host's KVM "
+                       "nor by Ember's interpreter",
                        v->id, (unsigned long long)rip, mode_name(mode), n ? hex : "unreadable");
 
     pthread_once(&host_layout_once, host_layout_init);
@@ -202,8 +203,8 @@ int interp_emulation_failure(const struct interp_vcpu *v, struct errmsg *err)
 
     int rc = interp_exec(&c, &in);
     if (rc < 0)
-        return err_set(err, rc, "vCPU %d: %s at RIP %#llx (%s mode, bytes [%s]) cannot be interpreted: %s", v->id,
-                       what, (unsigned long long)rip, mode_name(mode), hex, c.why);
+        return err_set(err, rc, "vCPU %d: %s at RIP %#llx (%s mode, bytes [%s]) cannot be interpreted: %s", v->id, what,
+                       (unsigned long long)rip, mode_name(mode), hex, c.why);
     v->insn_counts[in.kind]++;
     if (!c.event.pending && interp_starts_runahead(in.kind))
         interp_run_ahead(&c, RUNAHEAD_MAX, v->insn_counts);
@@ -221,9 +222,8 @@ int interp_emulation_failure(const struct interp_vcpu *v, struct errmsg *err)
         return err_set(err, -errno, "vCPU %d: KVM_SET_REGS failed: %s", v->id, strerror(errno));
     if (c.event.pending) {
         if (c.event.vector != VEC_BP)
-            log_debug("vCPU %d: %s at RIP %#llx raises %s (error code %#x%s)", v->id, what,
-                      (unsigned long long)rip, vector_name(c.event.vector), c.event.error,
-                      c.event.set_cr2 ? ", CR2 set" : "");
+            log_debug("vCPU %d: %s at RIP %#llx raises %s (error code %#x%s)", v->id, what, (unsigned long long)rip,
+                      vector_name(c.event.vector), c.event.error, c.event.set_cr2 ? ", CR2 set" : "");
         if ((rc = inject(v, &c.sregs, &c.event)))
             return err_set(err, rc, "vCPU %d: injecting %s after %s at RIP %#llx failed: %s", v->id,
                            vector_name(c.event.vector), what, (unsigned long long)rip, strerror(-rc));

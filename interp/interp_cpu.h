@@ -31,8 +31,8 @@
 
 /* KVM's XSAVE image (struct kvm_xsave): standard (non-compacted) format. */
 #define XSAVE_IMAGE_SIZE 4096u
-#define XSAVE_HDR 512u      /* XSAVE header: XSTATE_BV at +0, XCOMP_BV at +8 */
-#define XSAVE_EXT 576u      /* first extended component in the compacted format */
+#define XSAVE_HDR 512u /* XSAVE header: XSTATE_BV at +0, XCOMP_BV at +8 */
+#define XSAVE_EXT 576u /* first extended component in the compacted format */
 #define XCOMP_COMPACTED (1ULL << 63)
 #define MSR_IA32_XSS 0xda0
 #define MSR_FS_BASE 0xc0000100
@@ -41,13 +41,13 @@
 
 /* The XSAVE layout of the CPU the guest sees: CPUID leaf 0xD. */
 struct xstate_layout {
-    uint64_t xcr0_mask;  /* components XCR0 may enable: CPUID.(0xD,0):EDX:EAX */
-    uint64_t xss_mask;   /* components IA32_XSS may enable: CPUID.(0xD,1):EDX:ECX */
-    uint32_t offset[64]; /* standard-format offset of component i (i >= 2) */
-    uint32_t size[64];   /* size of component i (i >= 2) */
-    uint8_t align64[64]; /* component i starts 64-byte aligned in the compacted format */
+    uint64_t xcr0_mask;                        /* components XCR0 may enable: CPUID.(0xD,0):EDX:EAX */
+    uint64_t xss_mask;                         /* components IA32_XSS may enable: CPUID.(0xD,1):EDX:ECX */
+    uint32_t offset[64];                       /* standard-format offset of component i (i >= 2) */
+    uint32_t size[64];                         /* size of component i (i >= 2) */
+    uint8_t align64[64];                       /* component i starts 64-byte aligned in the compacted format */
     uint8_t xsaveopt, xsavec, xgetbv1, xsaves; /* CPUID.(0xD,1):EAX bits 0..3 */
-    uint32_t mxcsr_mask; /* MXCSR bits that may be set (FXSAVE's MXCSR_MASK; 0 means 0xffbf) */
+    uint32_t mxcsr_mask;                       /* MXCSR bits that may be set (FXSAVE's MXCSR_MASK; 0 means 0xffbf) */
 };
 
 /* Fills the layout from the CPUID of the host, which the guest sees unchanged on kvm-pvm. */
@@ -77,20 +77,20 @@ struct interp_cpu {
     struct kvm_sregs sregs;
     enum cpu_mode mode;
     const struct guest_mem *gm;
-    uint16_t fcw, fsw;             /* x87 control/status (FWAIT) */
-    uint8_t *xsave;                /* XSAVE image, XSAVE_IMAGE_SIZE bytes (XSAVE family) */
-    uint64_t xcr0, xss;            /* XCR0 and IA32_XSS */
-    uint64_t tsc_aux;              /* IA32_TSC_AUX (RDPID) */
+    uint16_t fcw, fsw;  /* x87 control/status (FWAIT) */
+    uint8_t *xsave;     /* XSAVE image, XSAVE_IMAGE_SIZE bytes (XSAVE family) */
+    uint64_t xcr0, xss; /* XCR0 and IA32_XSS */
+    uint64_t tsc_aux;   /* IA32_TSC_AUX (RDPID) */
     const struct xstate_layout *xl;
     interp_rng_fn rng;
     /* Out: what changed besides regs (always written back), and the exception to deliver. */
     int xsave_dirty, xcr0_dirty;
-    int rip_written;               /* the routine set RIP itself (a taken branch, INT3) */
-    int msr_dirty;                 /* write msr_index := msr_value (FS/GS base) */
+    int rip_written; /* the routine set RIP itself (a taken branch, INT3) */
+    int msr_dirty;   /* write msr_index := msr_value (FS/GS base) */
     uint32_t msr_index;
     uint64_t msr_value;
     struct interp_event event;
-    char why[200];                 /* set when interp_exec returns < 0 */
+    char why[200]; /* set when interp_exec returns < 0 */
 };
 
 /* What an instruction needs loaded besides regs and sregs (INTERP_NEED_*, insn_table.h). */
@@ -159,11 +159,11 @@ INTERP_INSN_TABLE(INTERP_DECLARE_ROUTINE)
 
 /* One row of the table, as data. */
 struct interp_insn_row {
-    const char *name;      /* counter name */
-    const char *group;     /* docs heading */
-    const char *what;      /* the mnemonics it covers */
-    unsigned needs;        /* INTERP_NEED_* */
-    unsigned flags;        /* INSN_F_* */
+    const char *name;  /* counter name */
+    const char *group; /* docs heading */
+    const char *what;  /* the mnemonics it covers */
+    unsigned needs;    /* INTERP_NEED_* */
+    unsigned flags;    /* INSN_F_* */
     interp_routine_fn run;
 };
 /* The row of a kind; NULL for a value that is no kind. */

@@ -271,7 +271,9 @@ int interp_run_plain(struct interp_cpu *c, const struct insn *in)
         return 0;
     }
     switch (op) {
-    case 0x80: case 0x81: case 0x83: {
+    case 0x80:
+    case 0x81:
+    case 0x83: {
         unsigned alu = insn_digit(in);
         uint64_t res = alu_exec(alu, reg_read(r, insn_rm(in), size, rex), (uint64_t)in->imm64, size, &fl);
         if (alu != 7)
@@ -279,18 +281,17 @@ int interp_run_plain(struct interp_cpu *c, const struct insn *in)
         r->rflags = fl;
         return 0;
     }
-    case 0xfe: case 0xff: {
+    case 0xfe:
+    case 0xff: {
         uint64_t res = alu_exec(insn_digit(in) ? 9 : 8, reg_read(r, insn_rm(in), size, rex), 1, size, &fl);
         reg_write(r, insn_rm(in), size, rex, res);
         r->rflags = fl;
         return 0;
     }
-    case 0x88: case 0x89:
-        reg_write(r, insn_rm(in), size, rex, reg_read(r, insn_reg(in), size, rex));
-        return 0;
-    case 0x8a: case 0x8b:
-        reg_write(r, insn_reg(in), size, rex, reg_read(r, insn_rm(in), size, rex));
-        return 0;
+    case 0x88:
+    case 0x89: reg_write(r, insn_rm(in), size, rex, reg_read(r, insn_reg(in), size, rex)); return 0;
+    case 0x8a:
+    case 0x8b: reg_write(r, insn_reg(in), size, rex, reg_read(r, insn_rm(in), size, rex)); return 0;
     case 0x8d: {
         struct insn ea = *in;
         ea.seg = 0; /* LEA: the effective address, no segment base */
@@ -302,9 +303,7 @@ int interp_run_plain(struct interp_cpu *c, const struct insn *in)
         reg_write(r, insn_reg(in), size, rex, lin);
         return 0;
     }
-    case 0xc7:
-        reg_write(r, insn_rm(in), size, rex, (uint64_t)in->imm64);
-        return 0;
+    case 0xc7: reg_write(r, insn_rm(in), size, rex, (uint64_t)in->imm64); return 0;
     }
     if (op >= 0xb0 && op <= 0xbf) {
         unsigned n = (op & 7) | ((in->rex & 1u) << 3);

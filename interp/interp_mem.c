@@ -87,10 +87,7 @@ int interp_operand_address(struct interp_cpu *c, const struct insn *in, uint64_t
     return 0;
 }
 
-static int canonical(uint64_t lin)
-{
-    return (uint64_t)((int64_t)(lin << 16) >> 16) == lin;
-}
+static int canonical(uint64_t lin) { return (uint64_t)((int64_t)(lin << 16) >> 16) == lin; }
 
 /* Checks the linear range and translates the page holding `lin`: 0, 1 (fault raised) or < 0. */
 static int translate(struct interp_cpu *c, uint64_t lin, int ss, unsigned len, unsigned access, uint64_t *gpa)

@@ -120,8 +120,8 @@ static int read_src(struct interp_cpu *c, const struct insn *in, unsigned vl, un
  * keep their value (merging) or become 0 (zeroing); everything above the
  * vector length becomes 0.
  */
-static void write_masked(struct interp_cpu *c, const struct insn *in, unsigned r, const uint8_t res[VMAX],
-                         unsigned vl, unsigned esize)
+static void write_masked(struct interp_cpu *c, const struct insn *in, unsigned r, const uint8_t res[VMAX], unsigned vl,
+                         unsigned esize)
 {
     uint8_t out[VMAX], old[VMAX];
     memset(out, 0, sizeof(out));
@@ -141,8 +141,8 @@ static void write_masked(struct interp_cpu *c, const struct insn *in, unsigned r
 }
 
 /* Stores vl bytes of a register to memory, only the opmask's elements for a masked EVEX store. */
-static int store_masked(struct interp_cpu *c, const struct insn *in, const uint8_t v[VMAX], unsigned vl,
-                        unsigned esize, int aligned)
+static int store_masked(struct interp_cpu *c, const struct insn *in, const uint8_t v[VMAX], unsigned vl, unsigned esize,
+                        int aligned)
 {
     uint64_t lin;
     int ss;
@@ -284,8 +284,10 @@ int interp_run_vpalu(struct interp_cpu *c, const struct insn *in)
     for (unsigned i = 0; i < vl; i += es) {
         uint64_t x = es == 8 ? le_ld64(a + i) : le_ld32(a + i), y = es == 8 ? le_ld64(b + i) : le_ld32(b + i), z;
         switch (in->opcode) {
-        case 0xfe: case 0xd4: z = x + y; break;
-        case 0xfa: case 0xfb: z = x - y; break;
+        case 0xfe:
+        case 0xd4: z = x + y; break;
+        case 0xfa:
+        case 0xfb: z = x - y; break;
         case 0xef: z = x ^ y; break;
         case 0xdb: z = x & y; break;
         case 0xdf: z = ~x & y; break;

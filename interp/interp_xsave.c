@@ -205,8 +205,7 @@ static int do_restore(struct interp_cpu *c, const struct insn *in, uint64_t lin,
     /* The header checks of the SDM (13.8): any failure is #GP(0) and changes nothing. */
     if (compacted) {
         uint64_t allowed = c->xcr0 | (xrstors ? c->xss : 0);
-        if (!xl->xsavec || (xcomp & ~XCOMP_COMPACTED & ~allowed) || (bv & ~xcomp) ||
-            nonzero(area + XSAVE_HDR + 16, 48))
+        if (!xl->xsavec || (xcomp & ~XCOMP_COMPACTED & ~allowed) || (bv & ~xcomp) || nonzero(area + XSAVE_HDR + 16, 48))
             return interp_raise(c, VEC_GP, 1, 0);
     } else {
         if (xrstors || (bv & ~c->xcr0) || nonzero(area + XSAVE_HDR + 8, 16))

@@ -71,8 +71,8 @@ int jl_parse_cgroup(const char *spec, struct jl_cgroup_arg *out, struct errmsg *
             dot = i;
         else if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '_' ||
                    (dot && (isalnum((unsigned char)c) || c == '.'))))
-            return err_set(err, -EINVAL, "--cgroup '%.*s': not a cgroup file name (<controller>.<setting>)",
-                           (int)flen, spec);
+            return err_set(err, -EINVAL, "--cgroup '%.*s': not a cgroup file name (<controller>.<setting>)", (int)flen,
+                           spec);
     }
     if (!dot || dot + 1 >= flen || spec[flen - 1] == '.')
         return err_set(err, -EINVAL, "--cgroup '%.*s': not a cgroup file name (<controller>.<setting>)", (int)flen,
@@ -98,8 +98,7 @@ static const struct {
     int resource;
 } rlimit_names[] = {
     {"no-file", RLIMIT_NOFILE}, {"fsize", RLIMIT_FSIZE}, /* Firecracker's two */
-    {"core", RLIMIT_CORE},      {"memlock", RLIMIT_MEMLOCK},
-    {"nproc", RLIMIT_NPROC},    {"as", RLIMIT_AS},
+    {"core", RLIMIT_CORE},      {"memlock", RLIMIT_MEMLOCK}, {"nproc", RLIMIT_NPROC}, {"as", RLIMIT_AS},
 };
 
 int jl_parse_rlimit(const char *spec, struct jl_rlimit *out, struct errmsg *err)
@@ -117,8 +116,8 @@ int jl_parse_rlimit(const char *spec, struct jl_rlimit *out, struct errmsg *err)
         }
     if (!out->name)
         return err_set(err, -EINVAL,
-                       "--resource-limit '%.*s': unknown limit (no-file, fsize, core, memlock, nproc, as)",
-                       (int)nlen, spec);
+                       "--resource-limit '%.*s': unknown limit (no-file, fsize, core, memlock, nproc, as)", (int)nlen,
+                       spec);
     if (strcmp(v, "unlimited") == 0) {
         out->value = RLIM_INFINITY;
         return 0;
@@ -145,7 +144,8 @@ static int parse_abs_path(const char *flag, const char *s, char *out, size_t max
     if (n >= max)
         return err_set(err, -EINVAL, "%s '%s': path too long", flag, s);
     for (const char *p = s; p < s + n; p++)
-        if (p[0] == '/' && p[1] == '.' && (p + 2 >= s + n || p[2] == '/' || (p[2] == '.' && (p + 3 >= s + n || p[3] == '/'))))
+        if (p[0] == '/' && p[1] == '.' &&
+            (p + 2 >= s + n || p[2] == '/' || (p[2] == '.' && (p + 3 >= s + n || p[3] == '/'))))
             return err_set(err, -EINVAL, "%s '%s': '.' and '..' components are not allowed", flag, s);
     memcpy(out, s, n);
     out[n] = '\0';
@@ -192,19 +192,45 @@ static int check_exec_file(const char *path, struct errmsg *err)
     return 0;
 }
 
-enum flag { F_ID, F_EXEC, F_UID, F_GID, F_BASE, F_NETNS, F_CGVER, F_CGROUP, F_PARENT, F_RLIMIT,
-            F_DAEMON, F_PIDNS, F_KEEP, F_HELP, F_VERSION, F_COUNT };
+enum flag {
+    F_ID,
+    F_EXEC,
+    F_UID,
+    F_GID,
+    F_BASE,
+    F_NETNS,
+    F_CGVER,
+    F_CGROUP,
+    F_PARENT,
+    F_RLIMIT,
+    F_DAEMON,
+    F_PIDNS,
+    F_KEEP,
+    F_HELP,
+    F_VERSION,
+    F_COUNT
+};
 
 static const struct {
     const char *name;
     int takes_value;
     int repeatable;
 } flags[F_COUNT] = {
-    [F_ID] = {"id", 1, 0},           [F_EXEC] = {"exec-file", 1, 0},       [F_UID] = {"uid", 1, 0},
-    [F_GID] = {"gid", 1, 0},         [F_BASE] = {"chroot-base-dir", 1, 0}, [F_NETNS] = {"netns", 1, 0},
-    [F_CGVER] = {"cgroup-version", 1, 0}, [F_CGROUP] = {"cgroup", 1, 1},  [F_PARENT] = {"parent-cgroup", 1, 0},
-    [F_RLIMIT] = {"resource-limit", 1, 1}, [F_DAEMON] = {"daemonize", 0, 0}, [F_PIDNS] = {"new-pid-ns", 0, 0},
-    [F_KEEP] = {"keep-jail", 0, 0},  [F_HELP] = {"help", 0, 0},            [F_VERSION] = {"version", 0, 0},
+    [F_ID] = {"id", 1, 0},
+    [F_EXEC] = {"exec-file", 1, 0},
+    [F_UID] = {"uid", 1, 0},
+    [F_GID] = {"gid", 1, 0},
+    [F_BASE] = {"chroot-base-dir", 1, 0},
+    [F_NETNS] = {"netns", 1, 0},
+    [F_CGVER] = {"cgroup-version", 1, 0},
+    [F_CGROUP] = {"cgroup", 1, 1},
+    [F_PARENT] = {"parent-cgroup", 1, 0},
+    [F_RLIMIT] = {"resource-limit", 1, 1},
+    [F_DAEMON] = {"daemonize", 0, 0},
+    [F_PIDNS] = {"new-pid-ns", 0, 0},
+    [F_KEEP] = {"keep-jail", 0, 0},
+    [F_HELP] = {"help", 0, 0},
+    [F_VERSION] = {"version", 0, 0},
 };
 
 int jl_parse_args(int argc, char **argv, struct jl_args *a, struct errmsg *err)
@@ -253,15 +279,9 @@ int jl_parse_args(int argc, char **argv, struct jl_args *a, struct errmsg *err)
                 return err_set(err, -EINVAL, "--id '%s': must be 1-64 characters of [A-Za-z0-9-]", val);
             a->id = val;
             break;
-        case F_EXEC:
-            a->exec_file = val;
-            break;
-        case F_UID:
-            rc = parse_id_number("--uid", val, &a->uid, err);
-            break;
-        case F_GID:
-            rc = parse_id_number("--gid", val, &a->gid, err);
-            break;
+        case F_EXEC: a->exec_file = val; break;
+        case F_UID: rc = parse_id_number("--uid", val, &a->uid, err); break;
+        case F_GID: rc = parse_id_number("--gid", val, &a->gid, err); break;
         case F_BASE:
             rc = parse_abs_path("--chroot-base-dir", val, a->chroot_base, sizeof(a->chroot_base), err);
             if (!rc && strcmp(a->chroot_base, "/") == 0)
@@ -286,9 +306,7 @@ int jl_parse_args(int argc, char **argv, struct jl_args *a, struct errmsg *err)
                     rc = err_set(err, -EINVAL, "--cgroup %s given twice", a->cgroups[k].file);
             a->n_cgroups += !rc;
             break;
-        case F_PARENT:
-            parent = val;
-            break;
+        case F_PARENT: parent = val; break;
         case F_RLIMIT:
             if (a->n_rlimits == JL_MAX_RLIMITS - 1) /* one slot kept for the no-file default */
                 return err_set(err, -EINVAL, "--resource-limit: at most %d", JL_MAX_RLIMITS - 1);
@@ -298,23 +316,12 @@ int jl_parse_args(int argc, char **argv, struct jl_args *a, struct errmsg *err)
                     rc = err_set(err, -EINVAL, "--resource-limit %s given twice", a->rlimits[k].name);
             a->n_rlimits += !rc;
             break;
-        case F_DAEMON:
-            a->daemonize = 1;
-            break;
-        case F_PIDNS:
-            a->new_pid_ns = 1;
-            break;
-        case F_KEEP:
-            a->keep_jail = 1;
-            break;
-        case F_HELP:
-            a->help = 1;
-            break;
-        case F_VERSION:
-            a->version = 1;
-            break;
-        case F_COUNT:
-            break;
+        case F_DAEMON: a->daemonize = 1; break;
+        case F_PIDNS: a->new_pid_ns = 1; break;
+        case F_KEEP: a->keep_jail = 1; break;
+        case F_HELP: a->help = 1; break;
+        case F_VERSION: a->version = 1; break;
+        case F_COUNT: break;
         }
         if (rc)
             return rc;

@@ -14,7 +14,7 @@
 #define JL_ID_MAX 64
 #define JL_MAX_CGROUPS 32
 #define JL_MAX_RLIMITS 8
-#define JL_CG_FILE_MAX 64   /* "hugetlb.1GB.limit_in_bytes" fits with room */
+#define JL_CG_FILE_MAX 64 /* "hugetlb.1GB.limit_in_bytes" fits with room */
 #define JL_CG_VALUE_MAX 256
 #define JL_DEFAULT_CHROOT_BASE "/srv/jailer"
 #define JL_DEFAULT_NOFILE 2048 /* Firecracker's default for no-file */
@@ -38,8 +38,8 @@ struct jl_args {
     char exec_name[256]; /* basename of exec_file: the name inside the jail */
     uid_t uid;
     gid_t gid;
-    char chroot_base[1024]; /* absolute, no trailing '/' */
-    const char *netns;      /* NULL: stay in the caller's network namespace */
+    char chroot_base[1024];  /* absolute, no trailing '/' */
+    const char *netns;       /* NULL: stay in the caller's network namespace */
     char parent_cgroup[256]; /* relative path; default exec_name */
     int parent_cgroup_given;
     int cgroup_version; /* 1 (default) or 2 */

@@ -47,7 +47,8 @@ int jl_cg_v1_map(const char *file, const char *value, struct jl_cg_write out[2],
         const char *period = sp ? sp + 1 : NULL;
         int quota_max = qlen == 3 && strncmp(value, "max", 3) == 0;
         if (!(quota_max || all_digits(value, qlen)) || (period && !all_digits(period, strlen(period))))
-            return err_set(err, -EINVAL, "--cgroup cpu.max='%s': must be \"QUOTA [PERIOD]\" in microseconds, QUOTA may be max",
+            return err_set(err, -EINVAL,
+                           "--cgroup cpu.max='%s': must be \"QUOTA [PERIOD]\" in microseconds, QUOTA may be max",
                            value);
         int n = 0;
         if (period)
@@ -115,9 +116,8 @@ static int has_option(const char *opts, const char *want)
 /* The kernel's v1 controllers: a mount option that is not one of them (rw, nosuid, ...) names none. */
 static int is_v1_controller(const char *name)
 {
-    static const char *const known[] = {"cpu",     "cpuacct",   "cpuset",     "memory",  "devices", "freezer",
-                                        "net_cls", "net_prio",  "blkio",      "hugetlb", "pids",    "rdma",
-                                        "misc",    "perf_event"};
+    static const char *const known[] = {"cpu",      "cpuacct", "cpuset",  "memory", "devices", "freezer", "net_cls",
+                                        "net_prio", "blkio",   "hugetlb", "pids",   "rdma",    "misc",    "perf_event"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(name, known[i]) == 0)
             return 1;
@@ -208,7 +208,8 @@ int jl_cg_plan_build(struct jl_cg_plan *p, const struct jl_args *a, const char *
                     ;
                 if (dir == (int)p->n_dirs) {
                     if (jl_cg_find_mount(mounts, 1, ctl, mnt, sizeof(mnt)))
-                        return err_set(err, -ENOENT, "--cgroup %s: no cgroup v1 hierarchy with the %s controller is mounted",
+                        return err_set(err, -ENOENT,
+                                       "--cgroup %s: no cgroup v1 hierarchy with the %s controller is mounted",
                                        a->cgroups[i].file, ctl);
                     dir = add_dir(p, a, ctl, mnt, 0, err);
                     if (dir < 0)

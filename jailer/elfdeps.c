@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 /* Where glibc's loader looks when there is no ld.so.cache (`ld.so --help`: "system search path"). */
-static const char *const system_dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib",
-                                          "/lib64", "/usr/lib64"};
+static const char *const system_dirs[] =
+    {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib", "/lib64", "/usr/lib64"};
 
 /* Copies the NUL-terminated string at buf[off], which must end inside buf and fit in out. */
 static int copy_str(const unsigned char *buf, size_t len, uint64_t off, char *out, size_t max)

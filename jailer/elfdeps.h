@@ -19,12 +19,12 @@
 
 /* What one ELF file says about its dynamic linking (strings copied out). */
 struct jl_elf_info {
-    int machine;            /* e_machine */
-    char interp[PATH_MAX];  /* PT_INTERP, "" if none */
-    int dynamic;            /* has PT_DYNAMIC */
+    int machine;           /* e_machine */
+    char interp[PATH_MAX]; /* PT_INTERP, "" if none */
+    int dynamic;           /* has PT_DYNAMIC */
     size_t n_needed;
     char needed[JL_ELF_MAX_NEEDED][256];
-    size_t n_runpath;       /* DT_RUNPATH, else DT_RPATH, split at ':' ($ORIGIN not expanded) */
+    size_t n_runpath; /* DT_RUNPATH, else DT_RPATH, split at ':' ($ORIGIN not expanded) */
     char runpath[JL_ELF_MAX_RUNPATH][PATH_MAX];
 };
 

@@ -198,8 +198,8 @@ static int copy_into(const char *src, int src_flags, int dirfd, const char *name
 }
 
 /* Copies src to rel below rootfd (making directories, noting what is new). */
-static int copy_to(struct jl_jail *j, int rootfd, const char *src, int src_flags, const char *rel, uid_t uid,
-                   gid_t gid, mode_t mode, struct errmsg *err)
+static int copy_to(struct jl_jail *j, int rootfd, const char *src, int src_flags, const char *rel, uid_t uid, gid_t gid,
+                   mode_t mode, struct errmsg *err)
 {
     const char *leaf;
     int fresh;

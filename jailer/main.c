@@ -60,10 +60,7 @@ static void __attribute__((noreturn)) fail_text(int code, const char *text)
     exit(code);
 }
 
-static void __attribute__((noreturn)) fail(int code, const struct errmsg *err)
-{
-    fail_text(code, err->text);
-}
+static void __attribute__((noreturn)) fail(int code, const struct errmsg *err) { fail_text(code, err->text); }
 
 static char *read_mounts(void)
 {
@@ -217,8 +214,7 @@ int main(int argc, char **argv)
     }
     int status = jl_supervise(child);
     if (!args.keep_jail && cleanup(&err)) {
-        snprintf(err.text + strlen(err.text), sizeof(err.text) - strlen(err.text), " (the VMM exited with %d)",
-                 status);
+        snprintf(err.text + strlen(err.text), sizeof(err.text) - strlen(err.text), " (the VMM exited with %d)", status);
         jl_print_failure(JL_EXIT_CLEANUP, err.text);
         return JL_EXIT_CLEANUP;
     }

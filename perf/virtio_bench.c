@@ -220,8 +220,8 @@ void transport_up(struct virtio_mmio *m, uint64_t want, struct drv *qs, int nq)
         mmio_w(m, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(d->used_gpa >> 32));
         mmio_w(m, VIRTIO_MMIO_QUEUE_READY, 1);
     }
-    mmio_w(m, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                            VIRTIO_STATUS_DRIVER_OK);
+    mmio_w(m, VIRTIO_MMIO_STATUS,
+           VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
     if (!virtio_dev_driver_ok(&m->vdev))
         die("device did not start", EPROTO);
 }
@@ -305,11 +305,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"file", required_argument, NULL, 'f'}, {"size-mib", required_argument, NULL, 'z'},
+        {"file", required_argument, NULL, 'f'},  {"size-mib", required_argument, NULL, 'z'},
         {"depth", required_argument, NULL, 'd'}, {"secs", required_argument, NULL, 's'},
-        {"tap", required_argument, NULL, 't'},  {"blk", no_argument, NULL, 'b'},
-        {"net", no_argument, NULL, 'n'},        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"tap", required_argument, NULL, 't'},   {"blk", no_argument, NULL, 'b'},
+        {"net", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     bool only_blk = false, only_net = false;
     int c;

@@ -66,12 +66,14 @@ static void bench_blk(enum blk_engine engine, const char *path, unsigned depth)
     for (unsigned s = 0; s < depth; s++) {
         uint16_t h = (uint16_t)(3 * s);
         drv_desc(&q, h, BLK_HDR_GPA + 16ULL * s, VIRTIO_BLK_REQ_HDR_LEN, VIRTQ_DESC_F_NEXT, (uint16_t)(h + 1));
-        drv_desc(&q, (uint16_t)(h + 1), BLK_DATA_GPA + (uint64_t)BS * s, BS, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, (uint16_t)(h + 2));
+        drv_desc(&q, (uint16_t)(h + 1), BLK_DATA_GPA + (uint64_t)BS * s, BS, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
+                 (uint16_t)(h + 2));
         drv_desc(&q, (uint16_t)(h + 2), BLK_STATUS_GPA + s, 1, VIRTQ_DESC_F_WRITE, 0);
     }
     transport_up(&m, BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_BLK_F_FLUSH), &q, 1);
 
-    struct result *r = add_result("blk randread 4KiB", engine == BLK_ENGINE_SYNC ? "virtio sync" : "virtio async", depth);
+    struct result *r = add_result("blk randread 4KiB", engine == BLK_ENGINE_SYNC ? "virtio sync" : "virtio async",
+                                  depth);
     irq_count = 0;
     uint64_t ops = 0, errors = 0;
     unsigned inflight = depth;
@@ -232,13 +234,13 @@ void run_blk(void)
         die("image smaller than 4 KiB", EINVAL);
     unsigned depth = opt.depth;
     if (depth > BLK_MAX_DEPTH) {
-        fprintf(stderr, "virtio-bench: depth %u capped at %u (3 descriptors per request, %u-entry queue)\n",
-                depth, BLK_MAX_DEPTH, QSIZE);
+        fprintf(stderr, "virtio-bench: depth %u capped at %u (3 descriptors per request, %u-entry queue)\n", depth,
+                BLK_MAX_DEPTH, QSIZE);
         depth = BLK_MAX_DEPTH;
     }
     if (!opt.json_only)
-        fprintf(stderr, "blk: %s, %" PRIu64 " MiB, depth %u, %.1f s per figure\n", path,
-                (uint64_t)st.st_size >> 20, depth, opt.secs);
+        fprintf(stderr, "blk: %s, %" PRIu64 " MiB, depth %u, %.1f s per figure\n", path, (uint64_t)st.st_size >> 20,
+                depth, opt.secs);
     bench_blk(BLK_ENGINE_SYNC, path, depth);
     bench_blk(BLK_ENGINE_ASYNC, path, depth);
     bench_raw_preadv(path);

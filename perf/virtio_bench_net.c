@@ -229,7 +229,8 @@ static void bench_net_raw(bool tx, size_t len)
     make_frame(frame, len);
     char fig[40];
     snprintf(fig, sizeof(fig), "net %s %zuB frames", tx ? "tx" : "rx", len);
-    struct result *r = add_result(fig, l.tap ? (tx ? "raw write tap" : "raw read tap") : (tx ? "raw write" : "raw read"), 0);
+    struct result *r = add_result(fig,
+                                  l.tap ? (tx ? "raw write tap" : "raw read tap") : (tx ? "raw write" : "raw read"), 0);
     uint64_t frames = 0, errors = 0;
     double t0 = now(), end = t0 + opt.secs;
     do {

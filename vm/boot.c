@@ -28,8 +28,7 @@
  * Maps a whole input file read-only. Mapping (not reading) lets the loader
  * copy straight from the page cache into guest memory: one copy, no buffer.
  */
-static int map_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size,
-                    struct errmsg *err)
+static int map_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size, struct errmsg *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -55,8 +54,7 @@ static int map_file(const char *what, const char *path, uint64_t limit, uint8_t 
 }
 
 /* Puts the initrd as high as the kernel allows in low RAM, page aligned. */
-static int place_initrd(struct vm *vm, const uint8_t *data, size_t size, struct boot_info *bi,
-                        struct errmsg *err)
+static int place_initrd(struct vm *vm, const uint8_t *data, size_t size, struct boot_info *bi, struct errmsg *err)
 {
     uint64_t top = gm_low_end(&vm->alloc.mem);
     if (vm->kernel.initrd_addr_max + 1 < top)
@@ -64,7 +62,8 @@ static int place_initrd(struct vm *vm, const uint8_t *data, size_t size, struct 
     uint64_t aligned = ((uint64_t)size + 0xfff) & ~0xfffULL;
     if (aligned > top || ((top - aligned) & ~0xfffULL) < vm->kernel.load_end)
         return err_set(err, -ENOMEM,
-                       "initrd '%s' (%zu bytes) does not fit between the kernel (ends at %#" PRIx64 ") and the end of low memory (%#" PRIx64 "): give the VM more memory",
+                       "initrd '%s' (%zu bytes) does not fit between the kernel (ends at %#" PRIx64
+                       ") and the end of low memory (%#" PRIx64 "): give the VM more memory",
                        vm->cfg.initrd_path, size, vm->kernel.load_end, top);
     uint64_t gpa = (top - aligned) & ~0xfffULL;
     if (gm_write(&vm->alloc.mem, gpa, data, size))
@@ -79,8 +78,8 @@ int vm_setup_boot(struct vm *vm, struct errmsg *err)
     uint64_t mem_bytes = vm->cfg.mem_mib << 20;
     uint8_t *image = NULL;
     size_t image_size = 0;
-    int rc = map_file("kernel", vm->cfg.kernel_path, mem_bytes < MAX_IMAGE_BYTES ? mem_bytes : MAX_IMAGE_BYTES,
-                       &image, &image_size, err);
+    int rc = map_file("kernel", vm->cfg.kernel_path, mem_bytes < MAX_IMAGE_BYTES ? mem_bytes : MAX_IMAGE_BYTES, &image,
+                      &image_size, err);
     if (rc)
         return rc;
     struct errmsg lerr;
@@ -127,7 +126,8 @@ int vm_setup_boot(struct vm *vm, struct errmsg *err)
     if (len < 0) {
         free(cmdline);
         return err_set(err, -E2BIG, "kernel command line is too long: this kernel accepts %u bytes%s",
-                       vm->kernel.cmdline_max - 1, *extra ? " including the host-compat arguments (see --host-compat)" : "");
+                       vm->kernel.cmdline_max - 1,
+                       *extra ? " including the host-compat arguments (see --host-compat)" : "");
     }
     rc = gm_write(&vm->alloc.mem, CMDLINE_GPA, cmdline, (uint64_t)len + 1);
     log_info("command line: %s", cmdline);

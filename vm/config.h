@@ -35,15 +35,15 @@ enum kernel_decompress_mode { KDECOMP_AUTO, KDECOMP_HOST, KDECOMP_GUEST };
  * owner must outlive the VM).
  */
 struct vm_config {
-    const char *kernel_path;   /* NULL: no boot source yet */
+    const char *kernel_path; /* NULL: no boot source yet */
     const char *initrd_path;
-    const char *cmdline;       /* NULL: EMBER_DEFAULT_CMDLINE */
+    const char *cmdline; /* NULL: EMBER_DEFAULT_CMDLINE */
     unsigned vcpus;
     uint64_t mem_mib;
     enum host_compat_mode host_compat;
-    int use_pvh;               /* take the PVH entry when the ELF has one */
+    int use_pvh; /* take the PVH entry when the ELF has one */
     enum kernel_decompress_mode decompress;
-    int print_stats;           /* exit counters on stderr at the end */
+    int print_stats;             /* exit counters on stderr at the end */
     const char *serial_out_path; /* NULL: the console goes to stdout */
     struct blk_config drives[EMBER_MAX_DRIVES];
     unsigned nr_drives;

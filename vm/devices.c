@@ -64,10 +64,7 @@ static const struct device_row {
     {&vm_virtio_net_device_ops, &each_nic},
 };
 
-static void request_reset(void *ctx)
-{
-    vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042");
-}
+static void request_reset(void *ctx) { vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042"); }
 
 static int cmdline_append(void *ctx, const char *arg)
 {
@@ -81,8 +78,8 @@ static int cmdline_append(void *ctx, const char *arg)
     return 0;
 }
 
-static int realize_one(struct vm *vm, const struct device_env *env, const struct device_ops *ops,
-                       const void *config, const char *id, struct errmsg *err)
+static int realize_one(struct vm *vm, const struct device_env *env, const struct device_ops *ops, const void *config,
+                       const char *id, struct errmsg *err)
 {
     if (vm->nr_devices == VM_MAX_DEVICES)
         return err_set(err, -ENOSPC, "%s: more devices than a VM holds (%d)", id, VM_MAX_DEVICES);

@@ -43,8 +43,7 @@ static void report_unclaimed(struct dispatcher *d, struct vcpu *v, const char *s
     char val[32] = "";
     if (is_write)
         snprintf(val, sizeof(val), " value %#" PRIx64, bytes_value(data, len));
-    log_warn("unclaimed %s %s at %#" PRIx64 " (%u byte%s%s) from vCPU %d RIP %#" PRIx64
-             ": no device owns it; %s%s",
+    log_warn("unclaimed %s %s at %#" PRIx64 " (%u byte%s%s) from vCPU %d RIP %#" PRIx64 ": no device owns it; %s%s",
              space, is_write ? "write" : "read", addr, len, len == 1 ? "" : "s", val, v->id, vcpu_rip(v),
              is_write ? "dropped" : "reads as all-ones",
              nr_reported == UNCLAIMED_REPORT_LIMIT ? " (further new addresses only counted, see --stats)" : "");
@@ -58,8 +57,8 @@ static enum dispatch_result handle_pio(struct dispatcher *d, struct vcpu *v)
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     /* The data area lies inside the shared run page; KVM sized it, but check anyway. */
     if (size == 0 || size > 4 || run->io.data_offset + (uint64_t)size * run->io.count > (uint64_t)v->vm->run_size) {
-        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: malformed PIO exit (size %u, count %u)", v->id,
-                       size, run->io.count);
+        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: malformed PIO exit (size %u, count %u)", v->id, size,
+                       run->io.count);
         return DISPATCH_STOP;
     }
     const struct alloc_entry *e = alloc_find_pio(d->alloc, run->io.port, size);
@@ -110,7 +109,10 @@ static enum dispatch_result handle_internal_error(struct vcpu *v)
     struct kvm_run *run = v->run;
     if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
         struct errmsg err;
-        struct interp_vcpu iv = {.fd = v->fd, .id = v->id, .run = v->run, .mem = &v->vm->alloc.mem,
+        struct interp_vcpu iv = {.fd = v->fd,
+                                 .id = v->id,
+                                 .run = v->run,
+                                 .mem = &v->vm->alloc.mem,
                                  .insn_counts = v->stats.insns};
         if (interp_emulation_failure(&iv, &err) == 0)
             return DISPATCH_CONTINUE;
@@ -120,25 +122,19 @@ static enum dispatch_result handle_internal_error(struct vcpu *v)
     char data[160] = "";
     size_t pos = 0;
     for (uint32_t i = 0; i < run->internal.ndata && i < 4 && pos < sizeof(data); i++)
-        pos += (size_t)snprintf(data + pos, sizeof(data) - pos, " %#llx",
-                                (unsigned long long)run->internal.data[i]);
-    vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: KVM internal error, suberror %u at RIP %#" PRIx64 " (data:%s)",
-                   v->id, run->internal.suberror, vcpu_rip(v), data);
+        pos += (size_t)snprintf(data + pos, sizeof(data) - pos, " %#llx", (unsigned long long)run->internal.data[i]);
+    vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: KVM internal error, suberror %u at RIP %#" PRIx64 " (data:%s)", v->id,
+                   run->internal.suberror, vcpu_rip(v), data);
     return DISPATCH_STOP;
 }
 
 static enum dispatch_result handle_system_event(struct vcpu *v)
 {
     switch (v->run->system_event.type) {
-    case KVM_SYSTEM_EVENT_SHUTDOWN:
-        vm_request_end(v->vm, VM_END_SHUTDOWN, "guest powered off");
-        break;
-    case KVM_SYSTEM_EVENT_RESET:
-        vm_request_end(v->vm, VM_END_RESET, "guest reset");
-        break;
+    case KVM_SYSTEM_EVENT_SHUTDOWN: vm_request_end(v->vm, VM_END_SHUTDOWN, "guest powered off"); break;
+    case KVM_SYSTEM_EVENT_RESET: vm_request_end(v->vm, VM_END_RESET, "guest reset"); break;
     default:
-        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: guest system event %u (crash)", v->id,
-                       v->run->system_event.type);
+        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: guest system event %u (crash)", v->id, v->run->system_event.type);
         break;
     }
     return DISPATCH_STOP;
@@ -174,12 +170,8 @@ enum dispatch_result dispatch_exit(struct dispatcher *d, struct vcpu *v)
 {
     struct kvm_run *run = v->run;
     switch (run->exit_reason) {
-    case KVM_EXIT_IO:
-        v->stats.exits[EXIT_PIO]++;
-        return handle_pio(d, v);
-    case KVM_EXIT_MMIO:
-        v->stats.exits[EXIT_MMIO]++;
-        return handle_mmio(d, v);
+    case KVM_EXIT_IO: v->stats.exits[EXIT_PIO]++; return handle_pio(d, v);
+    case KVM_EXIT_MMIO: v->stats.exits[EXIT_MMIO]++; return handle_mmio(d, v);
     case KVM_EXIT_HLT:
         /* Only reaches us without an in-kernel LAPIC: nothing can wake the CPU. */
         v->stats.exits[EXIT_HLT]++;
@@ -187,18 +179,12 @@ enum dispatch_result dispatch_exit(struct dispatcher *d, struct vcpu *v)
         return DISPATCH_STOP;
     case KVM_EXIT_SHUTDOWN:
         v->stats.exits[EXIT_SHUTDOWN]++;
-        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: guest triple fault (CPU shutdown) at RIP %#" PRIx64,
-                       v->id, vcpu_rip(v));
+        vm_request_end(v->vm, VM_END_CRASH, "vCPU %d: guest triple fault (CPU shutdown) at RIP %#" PRIx64, v->id,
+                       vcpu_rip(v));
         return DISPATCH_STOP;
-    case KVM_EXIT_INTERNAL_ERROR:
-        v->stats.exits[EXIT_INTERNAL]++;
-        return handle_internal_error(v);
-    case KVM_EXIT_SYSTEM_EVENT:
-        v->stats.exits[EXIT_SYSTEM_EVENT]++;
-        return handle_system_event(v);
-    case KVM_EXIT_INTR:
-        v->stats.exits[EXIT_INTR]++;
-        return DISPATCH_CONTINUE;
+    case KVM_EXIT_INTERNAL_ERROR: v->stats.exits[EXIT_INTERNAL]++; return handle_internal_error(v);
+    case KVM_EXIT_SYSTEM_EVENT: v->stats.exits[EXIT_SYSTEM_EVENT]++; return handle_system_event(v);
+    case KVM_EXIT_INTR: v->stats.exits[EXIT_INTR]++; return DISPATCH_CONTINUE;
     case KVM_EXIT_FAIL_ENTRY:
         v->stats.exits[EXIT_OTHER]++;
         vm_request_end(v->vm, VM_END_CRASH,

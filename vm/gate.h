@@ -21,9 +21,9 @@ struct gate {
     pthread_cond_t cond;
     const atomic_int *end; /* the VM's end decision: 0 while it runs */
     int nr_vcpus;
-    int nr_ready;          /* vCPU threads filtered and waiting to start */
-    int vmm_filtered;      /* the VMM thread's filter is in place */
-    int go;                /* the guest may run */
+    int nr_ready;     /* vCPU threads filtered and waiting to start */
+    int vmm_filtered; /* the VMM thread's filter is in place */
+    int go;           /* the guest may run */
     int pause_requested;
     int nr_paused;
 };

@@ -45,10 +45,7 @@ int hostcompat_active(enum host_compat_mode mode, int is_pvm)
  */
 #define PVM_ARGS_SMP "nopv"
 
-const char *hostcompat_cmdline(unsigned vcpus)
-{
-    return vcpus > 1 ? PVM_ARGS_SMP : "";
-}
+const char *hostcompat_cmdline(unsigned vcpus) { return vcpus > 1 ? PVM_ARGS_SMP : ""; }
 
 int cmdline_build(char *out, size_t max, const char *base, const char *extra)
 {

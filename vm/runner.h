@@ -17,7 +17,7 @@ struct vm;
 struct runner {
     struct event_loop loop;
     int signal_fd;
-    bool stop_requested;     /* a signal arrived with no VM running */
+    bool stop_requested; /* a signal arrived with no VM running */
     bool console_raw;
     struct vm *vm;           /* NULL until a VM is started */
     uint8_t console_in[256]; /* stdin bytes the UART FIFO has not taken yet */

@@ -32,6 +32,8 @@ struct rule {
     const char *what;
 };
 
+/* The rule tables are laid out by hand, several rules to a line. */
+/* clang-format off */
 #define ANY(name) {SCMP_SYS(name), R_ANY, 0, 0, #name}
 #define IOCTL(req) {SCMP_SYS(ioctl), R_ARG_EQ, 1, (uint64_t)(req), "ioctl " #req}
 #define NOEXEC(name, a) {SCMP_SYS(name), R_ARG_MASK_ZERO, a, PROT_EXEC, #name " without PROT_EXEC"}
@@ -78,6 +80,7 @@ static const struct rule vcpu_rules[] = {
     /* The driver's status writes activate/reset devices on this thread: watch fds, tap offloads, drain I/O. */
     ANY(epoll_ctl), IOCTL(TUNSETOFFLOAD), ANY(io_uring_enter),
 };
+/* clang-format on */
 
 static const struct {
     const struct rule *rules;

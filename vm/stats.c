@@ -2,9 +2,8 @@
 
 const char *exit_kind_name(enum exit_kind k)
 {
-    static const char *const names[EXIT_KINDS] = {
-        "pio", "mmio", "hlt", "shutdown", "internal_error", "system_event", "intr", "other",
-        "unclaimed_pio", "unclaimed_mmio"};
+    static const char *const names[EXIT_KINDS] = {"pio",          "mmio", "hlt",   "shutdown",      "internal_error",
+                                                  "system_event", "intr", "other", "unclaimed_pio", "unclaimed_mmio"};
     return k < EXIT_KINDS ? names[k] : "?";
 }
 

@@ -101,12 +101,21 @@ static void setup_xcr0(struct vm *vm, struct vcpu *v)
 
 static int setup_msrs(struct vcpu *v, struct errmsg *err)
 {
-    static const struct { uint32_t index; uint64_t data; } init[] = {
-        {MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-        {MSR_STAR, 0}, {MSR_LSTAR, 0}, {MSR_CSTAR, 0}, {MSR_SYSCALL_MASK, 0},
-        {MSR_KERNEL_GS_BASE, 0}, {MSR_IA32_TSC, 0},
-        {MSR_IA32_MISC_ENABLE, 1},              /* fast string operations */
-        {MSR_MTRR_DEF_TYPE, (1u << 11) | 6},    /* MTRRs on, default write-back */
+    static const struct {
+        uint32_t index;
+        uint64_t data;
+    } init[] = {
+        {MSR_IA32_SYSENTER_CS, 0},
+        {MSR_IA32_SYSENTER_ESP, 0},
+        {MSR_IA32_SYSENTER_EIP, 0},
+        {MSR_STAR, 0},
+        {MSR_LSTAR, 0},
+        {MSR_CSTAR, 0},
+        {MSR_SYSCALL_MASK, 0},
+        {MSR_KERNEL_GS_BASE, 0},
+        {MSR_IA32_TSC, 0},
+        {MSR_IA32_MISC_ENABLE, 1},           /* fast string operations */
+        {MSR_MTRR_DEF_TYPE, (1u << 11) | 6}, /* MTRRs on, default write-back */
     };
     enum { N = sizeof(init) / sizeof(init[0]) };
     struct {
@@ -131,7 +140,7 @@ static int setup_fpu_lapic(struct vcpu *v, struct errmsg *err)
 {
     struct kvm_fpu fpu;
     memset(&fpu, 0, sizeof(fpu));
-    fpu.fcw = 0x37f;   /* x87 default control word */
+    fpu.fcw = 0x37f;    /* x87 default control word */
     fpu.mxcsr = 0x1f80; /* SSE exceptions masked */
     if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
         return err_set(err, -errno, "vCPU %d: KVM_SET_FPU: %s", v->id, strerror(errno));

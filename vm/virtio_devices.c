@@ -123,7 +123,11 @@ int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
     return virtio_blk_swap_image(vi->blk, path, err); /* locks the device, tells the guest */
 }
 
-const struct device_ops vm_virtio_blk_device_ops = {
-    .name = "virtio-blk", .realize = blk_realize, .metrics = blk_metrics, .teardown = teardown};
-const struct device_ops vm_virtio_net_device_ops = {
-    .name = "virtio-net", .realize = net_realize, .metrics = net_metrics, .teardown = teardown};
+const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
+                                                    .realize = blk_realize,
+                                                    .metrics = blk_metrics,
+                                                    .teardown = teardown};
+const struct device_ops vm_virtio_net_device_ops = {.name = "virtio-net",
+                                                    .realize = net_realize,
+                                                    .metrics = net_metrics,
+                                                    .teardown = teardown};

@@ -69,12 +69,9 @@ int vm_exit_status(const struct vm *vm)
     switch (atomic_load(&vm->end)) {
     case VM_END_RESET:
     case VM_END_SHUTDOWN:
-    case VM_END_SIGNAL:
-        return 0;
-    case VM_END_CRASH:
-        return 2;
-    default:
-        return 1;
+    case VM_END_SIGNAL: return 0;
+    case VM_END_CRASH: return 2;
+    default: return 1;
     }
 }
 
@@ -103,7 +100,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
     if (!rc) {
         vm->pvm_host = hostcompat_is_pvm(vm->kvm_fd, NULL);
         if (vm->pvm_host)
-            log_info("host KVM is kvm-pvm (software): %s", hostcompat_active(cfg->host_compat, 1)
+            log_info("host KVM is kvm-pvm (software): %s",
+                     hostcompat_active(cfg->host_compat, 1)
                          ? "adding guest kernel arguments for it (--host-compat off to disable)"
                          : "host-compat arguments disabled");
     }

@@ -69,8 +69,7 @@ unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len);
 void vm_destroy(struct vm *vm);
 
 /* Decide how the VM ends (first caller wins) and wake the main loop. */
-void vm_request_end(struct vm *vm, enum vm_end end, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void vm_request_end(struct vm *vm, enum vm_end end, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vm_has_ended(const struct vm *vm);
 int vm_exit_status(const struct vm *vm);
 const char *vm_end_reason(const struct vm *vm);

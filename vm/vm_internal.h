@@ -56,8 +56,8 @@ struct device_instance {
 };
 
 struct vm {
-    int created;              /* vm_create ran: vm_destroy has something to release */
-    struct vm_kvm prepared;   /* from vm_prepare, taken over by vm_create */
+    int created;            /* vm_create ran: vm_destroy has something to release */
+    struct vm_kvm prepared; /* from vm_prepare, taken over by vm_create */
     struct vm_config cfg;
     int kvm_fd;
     int vm_fd;
@@ -69,20 +69,20 @@ struct vm {
     /* In the order they were realized (legacy, then virtio with the root drive first). */
     struct device_instance devices[VM_MAX_DEVICES];
     unsigned nr_devices;
-    int serial_out_fd;        /* PUT /serial target, or -1 */
-    char dev_cmdline[1024];   /* what devices added (root=, virtio_mmio.device=) */
+    int serial_out_fd;      /* PUT /serial target, or -1 */
+    char dev_cmdline[1024]; /* what devices added (root=, virtio_mmio.device=) */
     struct kernel_image kernel;
     struct vcpu *vcpus;
     int nr_vcpus;
 
-    atomic_int end;           /* enum vm_end, first writer wins */
+    atomic_int end; /* enum vm_end, first writer wins */
     char end_reason[512];
-    int stop_efd;             /* written once when `end` is decided */
-    struct event_loop *loop;  /* the process's event loop (VMM thread) */
-    int running;              /* vCPU threads started */
-    struct gate gate;         /* start barrier and pause */
+    int stop_efd;            /* written once when `end` is decided */
+    struct event_loop *loop; /* the process's event loop (VMM thread) */
+    int running;             /* vCPU threads started */
+    struct gate gate;        /* start barrier and pause */
 
-    uint64_t t_start_ns;      /* process start (main) */
+    uint64_t t_start_ns; /* process start (main) */
     _Atomic uint64_t t_first_run_ns;
 };
 

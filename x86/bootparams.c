@@ -37,7 +37,7 @@ int zero_page_build(uint8_t zp[ZP_SIZE], const struct kernel_image *k, const str
         le_st16(zp + ZP_VERSION, 0x020f);
         le_st32(zp + ZP_KERNEL_ALIGNMENT, 0x1000000);
     }
-    zp[ZP_TYPE_OF_LOADER] = 0xff; /* "undefined" boot loader */
+    zp[ZP_TYPE_OF_LOADER] = 0xff;    /* "undefined" boot loader */
     zp[ZP_LOADFLAGS] |= 0x01 | 0x80; /* LOADED_HIGH | CAN_USE_HEAP */
     le_st16(zp + ZP_HEAP_END_PTR, 0xfe00);
     le_st32(zp + ZP_CMD_LINE_PTR, (uint32_t)bi->cmdline_gpa);
@@ -65,8 +65,7 @@ int zero_page_build(uint8_t zp[ZP_SIZE], const struct kernel_image *k, const str
 #define PVH_MEMMAP_OFF 0x80
 #define PVH_MEMMAP_ENTRY 24
 
-int pvh_info_write(struct guest_mem *gm, const struct boot_info *bi,
-                   const struct e820_entry *e820, int nr_e820)
+int pvh_info_write(struct guest_mem *gm, const struct boot_info *bi, const struct e820_entry *e820, int nr_e820)
 {
     uint64_t len = PVH_MEMMAP_OFF + (uint64_t)nr_e820 * PVH_MEMMAP_ENTRY;
     if (nr_e820 < 0 || len > 0x1000)

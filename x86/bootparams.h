@@ -51,7 +51,6 @@ int zero_page_build(uint8_t zp[ZP_SIZE], const struct kernel_image *k, const str
                     const struct e820_entry *e820, int nr_e820);
 
 /* Writes hvm_start_info (+ module list + memmap) at PVH_INFO_GPA. */
-int pvh_info_write(struct guest_mem *gm, const struct boot_info *bi,
-                   const struct e820_entry *e820, int nr_e820);
+int pvh_info_write(struct guest_mem *gm, const struct boot_info *bi, const struct e820_entry *e820, int nr_e820);
 
 #endif

@@ -56,8 +56,16 @@ int boot_tables_write(struct guest_mem *gm)
 
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t s, uint8_t l, uint8_t db)
 {
-    return (struct kvm_segment){.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-                                .present = 1, .dpl = 0, .db = db, .s = s, .l = l, .g = 1};
+    return (struct kvm_segment){.base = 0,
+                                .limit = 0xffffffff,
+                                .selector = sel,
+                                .type = type,
+                                .present = 1,
+                                .dpl = 0,
+                                .db = db,
+                                .s = s,
+                                .l = l,
+                                .g = 1};
 }
 
 void boot_sregs(const struct kernel_image *k, struct kvm_sregs *sregs)

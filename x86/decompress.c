@@ -37,7 +37,7 @@ enum payload_format payload_detect(const uint8_t *p, size_t n)
 const char *payload_format_name(enum payload_format f)
 {
     static const char *const names[] = {
-        [PAYLOAD_UNKNOWN] = "unknown", [PAYLOAD_GZIP] = "gzip",  [PAYLOAD_XZ] = "xz",     [PAYLOAD_ZSTD] = "zstd",
+        [PAYLOAD_UNKNOWN] = "unknown", [PAYLOAD_GZIP] = "gzip",   [PAYLOAD_XZ] = "xz",     [PAYLOAD_ZSTD] = "zstd",
         [PAYLOAD_LZ4_LEGACY] = "lz4",  [PAYLOAD_BZIP2] = "bzip2", [PAYLOAD_LZMA] = "lzma", [PAYLOAD_LZO] = "lzo",
     };
     return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "unknown";
@@ -122,8 +122,7 @@ static int unzstd(const uint8_t *p, size_t n, uint8_t *out, size_t cap, size_t *
     return 0;
 }
 
-int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out, size_t *out_len,
-                       struct errmsg *err)
+int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out, size_t *out_len, struct errmsg *err)
 {
     *out = NULL;
     *out_len = 0;
@@ -145,21 +144,14 @@ int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out
     size_t got = 0;
     int rc;
     switch (f) {
-    case PAYLOAD_GZIP:
-        rc = ungzip(p, n, buf, want + 1, &got, err);
-        break;
-    case PAYLOAD_XZ:
-        rc = unxz(p, n - 4, buf, want + 1, &got, err);
-        break;
-    case PAYLOAD_ZSTD:
-        rc = unzstd(p, n - 4, buf, want + 1, &got, err);
-        break;
-    default:
-        rc = unlz4_legacy(p, n - 4, buf, want + 1, &got, err);
-        break;
+    case PAYLOAD_GZIP: rc = ungzip(p, n, buf, want + 1, &got, err); break;
+    case PAYLOAD_XZ: rc = unxz(p, n - 4, buf, want + 1, &got, err); break;
+    case PAYLOAD_ZSTD: rc = unzstd(p, n - 4, buf, want + 1, &got, err); break;
+    default: rc = unlz4_legacy(p, n - 4, buf, want + 1, &got, err); break;
     }
     if (!rc && got != want)
-        rc = err_set(err, -EINVAL, "%s payload gave %zu bytes, its trailer says %zu", payload_format_name(f), got, want);
+        rc = err_set(err, -EINVAL, "%s payload gave %zu bytes, its trailer says %zu", payload_format_name(f), got,
+                     want);
     if (rc) {
         free(buf);
         return rc;

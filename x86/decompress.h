@@ -38,7 +38,6 @@ const char *payload_format_name(enum payload_format f);
  * the stated size exceeds max_out, -EINVAL for corrupt data or a size that
  * does not match the stated one, -ENOMEM.
  */
-int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out, size_t *out_len,
-                       struct errmsg *err);
+int payload_decompress(const uint8_t *p, size_t n, size_t max_out, uint8_t **out, size_t *out_len, struct errmsg *err);
 
 #endif

@@ -20,12 +20,12 @@ enum boot_protocol { BOOT_LINUX64, BOOT_PVH };
 struct kernel_image {
     enum boot_protocol proto;
     int is_bzimage;
-    int host_decompressed;         /* bzImage whose vmlinux Ember decompressed and loaded itself */
-    char payload_format[8];        /* its compression, when host_decompressed */
+    int host_decompressed;  /* bzImage whose vmlinux Ember decompressed and loaded itself */
+    char payload_format[8]; /* its compression, when host_decompressed */
     uint64_t entry;
-    uint64_t load_start, load_end; /* guest-physical [start, end) the kernel needs */
-    uint32_t cmdline_max;          /* bytes, including the NUL */
-    uint64_t initrd_addr_max;      /* highest byte an initrd may occupy */
+    uint64_t load_start, load_end;    /* guest-physical [start, end) the kernel needs */
+    uint32_t cmdline_max;             /* bytes, including the NUL */
+    uint64_t initrd_addr_max;         /* highest byte an initrd may occupy */
     uint8_t setup_hdr[SETUP_HDR_MAX]; /* bzImage header bytes from 0x1f1 */
     size_t setup_hdr_len;
 };
@@ -34,10 +34,9 @@ enum kernel_format { KFMT_UNKNOWN, KFMT_ELF, KFMT_BZIMAGE };
 enum kernel_format kernel_detect(const uint8_t *file, size_t size);
 
 /* use_pvh: take the PVH entry when the note is present (default on). */
-int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh,
-             struct kernel_image *out, struct errmsg *err);
-int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
-                 struct kernel_image *out, struct errmsg *err);
+int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh, struct kernel_image *out,
+             struct errmsg *err);
+int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size, struct kernel_image *out, struct errmsg *err);
 /*
  * bzImage whose payload Ember decompresses on the host and loads as the ELF
  * vmlinux it holds (at its link address: no KASLR, as with a vmlinux), with

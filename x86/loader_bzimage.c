@@ -31,8 +31,7 @@ enum kernel_format kernel_detect(const uint8_t *file, size_t size)
 {
     if (size >= 4 && memcmp(file, "\177ELF", 4) == 0)
         return KFMT_ELF;
-    if (size >= HDR_MAGIC + 4 && memcmp(file + HDR_MAGIC, "HdrS", 4) == 0 &&
-        le_ld16(file + HDR_BOOT_FLAG) == 0xaa55)
+    if (size >= HDR_MAGIC + 4 && memcmp(file + HDR_MAGIC, "HdrS", 4) == 0 && le_ld16(file + HDR_BOOT_FLAG) == 0xaa55)
         return KFMT_BZIMAGE;
     return KFMT_UNKNOWN;
 }
@@ -71,8 +70,7 @@ static void take_header(const uint8_t *file, struct kernel_image *out)
     memcpy(out->setup_hdr, file + SETUP_HDR_OFF, out->setup_hdr_len);
 }
 
-int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
-                 struct kernel_image *out, struct errmsg *err)
+int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size, struct kernel_image *out, struct errmsg *err)
 {
     int rc = check_header(file, size, err);
     if (rc)
@@ -94,7 +92,8 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size,
     uint64_t need = init_size > kernel_len ? init_size : kernel_len;
     uint8_t *dst = gm_ptr(gm, load, need);
     if (!dst)
-        return err_set(err, -ENOMEM, "bzImage needs [%#llx, +%#llx) but guest memory is %llu MiB: give the VM more memory",
+        return err_set(err, -ENOMEM,
+                       "bzImage needs [%#llx, +%#llx) but guest memory is %llu MiB: give the VM more memory",
                        (unsigned long long)load, (unsigned long long)need, (unsigned long long)(gm->total >> 20));
     memcpy(dst, file + kernel_off, kernel_len);
 
@@ -147,8 +146,7 @@ int load_kernel(struct guest_mem *gm, const uint8_t *file, size_t size, int use_
                 struct kernel_image *out, struct errmsg *err)
 {
     switch (kernel_detect(file, size)) {
-    case KFMT_ELF:
-        return load_elf(gm, file, size, use_pvh, out, err);
+    case KFMT_ELF: return load_elf(gm, file, size, use_pvh, out, err);
     case KFMT_BZIMAGE:
         if (host_decompress) {
             int rc = load_bzimage_decompressed(gm, file, size, use_pvh, out, err);
@@ -156,7 +154,6 @@ int load_kernel(struct guest_mem *gm, const uint8_t *file, size_t size, int use_
                 return rc;
         }
         return load_bzimage(gm, file, size, out, err);
-    default:
-        return err_set(err, -ENOEXEC, "neither an ELF vmlinux nor a bzImage (%zu bytes)", size);
+    default: return err_set(err, -ENOEXEC, "neither an ELF vmlinux nor a bzImage (%zu bytes)", size);
     }
 }

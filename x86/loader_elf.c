@@ -9,10 +9,7 @@
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 /* [off, off+len) lies inside a buffer of `size` bytes, without wrapping. */
-static int in_file(uint64_t off, uint64_t len, size_t size)
-{
-    return off <= size && len <= size - off;
-}
+static int in_file(uint64_t off, uint64_t len, size_t size) { return off <= size && len <= size - off; }
 
 static int get_ehdr(const uint8_t *file, size_t size, Elf64_Ehdr *eh, struct errmsg *err)
 {
@@ -28,8 +25,7 @@ static int get_ehdr(const uint8_t *file, size_t size, Elf64_Ehdr *eh, struct err
     if (eh->e_phnum == 0)
         return err_set(err, -ENOEXEC, "ELF has no program headers");
     if (eh->e_phentsize != sizeof(Elf64_Phdr))
-        return err_set(err, -ENOEXEC, "ELF program header size %u is not %zu",
-                       eh->e_phentsize, sizeof(Elf64_Phdr));
+        return err_set(err, -ENOEXEC, "ELF program header size %u is not %zu", eh->e_phentsize, sizeof(Elf64_Phdr));
     if (!in_file(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), size))
         return err_set(err, -ENOEXEC, "ELF program headers lie outside the file");
     return 0;
@@ -56,8 +52,7 @@ static int scan_notes(const uint8_t *p, uint64_t len, uint64_t *entry)
             return -EINVAL; /* malformed note area */
         const uint8_t *name = p + off;
         const uint8_t *desc = p + off + name_sz;
-        if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
-            memcmp(name, "Xen", 4) == 0) {
+        if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 && memcmp(name, "Xen", 4) == 0) {
             if (nh.n_descsz == 4) {
                 uint32_t v;
                 memcpy(&v, desc, 4);
@@ -92,8 +87,8 @@ int elf_find_pvh_entry(const uint8_t *file, size_t size, uint64_t *entry)
     return -ENOENT;
 }
 
-int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh,
-             struct kernel_image *out, struct errmsg *err)
+int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh, struct kernel_image *out,
+             struct errmsg *err)
 {
     Elf64_Ehdr eh;
     int rc = get_ehdr(file, size, &eh, err);
@@ -107,17 +102,21 @@ int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
         if (ph.p_filesz > ph.p_memsz)
-            return err_set(err, -ENOEXEC, "ELF segment %u: file size %#llx exceeds memory size %#llx",
-                           i, (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_memsz);
+            return err_set(err, -ENOEXEC, "ELF segment %u: file size %#llx exceeds memory size %#llx", i,
+                           (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_memsz);
         if (!in_file(ph.p_offset, ph.p_filesz, size))
-            return err_set(err, -ENOEXEC, "ELF segment %u lies outside the file (offset %#llx, size %#llx, file %zu bytes): truncated or corrupt",
+            return err_set(err, -ENOEXEC,
+                           "ELF segment %u lies outside the file (offset %#llx, size %#llx, file %zu bytes): truncated "
+                           "or corrupt",
                            i, (unsigned long long)ph.p_offset, (unsigned long long)ph.p_filesz, size);
         if (ph.p_paddr < HIMEM_GPA)
-            return err_set(err, -ENOEXEC, "ELF segment %u at %#llx overlaps the boot area below 1 MiB",
-                           i, (unsigned long long)ph.p_paddr);
+            return err_set(err, -ENOEXEC, "ELF segment %u at %#llx overlaps the boot area below 1 MiB", i,
+                           (unsigned long long)ph.p_paddr);
         uint8_t *dst = gm_ptr(gm, ph.p_paddr, ph.p_memsz);
         if (!dst)
-            return err_set(err, -ENOMEM, "ELF segment %u [%#llx, +%#llx) lies outside guest memory (%llu MiB): give the VM more memory",
+            return err_set(err, -ENOMEM,
+                           "ELF segment %u [%#llx, +%#llx) lies outside guest memory (%llu MiB): give the VM more "
+                           "memory",
                            i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz,
                            (unsigned long long)(gm->total >> 20));
         memcpy(dst, file + ph.p_offset, ph.p_filesz);
@@ -134,7 +133,8 @@ int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh
     uint64_t pvh_entry;
     int note = elf_find_pvh_entry(file, size, &pvh_entry);
     if (note == -EINVAL)
-        return err_set(err, -ENOEXEC, "ELF note area is malformed (a note's name or description runs past its segment)");
+        return err_set(err, -ENOEXEC,
+                       "ELF note area is malformed (a note's name or description runs past its segment)");
     if (use_pvh && note == 0) {
         if (!gm_ptr(gm, pvh_entry, 1) || pvh_entry >= 0x100000000ULL)
             return err_set(err, -ENOEXEC, "PVH entry %#llx is outside guest memory", (unsigned long long)pvh_entry);

@@ -53,8 +53,8 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
         e[1] = (uint8_t)cpu;
         e[2] = APIC_VERSION;
         e[3] = 0x01 | (cpu == 0 ? 0x02 : 0); /* enabled, BSP */
-        le_st32(e + 4, 0x600);                 /* family 6 signature */
-        le_st32(e + 8, 0x201);                 /* FPU | APIC feature flags */
+        le_st32(e + 4, 0x600);               /* family 6 signature */
+        le_st32(e + 8, 0x201);               /* FPU | APIC feature flags */
     }
     e[0] = 1; /* bus 0: ISA */
     memcpy(e + 2, "ISA   ", 6);
@@ -67,9 +67,9 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
     e += MP_SMALL_LEN, count++;
     /* ISA IRQ n is IOAPIC pin n: KVM's default GSI routing does the same. */
     for (int irq = 0; irq < MP_IRQS; irq++, e += MP_SMALL_LEN, count++) {
-        e[0] = 3;  /* I/O interrupt */
-        e[1] = 0;  /* INT */
-        e[4] = 0;  /* source bus */
+        e[0] = 3; /* I/O interrupt */
+        e[1] = 0; /* INT */
+        e[4] = 0; /* source bus */
         e[5] = (uint8_t)irq;
         e[6] = ioapic_id;
         e[7] = (uint8_t)irq;

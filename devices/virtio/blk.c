@@ -30,8 +30,8 @@ struct virtio_blk {
     char *path;
     int fd;
     uint64_t size_bytes;
-    struct virtio_dev *vd;  /* set when a transport attaches */
-    bool activated;         /* the driver has set DRIVER_OK at least once */
+    struct virtio_dev *vd; /* set when a transport attaches */
+    bool activated;        /* the driver has set DRIVER_OK at least once */
     const struct blk_engine_ops *engine;
     void *engine_state;
     struct blk_counters ctr;
@@ -44,8 +44,7 @@ struct blk_counters virtio_blk_counters(const struct virtio_blk *b) { return b->
 const char *virtio_blk_id(const struct virtio_blk *b) { return b->cfg.id; }
 
 /* Opens, locks and sizes an image; the one place these rules live. */
-static int open_image(const char *id, const char *path, bool read_only, int *fd_out, uint64_t *size,
-                      struct errmsg *err)
+static int open_image(const char *id, const char *path, bool read_only, int *fd_out, uint64_t *size, struct errmsg *err)
 {
     int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0)
@@ -65,7 +64,8 @@ static int open_image(const char *id, const char *path, bool read_only, int *fd_
     }
     *size = (uint64_t)st.st_size;
     if (*size % SECTOR)
-        log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes are not reachable",
+        log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes "
+                 "are not reachable",
                  id, (unsigned long long)*size, (unsigned long long)(*size / SECTOR),
                  (unsigned long long)(*size % SECTOR));
     *fd_out = fd;
@@ -170,7 +170,7 @@ static void blk_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len
 /* Collects the data buffers of a request (header and status byte excluded) into b->iov. */
 static int data_iov(struct virtio_blk *b, const struct virtq_chain *c, bool device_writes, uint64_t *total)
 {
-    uint64_t skip = device_writes ? 0 : HDR_LEN;  /* readable side starts with the header */
+    uint64_t skip = device_writes ? 0 : HDR_LEN; /* readable side starts with the header */
     uint64_t limit = device_writes ? c->writable - 1 : c->readable - HDR_LEN;
     int n = 0;
     *total = 0;
@@ -216,8 +216,8 @@ void blk_complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t 
         virtio_dev_set_needs_reset(b->vd, "used ring outside guest memory");
 }
 
-void blk_complete_io(struct virtio_blk *b, uint8_t type, uint16_t head, uint8_t *status, uint64_t len,
-                     uint32_t written, bool ok)
+void blk_complete_io(struct virtio_blk *b, uint8_t type, uint16_t head, uint8_t *status, uint64_t len, uint32_t written,
+                     bool ok)
 {
     if (ok && type == VIRTIO_BLK_T_IN) {
         b->ctr.reads++;
@@ -281,8 +281,14 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
         blk_complete(b, c->head, status, VIRTIO_BLK_S_IOERR, 1);
         return 0;
     }
-    struct blk_io io = {.fd = b->fd, .type = (uint8_t)type, .head = c->head, .status = status, .iov = b->iov,
-                        .niov = niov, .offset = sector * SECTOR, .len = len,
+    struct blk_io io = {.fd = b->fd,
+                        .type = (uint8_t)type,
+                        .head = c->head,
+                        .status = status,
+                        .iov = b->iov,
+                        .niov = niov,
+                        .offset = sector * SECTOR,
+                        .len = len,
                         .written = in ? (uint32_t)len + 1 : 1};
     return b->engine->submit(b->engine_state, &io);
 }

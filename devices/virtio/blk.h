@@ -16,7 +16,7 @@
 enum blk_engine { BLK_ENGINE_SYNC, BLK_ENGINE_ASYNC };
 
 struct blk_config {
-    const char *id;        /* drive id, also reported by GET_ID */
+    const char *id; /* drive id, also reported by GET_ID */
     const char *path;
     bool read_only;
     bool root;

@@ -25,8 +25,8 @@ struct blk_io {
     uint8_t *status;         /* host pointer to the status byte */
     const struct iovec *iov; /* data buffers (none for a flush); valid only during submit */
     int niov;
-    uint64_t offset, len;    /* bytes on the disk */
-    uint32_t written;        /* used length when the request succeeds */
+    uint64_t offset, len; /* bytes on the disk */
+    uint32_t written;     /* used length when the request succeeds */
 };
 
 /* Every call is made with the device lock held. NULL members: the engine has nothing to do there. */
@@ -53,8 +53,8 @@ extern const struct blk_engine_ops blk_engine_sync;
 extern const struct blk_engine_ops blk_engine_uring;
 
 /* For engines: the request finished (ok: every byte moved); counts it, sets its status, returns the chain. */
-void blk_complete_io(struct virtio_blk *b, uint8_t type, uint16_t head, uint8_t *status, uint64_t len,
-                     uint32_t written, bool ok);
+void blk_complete_io(struct virtio_blk *b, uint8_t type, uint16_t head, uint8_t *status, uint64_t len, uint32_t written,
+                     bool ok);
 /* For engines: returns the chain with status byte `s` and `written` used bytes, counting only errors. */
 void blk_complete(struct virtio_blk *b, uint16_t head, uint8_t *status, uint8_t s, uint32_t written);
 /* For engines: whether the driver still expects completions (not reset, not stopped). */

@@ -25,9 +25,9 @@ _Static_assert(URING_DEPTH <= 256, "slot numbers are kept in uint8_t");
 struct inflight {
     bool used;
     uint16_t head;
-    uint8_t *status;   /* host pointer to the status byte */
-    uint32_t written;  /* bytes the device writes on success (data + status) */
-    uint32_t expect;   /* bytes the I/O must transfer */
+    uint8_t *status;  /* host pointer to the status byte */
+    uint32_t written; /* bytes the device writes on success (data + status) */
+    uint32_t expect;  /* bytes the I/O must transfer */
     uint8_t type;
     struct iovec iov[SLOT_IOV];
 };
@@ -40,7 +40,7 @@ struct uring_engine {
     struct inflight slots[URING_DEPTH];
     uint8_t free_slots[URING_DEPTH]; /* stack of unused slot numbers: O(1) allocation */
     unsigned nr_free;
-    unsigned nr_inflight;            /* slots taken, submitted to the kernel or not yet */
+    unsigned nr_inflight; /* slots taken, submitted to the kernel or not yet */
 };
 
 static void uring_destroy(void *state)
@@ -97,7 +97,8 @@ static unsigned reap(struct uring_engine *e, bool deliver)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
-    io_uring_for_each_cqe(&e->ring, head, cqe) {
+    io_uring_for_each_cqe(&e->ring, head, cqe)
+    {
         struct inflight *f = slot_done(e, io_uring_cqe_get_data64(cqe));
         int res = cqe->res;
         n++;

@@ -109,12 +109,30 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
         break;
     case VIRTIO_MMIO_INTERRUPT_ACK: atomic_fetch_and(&vd->int_status, ~v); break;
     case VIRTIO_MMIO_STATUS: write_status(m, v); break;
-    case VIRTIO_MMIO_QUEUE_DESC_LOW: if (q_writable) set_lo(&q->desc_gpa, v); break;
-    case VIRTIO_MMIO_QUEUE_DESC_HIGH: if (q_writable) set_hi(&q->desc_gpa, v); break;
-    case VIRTIO_MMIO_QUEUE_AVAIL_LOW: if (q_writable) set_lo(&q->avail_gpa, v); break;
-    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: if (q_writable) set_hi(&q->avail_gpa, v); break;
-    case VIRTIO_MMIO_QUEUE_USED_LOW: if (q_writable) set_lo(&q->used_gpa, v); break;
-    case VIRTIO_MMIO_QUEUE_USED_HIGH: if (q_writable) set_hi(&q->used_gpa, v); break;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+        if (q_writable)
+            set_lo(&q->desc_gpa, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+        if (q_writable)
+            set_hi(&q->desc_gpa, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+        if (q_writable)
+            set_lo(&q->avail_gpa, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+        if (q_writable)
+            set_hi(&q->avail_gpa, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_USED_LOW:
+        if (q_writable)
+            set_lo(&q->used_gpa, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_USED_HIGH:
+        if (q_writable)
+            set_hi(&q->used_gpa, v);
+        break;
     default: break;
     }
 }
@@ -153,8 +171,8 @@ static void mmio_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 const struct io_ops virtio_mmio_io_ops = {.read = mmio_read, .write = mmio_write};
 
 int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virtio_dev_ops *ops, void *dev,
-                     const struct guest_mem *gm, struct event_loop *loop, int vm_fd, uint64_t base,
-                     uint32_t gsi, struct irq_line irq)
+                     const struct guest_mem *gm, struct event_loop *loop, int vm_fd, uint64_t base, uint32_t gsi,
+                     struct irq_line irq)
 {
     memset(m, 0, sizeof(*m));
     m->vm_fd = vm_fd;
@@ -174,8 +192,11 @@ int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virti
             return -errno;
         if (vm_fd >= 0) {
             /* KVM signals the eventfd itself: a kick costs no exit to userspace. */
-            struct kvm_ioeventfd ioe = {.datamatch = q, .addr = base + VIRTIO_MMIO_QUEUE_NOTIFY, .len = 4,
-                                        .fd = m->notify_fd[q], .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+            struct kvm_ioeventfd ioe = {.datamatch = q,
+                                        .addr = base + VIRTIO_MMIO_QUEUE_NOTIFY,
+                                        .len = 4,
+                                        .fd = m->notify_fd[q],
+                                        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
             if (ioctl(vm_fd, KVM_IOEVENTFD, &ioe) < 0)
                 m->ioeventfd_ok = false;
         }
@@ -193,8 +214,8 @@ int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virti
             m->irq_fd = -1;
         }
     }
-    log_info("%s: virtio-mmio at %#llx gsi %u, notify by %s, interrupt by %s", name, (unsigned long long)base,
-             gsi, vm_fd >= 0 && m->ioeventfd_ok ? "ioeventfd" : "MMIO exit", m->irq_fd >= 0 ? "irqfd" : "KVM_IRQ_LINE");
+    log_info("%s: virtio-mmio at %#llx gsi %u, notify by %s, interrupt by %s", name, (unsigned long long)base, gsi,
+             vm_fd >= 0 && m->ioeventfd_ok ? "ioeventfd" : "MMIO exit", m->irq_fd >= 0 ? "irqfd" : "KVM_IRQ_LINE");
     return 0;
 }
 

@@ -22,20 +22,20 @@
 
 struct virtio_mmio {
     struct virtio_dev vdev; /* the device state; models see only this */
-    int vm_fd;           /* -1 in unit tests: no ioeventfd/irqfd, plain paths */
+    int vm_fd;              /* -1 in unit tests: no ioeventfd/irqfd, plain paths */
     uint64_t base;
     uint32_t gsi;
     struct irq_line irq; /* used when irqfd is unavailable */
     uint32_t dev_features_sel, drv_features_sel, queue_sel;
     int notify_fd[VIRTIO_DEV_MAX_QUEUES];
     bool ioeventfd_ok;
-    int irq_fd;          /* irqfd eventfd, or -1 */
+    int irq_fd; /* irqfd eventfd, or -1 */
 };
 
 /* Sets up the transport; vm_fd < 0 skips ioeventfd/irqfd (tests). */
 int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virtio_dev_ops *ops, void *dev,
-                     const struct guest_mem *gm, struct event_loop *loop, int vm_fd, uint64_t base,
-                     uint32_t gsi, struct irq_line irq);
+                     const struct guest_mem *gm, struct event_loop *loop, int vm_fd, uint64_t base, uint32_t gsi,
+                     struct irq_line irq);
 void virtio_mmio_destroy(struct virtio_mmio *m);
 
 extern const struct io_ops virtio_mmio_io_ops;

@@ -31,7 +31,7 @@
 #define VIRTIO_MMIO_CONFIG_GENERATION 0x0fc
 #define VIRTIO_MMIO_CONFIG 0x100 /* device-specific configuration space from here */
 
-#define VIRTIO_MMIO_MAGIC 0x74726976u      /* "virt" */
+#define VIRTIO_MMIO_MAGIC 0x74726976u /* "virt" */
 #define VIRTIO_MMIO_VERSION_MODERN 2u
 #define VIRTIO_MMIO_VENDOR_EMBER 0x454d4252u /* "EMBR" */
 

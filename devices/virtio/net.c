@@ -26,13 +26,13 @@ struct virtio_net {
     char id[64], tap_name[IFNAMSIZ];
     int fd;
     bool is_tap;
-    struct virtio_dev *vd;  /* set when a transport attaches */
-    bool watching;        /* fd registered in the event loop */
+    struct virtio_dev *vd; /* set when a transport attaches */
+    bool watching;         /* fd registered in the event loop */
     uint32_t watch_events;
     /* A frame read from the tap that the guest had no room for yet. */
     uint8_t *pending;
     size_t pending_len;
-    bool tx_blocked;      /* tap was full: wait for EPOLLOUT */
+    bool tx_blocked; /* tap was full: wait for EPOLLOUT */
     struct net_counters ctr;
     struct virtq_chain chain;
     struct virtq_chain rx_chains[MAX_RX_CHAINS];
@@ -114,8 +114,9 @@ static uint64_t net_features(void *dev)
 {
     struct virtio_net *n = dev;
     uint64_t f = BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC) |
-                 BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_GUEST_CSUM) | BIT64(VIRTIO_NET_F_GUEST_TSO4) | BIT64(VIRTIO_NET_F_GUEST_TSO6) |
-                 BIT64(VIRTIO_NET_F_HOST_TSO4) | BIT64(VIRTIO_NET_F_HOST_TSO6) | BIT64(VIRTIO_NET_F_MRG_RXBUF);
+                 BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_GUEST_CSUM) | BIT64(VIRTIO_NET_F_GUEST_TSO4) |
+                 BIT64(VIRTIO_NET_F_GUEST_TSO6) | BIT64(VIRTIO_NET_F_HOST_TSO4) | BIT64(VIRTIO_NET_F_HOST_TSO6) |
+                 BIT64(VIRTIO_NET_F_MRG_RXBUF);
     if (n->cfg.has_mac)
         f |= BIT64(VIRTIO_NET_F_MAC);
     return f;

@@ -15,7 +15,7 @@
 
 struct net_config {
     const char *id;
-    const char *tap;     /* host interface name */
+    const char *tap; /* host interface name */
     uint8_t mac[6];
     bool has_mac;
 };

@@ -221,8 +221,8 @@ bool virtq_rearm(struct virtq *q, const struct guest_mem *gm)
 }
 
 /* Walks the buffers of one direction, copying `len` bytes at `offset`. */
-static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, bool writable,
-                      uint64_t offset, uint8_t *host, uint64_t len, bool to_guest)
+static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, bool writable, uint64_t offset,
+                      uint8_t *host, uint64_t len, bool to_guest)
 {
     (void)gm; /* the buffers' host mappings were checked when the chain was popped */
     for (unsigned i = 0; i < c->nbufs && len; i++) {
@@ -248,14 +248,13 @@ static int chain_copy(const struct virtq_chain *c, const struct guest_mem *gm, b
     return len ? -ENOSPC : 0;
 }
 
-int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
-                     void *dst, uint64_t len)
+int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset, void *dst, uint64_t len)
 {
     return chain_copy(c, gm, false, offset, dst, len, false);
 }
 
-int virtq_chain_write(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
-                      const void *src, uint64_t len)
+int virtq_chain_write(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset, const void *src,
+                      uint64_t len)
 {
     return chain_copy(c, gm, true, offset, (uint8_t *)src, len, true);
 }

@@ -17,12 +17,12 @@
 #define VIRTQ_MAX_CHAIN 260
 
 struct virtq {
-    uint16_t size;      /* negotiated QueueNum, power of two, <= VIRTQ_MAX_SIZE */
+    uint16_t size; /* negotiated QueueNum, power of two, <= VIRTQ_MAX_SIZE */
     bool ready;
     bool event_idx;
     uint64_t desc_gpa, avail_gpa, used_gpa;
-    uint16_t last_avail; /* next avail entry the device will take */
-    uint16_t used_idx;   /* next used entry the device will fill */
+    uint16_t last_avail;     /* next avail entry the device will take */
+    uint16_t used_idx;       /* next used entry the device will fill */
     uint16_t signalled_used; /* used_idx when the driver was last notified */
     bool signalled_valid;
     /*
@@ -70,9 +70,8 @@ bool virtq_has_avail(const struct virtq *q, const struct guest_mem *gm);
 bool virtq_rearm(struct virtq *q, const struct guest_mem *gm);
 
 /* Copy helpers across a chain's device-readable / device-writable buffers. */
-int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
-                     void *dst, uint64_t len);
-int virtq_chain_write(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset,
-                      const void *src, uint64_t len);
+int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset, void *dst, uint64_t len);
+int virtq_chain_write(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset, const void *src,
+                      uint64_t len);
 
 #endif

@@ -40,16 +40,16 @@ struct virtio_dev_ops {
 };
 
 struct virtio_dev {
-    pthread_mutex_t lock;      /* taken by the transport around every call into the model */
+    pthread_mutex_t lock; /* taken by the transport around every call into the model */
     const struct virtio_dev_ops *ops;
-    void *dev;                 /* the device model */
+    void *dev; /* the device model */
     const char *name;
     const struct guest_mem *gm;
-    struct event_loop *loop;   /* NULL in some tests: nothing is watched */
+    struct event_loop *loop; /* NULL in some tests: nothing is watched */
     struct virtq queues[VIRTIO_DEV_MAX_QUEUES];
-    uint32_t status;           /* VIRTIO_STATUS_* */
+    uint32_t status; /* VIRTIO_STATUS_* */
     uint64_t driver_features;
-    atomic_uint int_status;    /* VIRTIO_INT_* not yet acknowledged by the driver */
+    atomic_uint int_status; /* VIRTIO_INT_* not yet acknowledged by the driver */
     uint32_t config_generation;
     bool needs_reset_logged;
     uint64_t notifies, interrupts;

@@ -477,8 +477,8 @@ static int firstout(int n, char **cmd)
             close(pf[i].fd);
     }
     long stop = now_ns() - s0;
-    printf("wall_ms=%.3f launched=%d up=%d per_s=%.1f stop_ms=%.1f bad_exit=%d\n", wall / 1e6, n, up,
-           up / (wall / 1e9), stop / 1e6, bad);
+    printf("wall_ms=%.3f launched=%d up=%d per_s=%.1f stop_ms=%.1f bad_exit=%d\n", wall / 1e6, n, up, up / (wall / 1e9),
+           stop / 1e6, bad);
     for (int i = 0; i < n; i++)
         if (lat[i])
             printf("%.1f\n", lat[i] / 1000.0);

@@ -65,8 +65,8 @@ static void expect_fail(const char *name, long rc, const char *what)
 
 static void try_host_files(void)
 {
-    const char *paths[] = {"/etc/shadow", "/etc/passwd", "/etc/hostname", "/proc/1/root/etc/shadow",
-                           "/sys/kernel/notes", "/home", "/root"};
+    const char *paths[] = {"/etc/shadow",       "/etc/passwd", "/etc/hostname", "/proc/1/root/etc/shadow",
+                           "/sys/kernel/notes", "/home",       "/root"};
     int opened = 0;
     char detail[512] = "";
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -295,8 +295,8 @@ static void try_capabilities(void)
     long rc = syscall(SYS_capget, &h, d);
     int eff = rc == 0 && (d[0].effective || d[1].effective || d[0].permitted || d[1].permitted);
     int nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
-    report(held || eff || nnp != 1, "capabilities",
-           "bounding set holds %d, effective/permitted %s, no_new_privs %d", held, eff ? "NOT EMPTY" : "empty", nnp);
+    report(held || eff || nnp != 1, "capabilities", "bounding set holds %d, effective/permitted %s, no_new_privs %d",
+           held, eff ? "NOT EMPTY" : "empty", nnp);
 }
 
 static void try_tiocsti(void)

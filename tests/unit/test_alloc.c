@@ -167,8 +167,7 @@ Test(alloc, BUG_dynamic_mmio_huge_len_does_not_corrupt_window)
     uint64_t b = 0;
     cr_assert_lt(alloc_claim_mmio_slot(&a, 0xFFFFFFFFFFFFF000ULL, "huge", NULL, NULL, &b), 0);
     cr_assert_eq(alloc_claim_mmio_slot(&a, 0x1000, "next", NULL, NULL, &b), 0);
-    cr_assert_eq(b, ALLOC_MMIO_DYN_BASE, "next slot must still be the window start, got %#llx",
-                 (unsigned long long)b);
+    cr_assert_eq(b, ALLOC_MMIO_DYN_BASE, "next slot must still be the window start, got %#llx", (unsigned long long)b);
 }
 
 Test(alloc, range_table_full)

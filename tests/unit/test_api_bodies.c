@@ -36,7 +36,8 @@ Test(api_bodies, malformed_json)
 
 Test(api_bodies, non_object_bodies)
 {
-    static const char *const bodies[] = {"[]", "[1, 2]", "\"text\"", "5", "null", "true", "[{\"action_type\": \"InstanceStart\"}]"};
+    static const char *const bodies[] =
+        {"[]", "[1, 2]", "\"text\"", "5", "null", "true", "[{\"action_type\": \"InstanceStart\"}]"};
     static const char *const paths[][2] = {{"PUT", "/machine-config"}, {"PATCH", "/machine-config"},
                                            {"PUT", "/boot-source"},    {"PUT", "/drives/rootfs"},
                                            {"PUT", "/actions"},        {"PUT", "/logger"},
@@ -50,10 +51,18 @@ Test(api_bodies, non_object_bodies)
 Test(api_bodies, empty_body_on_put_and_patch)
 {
     static const char *const reqs[][2] = {
-        {"PUT", "/machine-config"}, {"PATCH", "/machine-config"}, {"PUT", "/boot-source"},
-        {"PUT", "/drives/rootfs"},  {"PATCH", "/drives/rootfs"},  {"PUT", "/network-interfaces/eth0"},
-        {"PATCH", "/network-interfaces/eth0"}, {"PUT", "/actions"}, {"PATCH", "/vm"},
-        {"PUT", "/logger"},         {"PUT", "/metrics"},          {"PUT", "/serial"},
+        {"PUT", "/machine-config"},
+        {"PATCH", "/machine-config"},
+        {"PUT", "/boot-source"},
+        {"PUT", "/drives/rootfs"},
+        {"PATCH", "/drives/rootfs"},
+        {"PUT", "/network-interfaces/eth0"},
+        {"PATCH", "/network-interfaces/eth0"},
+        {"PUT", "/actions"},
+        {"PATCH", "/vm"},
+        {"PUT", "/logger"},
+        {"PUT", "/metrics"},
+        {"PUT", "/serial"},
     };
     for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
         fault(reqs[i][0], reqs[i][1], NULL, "empty", NULL);
@@ -89,10 +98,12 @@ Test(api_bodies, wrong_types_pre_boot)
         {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"boot_args\":5}", kernel), "`boot_args`", "type"},
         {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"initrd_path\":false}", kernel), "`initrd_path`",
          "type"},
-        {"PUT", "/boot-source", "{\"kernel_image_path\":\"a\\u0000b\"}", "Invalid JSON body", NULL}, /* NUL in a string */
+        {"PUT", "/boot-source", "{\"kernel_image_path\":\"a\\u0000b\"}", "Invalid JSON body",
+         NULL}, /* NUL in a string */
         {"PUT", "/drives/d", fmt("{\"drive_id\":1,\"is_root_device\":false,\"path_on_host\":\"%s\"}", disk[0]),
          "`drive_id`", "type"},
-        {"PUT", "/drives/d", "{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":1}", "`path_on_host`", "type"},
+        {"PUT", "/drives/d", "{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":1}", "`path_on_host`",
+         "type"},
         {"PUT", "/drives/d", fmt("{\"drive_id\":\"d\",\"is_root_device\":\"true\",\"path_on_host\":\"%s\"}", disk[0]),
          "`is_root_device`", "type"},
         {"PUT", "/drives/d",
@@ -115,9 +126,10 @@ Test(api_bodies, wrong_types_pre_boot)
          "type"},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":1,\"host_dev_name\":\"tap0\"}", "`iface_id`", "type"},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":0}", "`host_dev_name`", "type"},
-        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"guest_mac\":6}", "`guest_mac`",
-         "type"},
-        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"mtu\":\"1500\"}", "`mtu`", NULL},
+        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"guest_mac\":6}",
+         "`guest_mac`", "type"},
+        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"mtu\":\"1500\"}", "`mtu`",
+         NULL},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"rx_rate_limiter\":1}",
          "`rx_rate_limiter`", NULL},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"tx_rate_limiter\":[]}",
@@ -162,8 +174,9 @@ Test(api_bodies, unknown_fields)
         {"PATCH", "/machine-config", "{\"vcpus\":2}", "`vcpus`", "unknown field"},
         {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"kernel\":\"x\"}", kernel), "`kernel`",
          "unknown field"},
-        {"PUT", "/drives/d", fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":\"%s\",\"ro\":true}", disk[0]),
-         "`ro`", "unknown field"},
+        {"PUT", "/drives/d",
+         fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":\"%s\",\"ro\":true}", disk[0]), "`ro`",
+         "unknown field"},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"mac\":\"x\"}", "`mac`",
          "unknown field"},
         {"PUT", "/logger", "{\"path\":\"/tmp/x\"}", "`path`", "unknown field"},
@@ -189,7 +202,8 @@ Test(api_bodies, out_of_range_and_bad_enum_values)
         {"PATCH", "/machine-config", "{\"vcpu_count\":0}", "`vcpu_count`", NULL},
         {"PATCH", "/machine-config", "{\"mem_size_mib\":0}", "`mem_size_mib`", NULL},
         {"PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":128,\"smt\":true}", "vCPU number", "SMT"},
-        {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"2M\"}", "`huge_pages`", NULL},
+        {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"2M\"}", "`huge_pages`",
+         NULL},
         {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"Transparent\"}",
          "`huge_pages`", NULL},
         {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}", "`cpu_template`",
@@ -208,14 +222,15 @@ Test(api_bodies, out_of_range_and_bad_enum_values)
              disk[0]),
          "`socket`", NULL},
         {"PUT", "/drives/d",
-         fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"rate_limiter\":{\"bandwidth\":{\"size\":1,\"refill_time\":1}},"
+         fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"rate_limiter\":{\"bandwidth\":{\"size\":1,\"refill_time\":"
+             "1}},"
              "\"path_on_host\":\"%s\"}",
              disk[0]),
          "`rate_limiter`", "not implemented"},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"mtu\":1500}", "`mtu`", NULL},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"\"}", "`host_dev_name`", NULL},
-        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0123456789abc\"}", "`host_dev_name`",
-         NULL},
+        {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0123456789abc\"}",
+         "`host_dev_name`", NULL},
         {"PUT", "/logger", "{\"level\":\"Loud\"}", "`level`", "Loud"},
         {"PUT", "/actions", "{\"action_type\":\"Reboot\"}", "`action_type`", "Reboot"},
         {"PUT", "/actions", "{\"action_type\":\"instancestart\"}", "`action_type`", NULL},
@@ -251,17 +266,18 @@ Test(api_bodies, guest_mac_validation)
         "06-00-ac-10-00-02",    /* wrong separator */
         "zz:00:ac:10:00:02",    /* not hex */
         "06:00:ac:10:00:0g",
-        "01:00:5e:00:00:01",    /* multicast */
-        "ff:ff:ff:ff:ff:ff",    /* broadcast */
-        "06:00:ac:10:00: 2",    /* a space is not a hex digit */
-        "06:00:ac:10:0x:02",    /* nor is a 0x prefix */
+        "01:00:5e:00:00:01", /* multicast */
+        "ff:ff:ff:ff:ff:ff", /* broadcast */
+        "06:00:ac:10:00: 2", /* a space is not a hex digit */
+        "06:00:ac:10:0x:02", /* nor is a 0x prefix */
         "",
     };
     for (unsigned i = 0; i < N(bad_macs); i++)
         fault("PUT", "/network-interfaces/n",
               fmt("{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"%s\"}", bad_macs[i]), "`guest_mac`",
               NULL);
-    expect_204("PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:AC:10:00:02\"}");
+    expect_204("PUT", "/network-interfaces/n",
+               "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:AC:10:00:02\"}");
 }
 
 Test(api_bodies, missing_required_fields)

@@ -107,8 +107,8 @@ Test(api_config, vm_config_reflects_puts)
 
     expect_204("PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":300}");
     expect_204("PUT", "/boot-source",
-               fmt("{\"kernel_image_path\":\"%s\",\"boot_args\":\"console=ttyS0 quiet\",\"initrd_path\":\"%s\"}", kernel,
-                   initrd));
+               fmt("{\"kernel_image_path\":\"%s\",\"boot_args\":\"console=ttyS0 quiet\",\"initrd_path\":\"%s\"}",
+                   kernel, initrd));
     expect_204("PUT", "/drives/rootfs", drive_body("rootfs", true, disk[0]));
     expect_204("PUT", "/drives/scratch",
                fmt("{\"drive_id\":\"scratch\",\"is_root_device\":false,\"is_read_only\":true,\"path_on_host\":\"%s\","
@@ -183,9 +183,10 @@ Test(api_config, logger_level_normalised)
 
 Test(api_config, logger_metrics_serial_accept)
 {
-    expect_204("PUT", "/logger", fmt("{\"log_path\":\"%s\",\"level\":\"Info\",\"show_level\":false,"
-                                     "\"show_log_origin\":false,\"module\":\"api_server\"}",
-                                     logfile));
+    expect_204("PUT", "/logger",
+               fmt("{\"log_path\":\"%s\",\"level\":\"Info\",\"show_level\":false,"
+                   "\"show_log_origin\":false,\"module\":\"api_server\"}",
+                   logfile));
     expect_204("PUT", "/logger", "{}"); /* all optional */
     expect_204("PUT", "/metrics", fmt("{\"metrics_path\":\"%s\",\"emit_id\":false}", metf));
     expect_204("PUT", "/serial", "{\"serial_out_path\":\"/tmp/ember-unit-serial.out\"}");
@@ -198,8 +199,8 @@ Test(api_config, missing_files)
 {
     const struct bad_case cases[] = {
         {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\"}", missing), "Kernel", missing},
-        {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"initrd_path\":\"%s\"}", kernel, missing),
-         "Initrd", missing},
+        {"PUT", "/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"initrd_path\":\"%s\"}", kernel, missing), "Initrd",
+         missing},
         {"PUT", "/drives/rootfs", drive_body("rootfs", true, missing), "Drive", missing},
         {"PUT", "/boot-source", "{\"kernel_image_path\":\"\"}", "Kernel", NULL},
     };
@@ -296,7 +297,8 @@ Test(api_config, apply_config_good)
         "\"drives\":[{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,\"is_read_only\":false},"
         "{\"drive_id\":\"data\",\"path_on_host\":\"%s\",\"is_root_device\":false,\"io_engine\":\"Async\"}],"
         "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":256,\"smt\":false},"
-        "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}],"
+        "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}"
+        "],"
         "\"logger\":{\"log_path\":\"%s\",\"level\":\"Info\"},"
         "\"metrics\":{\"metrics_path\":\"%s\"},"
         "\"balloon\":null,\"vsock\":null,\"mmds-config\":null,\"entropy\":null,\"cpu-config\":null}",
@@ -389,7 +391,8 @@ Test(api_config, load_config_file)
     const struct {
         const char *text, *frag1, *frag2; /* frag1 NULL: loads */
     } cases[] = {
-        {fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":64}}",
+        {fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":64}"
+             "}",
              kernel),
          NULL, NULL},
         {"{\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":64}}", "\"boot-source\" is missing", path},

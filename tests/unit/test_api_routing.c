@@ -14,8 +14,9 @@ Test(api_routing, ids)
     fault("PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap0\"}",
           "id from the path does not match", NULL);
     /* Ids outside [A-Za-z0-9_]{1,64}, the same in path and body. */
-    static const char *const bad_ids[] = {"a-b", "a.b", "a b", "d\xc3\xa9j\xc3\xa0", "x%41",
-                                          "a1234567890123456789012345678901234567890123456789012345678901234"};
+    static const char *const bad_ids[] = {"a-b",  "a.b",
+                                          "a b",  "d\xc3\xa9j\xc3\xa0",
+                                          "x%41", "a1234567890123456789012345678901234567890123456789012345678901234"};
     for (unsigned i = 0; i < N(bad_ids); i++) {
         char path[128];
         snprintf(path, sizeof(path), "/drives/%s", bad_ids[i]);
@@ -30,7 +31,8 @@ Test(api_routing, ids)
     const char *id64 = "A123456789_1234567890123456789012345678901234567890123456789012z";
     cr_assert_eq(strlen(id64), 64);
     expect_204("PUT", fmt("/drives/%s", id64), drive_body(id64, false, disk[0]));
-    expect_204("PUT", fmt("/network-interfaces/%s", id64), fmt("{\"iface_id\":\"%s\",\"host_dev_name\":\"tap9\"}", id64));
+    expect_204("PUT", fmt("/network-interfaces/%s", id64),
+               fmt("{\"iface_id\":\"%s\",\"host_dev_name\":\"tap9\"}", id64));
     /* No id in the path, or more than one segment, is not a route. */
     fault("PUT", "/drives/", drive_body("d", false, disk[0]), "Invalid request method and/or path", NULL);
     fault("PUT", "/drives", drive_body("d", false, disk[0]), "Invalid request method and/or path", NULL);
@@ -90,7 +92,8 @@ Test(api_routing, unknown_path_or_method)
         {"PUT", "/version", "{}", "Invalid request method and/or path", NULL},
         {"PUT", "/vm/config", "{}", "Invalid request method and/or path", NULL},
         {"PATCH", "/actions", "{\"action_type\":\"InstanceStart\"}", "Invalid request method and/or path", NULL},
-        {"PUT", "/machine-config/", "{\"vcpu_count\":1,\"mem_size_mib\":128}", "Invalid request method and/or path", NULL},
+        {"PUT", "/machine-config/", "{\"vcpu_count\":1,\"mem_size_mib\":128}", "Invalid request method and/or path",
+         NULL},
         {"GET", "/machine-config/extra", NULL, "Invalid request method and/or path", NULL},
         {"GET", "", NULL, "Invalid request method and/or path", NULL},
         {"GET", "//", NULL, "Invalid request method and/or path", NULL},

@@ -125,8 +125,10 @@ Test(zero_page, high_addresses_use_ext_fields)
 {
     uint8_t zp[ZP_SIZE];
     struct kernel_image k = {.proto = BOOT_LINUX64};
-    struct boot_info bi = {.cmdline_gpa = 0x123456789ULL, .cmdline_len = 1,
-                           .initrd_gpa = 0x200000000ULL + 0x1000, .initrd_size = 0x100000010ULL};
+    struct boot_info bi = {.cmdline_gpa = 0x123456789ULL,
+                           .cmdline_len = 1,
+                           .initrd_gpa = 0x200000000ULL + 0x1000,
+                           .initrd_size = 0x100000010ULL};
     cr_assert_eq(zero_page_build(zp, &k, &bi, sample_e820, 1), 0);
     cr_assert_eq(rd32(zp + 0x228), 0x23456789);
     cr_assert_eq(rd32(zp + 0x0c8), 0x1);

@@ -10,12 +10,12 @@ static struct errmsg err;
 static int rc;
 
 /* Parses the arguments after "ember" (freeing the previous parse's device specs first). */
-#define PARSE(...)                                                                                 \
-    do {                                                                                           \
-        char *argv_[] = {"ember", __VA_ARGS__, NULL};                                              \
-        cli_free(&o);                                                                              \
-        memset(&err, 0, sizeof(err));                                                              \
-        rc = cli_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, &o, &err);              \
+#define PARSE(...)                                                                    \
+    do {                                                                              \
+        char *argv_[] = {"ember", __VA_ARGS__, NULL};                                 \
+        cli_free(&o);                                                                 \
+        memset(&err, 0, sizeof(err));                                                 \
+        rc = cli_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, &o, &err); \
     } while (0)
 
 static void fini(void) { cli_free(&o); }
@@ -24,9 +24,8 @@ TestSuite(cli, .fini = fini);
 
 Test(cli, full_command_line)
 {
-    PARSE("--kernel", "/boot/vmlinux", "--initrd", "/boot/initrd", "--cmdline", "console=ttyS0 quiet",
-          "--vcpus", "4", "--mem-mib", "512", "--boot", "linux", "--host-compat", "off",
-          "--log-level", "debug", "--stats");
+    PARSE("--kernel", "/boot/vmlinux", "--initrd", "/boot/initrd", "--cmdline", "console=ttyS0 quiet", "--vcpus", "4",
+          "--mem-mib", "512", "--boot", "linux", "--host-compat", "off", "--log-level", "debug", "--stats");
     cr_assert_eq(rc, 0, "%s", err.text);
     cr_assert_str_eq(o.vm.kernel_path, "/boot/vmlinux");
     cr_assert_str_eq(o.vm.initrd_path, "/boot/initrd");
@@ -125,10 +124,15 @@ Test(cli, log_level_names)
         int cli, api; /* expected level, or -1: refused */
         const char *spelling;
     } cases[] = {
-        {"error", LOG_ERROR, LOG_ERROR, "Error"}, {"WARN", LOG_WARN, -1, NULL},
-        {"warning", LOG_WARN, LOG_WARN, "Warning"}, {"Info", LOG_INFO, LOG_INFO, "Info"},
-        {"debug", LOG_DEBUG, LOG_DEBUG, "Debug"}, {"trace", -1, LOG_DEBUG, "Trace"},
-        {"Off", -1, LOG_ERROR, "Off"}, {"loud", -1, -1, NULL}, {"", -1, -1, NULL},
+        {"error", LOG_ERROR, LOG_ERROR, "Error"},
+        {"WARN", LOG_WARN, -1, NULL},
+        {"warning", LOG_WARN, LOG_WARN, "Warning"},
+        {"Info", LOG_INFO, LOG_INFO, "Info"},
+        {"debug", LOG_DEBUG, LOG_DEBUG, "Debug"},
+        {"trace", -1, LOG_DEBUG, "Trace"},
+        {"Off", -1, LOG_ERROR, "Off"},
+        {"loud", -1, -1, NULL},
+        {"", -1, -1, NULL},
     };
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         enum log_level lv = LOG_DEBUG;
@@ -247,17 +251,17 @@ Test(cli, usage_mentions_options)
     cr_assert_not_null(f);
     cli_usage(f);
     fclose(f);
-    static const char *const names[] = {"--kernel", "--initrd", "--cmdline", "--vcpus", "--mem-mib",
-                                        "--boot", "--host-compat", "--log-level", "--stats",
-                                        "--drive", "--net", "--help", "--version"};
+    static const char *const names[] = {"--kernel", "--initrd",      "--cmdline",   "--vcpus", "--mem-mib",
+                                        "--boot",   "--host-compat", "--log-level", "--stats", "--drive",
+                                        "--net",    "--help",        "--version"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         cr_assert(strstr(buf, names[i]) != NULL, "usage lacks %s", names[i]);
 }
 
 Test(cli, drives)
 {
-    PARSE("--kernel", "k", "--drive", "id=rootfs,path=/img/root.ext4,root,ro,io_engine=async",
-          "--drive", "id=data_1,path=/img/data");
+    PARSE("--kernel", "k", "--drive", "id=rootfs,path=/img/root.ext4,root,ro,io_engine=async", "--drive",
+          "id=data_1,path=/img/data");
     cr_assert_eq(rc, 0, "%s", err.text);
     cr_assert_eq(o.vm.nr_drives, 2);
     const struct blk_config *d = &o.vm.drives[0];
@@ -285,10 +289,18 @@ Test(cli, drive_errors)
         {{"--kernel", "k", "--drive", "id=a,path=/x,root=1"}, "--drive", "root"},
         {{"--kernel", "k", "--drive", "id=a,path=/x", "--drive", "id=a,path=/y"}, "--drive", "'a'"},
         {{"--kernel", "k", "--drive", "id=a,path=/x,root", "--drive", "id=b,path=/y,root"}, "--drive", "root"},
-        {{"--kernel", "k", "--drive", "id=d0,path=/x", "--drive", "id=d1,path=/x", "--drive", "id=d2,path=/x",
-          "--drive", "id=d3,path=/x", "--drive", "id=d4,path=/x", "--drive", "id=d5,path=/x", "--drive",
-          "id=d6,path=/x", "--drive", "id=d7,path=/x", "--drive", "id=d8,path=/x"},
-         "--drive", "8"},
+        {{"--kernel", "k",
+          "--drive",  "id=d0,path=/x",
+          "--drive",  "id=d1,path=/x",
+          "--drive",  "id=d2,path=/x",
+          "--drive",  "id=d3,path=/x",
+          "--drive",  "id=d4,path=/x",
+          "--drive",  "id=d5,path=/x",
+          "--drive",  "id=d6,path=/x",
+          "--drive",  "id=d7,path=/x",
+          "--drive",  "id=d8,path=/x"},
+         "--drive",
+         "8"},
     };
     expect_all_refused(cases, N(cases));
 }

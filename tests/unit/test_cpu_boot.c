@@ -70,10 +70,7 @@ Test(boot_tables, translate_through_the_tables)
     cr_assert_neq(guest_translate(&gm, &s, 0x100000000ULL, &gpa), 0, "nothing mapped above 4 GiB");
 }
 
-static uint64_t desc_base(uint64_t d)
-{
-    return ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000);
-}
+static uint64_t desc_base(uint64_t d) { return ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000); }
 static uint32_t desc_limit(uint64_t d) { return (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000)); }
 static unsigned desc_type(uint64_t d) { return (unsigned)(d >> 40) & 0xf; }
 static unsigned desc_s(uint64_t d) { return (unsigned)(d >> 44) & 1; }
@@ -122,10 +119,9 @@ Test(boot_tables, BUG_idt_does_not_overlap_gdt)
     boot_sregs(&k, &s);
     uint64_t gdt_end = s.gdt.base + s.gdt.limit + 1;
     uint64_t idt_end = s.idt.base + s.idt.limit + 1;
-    cr_assert(s.idt.base >= gdt_end || idt_end <= s.gdt.base,
-              "GDT [%#llx,%#llx) and IDT [%#llx,%#llx) overlap",
-              (unsigned long long)s.gdt.base, (unsigned long long)gdt_end,
-              (unsigned long long)s.idt.base, (unsigned long long)idt_end);
+    cr_assert(s.idt.base >= gdt_end || idt_end <= s.gdt.base, "GDT [%#llx,%#llx) and IDT [%#llx,%#llx) overlap",
+              (unsigned long long)s.gdt.base, (unsigned long long)gdt_end, (unsigned long long)s.idt.base,
+              (unsigned long long)idt_end);
     uint64_t tss = q(BOOT_GDT_GPA + s.tr.selector);
     cr_assert_eq(desc_p(tss), 1, "TSS descriptor present (got %#llx)", (unsigned long long)tss);
     cr_assert_eq(desc_type(tss), s.tr.type);

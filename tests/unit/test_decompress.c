@@ -19,7 +19,10 @@
 
 static struct errmsg err;
 
-static void w32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24); }
+static void w32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
 
 /* Compressible but not trivial data. */
 static uint8_t *sample(size_t n)
@@ -103,24 +106,28 @@ static void round_trip(maker mk, enum payload_format f, size_t n)
     cr_assert_eq(payload_detect(p, pn), f);
     uint8_t *out = NULL;
     size_t out_n = 0;
-    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), 0, "%s: %s", payload_format_name(f), err.text);
+    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), 0, "%s: %s", payload_format_name(f),
+                 err.text);
     cr_assert_eq(out_n, n);
     cr_assert_eq(memcmp(out, in, n), 0);
     free(out);
 
     /* A trailer that lies about the size: refused, not truncated or overrun. */
     w32(p + pn - 4, (uint32_t)(n - 1));
-    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: short trailer", payload_format_name(f));
+    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: short trailer",
+                 payload_format_name(f));
     cr_assert_null(out);
     w32(p + pn - 4, (uint32_t)(n + 100));
-    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: long trailer", payload_format_name(f));
+    cr_assert_eq(payload_decompress(p, pn, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: long trailer",
+                 payload_format_name(f));
     /* Above the caller's bound: refused before allocating. */
     w32(p + pn - 4, (uint32_t)n);
     cr_assert_eq(payload_decompress(p, pn, n - 1, &out, &out_n, &err), -EFBIG);
     /* Truncated stream (trailer kept). */
     size_t cut = pn / 2;
     memcpy(p + cut - 4, p + pn - 4, 4);
-    cr_assert_eq(payload_decompress(p, cut, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: truncated", payload_format_name(f));
+    cr_assert_eq(payload_decompress(p, cut, 64u << 20, &out, &out_n, &err), -EINVAL, "%s: truncated",
+                 payload_format_name(f));
     cr_assert_null(out);
     free(p);
     free(in);
@@ -174,13 +181,21 @@ static uint8_t *tiny_elf(size_t len, size_t *n)
 {
     *n = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + len;
     uint8_t *e = calloc(1, *n);
-    Elf64_Ehdr eh = {.e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT, .e_entry = 0x200000,
-                     .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr), .e_phentsize = sizeof(Elf64_Phdr),
+    Elf64_Ehdr eh = {.e_type = ET_EXEC,
+                     .e_machine = EM_X86_64,
+                     .e_version = EV_CURRENT,
+                     .e_entry = 0x200000,
+                     .e_phoff = sizeof(Elf64_Ehdr),
+                     .e_ehsize = sizeof(Elf64_Ehdr),
+                     .e_phentsize = sizeof(Elf64_Phdr),
                      .e_phnum = 1};
     memcpy(eh.e_ident, ELFMAG, SELFMAG);
     eh.e_ident[EI_CLASS] = ELFCLASS64;
     eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    Elf64_Phdr ph = {.p_type = PT_LOAD, .p_offset = *n - len, .p_paddr = 0x200000, .p_filesz = len,
+    Elf64_Phdr ph = {.p_type = PT_LOAD,
+                     .p_offset = *n - len,
+                     .p_paddr = 0x200000,
+                     .p_filesz = len,
                      .p_memsz = len + 8192};
     memcpy(e, &eh, sizeof(eh));
     memcpy(e + sizeof(eh), &ph, sizeof(ph));

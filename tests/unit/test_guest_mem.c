@@ -168,8 +168,7 @@ Test(gm_ptr, mmio_gap_and_high_ram)
 Test(guest_mem_init, init_with_puts_high_region_after_low_in_backing)
 {
     uint64_t bytes = MMIO_GAP_START + 0x1000;
-    uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_neq(buf, MAP_FAILED);
     struct guest_mem m;
     cr_assert_eq(guest_mem_init_with(&m, bytes, buf), 0);

@@ -24,10 +24,7 @@ static uint8_t *backing;
 static struct guest_mem gm;
 static struct kvm_sregs sregs;
 
-static void set_entry(uint64_t table, unsigned idx, uint64_t val)
-{
-    memcpy(backing + table + idx * 8, &val, 8);
-}
+static void set_entry(uint64_t table, unsigned idx, uint64_t val) { memcpy(backing + table + idx * 8, &val, 8); }
 
 /*
  * Mappings:
@@ -112,13 +109,13 @@ Test(walk, higher_half)
 
 Test(walk, non_present_entries_fault)
 {
-    expect_fault(0x12000);                 /* PTE */
-    expect_fault(0x13000);                 /* zero PTE */
-    expect_fault(0x400000);                /* PDE */
-    expect_fault(0x80000000ULL);           /* PDPTE */
-    expect_fault(0x8000000000ULL);         /* PML4E */
-    expect_fault(0xffff800000000000ULL);   /* PML4[256] */
-    expect_fault(0x600000);                /* page table outside guest RAM */
+    expect_fault(0x12000);               /* PTE */
+    expect_fault(0x13000);               /* zero PTE */
+    expect_fault(0x400000);              /* PDE */
+    expect_fault(0x80000000ULL);         /* PDPTE */
+    expect_fault(0x8000000000ULL);       /* PML4E */
+    expect_fault(0xffff800000000000ULL); /* PML4[256] */
+    expect_fault(0x600000);              /* page table outside guest RAM */
 }
 
 Test(walk, table_outside_ram_faults)
@@ -171,8 +168,7 @@ Test(walk, read_linear_faults_in_second_page)
 {
     uint8_t buf[16];
     cr_assert_eq(guest_read_linear(&gm, &sregs, 0x11ff8, buf, sizeof(buf)), -EFAULT);
-    cr_assert_eq(guest_read_linear(&gm, &sregs, 0x40000000, buf, 4), -EFAULT,
-                 "maps to 3 GiB: not RAM");
+    cr_assert_eq(guest_read_linear(&gm, &sregs, 0x40000000, buf, 4), -EFAULT, "maps to 3 GiB: not RAM");
 }
 
 Test(walk, read_linear_paging_off)

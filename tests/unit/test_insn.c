@@ -6,10 +6,10 @@
 
 #include "interp/insn.h"
 
-#define DECODE(mode, ...)                                                                          \
-    ({                                                                                             \
-        static const uint8_t b_[] = {__VA_ARGS__};                                                 \
-        insn_decode(b_, sizeof(b_), mode, &in);                                                    \
+#define DECODE(mode, ...)                          \
+    ({                                             \
+        static const uint8_t b_[] = {__VA_ARGS__}; \
+        insn_decode(b_, sizeof(b_), mode, &in);    \
     })
 
 static struct insn in;

@@ -6,16 +6,16 @@
 
 static struct insn in;
 
-#define DECODE(mode, ...)                                                                          \
-    ({                                                                                             \
-        static const uint8_t b_[] = {__VA_ARGS__};                                                 \
-        insn_decode(b_, sizeof(b_), mode, &in);                                                    \
+#define DECODE(mode, ...)                          \
+    ({                                             \
+        static const uint8_t b_[] = {__VA_ARGS__}; \
+        insn_decode(b_, sizeof(b_), mode, &in);    \
     })
-#define EXPECT(kind_, len_, mode, ...)                                                             \
-    do {                                                                                           \
-        cr_assert_eq(DECODE(mode, __VA_ARGS__), 0, "decode " #__VA_ARGS__);                        \
-        cr_assert_eq(in.kind, kind_, "kind of " #__VA_ARGS__);                                     \
-        cr_assert_eq(in.len, len_, "length of " #__VA_ARGS__);                                     \
+#define EXPECT(kind_, len_, mode, ...)                                      \
+    do {                                                                    \
+        cr_assert_eq(DECODE(mode, __VA_ARGS__), 0, "decode " #__VA_ARGS__); \
+        cr_assert_eq(in.kind, kind_, "kind of " #__VA_ARGS__);              \
+        cr_assert_eq(in.len, len_, "length of " #__VA_ARGS__);              \
     } while (0)
 
 Test(decode, xsave_family)

@@ -113,7 +113,7 @@ static inline void fx_setup(void)
     s->cr0 = 0x80010033ULL; /* PG WP NE ET MP PE */
     s->cr3 = FX_PML4;
     s->cr4 = 0x20ULL | 0x200ULL | CR4_OSXSAVE; /* PAE OSFXSR OSXSAVE */
-    s->efer = 0xd00ULL;                      /* NXE LMA LME */
+    s->efer = 0xd00ULL;                        /* NXE LMA LME */
     s->cs.selector = 0x10, s->cs.l = 1;
     s->ss.selector = 0x18;
     fx_cpu.regs.rip = FX_CODE;
@@ -130,12 +130,12 @@ static inline void fx_setup(void)
 static inline void fx_teardown(void) { free(fx_ram); }
 
 /* Decodes the bytes (64-bit mode) and runs them on fx_cpu; returns interp_exec's result. */
-#define FX_RUN(...)                                                                                \
-    ({                                                                                             \
-        static const uint8_t b_[] = {__VA_ARGS__};                                                 \
-        struct insn in_;                                                                           \
-        cr_assert_eq(insn_decode(b_, sizeof(b_), fx_cpu.mode, &in_), 0, "decode");                 \
-        interp_exec(&fx_cpu, &in_);                                                                \
+#define FX_RUN(...)                                                                \
+    ({                                                                             \
+        static const uint8_t b_[] = {__VA_ARGS__};                                 \
+        struct insn in_;                                                           \
+        cr_assert_eq(insn_decode(b_, sizeof(b_), fx_cpu.mode, &in_), 0, "decode"); \
+        interp_exec(&fx_cpu, &in_);                                                \
     })
 
 /* The instruction completed without an exception, and RIP moved past it (len bytes). */

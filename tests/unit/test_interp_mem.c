@@ -109,10 +109,10 @@ static uint64_t address_of(enum cpu_mode mode, int *ss, const uint8_t *b, unsign
     cr_assert_eq(interp_operand_address(&fx_cpu, &in, &lin, ss), 0, "%s", fx_cpu.why);
     return lin;
 }
-#define ADDR(mode, ss, ...)                                                                        \
-    ({                                                                                             \
-        static const uint8_t b_[] = {__VA_ARGS__};                                                 \
-        address_of(mode, ss, b_, sizeof(b_));                                                      \
+#define ADDR(mode, ss, ...)                        \
+    ({                                             \
+        static const uint8_t b_[] = {__VA_ARGS__}; \
+        address_of(mode, ss, b_, sizeof(b_));      \
     })
 
 Test(access, operand_addresses)
@@ -123,7 +123,7 @@ Test(access, operand_addresses)
     cr_assert_eq(ADDR(MODE_LONG64, &ss, 0x0f, 0xc7, 0x0b), 0x1000); /* [rbx] */
     cr_assert_eq(ss, 0);
     cr_assert_eq(ADDR(MODE_LONG64, &ss, 0x0f, 0xc7, 0x4c, 0x8b, 0xf0), 0x1000 + 12 - 16); /* [rbx+rcx*4-16] */
-    cr_assert_eq(ADDR(MODE_LONG64, &ss, 0x0f, 0xc7, 0x0c, 0x24), 0x7000); /* [rsp] */
+    cr_assert_eq(ADDR(MODE_LONG64, &ss, 0x0f, 0xc7, 0x0c, 0x24), 0x7000);                 /* [rsp] */
     cr_assert_eq(ss, 1, "RSP-based: SS");
     cr_assert_eq(ADDR(MODE_LONG64, &ss, 0x0f, 0xc7, 0x4d, 0x08), 0x9008); /* [rbp+8] */
     cr_assert_eq(ss, 1, "RBP-based: SS");

@@ -18,15 +18,15 @@ struct gstate {
 };
 static const unsigned gpr_num[15] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
-#define SAVE_REGS                                                                                  \
-    "mov %rax, 0(%rdi)\n\tmov %rcx, 8(%rdi)\n\tmov %rdx, 16(%rdi)\n\tmov %rbx, 24(%rdi)\n\t"       \
-    "mov %rbp, 32(%rdi)\n\tmov %rsi, 40(%rdi)\n\tmov %r8, 56(%rdi)\n\tmov %r9, 64(%rdi)\n\t"       \
-    "mov %r10, 72(%rdi)\n\tmov %r11, 80(%rdi)\n\tmov %r12, 88(%rdi)\n\tmov %r13, 96(%rdi)\n\t"     \
+#define SAVE_REGS                                                                              \
+    "mov %rax, 0(%rdi)\n\tmov %rcx, 8(%rdi)\n\tmov %rdx, 16(%rdi)\n\tmov %rbx, 24(%rdi)\n\t"   \
+    "mov %rbp, 32(%rdi)\n\tmov %rsi, 40(%rdi)\n\tmov %r8, 56(%rdi)\n\tmov %r9, 64(%rdi)\n\t"   \
+    "mov %r10, 72(%rdi)\n\tmov %r11, 80(%rdi)\n\tmov %r12, 88(%rdi)\n\tmov %r13, 96(%rdi)\n\t" \
     "mov %r14, 104(%rdi)\n\tmov %r15, 112(%rdi)\n\tpushfq\n\tpopq 120(%rdi)\n\t"
-#define LOAD_REGS                                                                                  \
-    "mov 0(%rdi), %rax\n\tmov 8(%rdi), %rcx\n\tmov 16(%rdi), %rdx\n\tmov 24(%rdi), %rbx\n\t"       \
-    "mov 32(%rdi), %rbp\n\tmov 40(%rdi), %rsi\n\tmov 56(%rdi), %r8\n\tmov 64(%rdi), %r9\n\t"       \
-    "mov 72(%rdi), %r10\n\tmov 80(%rdi), %r11\n\tmov 88(%rdi), %r12\n\tmov 96(%rdi), %r13\n\t"     \
+#define LOAD_REGS                                                                              \
+    "mov 0(%rdi), %rax\n\tmov 8(%rdi), %rcx\n\tmov 16(%rdi), %rdx\n\tmov 24(%rdi), %rbx\n\t"   \
+    "mov 32(%rdi), %rbp\n\tmov 40(%rdi), %rsi\n\tmov 56(%rdi), %r8\n\tmov 64(%rdi), %r9\n\t"   \
+    "mov 72(%rdi), %r10\n\tmov 80(%rdi), %r11\n\tmov 88(%rdi), %r12\n\tmov 96(%rdi), %r13\n\t" \
     "mov 104(%rdi), %r14\n\tmov 112(%rdi), %r15\n\tpushq 120(%rdi)\n\tpopfq\n\t"
 
 /*
@@ -35,14 +35,14 @@ static const unsigned gpr_num[15] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 
  * itself is the state pointer, so cases do not use RDI; callee-saved
  * registers are pushed and popped around).
  */
-#define CASE(name, INSN)                                                                           \
-    __asm__(".pushsection .rodata\n\t.balign 16\nra_" #name "_bytes:\n\t" INSN "\nra_" #name      \
+#define CASE(name, INSN)                                                                            \
+    __asm__(".pushsection .rodata\n\t.balign 16\nra_" #name "_bytes:\n\t" INSN "\nra_" #name        \
             "_end:\n\t.popsection\n\t.text\n\t.balign 16\n\t.type ra_" #name "_native, @function\n" \
             "ra_" #name "_native:\n\tpush %rbx\n\tpush %rbp\n\tpush %r12\n\tpush %r13\n\t"          \
             "push %r14\n\tpush %r15\n\t" LOAD_REGS INSN "\n\t" SAVE_REGS                            \
-            "pop %r15\n\tpop %r14\n\tpop %r13\n\tpop %r12\n\tpop %rbp\n\tpop %rbx\n\tret\n\t"        \
+            "pop %r15\n\tpop %r14\n\tpop %r13\n\tpop %r12\n\tpop %rbp\n\tpop %rbx\n\tret\n\t"       \
             ".size ra_" #name "_native, .-ra_" #name "_native\n\t");                                \
-    extern const uint8_t ra_##name##_bytes[], ra_##name##_end[];                                   \
+    extern const uint8_t ra_##name##_bytes[], ra_##name##_end[];                                    \
     void ra_##name##_native(struct gstate *s);
 
 CASE(add_imm8_q, "addq $0x40,%rsi")
@@ -152,17 +152,20 @@ Test(runahead, alu_mov_lea_match_the_cpu)
 }
 
 /* SETcc on the host for every condition and every combination of CF PF AF ZF SF OF. */
-#define SETCC(cc)                                                                                  \
-    static int host_##cc(uint64_t fl)                                                              \
-    {                                                                                              \
-        uint8_t r;                                                                                 \
-        __asm__ volatile("push %1\n\tpopfq\n\tset" #cc " %0" : "=q"(r) : "r"(fl) : "cc");          \
-        return r;                                                                                  \
+#define SETCC(cc)                                                                         \
+    static int host_##cc(uint64_t fl)                                                     \
+    {                                                                                     \
+        uint8_t r;                                                                        \
+        __asm__ volatile("push %1\n\tpopfq\n\tset" #cc " %0" : "=q"(r) : "r"(fl) : "cc"); \
+        return r;                                                                         \
     }
+/* The 16 condition codes in their encoding order. */
+/* clang-format off */
 SETCC(o) SETCC(no) SETCC(b) SETCC(ae) SETCC(e) SETCC(ne) SETCC(be) SETCC(a)
 SETCC(s) SETCC(ns) SETCC(p) SETCC(np) SETCC(l) SETCC(ge) SETCC(le) SETCC(g)
+    /* clang-format on */
 
-Test(runahead, jcc_conditions_match_setcc)
+    Test(runahead, jcc_conditions_match_setcc)
 {
     int (*const host[16])(uint64_t) = {host_o, host_no, host_b, host_ae, host_e, host_ne, host_be, host_a,
                                        host_s, host_ns, host_p, host_np, host_l, host_ge, host_le, host_g};
@@ -179,7 +182,7 @@ Test(runahead, jcc_conditions_match_setcc)
 
 Test(runahead, branches)
 {
-    static const uint8_t jne8[] = {0x75, 0xf0};                         /* jne .-14 */
+    static const uint8_t jne8[] = {0x75, 0xf0};                          /* jne .-14 */
     static const uint8_t jne32[] = {0x0f, 0x85, 0x10, 0xfe, 0xff, 0xff}; /* jne .-0x1ea */
     static const uint8_t jmp8[] = {0xeb, 0x0c};
     static const uint8_t jmp32[] = {0xe9, 0x00, 0x01, 0x00, 0x00};
@@ -210,25 +213,25 @@ Test(runahead, branches)
 Test(runahead, decode_refuses_the_rest)
 {
     struct insn in;
-#define NO(...)                                                                                    \
-    do {                                                                                           \
-        static const uint8_t b_[] = {__VA_ARGS__};                                                 \
+#define NO(...)                                                                                      \
+    do {                                                                                             \
+        static const uint8_t b_[] = {__VA_ARGS__};                                                   \
         cr_assert_eq(insn_decode_runahead(b_, sizeof(b_), MODE_LONG64, &in), -ENOENT, #__VA_ARGS__); \
     } while (0)
-    NO(0x48, 0x01, 0x07);       /* add [rdi], rax: memory */
-    NO(0x48, 0x83, 0x07, 0x01); /* add qword [rdi], 1 */
-    NO(0x48, 0x83, 0xe0, 0x01); /* and rax, 1 (/4) */
-    NO(0xff, 0xd0);             /* call rax (/2) */
-    NO(0xff, 0x07);             /* inc dword [rdi] */
-    NO(0x48, 0x8d, 0xc0);       /* lea rax, rax: #UD */
-    NO(0xc3);                   /* ret */
-    NO(0xf3, 0x90);             /* pause */
-    NO(0x41, 0x90);             /* xchg r8, rax */
-    NO(0x66, 0x75, 0x00);       /* jne with 16-bit operand size */
-    NO(0x48, 0x89, 0x07);       /* mov [rdi], rax */
-    NO(0xf0, 0x48, 0x01, 0xc0); /* lock add */
-    NO(0x0f, 0x0b);             /* ud2 */
-    NO(0x48, 0x83, 0xc6);       /* cut short */
+    NO(0x48, 0x01, 0x07);                                  /* add [rdi], rax: memory */
+    NO(0x48, 0x83, 0x07, 0x01);                            /* add qword [rdi], 1 */
+    NO(0x48, 0x83, 0xe0, 0x01);                            /* and rax, 1 (/4) */
+    NO(0xff, 0xd0);                                        /* call rax (/2) */
+    NO(0xff, 0x07);                                        /* inc dword [rdi] */
+    NO(0x48, 0x8d, 0xc0);                                  /* lea rax, rax: #UD */
+    NO(0xc3);                                              /* ret */
+    NO(0xf3, 0x90);                                        /* pause */
+    NO(0x41, 0x90);                                        /* xchg r8, rax */
+    NO(0x66, 0x75, 0x00);                                  /* jne with 16-bit operand size */
+    NO(0x48, 0x89, 0x07);                                  /* mov [rdi], rax */
+    NO(0xf0, 0x48, 0x01, 0xc0);                            /* lock add */
+    NO(0x0f, 0x0b);                                        /* ud2 */
+    NO(0x48, 0x83, 0xc6);                                  /* cut short */
     static const uint8_t vec[] = {0xc5, 0xd9, 0xd4, 0xe5}; /* vpaddq: the normal decoder's */
     cr_assert_eq(insn_decode_runahead(vec, sizeof(vec), MODE_LONG64, &in), 0);
     cr_assert_eq(in.kind, INSN_VPALU);

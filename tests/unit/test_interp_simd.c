@@ -24,14 +24,15 @@ struct vstate {
 
 #define Z8(n) "vmovdqu64 " #n "*64(%rdi), %zmm" #n "\n\t"
 #define S8(n) "vmovdqu64 %zmm" #n ", " #n "*64(%rdi)\n\t"
-#define LOAD_ALL                                                                                   \
-    Z8(0) Z8(1) Z8(2) Z8(3) Z8(4) Z8(5) Z8(6) Z8(7) Z8(8) Z8(9) Z8(10) Z8(11) Z8(12) Z8(13) Z8(14) \
-        Z8(15) Z8(16) Z8(17) Z8(18) Z8(19) Z8(20) Z8(21) Z8(22) Z8(23) Z8(24) Z8(25) Z8(26) Z8(27) \
-            Z8(28) Z8(29) Z8(30) Z8(31)
-#define STORE_ALL                                                                                  \
-    S8(0) S8(1) S8(2) S8(3) S8(4) S8(5) S8(6) S8(7) S8(8) S8(9) S8(10) S8(11) S8(12) S8(13) S8(14) \
-        S8(15) S8(16) S8(17) S8(18) S8(19) S8(20) S8(21) S8(22) S8(23) S8(24) S8(25) S8(26) S8(27) \
-            S8(28) S8(29) S8(30) S8(31)
+/* One register per macro, 16 to a line. */
+/* clang-format off */
+#define LOAD_ALL \
+    Z8(0) Z8(1) Z8(2) Z8(3) Z8(4) Z8(5) Z8(6) Z8(7) Z8(8) Z8(9) Z8(10) Z8(11) Z8(12) Z8(13) Z8(14) Z8(15) \
+    Z8(16) Z8(17) Z8(18) Z8(19) Z8(20) Z8(21) Z8(22) Z8(23) Z8(24) Z8(25) Z8(26) Z8(27) Z8(28) Z8(29) Z8(30) Z8(31)
+#define STORE_ALL \
+    S8(0) S8(1) S8(2) S8(3) S8(4) S8(5) S8(6) S8(7) S8(8) S8(9) S8(10) S8(11) S8(12) S8(13) S8(14) S8(15) \
+    S8(16) S8(17) S8(18) S8(19) S8(20) S8(21) S8(22) S8(23) S8(24) S8(25) S8(26) S8(27) S8(28) S8(29) S8(30) S8(31)
+/* clang-format on */
 
 /*
  * CASE(name, "instruction"): simd_<name>_bytes/_end hold its encoding, and
@@ -39,16 +40,16 @@ struct vstate {
  * RCX, RSI, vector and mask registers are all caller-saved) runs it with RSI
  * pointing at state->mem; k1, RAX and RCX come from and go back to the state.
  */
-#define CASE(name, INSN)                                                                           \
-    __asm__(".pushsection .rodata\n\t.balign 16\nsimd_" #name "_bytes:\n\t" INSN "\nsimd_" #name \
-            "_end:\n\t.popsection\n\t"                                                            \
-            ".text\n\t.balign 16\n\t.type simd_" #name "_native, @function\nsimd_" #name           \
-            "_native:\n\t" LOAD_ALL "kmovq 2048(%rdi), %k1\n\t"                                     \
-            "mov 2056(%rdi), %rax\n\tmov 2064(%rdi), %rcx\n\tlea 2112(%rdi), %rsi\n\t" INSN        \
-            "\n\t" STORE_ALL "kmovq %k1, 2048(%rdi)\n\tmov %rax, 2056(%rdi)\n\t"                   \
-            "mov %rcx, 2064(%rdi)\n\tvzeroupper\n\tret\n\t"                                        \
-            ".size simd_" #name "_native, .-simd_" #name "_native\n\t");                             \
-    extern const uint8_t simd_##name##_bytes[], simd_##name##_end[];                               \
+#define CASE(name, INSN)                                                                                         \
+    __asm__(".pushsection .rodata\n\t.balign 16\nsimd_" #name "_bytes:\n\t" INSN "\nsimd_" #name                 \
+            "_end:\n\t.popsection\n\t"                                                                           \
+            ".text\n\t.balign 16\n\t.type simd_" #name "_native, @function\nsimd_" #name "_native:\n\t" LOAD_ALL \
+            "kmovq 2048(%rdi), %k1\n\t"                                                                          \
+            "mov 2056(%rdi), %rax\n\tmov 2064(%rdi), %rcx\n\tlea 2112(%rdi), %rsi\n\t" INSN "\n\t" STORE_ALL     \
+            "kmovq %k1, 2048(%rdi)\n\tmov %rax, 2056(%rdi)\n\t"                                                  \
+            "mov %rcx, 2064(%rdi)\n\tvzeroupper\n\tret\n\t"                                                      \
+            ".size simd_" #name "_native, .-simd_" #name "_native\n\t");                                         \
+    extern const uint8_t simd_##name##_bytes[], simd_##name##_end[];                                             \
     void simd_##name##_native(struct vstate *s);
 
 _Static_assert(__builtin_offsetof(struct vstate, k1) == 2048, "layout");
@@ -179,8 +180,7 @@ static void compare(const char *name, void (*native)(struct vstate *), const uin
         memcpy(fx_ram + MEM_GPA, init.mem, sizeof(init.mem));
         struct insn in;
         cr_assert_eq(insn_decode(bytes, (unsigned)(end - bytes), MODE_LONG64, &in), 0, "%s: decode", name);
-        cr_assert_eq(in.len, (unsigned)(end - bytes), "%s: length %u, want %u", name, in.len,
-                     (unsigned)(end - bytes));
+        cr_assert_eq(in.len, (unsigned)(end - bytes), "%s: length %u, want %u", name, in.len, (unsigned)(end - bytes));
         cr_assert_eq(interp_exec(&fx_cpu, &in), 0, "%s: %s", name, fx_cpu.why);
         fx_expect_done(in.len);
         got = init;
@@ -189,8 +189,8 @@ static void compare(const char *name, void (*native)(struct vstate *), const uin
         got.rcx = fx_cpu.regs.rcx;
         memcpy(got.mem, fx_ram + MEM_GPA, sizeof(got.mem));
         for (unsigned r = 0; r < 32; r++)
-            cr_assert(memcmp(got.z[r], want.z[r], 64) == 0, "%s round %d: zmm%u differs from the CPU's", name,
-                      round, r);
+            cr_assert(memcmp(got.z[r], want.z[r], 64) == 0, "%s round %d: zmm%u differs from the CPU's", name, round,
+                      r);
         cr_assert_eq(got.rax, want.rax, "%s: rax", name);
         cr_assert_eq(got.rcx, want.rcx, "%s: rcx", name);
         cr_assert(memcmp(got.mem, want.mem, sizeof(got.mem)) == 0, "%s: memory differs", name);
@@ -284,7 +284,8 @@ Test(simd, faults)
     fx_expect_done(4);
     /* EVEX with AVX-512 state off in XCR0: #UD. */
     cr_assert_eq(insn_decode(simd_paddd_zmm_hi_bytes, (unsigned)(simd_paddd_zmm_hi_end - simd_paddd_zmm_hi_bytes),
-                             MODE_LONG64, &in), 0);
+                             MODE_LONG64, &in),
+                 0);
     fx_cpu.regs.rip = FX_CODE;
     cr_assert_eq(interp_exec(&fx_cpu, &in), 0);
     fx_expect_fault(VEC_UD, 0, 0);

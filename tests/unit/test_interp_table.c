@@ -11,11 +11,10 @@
 Test(interp_table, counter_names_and_order)
 {
     static const char *const names[] = {
-        "int3", "fwait", "popcnt", "xsave", "xsaveopt", "xsavec", "xsaves", "xrstor",
-        "xrstors", "xgetbv", "xsetbv", "cmpxchg8b", "cmpxchg16b", "rdrand", "rdseed", "clac",
-        "stac", "rdfsbase", "rdgsbase", "wrfsbase", "wrgsbase", "rdpid", "ldmxcsr", "stmxcsr",
-        "vzeroupper", "vmovdq", "vmovd", "vpalu", "vpshufd", "vextract", "vpermi2", "vprot",
-        "runahead",
+        "int3",     "fwait",    "popcnt",    "xsave",      "xsaveopt", "xsavec",   "xsaves",     "xrstor", "xrstors",
+        "xgetbv",   "xsetbv",   "cmpxchg8b", "cmpxchg16b", "rdrand",   "rdseed",   "clac",       "stac",   "rdfsbase",
+        "rdgsbase", "wrfsbase", "wrgsbase",  "rdpid",      "ldmxcsr",  "stmxcsr",  "vzeroupper", "vmovdq", "vmovd",
+        "vpalu",    "vpshufd",  "vextract",  "vpermi2",    "vprot",    "runahead",
     };
     int k = 0;
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++, k++) {

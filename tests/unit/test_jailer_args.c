@@ -44,12 +44,12 @@ TestSuite(jailer_args, .init = init, .fini = fini);
 
 /* argv lives on after the parse: a.extra points into it. */
 static char *argv_store[64];
-#define PARSE(...)                                                                                 \
-    do {                                                                                           \
-        char *argv_[] = {"ember-jailer", __VA_ARGS__, NULL};                                       \
-        memcpy(argv_store, argv_, sizeof(argv_));                                                  \
-        memset(&err, 0, sizeof(err));                                                              \
-        rc = jl_parse_args((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_store, &a, &err);     \
+#define PARSE(...)                                                                             \
+    do {                                                                                       \
+        char *argv_[] = {"ember-jailer", __VA_ARGS__, NULL};                                   \
+        memcpy(argv_store, argv_, sizeof(argv_));                                              \
+        memset(&err, 0, sizeof(err));                                                          \
+        rc = jl_parse_args((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_store, &a, &err); \
     } while (0)
 
 /* The four required flags, then more. */
@@ -264,8 +264,9 @@ Test(jailer_args, cgroup_syntax)
     cr_assert_eq(jl_parse_cgroup("memory.limit_in_bytes=a=b", &c, &err), 0, "%s", err.text);
     cr_assert_str_eq(c.value, "a=b", "split at the first '='");
 
-    const char *bad[] = {"cpu.shares", "nodot=1", "=1", "cpu.=1", ".cpu=1", "Cpu.shares=1", "cpu/../x.y=1",
-                         "cpu.sh/ares=1", "cpu.shares=", "cpu.shares=1\n2", "cpu shares=1"};
+    const char *bad[] = {"cpu.shares",  "nodot=1",         "=1",           "cpu.=1",
+                         ".cpu=1",      "Cpu.shares=1",    "cpu/../x.y=1", "cpu.sh/ares=1",
+                         "cpu.shares=", "cpu.shares=1\n2", "cpu shares=1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(jl_parse_cgroup(bad[i], &c, &err), -EINVAL, "'%s' accepted", bad[i]);
     char long_value[400];
@@ -294,14 +295,23 @@ Test(jailer_args, resource_limits)
     const struct {
         const char *spec;
         int resource;
-    } names[] = {{"core=0", RLIMIT_CORE}, {"memlock=65536", RLIMIT_MEMLOCK}, {"nproc=100", RLIMIT_NPROC},
+    } names[] = {{"core=0", RLIMIT_CORE},
+                 {"memlock=65536", RLIMIT_MEMLOCK},
+                 {"nproc=100", RLIMIT_NPROC},
                  {"as=1000000000", RLIMIT_AS}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         cr_assert_eq(jl_parse_rlimit(names[i].spec, &r, &err), 0, "%s", err.text);
         cr_assert_eq(r.resource, names[i].resource, "%s", names[i].spec);
     }
-    const char *bad[] = {"no-file", "nofile=10", "bogus=1", "no-file=", "no-file=-1", "no-file=1k",
-                         "no-file= 1", "fsize=18446744073709551615", "fsize=99999999999999999999"};
+    const char *bad[] = {"no-file",
+                         "nofile=10",
+                         "bogus=1",
+                         "no-file=",
+                         "no-file=-1",
+                         "no-file=1k",
+                         "no-file= 1",
+                         "fsize=18446744073709551615",
+                         "fsize=99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(jl_parse_rlimit(bad[i], &r, &err), -EINVAL, "'%s' accepted", bad[i]);
 

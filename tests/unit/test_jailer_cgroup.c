@@ -10,16 +10,15 @@
 #include "jailer/cgroup.h"
 
 /* This project's machines: v1 controllers each on its own, a cgroup2 hierarchy with only hugetlb. */
-static const char *mounts =
-    "proc /proc proc rw,relatime 0 0\n"
-    "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n"
-    "cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n"
-    "cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0\n"
-    "cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n"
-    "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n"
-    "cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0\n"
-    "cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n"
-    "cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+static const char *mounts = "proc /proc proc rw,relatime 0 0\n"
+                            "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n"
+                            "cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n"
+                            "cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0\n"
+                            "cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n"
+                            "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n"
+                            "cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0\n"
+                            "cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n"
+                            "cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
 
 static struct errmsg err;
 static struct jl_args args;
@@ -107,7 +106,8 @@ Test(jailer_cgroup, v1_cpu_weight_memory_hugetlb)
     cr_assert_str_eq(w[0].value, "10");
     cr_assert_eq(map("cpu.weight", "0", w), -EINVAL);
     cr_assert_eq(map("cpu.weight", "10001", w), -EINVAL);
-    cr_assert_eq(map("cpu.weight", "99999999999999999999", w), -EINVAL, "a weight past LONG_MAX is refused, not undefined");
+    cr_assert_eq(map("cpu.weight", "99999999999999999999", w), -EINVAL,
+                 "a weight past LONG_MAX is refused, not undefined");
     cr_assert_eq(map("memory.max", "300M", w), 1);
     cr_assert_str_eq(w[0].file, "memory.limit_in_bytes");
     cr_assert_str_eq(w[0].value, "300M");
@@ -173,8 +173,12 @@ Test(jailer_cgroup, v1_plan_paths_and_writes)
     const struct {
         int dir;
         const char *file, *value;
-    } w[] = {{0, "cpu.cfs_period_us", "100000"}, {0, "cpu.cfs_quota_us", "50000"}, {1, "memory.limit_in_bytes", "300M"},
-             {2, "pids.max", "64"},              {3, "cpuset.cpus", "0"},         {0, "cpu.shares", "512"}};
+    } w[] = {{0, "cpu.cfs_period_us", "100000"},
+             {0, "cpu.cfs_quota_us", "50000"},
+             {1, "memory.limit_in_bytes", "300M"},
+             {2, "pids.max", "64"},
+             {3, "cpuset.cpus", "0"},
+             {0, "cpu.shares", "512"}};
     for (int i = 0; i < 6; i++) {
         cr_assert_eq(plan.writes[i].dir, w[i].dir, "write %d", i);
         cr_assert_str_eq(plan.writes[i].file, w[i].file);

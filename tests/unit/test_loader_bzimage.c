@@ -65,13 +65,13 @@ static uint8_t *bz_new(size_t size)
     f[0x201] = HDR_JUMP_OFF;
     memcpy(f + 0x202, "HdrS", 4);
     w16(f + 0x206, 0x020f);
-    f[0x211] = 0x01;                /* LOADED_HIGH */
-    w32(f + 0x22c, 0x7fffffff);     /* initrd_addr_max */
-    f[0x234] = 1;                   /* relocatable */
-    w16(f + 0x236, 0x0001);         /* XLF_KERNEL_64 */
-    w32(f + 0x238, 2047);           /* cmdline_size */
-    w64(f + 0x258, 0x1000000);      /* pref_address */
-    w32(f + 0x260, 0x3000);         /* init_size */
+    f[0x211] = 0x01;            /* LOADED_HIGH */
+    w32(f + 0x22c, 0x7fffffff); /* initrd_addr_max */
+    f[0x234] = 1;               /* relocatable */
+    w16(f + 0x236, 0x0001);     /* XLF_KERNEL_64 */
+    w32(f + 0x238, 2047);       /* cmdline_size */
+    w64(f + 0x258, 0x1000000);  /* pref_address */
+    w32(f + 0x260, 0x3000);     /* init_size */
     for (size_t i = KERNEL_OFF; i < size; i++)
         f[i] = (uint8_t)(i * 7);
     return f;
@@ -266,14 +266,18 @@ Test(bzimage, load_kernel_dispatches)
     /* A small valid ELF: header, one PT_LOAD, 16 bytes of data at 2 MiB. */
     size_t size = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 16;
     uint8_t *e = tracked(calloc(1, size));
-    Elf64_Ehdr eh = {.e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
-                     .e_entry = 0x200000, .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr),
-                     .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = 1};
+    Elf64_Ehdr eh = {.e_type = ET_EXEC,
+                     .e_machine = EM_X86_64,
+                     .e_version = EV_CURRENT,
+                     .e_entry = 0x200000,
+                     .e_phoff = sizeof(Elf64_Ehdr),
+                     .e_ehsize = sizeof(Elf64_Ehdr),
+                     .e_phentsize = sizeof(Elf64_Phdr),
+                     .e_phnum = 1};
     memcpy(eh.e_ident, ELFMAG, SELFMAG);
     eh.e_ident[EI_CLASS] = ELFCLASS64;
     eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    Elf64_Phdr ph = {.p_type = PT_LOAD, .p_offset = size - 16, .p_paddr = 0x200000, .p_filesz = 16,
-                     .p_memsz = 16};
+    Elf64_Phdr ph = {.p_type = PT_LOAD, .p_offset = size - 16, .p_paddr = 0x200000, .p_filesz = 16, .p_memsz = 16};
     memcpy(e, &eh, sizeof(eh));
     memcpy(e + sizeof(eh), &ph, sizeof(ph));
     memset(e + size - 16, 0x42, 16);

@@ -80,11 +80,17 @@ static struct img img_new(size_t size, uint16_t phnum, uint64_t entry)
 
 static Elf64_Ehdr *ehdr(struct img *im) { return (Elf64_Ehdr *)im->f; }
 
-static void set_phdr(struct img *im, unsigned i, uint32_t type, uint64_t off, uint64_t filesz,
-                     uint64_t paddr, uint64_t memsz)
+static void set_phdr(struct img *im, unsigned i, uint32_t type, uint64_t off, uint64_t filesz, uint64_t paddr,
+                     uint64_t memsz)
 {
-    Elf64_Phdr ph = {.p_type = type, .p_flags = PF_R | PF_X, .p_offset = off, .p_vaddr = paddr,
-                     .p_paddr = paddr, .p_filesz = filesz, .p_memsz = memsz, .p_align = 0x1000};
+    Elf64_Phdr ph = {.p_type = type,
+                     .p_flags = PF_R | PF_X,
+                     .p_offset = off,
+                     .p_vaddr = paddr,
+                     .p_paddr = paddr,
+                     .p_filesz = filesz,
+                     .p_memsz = memsz,
+                     .p_align = 0x1000};
     memcpy(im->f + sizeof(Elf64_Ehdr) + i * sizeof(ph), &ph, sizeof(ph));
 }
 
@@ -94,8 +100,8 @@ static Elf64_Phdr *phdr(struct img *im, unsigned i)
 }
 
 /* Writes one note at `off`; returns its padded length. */
-static size_t put_note(struct img *im, size_t off, const char *name, uint32_t namesz, uint32_t type,
-                       const void *desc, uint32_t descsz)
+static size_t put_note(struct img *im, size_t off, const char *name, uint32_t namesz, uint32_t type, const void *desc,
+                       uint32_t descsz)
 {
     Elf64_Nhdr nh = {.n_namesz = namesz, .n_descsz = descsz, .n_type = type};
     memcpy(im->f + off, &nh, sizeof(nh));
@@ -396,8 +402,8 @@ Test(elf, no_pt_load)
 static struct img truncated_note_image(void)
 {
     struct img im = pvh_image(8, KADDR + 0x80);
-    im.size -= 4;                        /* cut the last 4 bytes of the desc off the file */
-    phdr(&im, 1)->p_filesz -= 4;         /* and off the note area */
+    im.size -= 4;                /* cut the last 4 bytes of the desc off the file */
+    phdr(&im, 1)->p_filesz -= 4; /* and off the note area */
     uint8_t *exact = tracked(malloc(im.size));
     memcpy(exact, im.f, im.size);
     im.f = exact;

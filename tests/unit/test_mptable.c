@@ -99,8 +99,7 @@ static void check_tables(int nr_cpus)
             lintsrc++;
             e += 8;
             break;
-        default:
-            cr_assert_fail("unknown entry type %u", e[0]);
+        default: cr_assert_fail("unknown entry type %u", e[0]);
         }
     }
     cr_assert_eq(e, end, "entries fill the table");

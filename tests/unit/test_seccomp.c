@@ -27,7 +27,7 @@ static int child_status(int precompile)
             _exit(11);
         if (syscall(SYS_gettid) <= 0) /* allowed for every thread */
             _exit(12);
-        syscall(SYS_getppid);         /* allowed for none */
+        syscall(SYS_getppid); /* allowed for none */
         _exit(13);
     }
     int st;

@@ -116,7 +116,8 @@ BOTH(more_requests_than_engine_slots)
     enum { N = 200 };
     for (int i = 0; i < N; i++) {
         put_hdr(i, T_IN, (uint64_t)i * 5);
-        struct vfx_seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true},
+        struct vfx_seg s[3] = {{HDR_GPA(i), 16, false},
+                               {0x200000ULL + 512ULL * i, 512, true},
                                {STATUS_GPA(i), 1, true}};
         vfx_post(0, s, 3, IND_GPA + 64ULL * i);
     }
@@ -179,13 +180,13 @@ BOTH(errors_mid_batch_complete_each_request)
     uint64_t cap = FILE_SIZE / 512;
     memset(g_at(DATA_GPA(1), 1024), 0xee, 1024);
     uint16_t h[7];
-    h[0] = post_req(0, T_IN, 1, 512);          /* fine */
-    h[1] = post_req(1, T_IN, cap - 1, 1024);   /* runs past the end */
-    h[2] = post_req(2, T_IN, 0, 1000);         /* not whole sectors */
-    h[3] = post_req(3, 99, 0, 512);            /* unknown type */
-    h[4] = post_req(4, T_GET_ID, 0, 20);       /* completed while the batch is taken */
+    h[0] = post_req(0, T_IN, 1, 512);        /* fine */
+    h[1] = post_req(1, T_IN, cap - 1, 1024); /* runs past the end */
+    h[2] = post_req(2, T_IN, 0, 1000);       /* not whole sectors */
+    h[3] = post_req(3, 99, 0, 512);          /* unknown type */
+    h[4] = post_req(4, T_GET_ID, 0, 20);     /* completed while the batch is taken */
     h[5] = post_req(5, T_FLUSH, 0, 0);
-    h[6] = post_req(6, T_IN, 2, 512);          /* fine, after all of them */
+    h[6] = post_req(6, T_IN, 2, 512); /* fine, after all of them */
     kick_until(7);
     cr_assert_eq(used_idx(), 7);
     static const uint8_t want[7] = {S_OK, S_IOERR, S_IOERR, S_UNSUPP, S_OK, S_OK, S_OK};
@@ -267,8 +268,9 @@ Test(blk_async, engine_full_resumes_within_the_kick_or_on_completion)
         for (int i = 0; i < N; i++) {
             put_hdr(i, T_IN, (uint64_t)(round * N + i) % 2048);
             *g_at(STATUS_GPA(i), 1) = 0xff;
-            struct vfx_seg s[3] = {{HDR_GPA(i), 16, false}, {0x200000ULL + 512ULL * i, 512, true},
-                               {STATUS_GPA(i), 1, true}};
+            struct vfx_seg s[3] = {{HDR_GPA(i), 16, false},
+                                   {0x200000ULL + 512ULL * i, 512, true},
+                                   {STATUS_GPA(i), 1, true}};
             vfx_post(0, s, 3, IND_GPA + 64ULL * i);
         }
         done = (uint16_t)(done + N);

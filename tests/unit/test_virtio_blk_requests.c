@@ -40,10 +40,10 @@ BOTH(read_scattered_over_buffers_and_indirect)
     /* Header and status in one table, data in 3 pieces of 512 + 1000 + 24 bytes. */
     put_hdr(1, T_IN, 100);
     struct vfx_seg s[5] = {{HDR_GPA(1), 16, false},
-                       {DATA_GPA(1), 512, true},
-                       {DATA_GPA(2), 1000, true},
-                       {DATA_GPA(3), 24, true},
-                       {STATUS_GPA(1), 1, true}};
+                           {DATA_GPA(1), 512, true},
+                           {DATA_GPA(2), 1000, true},
+                           {DATA_GPA(3), 24, true},
+                           {STATUS_GPA(1), 1, true}};
     uint16_t h = vfx_post(0, s, 5, IND_GPA);
     kick_until(1);
     cr_assert_eq(status_of(1), S_OK);
@@ -250,8 +250,10 @@ BOTH(header_split_over_two_buffers)
 {
     blk_start(e);
     put_hdr(0, T_IN, 9);
-    struct vfx_seg s[4] = {{HDR_GPA(0), 5, false}, {HDR_GPA(0) + 5, 11, false}, {DATA_GPA(0), 512, true},
-                       {STATUS_GPA(0), 1, true}};
+    struct vfx_seg s[4] = {{HDR_GPA(0), 5, false},
+                           {HDR_GPA(0) + 5, 11, false},
+                           {DATA_GPA(0), 512, true},
+                           {STATUS_GPA(0), 1, true}};
     vfx_post(0, s, 4, 0);
     kick_until(1);
     cr_assert_eq(status_of(0), S_OK);

@@ -200,9 +200,9 @@ Test(vmmio, driver_ok_with_rings_outside_memory)
 Test(vmmio, driver_ok_with_misaligned_or_far_rings)
 {
     static const uint64_t bad[][3] = {
-        {Q0_DESC + 8, Q0_AVAIL, Q0_USED},  /* descriptor table not 16-aligned */
-        {Q0_DESC, Q0_AVAIL + 1, Q0_USED},  /* avail ring odd */
-        {Q0_DESC, Q0_AVAIL, Q0_USED + 2},  /* used ring not 4-aligned */
+        {Q0_DESC + 8, Q0_AVAIL, Q0_USED},   /* descriptor table not 16-aligned */
+        {Q0_DESC, Q0_AVAIL + 1, Q0_USED},   /* avail ring odd */
+        {Q0_DESC, Q0_AVAIL, Q0_USED + 2},   /* used ring not 4-aligned */
         {0xc0000000ULL, Q0_AVAIL, Q0_USED}, /* in the MMIO gap */
         {Q0_DESC, Q0_AVAIL, 0xfffffffffffffff0ULL},
     };

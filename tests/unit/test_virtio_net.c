@@ -139,7 +139,10 @@ static void expect_needs_reset(void)
 
 Test(vnet, mac_in_config_space)
 {
-    struct net_config cfg = {.id = "eth0", .tap = "unused", .mac = {0x02, 0xab, 0xcd, 0xef, 0x01, 0x23}, .has_mac = true};
+    struct net_config cfg = {.id = "eth0",
+                             .tap = "unused",
+                             .mac = {0x02, 0xab, 0xcd, 0xef, 0x01, 0x23},
+                             .has_mac = true};
     net_start_cfg(&cfg, BASE_FEATURES | BIT64(VIRTIO_NET_F_MAC));
     cr_assert(vfx_dev_features() & BIT64(VIRTIO_NET_F_MAC));
     uint8_t mac[6];

@@ -225,7 +225,7 @@ Test(virtq, notify_with_event_idx_when_used_event_is_crossed)
     virtq_push(&vq, &vfx.gm, 0, 0); /* used 0 -> 1 */
     cr_assert(virtq_should_notify(&vq, &vfx.gm), "first notification always goes out");
 
-    used_event(3); /* driver: interrupt me when entry 3 is used (used idx goes past 3) */
+    used_event(3);                  /* driver: interrupt me when entry 3 is used (used idx goes past 3) */
     virtq_push(&vq, &vfx.gm, 0, 0); /* 1 -> 2 */
     cr_assert_not(virtq_should_notify(&vq, &vfx.gm));
     virtq_push(&vq, &vfx.gm, 0, 0); /* 2 -> 3 */

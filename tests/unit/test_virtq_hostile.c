@@ -329,7 +329,7 @@ Test(virtq, buffer_in_the_mmio_gap)
     cr_assert_eq(vq_chain.readable, 0x2000);
 
     vq_queue_setup(16);
-    desc(0, MMIO_GAP_END, 16, F_INDIRECT, 0); /* an indirect table in high RAM is fine */
+    desc(0, MMIO_GAP_END, 16, F_INDIRECT, 0);                   /* an indirect table in high RAM is fine */
     vfx_desc(MMIO_GAP_END, 0, MMIO_GAP_START + 0x10, 16, 0, 0); /* ...its buffer is not */
     avail_add(0);
     expect_eproto("indirect entry pointing into the gap");

@@ -43,8 +43,8 @@ void blk_start_opts(enum blk_engine e, bool ro, uint64_t size, const char *id)
     struct errmsg err = {{0}};
     int rc = virtio_blk_create(&blkfx.blk, &cfg, &err);
     cr_assert_eq(rc, 0, "virtio_blk_create: %s", err.text);
-    cr_assert_eq(virtio_mmio_init(&blkfx.m, "blk0", &virtio_blk_ops, blkfx.blk, &vfx.gm, &blkfx.loop, -1,
-                                  0xd0000000ULL, 5, vfx_irq_line(5)),
+    cr_assert_eq(virtio_mmio_init(&blkfx.m, "blk0", &virtio_blk_ops, blkfx.blk, &vfx.gm, &blkfx.loop, -1, 0xd0000000ULL,
+                                  5, vfx_irq_line(5)),
                  0);
     vfx.m = &blkfx.m;
     blkfx.started = true;
@@ -86,7 +86,8 @@ void put_hdr(int slot, uint32_t type, uint64_t sector)
 uint16_t post_req(int slot, uint32_t type, uint64_t sector, uint32_t data_len)
 {
     put_hdr(slot, type, sector);
-    struct vfx_seg s[3] = {{HDR_GPA(slot), 16, false}, {DATA_GPA(slot), data_len, type != T_OUT},
+    struct vfx_seg s[3] = {{HDR_GPA(slot), 16, false},
+                           {DATA_GPA(slot), data_len, type != T_OUT},
                            {STATUS_GPA(slot), 1, true}};
     if (data_len == 0) {
         s[1] = s[2];

@@ -43,16 +43,16 @@ struct blkfx {
     struct event_loop loop;
     struct virtio_mmio m;
     struct virtio_blk *blk;
-    char img[64];               /* the image file's path */
-    bool started;               /* blk_start ran: the suites' fini stops the device */
+    char img[64]; /* the image file's path */
+    bool started; /* blk_start ran: the suites' fini stops the device */
 };
 extern struct blkfx blkfx;
 
 /* A test body run once per engine: sync (preadv/pwritev on the kick) and async (io_uring). */
-#define BOTH(name)                                          \
-    static void name(enum blk_engine e);                    \
-    Test(blk_sync, name) { name(BLK_ENGINE_SYNC); }         \
-    Test(blk_async, name) { name(BLK_ENGINE_ASYNC); }       \
+#define BOTH(name)                                    \
+    static void name(enum blk_engine e);              \
+    Test(blk_sync, name) { name(BLK_ENGINE_SYNC); }   \
+    Test(blk_async, name) { name(BLK_ENGINE_ASYNC); } \
     static void name(enum blk_engine e)
 
 /* Creates a new image file of `size` pattern bytes; blkfx.img names it. */

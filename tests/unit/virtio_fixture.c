@@ -221,7 +221,7 @@ void vfx_driver_up(uint64_t features, int nq)
         zero_rings(d);
         vfx_queue_regs((uint32_t)q, d->size, d->desc, d->avail, d->used, true);
     }
-    vfx_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                                   VIRTIO_STATUS_DRIVER_OK);
+    vfx_wr(VIRTIO_MMIO_STATUS,
+           VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
     cr_assert(virtio_dev_driver_ok(virtio_mmio_device(vfx.m)));
 }

@@ -22,16 +22,16 @@
 struct vfx_queue {
     uint64_t desc, avail, used; /* ring addresses */
     uint16_t size;
-    uint16_t avail_idx;         /* the driver's next avail index */
-    uint16_t next_desc;         /* next free descriptor (handed out round-robin) */
+    uint16_t avail_idx; /* the driver's next avail index */
+    uint16_t next_desc; /* next free descriptor (handed out round-robin) */
 };
 
 struct vfx {
     uint8_t *ram;
     struct guest_mem gm;
-    struct virtio_mmio *m;      /* the transport vfx_rd/vfx_wr talk to */
+    struct virtio_mmio *m; /* the transport vfx_rd/vfx_wr talk to */
     struct vfx_queue q[VIRTIO_DEV_MAX_QUEUES];
-    int pulses;                 /* rising edges on the interrupt line */
+    int pulses; /* rising edges on the interrupt line */
     int irq_level;
     uint32_t irq_gsi;
 };

@@ -26,10 +26,7 @@ static void setup(void)
     vq_queue_setup(16);
 }
 
-static void teardown(void)
-{
-    vfx_ram_free();
-}
+static void teardown(void) { vfx_ram_free(); }
 
 /* One suite for every test_virtq_*.c file: Criterion joins tests to their suite by name. */
 TestSuite(virtq, .init = setup, .fini = teardown);
