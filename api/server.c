@@ -244,7 +244,11 @@ static void *api_thread(void *arg)
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    int mhd_fd = info ? info->epoll_fd : -1;
+    if (!info) {
+        log_error("API thread: libmicrohttpd gives no epoll fd; the API is closed");
+        return NULL;
+    }
+    int mhd_fd = info->epoll_fd;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN};
     ev.data.fd = mhd_fd;

@@ -144,6 +144,7 @@ static int add_drive(struct vm_config *vm, const char *arg, struct errmsg *err)
     struct blk_config d;
     int rc = cli_parse_drive(spec, &d, err);
     for (unsigned i = 0; !rc && i < vm->nr_drives; i++) {
+        // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): cli_parse_drive succeeds only with an id
         if (strcmp(vm->drives[i].id, d.id) == 0)
             rc = err_set(err, -EINVAL, "--drive: id '%s' given twice", d.id);
         else if (d.root && vm->drives[i].root)
@@ -170,6 +171,7 @@ static int add_net(struct vm_config *vm, const char *arg, struct errmsg *err)
     struct net_config n;
     int rc = cli_parse_net(spec, &n, err);
     for (unsigned i = 0; !rc && i < vm->nr_nets; i++)
+        // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): cli_parse_net succeeds only with an id
         if (strcmp(vm->nets[i].id, n.id) == 0)
             rc = err_set(err, -EINVAL, "--net: id '%s' given twice", n.id);
     if (!rc) {

@@ -35,12 +35,10 @@ int insn_decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr
     if (mod == 3)
         return (int)used;
     if (addr16) {
-        if (mod == 0 && rm == 6)
+        if ((mod == 0 && rm == 6) || mod == 2)
             in->disp_len = 2;
         else if (mod == 1)
             in->disp_len = 1;
-        else if (mod == 2)
-            in->disp_len = 2;
     } else {
         if (rm == 4) {
             if (n < used + 1)
@@ -50,18 +48,16 @@ int insn_decode_modrm(const uint8_t *p, unsigned n, enum cpu_mode mode, int addr
             if (mod == 0 && (in->sib & 7) == 5)
                 in->disp_len = 4;
         }
-        if (mod == 0 && rm == 5)
+        if ((mod == 0 && rm == 5) || mod == 2)
             in->disp_len = 4;
         else if (mod == 1)
             in->disp_len = 1;
-        else if (mod == 2)
-            in->disp_len = 4;
     }
     if (n < used + in->disp_len)
         return -EINVAL;
     int64_t d = 0;
     if (in->disp_len == 1)
-        d = (int8_t)p[used];
+        d = (int8_t)p[used]; // NOLINT(bugprone-signed-char-misuse,cert-str34-c): disp8 is sign-extended by definition
     else if (in->disp_len == 2)
         d = (int16_t)(p[used] | p[used + 1] << 8);
     else if (in->disp_len == 4)

@@ -118,7 +118,7 @@ int load_bzimage_decompressed(struct guest_mem *gm, const uint8_t *file, size_t 
     if (kernel_off >= size || poff > size - kernel_off || plen > size - kernel_off - poff || plen == 0)
         return err_set(err, -ENOEXEC,
                        "bzImage payload [%#llx, +%#llx) lies outside the file (%zu bytes): truncated or corrupt",
-                       (unsigned long long)(kernel_off + poff), (unsigned long long)plen, size);
+                       (unsigned long long)kernel_off + poff, (unsigned long long)plen, size);
     const uint8_t *payload = file + kernel_off + poff;
     enum payload_format fmt = payload_detect(payload, plen);
     uint8_t *elf = NULL;

@@ -90,7 +90,7 @@ int elf_find_pvh_entry(const uint8_t *file, size_t size, uint64_t *entry)
 int load_elf(struct guest_mem *gm, const uint8_t *file, size_t size, int use_pvh, struct kernel_image *out,
              struct errmsg *err)
 {
-    Elf64_Ehdr eh;
+    Elf64_Ehdr eh = {0}; /* get_ehdr fills it or fails */
     int rc = get_ehdr(file, size, &eh, err);
     if (rc)
         return rc;

@@ -78,7 +78,7 @@ int mptable_write(struct guest_mem *gm, int nr_cpus)
     e[0] = 4, e[1] = 3, e[5] = 0, e[6] = 0xff, e[7] = 0;
     e += MP_SMALL_LEN, count++;
     e[0] = 4, e[1] = 1, e[5] = 0, e[6] = 0xff, e[7] = 1;
-    e += MP_SMALL_LEN, count++;
+    count++;
 
     memcpy(mpc, "PCMP", 4);
     le_st16(mpc + 4, (uint16_t)table_len);

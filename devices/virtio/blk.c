@@ -111,8 +111,8 @@ void virtio_blk_free(struct virtio_blk *b)
 
 int virtio_blk_replace_backing(struct virtio_blk *b, const char *path, struct errmsg *err)
 {
-    int fd;
-    uint64_t size;
+    int fd = -1;
+    uint64_t size = 0;
     int rc = open_image(b->cfg.id, path, b->cfg.read_only, &fd, &size, err);
     if (rc)
         return rc;
