@@ -153,6 +153,7 @@ static void bench_raw_uring(const char *path, unsigned depth)
         die("io_uring_queue_init", -rc);
     struct iovec *iov = calloc(depth, sizeof(*iov));
     uint8_t *bufs = aligned_alloc(BS, (size_t)BS * depth);
+    memset(bufs, 0, (size_t)BS * depth); /* the reads overwrite it; cleared so nothing is ever read uninitialised */
     struct result *r = add_result("blk randread 4KiB", "raw io_uring", depth);
     uint64_t ops = 0, errors = 0;
     unsigned inflight = 0;
@@ -234,7 +235,7 @@ void run_blk(void)
         die("image smaller than 4 KiB", EINVAL);
     unsigned depth = opt.depth;
     if (depth > BLK_MAX_DEPTH) {
-        fprintf(stderr, "virtio-bench: depth %u capped at %u (3 descriptors per request, %u-entry queue)\n", depth,
+        fprintf(stderr, "virtio-bench: depth %u capped at %d (3 descriptors per request, %d-entry queue)\n", depth,
                 BLK_MAX_DEPTH, QSIZE);
         depth = BLK_MAX_DEPTH;
     }

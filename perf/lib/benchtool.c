@@ -32,9 +32,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +53,17 @@ static long now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* A one-shot tool: running out of memory ends it. */
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "benchtool: out of memory\n");
+        exit(2);
+    }
+    return p;
 }
 
 static int dial(const char *path)
@@ -154,6 +168,25 @@ static void stop(pid_t pid)
     }
 }
 
+/* The status of an answer starting "HTTP/1.x NNN", or -1. */
+static int http_status(const char *resp)
+{
+    static const char prefix[] = "HTTP/1.";
+    if (strncmp(resp, prefix, sizeof(prefix) - 1))
+        return -1;
+    const char *minor = resp + sizeof(prefix) - 1;
+    char *end;
+    (void)strtol(minor, &end, 10);
+    if (end == minor)
+        return -1;
+    const char *code = end;
+    errno = 0;
+    long st = strtol(code, &end, 10);
+    if (end == code || errno || st < INT_MIN || st > INT_MAX)
+        return -1;
+    return (int)st;
+}
+
 /* Sends req; reads the whole answer (Connection: close). Returns the HTTP status or -1. */
 static int exchange(const char *sock, const char *req, size_t len)
 {
@@ -181,10 +214,7 @@ static int exchange(const char *sock, const char *req, size_t len)
     }
     resp[got] = '\0';
     close(fd);
-    int st;
-    if (sscanf(resp, "HTTP/1.%*d %d", &st) != 1)
-        return -1;
-    return st;
+    return http_status(resp);
 }
 
 static int mkreq(char *buf, size_t n, const char *method, const char *path, const char *body)
@@ -284,9 +314,9 @@ static int load(const char *sock, int clients, int per, const char *out, double 
     l_sock = sock, l_per = per, l_clients = clients, l_rate = rate;
     l_start_ns = now_ns() + 50000000L; /* after every thread is up */
     int total = clients * per;
-    l_lat = calloc((size_t)total, sizeof(long));
-    l_st = calloc((size_t)total, sizeof(int));
-    pthread_t *t = calloc((size_t)clients, sizeof(pthread_t));
+    l_lat = xcalloc((size_t)total, sizeof(long));
+    l_st = xcalloc((size_t)total, sizeof(int));
+    pthread_t *t = xcalloc((size_t)clients, sizeof(pthread_t));
     pthread_barrier_init(&l_go, NULL, (unsigned)clients);
     long t0 = now_ns();
     for (long i = 0; i < clients; i++)
@@ -294,6 +324,7 @@ static int load(const char *sock, int clients, int per, const char *out, double 
     for (int i = 0; i < clients; i++)
         pthread_join(t[i], NULL);
     long wall = now_ns() - t0;
+    free(t);
     int ok = 0, bad = 0;
     for (int i = 0; i < total; i++) {
         if (l_st[i] >= 200 && l_st[i] < 300)
@@ -308,9 +339,13 @@ static int load(const char *sock, int clients, int per, const char *out, double 
         fclose(f);
     }
     qsort(l_lat, (size_t)total, sizeof(long), cmp_long);
+    int p50 = total / 2, p99 = (int)((long)total * 99 / 100); /* indices: integer division meant */
     printf("requests=%d ok=%d bad=%d p50_us=%.1f p99_us=%.1f max_us=%.1f wall_ms=%.1f rps=%.0f\n", total, ok, bad,
-           l_lat[total / 2] / 1000.0, l_lat[(total * 99) / 100] / 1000.0, l_lat[total - 1] / 1000.0, wall / 1e6,
-           total / (wall / 1e9));
+           l_lat[p50] / 1000.0, l_lat[p99] / 1000.0, l_lat[total - 1] / 1000.0, wall / 1e6, total / (wall / 1e9));
+    free(l_lat);
+    free(l_st);
+    l_lat = NULL;
+    l_st = NULL;
     return bad ? 1 : 0;
 }
 
@@ -321,7 +356,7 @@ static int apistart(int n, const char *sock, const char *log, const char *kernel
     int argc = 0;
     while (ember[argc])
         argc++;
-    char **argv = calloc((size_t)argc + 6, sizeof(char *));
+    char **argv = xcalloc((size_t)argc + 6, sizeof(char *));
     for (int i = 0; i < argc; i++)
         argv[i] = ember[i];
     argv[argc] = "--api-sock";
@@ -372,15 +407,16 @@ static int apistart(int n, const char *sock, const char *log, const char *kernel
         fflush(stdout);
     }
     unlink(sock);
+    free(argv);
     return fails ? 1 : 0;
 }
 
 /* ---- launch */
 static int launch(int n, int par, char **cmd)
 {
-    long *start = calloc((size_t)n, sizeof(long));
-    long *lat = calloc((size_t)n, sizeof(long));
-    pid_t *pids = calloc((size_t)n, sizeof(pid_t));
+    long *start = xcalloc((size_t)n, sizeof(long));
+    long *lat = xcalloc((size_t)n, sizeof(long));
+    pid_t *pids = xcalloc((size_t)n, sizeof(pid_t));
     int next = 0, running = 0, done = 0, bad = 0;
     long t0 = now_ns();
     while (done < n) {
@@ -407,6 +443,9 @@ static int launch(int n, int par, char **cmd)
     printf("wall_ms=%.3f launches=%d failed=%d per_s=%.1f\n", wall / 1e6, n, bad, n / (wall / 1e9));
     for (int i = 0; i < n; i++)
         printf("%.1f\n", lat[i] / 1000.0);
+    free(start);
+    free(lat);
+    free(pids);
     return bad ? 1 : 0;
 }
 
@@ -420,9 +459,9 @@ static int launch(int n, int par, char **cmd)
  */
 static int firstout(int n, char **cmd)
 {
-    long *start = calloc((size_t)n, sizeof(long)), *lat = calloc((size_t)n, sizeof(long));
-    pid_t *pids = calloc((size_t)n, sizeof(pid_t));
-    struct pollfd *pf = calloc((size_t)n, sizeof(struct pollfd));
+    long *start = xcalloc((size_t)n, sizeof(long)), *lat = xcalloc((size_t)n, sizeof(long));
+    pid_t *pids = xcalloc((size_t)n, sizeof(pid_t));
+    struct pollfd *pf = xcalloc((size_t)n, sizeof(struct pollfd));
     long t0 = now_ns();
     for (int i = 0; i < n; i++) {
         int pp[2];
@@ -482,22 +521,55 @@ static int firstout(int n, char **cmd)
     for (int i = 0; i < n; i++)
         if (lat[i])
             printf("%.1f\n", lat[i] / 1000.0);
+    free(start);
+    free(lat);
+    free(pids);
+    free(pf);
     return up == n ? 0 : 1;
+}
+
+/* A whole decimal integer in [min, max], or false. */
+static bool parse_int(const char *s, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < min || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* A finite number >= 0 (the whole string), or false. */
+static bool parse_rate(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < 0)
+        return false;
+    *out = v;
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (argc >= 6 && !strcmp(argv[1], "sockup"))
-        return sockup(atoi(argv[2]), argv[3], atoi(argv[4]), argv + 5);
-    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "load"))
-        return load(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argc == 7 ? atof(argv[6]) : 0);
-    if (argc >= 8 && !strcmp(argv[1], "apistart"))
-        return apistart(atoi(argv[2]), argv[3], argv[4], argv[5], argv[6], argv + 7);
-    if (argc >= 4 && !strcmp(argv[1], "firstout"))
-        return firstout(atoi(argv[2]), argv + 3);
-    if (argc >= 5 && !strcmp(argv[1], "launch"))
-        return launch(atoi(argv[2]), atoi(argv[3]), argv + 4);
+    int n, qmp, clients, per, par;
+    double rate = 0;
+    if (argc >= 6 && !strcmp(argv[1], "sockup") && parse_int(argv[2], 0, INT_MAX, &n) && parse_int(argv[4], 0, 1, &qmp))
+        return sockup(n, argv[3], qmp, argv + 5);
+    /* at least one request (the summary reads the slowest), and no more than an int counts */
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "load") && parse_int(argv[3], 1, INT_MAX, &clients) &&
+        parse_int(argv[4], 1, INT_MAX / clients, &per) && (argc == 6 || parse_rate(argv[6], &rate)))
+        return load(argv[2], clients, per, argv[5], rate);
+    if (argc >= 8 && !strcmp(argv[1], "apistart") && parse_int(argv[2], 0, INT_MAX, &n))
+        return apistart(n, argv[3], argv[4], argv[5], argv[6], argv + 7);
+    if (argc >= 4 && !strcmp(argv[1], "firstout") && parse_int(argv[2], 0, INT_MAX, &n))
+        return firstout(n, argv + 3);
+    if (argc >= 5 && !strcmp(argv[1], "launch") && parse_int(argv[2], 0, INT_MAX, &n) &&
+        parse_int(argv[3], 1, INT_MAX, &par))
+        return launch(n, par, argv + 4);
     fprintf(stderr, "usage: see the comment at the top of perf/lib/benchtool.c\n");
     return 2;
 }
