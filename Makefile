@@ -144,7 +144,7 @@ clean:
 # The C sources `make format` and `make lint` cover: the layers, their unit tests and the
 # benchmark tools. tests/guest/ is freestanding guest code in kernel style (tabs) with its own
 # flags: left out of both.
-CHECK_DIRS := $(LAYERS) perf perf/lib tests/unit tests/jail
+CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail
 CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
 FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
 # clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags

@@ -71,7 +71,7 @@ trap cleanup EXIT
 cp "$BUILD/ember" "$BUILD/virtio-bench" "$BUILD/test-guest.elf" \
    "$BUILD/guest/vmlinux" "$BUILD/guest/vmlinux-int3patched" "$BUILD/guest/rootfs.ext4" "$bin/"
 [ -e "$BUILD/test-guest-pvh.elf" ] && cp "$BUILD/test-guest-pvh.elf" "$bin/"
-cc -O2 -std=c11 -Wall -Wextra -pthread -o "$bin/benchtool" perf/lib/benchtool.c
+cc -O2 -std=c11 -Wall -Wextra -pthread -I. -o "$bin/benchtool" perf/lib/benchtool.c
 
 # The emulated KVM host sees this machine's root filesystem, so $work (under /tmp) is at the same path inside.
 PYTHONDONTWRITEBYTECODE=1 BENCH_BIN=$bin BENCH_QUICK=$QUICK BENCH_OUT=$PWD/perf/results BENCH_DOCS=$PWD/docs BENCH_WORK=$work \

@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/lib/http_unix.h"
+
 static long now_ns(void)
 {
     struct timespec ts;
@@ -64,22 +66,6 @@ static void *xcalloc(size_t n, size_t size)
         exit(2);
     }
     return p;
-}
-
-static int dial(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
 }
 
 /*
@@ -113,7 +99,7 @@ static int dial_when_up(const char *sock, long t0, pid_t pid, long *t_up)
         ; /* events of earlier runs */
     while (now_ns() - t0 < 10000000000L) {
         if (access(sock, F_OK) == 0) {
-            fd = dial(sock);
+            fd = http_unix_dial(sock, 10);
             if (fd >= 0) {
                 *t_up = now_ns();
                 break;
@@ -168,61 +154,11 @@ static void stop(pid_t pid)
     }
 }
 
-/* The status of an answer starting "HTTP/1.x NNN", or -1. */
-static int http_status(const char *resp)
-{
-    static const char prefix[] = "HTTP/1.";
-    if (strncmp(resp, prefix, sizeof(prefix) - 1))
-        return -1;
-    const char *minor = resp + sizeof(prefix) - 1;
-    char *end;
-    (void)strtol(minor, &end, 10);
-    if (end == minor)
-        return -1;
-    const char *code = end;
-    errno = 0;
-    long st = strtol(code, &end, 10);
-    if (end == code || errno || st < INT_MIN || st > INT_MAX)
-        return -1;
-    return (int)st;
-}
-
-/* Sends req; reads the whole answer (Connection: close). Returns the HTTP status or -1. */
+/* Sends req to sock (Connection: close); the HTTP status or -1. */
 static int exchange(const char *sock, const char *req, size_t len)
 {
     char resp[8192];
-    int fd = dial(sock);
-    if (fd < 0)
-        return -1;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, req + off, len - off);
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (got == sizeof(resp) - 1)
-            break;
-    }
-    resp[got] = '\0';
-    close(fd);
-    return http_status(resp);
-}
-
-static int mkreq(char *buf, size_t n, const char *method, const char *path, const char *body)
-{
-    return snprintf(buf, n,
-                    "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: application/json\r\n%s"
-                    "Content-Length: %zu\r\n\r\n%s",
-                    method, path, *body ? "Content-Type: application/json\r\n" : "", strlen(body), body);
+    return http_unix_exchange(sock, 10, req, len, resp, sizeof(resp));
 }
 
 /* ---- sockup */
@@ -283,8 +219,8 @@ static void *client(void *arg)
 {
     long idx = (long)arg;
     char get[512], put[512];
-    int ng = mkreq(get, sizeof(get), "GET", "/", "");
-    int np = mkreq(put, sizeof(put), "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}");
+    int ng = http_unix_request(get, sizeof(get), "GET", "/", "");
+    int np = http_unix_request(put, sizeof(put), "PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}");
     pthread_barrier_wait(&l_go);
     for (int i = 0; i < l_per; i++) {
         int is_put = (i + idx) & 1;
@@ -366,9 +302,9 @@ static int apistart(int n, const char *sock, const char *log, const char *kernel
     argv[argc + 4] = "info";
     char body[4096], req[8192];
     snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"%s\"}", kernel, cmdline);
-    int nb = mkreq(req, sizeof(req), "PUT", "/boot-source", body);
+    int nb = http_unix_request(req, sizeof(req), "PUT", "/boot-source", body);
     char act[512];
-    int na = mkreq(act, sizeof(act), "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}");
+    int na = http_unix_request(act, sizeof(act), "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}");
     for (int i = 0; i < n; i++) {
         char lp[4096];
         snprintf(lp, sizeof(lp), "%s.%d", log, i);
