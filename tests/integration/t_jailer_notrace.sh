@@ -64,7 +64,7 @@ m_plain=$(median <"$tmp/t.plain"); m_jail=$(median <"$tmp/t.jail"); m_nocg=$(med
 echo "launch to exit, tiny guest, median of 20: ember alone ${m_plain} ms; jailed ${m_nocg} ms (+$((m_nocg - m_plain)) ms);" \
   "jailed with v1 cgroups (cpu quota 50%, memory, pids) ${m_jail} ms (+$((m_jail - m_plain)) ms)"
 # Printed, not asserted: a time is a benchmark's figure, and with a 50% CPU quota on a
-# loaded machine the jailed launch measured 0.4-1.7 s more here (docs/testing.md).
+# loaded machine the jailed launch measured 0.4-1.7 s more here.
 
 # ---------------------------------------------------------------- SIGKILL of a running VMM (prepared root)
 # panic=0: the guest (no root file system) stays in its panic, so the kill always meets a live VM.
