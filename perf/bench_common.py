@@ -103,7 +103,6 @@ def floats(text):
     return out
 
 
-
 def cmd_version(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
@@ -117,7 +116,6 @@ def cpu_model():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return "unknown"
-
 
 
 # ---------------------------------------------------------------- memory helpers
@@ -153,14 +151,6 @@ def guest_ram_pss_kib(pid, mem_mib):
     """Pss of the guest-RAM mapping(s)."""
     ram = [pss for size, path, pss in smaps_mappings(pid) if is_guest_ram(size, path, mem_mib)]
     return sum(ram) if ram else None
-
-
-def children_of(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def kill_proc(p):

@@ -126,22 +126,6 @@ def b_launch_rate():
                    "built with a PVH entry (test-guest-pvh.elf), in the same emulated KVM host" if IN_KVMHOST else ""))
 
 
-
-def poll_log(path, pattern, proc, deadline):
-    rx = re.compile(pattern)
-    while time.time() < deadline:
-        try:
-            with open(path, "rb") as f:
-                if rx.search(f.read().decode("latin-1")):
-                    return True
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
 def start_ember_linux(tag, mem=128):
     disk = os.path.join(WORK, f"root-{tag}.ext4")
     shutil.copyfile(ROOTFS, disk)
@@ -279,7 +263,6 @@ def b_linux_boot():
            note="wall from exec to the console line 'Run /sbin/init as init process'; same kernel build "
                 "(QEMU: int3-patched copy), same ext4 root on virtio-blk, 1 vCPU, 128 MiB")
     record_memory(mem, "sampled when the console first showed 'Freeing unused kernel' (late boot), first rep")
-
 
 
 def b_profile():
