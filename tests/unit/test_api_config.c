@@ -36,65 +36,53 @@ Test(api_config, get_root_shape)
     json_decref(o);
 }
 
+/* One step of a machine-config history: a request that must succeed (fault NULL) or fail naming `fault`, then
+ * what GET /machine-config must show; -1 (or no method) leaves that part out. */
+struct mc_step {
+    const char *method, *body, *fault;
+    int vcpus, mem, smt, dirty;
+};
+
 Test(api_config, machine_config_put_patch_get)
 {
-    json_t *m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 1);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 128);
-    cr_expect_not(bool_of(m, "smt"));
-    cr_expect_not(bool_of(m, "track_dirty_pages"));
-    json_decref(m);
-
-    expect_204("PUT", "/machine-config",
-               "{\"vcpu_count\":2,\"mem_size_mib\":256,\"smt\":true,\"track_dirty_pages\":true,\"huge_pages\":\"None\","
-               "\"cpu_template\":\"None\"}");
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 2);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 256);
-    cr_expect(bool_of(m, "smt"));
-    cr_expect(bool_of(m, "track_dirty_pages"));
-    json_decref(m);
-
-    /* PATCH changes only what it names. */
-    expect_204("PATCH", "/machine-config", "{\"mem_size_mib\":512}");
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 2);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 512);
-    cr_expect(bool_of(m, "smt"));
-    cr_expect(bool_of(m, "track_dirty_pages"));
-    json_decref(m);
-    /* A PATCH that would break the SMT rule with the kept smt=true fails whole. */
-    fault("PATCH", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64}", "SMT", NULL);
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 2);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 512);
-    json_decref(m);
-
-    /* PUT resets the omitted optional fields to their defaults. */
-    expect_204("PUT", "/machine-config", "{\"vcpu_count\":3,\"mem_size_mib\":64}");
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 3);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 64);
-    cr_expect_not(bool_of(m, "smt"));
-    cr_expect_not(bool_of(m, "track_dirty_pages"));
-    json_decref(m);
-
-    /* A failed PUT changes nothing. */
-    fault("PUT", "/machine-config", "{\"vcpu_count\":4,\"mem_size_mib\":0}", "`mem_size_mib`", NULL);
-    fault("PUT", "/machine-config", "{\"vcpu_count\":4,\"mem_size_mib\":128,\"smt\":\"x\"}", "`smt`", NULL);
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 3);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 64);
-    json_decref(m);
-
-    /* The limits themselves are accepted; an empty PATCH changes nothing. */
-    expect_204("PUT", "/machine-config", "{\"vcpu_count\":32,\"mem_size_mib\":1}");
-    expect_204("PATCH", "/machine-config", "{\"track_dirty_pages\":true}");
-    m = get_json("/machine-config");
-    cr_expect_eq(int_of(m, "vcpu_count"), 32);
-    cr_expect_eq(int_of(m, "mem_size_mib"), 1);
-    cr_expect(bool_of(m, "track_dirty_pages"));
-    json_decref(m);
+    static const struct mc_step steps[] = {
+        {NULL, NULL, NULL, 1, 128, 0, 0}, /* the defaults */
+        {"PUT",
+         "{\"vcpu_count\":2,\"mem_size_mib\":256,\"smt\":true,\"track_dirty_pages\":true,\"huge_pages\":\"None\","
+         "\"cpu_template\":\"None\"}",
+         NULL, 2, 256, 1, 1},
+        /* PATCH changes only what it names. */
+        {"PATCH", "{\"mem_size_mib\":512}", NULL, 2, 512, 1, 1},
+        /* A PATCH that would break the SMT rule with the kept smt=true fails whole. */
+        {"PATCH", "{\"vcpu_count\":3,\"mem_size_mib\":64}", "SMT", 2, 512, -1, -1},
+        /* PUT resets the omitted optional fields to their defaults. */
+        {"PUT", "{\"vcpu_count\":3,\"mem_size_mib\":64}", NULL, 3, 64, 0, 0},
+        /* A failed PUT changes nothing. */
+        {"PUT", "{\"vcpu_count\":4,\"mem_size_mib\":0}", "`mem_size_mib`", -1, -1, -1, -1},
+        {"PUT", "{\"vcpu_count\":4,\"mem_size_mib\":128,\"smt\":\"x\"}", "`smt`", 3, 64, -1, -1},
+        /* The limits themselves are accepted; an empty PATCH changes nothing. */
+        {"PUT", "{\"vcpu_count\":32,\"mem_size_mib\":1}", NULL, -1, -1, -1, -1},
+        {"PATCH", "{\"track_dirty_pages\":true}", NULL, 32, 1, -1, 1},
+    };
+    for (unsigned i = 0; i < N(steps); i++) {
+        const struct mc_step *st = &steps[i];
+        if (st->method && st->fault)
+            fault(st->method, "/machine-config", st->body, st->fault, NULL);
+        else if (st->method)
+            expect_204(st->method, "/machine-config", st->body);
+        if (st->vcpus < 0 && st->mem < 0 && st->smt < 0 && st->dirty < 0)
+            continue;
+        json_t *m = get_json("/machine-config");
+        if (st->vcpus >= 0)
+            cr_expect_eq(int_of(m, "vcpu_count"), st->vcpus, "step %u", i);
+        if (st->mem >= 0)
+            cr_expect_eq(int_of(m, "mem_size_mib"), st->mem, "step %u", i);
+        if (st->smt >= 0)
+            cr_expect_eq(bool_of(m, "smt"), st->smt, "step %u", i);
+        if (st->dirty >= 0)
+            cr_expect_eq(bool_of(m, "track_dirty_pages"), st->dirty, "step %u", i);
+        json_decref(m);
+    }
 }
 
 Test(api_config, vm_config_reflects_puts)

@@ -6,34 +6,21 @@
 
 #include "x86/cpu_boot.h"
 #include "interp/guest_walk.h"
+#include "tests/unit/boot_fixture.h"
 #include "x86/layout.h"
 
-#define RAM (1ULL << 20)
-static uint8_t *backing;
-static struct guest_mem gm;
-
-static void setup(void)
-{
-    backing = malloc(RAM);
-    cr_assert_not_null(backing);
-    memset(backing, 0xee, RAM);
-    cr_assert_eq(guest_mem_init_with(&gm, RAM, backing), 0);
-}
-
-static void teardown(void) { free(backing); }
-
-TestSuite(boot_tables, .init = setup, .fini = teardown);
+TestSuite(boot_tables, .init = bfx_boot_setup, .fini = bfx_fini);
 
 static uint64_t q(uint64_t gpa)
 {
     uint64_t v;
-    memcpy(&v, backing + gpa, 8);
+    memcpy(&v, bfx.ram + gpa, 8);
     return v;
 }
 
 Test(boot_tables, pml4_pdpt_pd_chain)
 {
-    cr_assert_eq(boot_tables_write(&gm), 0);
+    cr_assert_eq(boot_tables_write(&bfx.gm), 0);
     cr_assert_eq(q(PML4_GPA), PDPT_GPA | 0x3);
     for (uint64_t i = 1; i < 512; i++)
         cr_assert_eq(q(PML4_GPA + 8 * i), 0, "PML4[%llu] not present", (unsigned long long)i);
@@ -45,7 +32,7 @@ Test(boot_tables, pml4_pdpt_pd_chain)
 
 Test(boot_tables, two_mib_pages_cover_4g)
 {
-    cr_assert_eq(boot_tables_write(&gm), 0);
+    cr_assert_eq(boot_tables_write(&bfx.gm), 0);
     for (uint64_t n = 0; n < 2048; n++) {
         uint64_t pde = q(PD_GPA + 8 * n);
         cr_assert_eq(pde, (n << 21) | 0x83, "PDE %llu = %#llx", (unsigned long long)n, (unsigned long long)pde);
@@ -56,18 +43,18 @@ Test(boot_tables, two_mib_pages_cover_4g)
 
 Test(boot_tables, translate_through_the_tables)
 {
-    cr_assert_eq(boot_tables_write(&gm), 0);
+    cr_assert_eq(boot_tables_write(&bfx.gm), 0);
     struct kvm_sregs s = {0};
     struct kernel_image k = {.proto = BOOT_LINUX64};
     boot_sregs(&k, &s);
     static const uint64_t addrs[] = {0, 0x1234, 0x1000000, 0xFEE00300ULL, 0xFFFFFFFFULL};
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
         uint64_t gpa = 0;
-        cr_assert_eq(guest_translate(&gm, &s, addrs[i], &gpa), 0);
+        cr_assert_eq(guest_translate(&bfx.gm, &s, addrs[i], &gpa), 0);
         cr_assert_eq(gpa, addrs[i], "identity for %#llx", (unsigned long long)addrs[i]);
     }
     uint64_t gpa;
-    cr_assert_neq(guest_translate(&gm, &s, 0x100000000ULL, &gpa), 0, "nothing mapped above 4 GiB");
+    cr_assert_neq(guest_translate(&bfx.gm, &s, 0x100000000ULL, &gpa), 0, "nothing mapped above 4 GiB");
 }
 
 static uint64_t desc_base(uint64_t d) { return ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000); }
@@ -81,7 +68,7 @@ static unsigned desc_g(uint64_t d) { return (unsigned)(d >> 55) & 1; }
 
 Test(boot_tables, gdt_matches_segment_registers)
 {
-    cr_assert_eq(boot_tables_write(&gm), 0);
+    cr_assert_eq(boot_tables_write(&bfx.gm), 0);
     struct kvm_sregs s = {0};
     struct kernel_image k = {.proto = BOOT_LINUX64};
     boot_sregs(&k, &s);
@@ -113,7 +100,7 @@ Test(boot_tables, BUG_idt_does_not_overlap_gdt)
      * descriptor's slot and boot_tables_write's `*idt = 0` wipes the TSS entry.
      * Fix: move BOOT_IDT_GPA past the GDT (e.g. 0x528 or 0x530).
      */
-    cr_assert_eq(boot_tables_write(&gm), 0);
+    cr_assert_eq(boot_tables_write(&bfx.gm), 0);
     struct kvm_sregs s = {0};
     struct kernel_image k = {.proto = BOOT_LINUX64};
     boot_sregs(&k, &s);

@@ -14,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "tests/unit/boot_fixture.h"
 #include "x86/decompress.h"
 #include "x86/loader.h"
 
@@ -176,33 +177,6 @@ Test(decompress, hostile_lz4_block_sizes)
 
 static void w16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
 
-/* An ELF with one PT_LOAD of `len` bytes of 0x42 at 2 MiB and a .bss tail. */
-static uint8_t *tiny_elf(size_t len, size_t *n)
-{
-    *n = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + len;
-    uint8_t *e = calloc(1, *n);
-    Elf64_Ehdr eh = {.e_type = ET_EXEC,
-                     .e_machine = EM_X86_64,
-                     .e_version = EV_CURRENT,
-                     .e_entry = 0x200000,
-                     .e_phoff = sizeof(Elf64_Ehdr),
-                     .e_ehsize = sizeof(Elf64_Ehdr),
-                     .e_phentsize = sizeof(Elf64_Phdr),
-                     .e_phnum = 1};
-    memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    Elf64_Phdr ph = {.p_type = PT_LOAD,
-                     .p_offset = *n - len,
-                     .p_paddr = 0x200000,
-                     .p_filesz = len,
-                     .p_memsz = len + 8192};
-    memcpy(e, &eh, sizeof(eh));
-    memcpy(e + sizeof(eh), &ph, sizeof(ph));
-    memset(e + *n - len, 0x42, len);
-    return e;
-}
-
 static uint8_t *bz_with_payload(const uint8_t *payload, size_t pn, size_t *n)
 {
     *n = KERNEL_OFF + 0x100 + pn;
@@ -232,7 +206,8 @@ Test(decompress, bzimage_loaded_as_its_vmlinux)
     struct guest_mem gm;
     cr_assert_eq(guest_mem_init_with(&gm, RAM, backing), 0);
     size_t en, pn, bn;
-    uint8_t *elf = tiny_elf(5000, &en);
+    /* 5000 bytes of 0x42 at 2 MiB and an 8 KiB .bss tail */
+    uint8_t *elf = bfx_elf_one_load(5000, 5000 + 8192, &en);
     uint8_t *payload = make_lz4(elf, en, &pn);
     uint8_t *bz = bz_with_payload(payload, pn, &bn);
     struct kernel_image k;

@@ -5,26 +5,13 @@
 #include <string.h>
 
 #include "devices/i8042.h"
+#include "tests/unit/device_fixture.h"
 #include "tests/unit/state_check.h"
 
 #define DATA 0
 #define CMD 4
 #define ST_OBF 0x01
 #define ST_CMD 0x08
-
-struct irq_rec {
-    int levels[256];
-    int n;
-    uint32_t last_gsi;
-};
-
-static void rec_set(void *ctx, uint32_t gsi, int level)
-{
-    struct irq_rec *r = ctx;
-    cr_assert_lt(r->n, 256);
-    r->levels[r->n++] = level;
-    r->last_gsi = gsi;
-}
 
 static int resets;
 static void *reset_ctx_seen;
@@ -43,21 +30,15 @@ static void setup(void)
     memset(&irq, 0, sizeof(irq));
     resets = 0;
     reset_ctx_seen = NULL;
-    i8042_init(&k, (struct irq_line){rec_set, &irq, I8042_GSI}, on_reset, &reset_token);
+    i8042_init(&k, (struct irq_line){irq_rec_set, &irq, I8042_GSI}, on_reset, &reset_token);
 }
 
 static void teardown(void) { i8042_destroy(&k); }
 
 TestSuite(i8042, .init = setup, .fini = teardown);
 
-static uint8_t rd(uint64_t off)
-{
-    uint8_t v = 0;
-    i8042_io_ops.read(&k, off, &v, 1);
-    return v;
-}
-
-static void wr(uint64_t off, uint8_t v) { i8042_io_ops.write(&k, off, &v, 1); }
+static uint8_t rd(uint64_t off) { return port_rd8(&i8042_io_ops, &k, off); }
+static void wr(uint64_t off, uint8_t v) { port_wr8(&i8042_io_ops, &k, off, v); }
 static uint8_t status(void) { return rd(CMD); }
 
 /* Number of complete 1-then-0 pulses recorded. */
@@ -318,7 +299,7 @@ Test(i8042, save_restore_round_trip_is_identical)
     drive_into_busy_state();
     struct irq_rec other_irq = {0};
     struct i8042 b;
-    i8042_init(&b, (struct irq_line){rec_set, &other_irq, I8042_GSI}, NULL, NULL);
+    i8042_init(&b, (struct irq_line){irq_rec_set, &other_irq, I8042_GSI}, NULL, NULL);
     state_check_round_trip(&hooks, &k, &b);
     same_reads(&k, &b);
     /* The pending "write CTR" takes the next data byte in both. */

@@ -6,49 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/boot_fixture.h"
 #include "x86/loader.h"
 
-#define RAM (4ULL << 20)
+#define RAM BFX_LOADER_RAM
 #define SETUP_SECTS 2
 #define KERNEL_OFF ((SETUP_SECTS + 1) * 512)
 #define KERNEL_LEN 0x1000
 #define HDR_JUMP_OFF 0x6a /* header ends at 0x202 + 0x6a = 0x26c */
 
-static uint8_t *backing;
-static struct guest_mem gm;
-static struct kernel_image k;
-static struct errmsg err;
-
-static void setup(void)
-{
-    backing = malloc(RAM);
-    cr_assert_not_null(backing);
-    memset(backing, 0xcc, RAM);
-    cr_assert_eq(guest_mem_init_with(&gm, RAM, backing), 0);
-    memset(&k, 0x5a, sizeof(k));
-    memset(&err, 0, sizeof(err));
-}
-
-/* Every image buffer is freed in teardown, so a failed assertion leaks nothing. */
-static void *allocs[32];
-static int nr_allocs;
-
-static void *tracked(void *p)
-{
-    cr_assert_not_null(p);
-    cr_assert_lt(nr_allocs, 32);
-    allocs[nr_allocs++] = p;
-    return p;
-}
-
-static void teardown(void)
-{
-    while (nr_allocs)
-        free(allocs[--nr_allocs]);
-    free(backing);
-}
-
-TestSuite(bzimage, .init = setup, .fini = teardown);
+TestSuite(bzimage, .init = bfx_loader_setup, .fini = bfx_fini);
 
 static void w16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
 static void w32(uint8_t *p, uint32_t v) { w16(p, (uint16_t)v), w16(p + 2, (uint16_t)(v >> 16)); }
@@ -57,7 +24,7 @@ static void w64(uint8_t *p, uint64_t v) { w32(p, (uint32_t)v), w32(p + 4, (uint3
 /* A minimal protocol-2.15, relocatable, 64-bit capable bzImage of exactly `size` bytes. */
 static uint8_t *bz_new(size_t size)
 {
-    uint8_t *f = tracked(calloc(1, size));
+    uint8_t *f = bfx_track(calloc(1, size));
     cr_assert_geq(size, 0x264);
     f[0x1f1] = SETUP_SECTS;
     w16(f + 0x1fe, 0xaa55);
@@ -81,35 +48,35 @@ static uint8_t *bz_new(size_t size)
 
 static void expect_error(uint8_t *f, size_t size, int want_rc)
 {
-    int rc = load_bzimage(&gm, f, size, &k, &err);
-    cr_assert_eq(rc, want_rc, "rc %d, want %d (%s)", rc, want_rc, err.text);
-    cr_assert_neq(err.text[0], '\0', "an error needs a message");
+    int rc = load_bzimage(&bfx.gm, f, size, &bfx.k, &bfx.err);
+    cr_assert_eq(rc, want_rc, "rc %d, want %d (%s)", rc, want_rc, bfx.err.text);
+    cr_assert_neq(bfx.err.text[0], '\0', "an error needs a message");
 }
 
 Test(bzimage, good_image)
 {
     uint8_t *f = bz_new(BZ_SIZE);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.proto, BOOT_LINUX64);
-    cr_assert_eq(k.is_bzimage, 1);
-    cr_assert_eq(k.entry, 0x100000 + 0x200);
-    cr_assert_eq(k.load_start, 0x100000);
-    cr_assert_eq(k.load_end, 0x100000 + 0x3000, "init_size exceeds the file: it decides");
-    cr_assert_eq(k.cmdline_max, 2048);
-    cr_assert_eq(k.initrd_addr_max, 0x7fffffff);
-    cr_assert_eq(memcmp(backing + 0x100000, f + KERNEL_OFF, KERNEL_LEN), 0, "protected-mode part at 1 MiB");
-    cr_assert_eq(backing[0x100000 + KERNEL_LEN], 0xcc, "nothing past the file's payload");
-    cr_assert_eq(backing[0xfffff], 0xcc);
-    cr_assert_eq(k.setup_hdr_len, 0x202 + HDR_JUMP_OFF - 0x1f1);
-    cr_assert_eq(memcmp(k.setup_hdr, f + 0x1f1, k.setup_hdr_len), 0);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.proto, BOOT_LINUX64);
+    cr_assert_eq(bfx.k.is_bzimage, 1);
+    cr_assert_eq(bfx.k.entry, 0x100000 + 0x200);
+    cr_assert_eq(bfx.k.load_start, 0x100000);
+    cr_assert_eq(bfx.k.load_end, 0x100000 + 0x3000, "init_size exceeds the file: it decides");
+    cr_assert_eq(bfx.k.cmdline_max, 2048);
+    cr_assert_eq(bfx.k.initrd_addr_max, 0x7fffffff);
+    cr_assert_eq(memcmp(bfx.ram + 0x100000, f + KERNEL_OFF, KERNEL_LEN), 0, "protected-mode part at 1 MiB");
+    cr_assert_eq(bfx.ram[0x100000 + KERNEL_LEN], 0xcc, "nothing past the file's payload");
+    cr_assert_eq(bfx.ram[0xfffff], 0xcc);
+    cr_assert_eq(bfx.k.setup_hdr_len, 0x202 + HDR_JUMP_OFF - 0x1f1);
+    cr_assert_eq(memcmp(bfx.k.setup_hdr, f + 0x1f1, bfx.k.setup_hdr_len), 0);
 }
 
 Test(bzimage, load_end_from_file_when_larger_than_init_size)
 {
     uint8_t *f = bz_new(BZ_SIZE);
     w32(f + 0x260, 0x100);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.load_end, 0x100000 + KERNEL_LEN);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.load_end, 0x100000 + KERNEL_LEN);
 }
 
 Test(bzimage, setup_sects_zero_means_four)
@@ -117,37 +84,37 @@ Test(bzimage, setup_sects_zero_means_four)
     size_t size = 5 * 512 + 0x200;
     uint8_t *f = bz_new(size);
     f[0x1f1] = 0;
-    cr_assert_eq(load_bzimage(&gm, f, size, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(memcmp(backing + 0x100000, f + 5 * 512, 0x200), 0);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, size, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(memcmp(bfx.ram + 0x100000, f + 5 * 512, 0x200), 0);
 }
 
 Test(bzimage, cmdline_max_from_header)
 {
     uint8_t *f = bz_new(BZ_SIZE);
     w32(f + 0x238, 0xffff);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.cmdline_max, 0x10000);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.cmdline_max, 0x10000);
     w32(f + 0x238, 255);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.cmdline_max, 256);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.cmdline_max, 256);
     w32(f + 0x238, 100); /* implausible: default */
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.cmdline_max, 2048);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.cmdline_max, 2048);
     w32(f + 0x238, 0x10000);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.cmdline_max, 2048);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.cmdline_max, 2048);
     w32(f + 0x238, 0xffffffff); /* + 1 wraps to 0 */
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.cmdline_max, 2048);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.cmdline_max, 2048);
 }
 
 Test(bzimage, header_copy_capped)
 {
     uint8_t *f = bz_new(BZ_SIZE);
     f[0x201] = 0xff; /* would end at 0x301: capped at the zero page's header end */
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0);
-    cr_assert_eq(k.setup_hdr_len, SETUP_HDR_MAX);
-    cr_assert_eq(memcmp(k.setup_hdr, f + 0x1f1, SETUP_HDR_MAX), 0);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0);
+    cr_assert_eq(bfx.k.setup_hdr_len, SETUP_HDR_MAX);
+    cr_assert_eq(memcmp(bfx.k.setup_hdr, f + 0x1f1, SETUP_HDR_MAX), 0);
 }
 
 Test(bzimage, non_relocatable_loads_at_pref_address)
@@ -155,11 +122,11 @@ Test(bzimage, non_relocatable_loads_at_pref_address)
     uint8_t *f = bz_new(BZ_SIZE);
     f[0x234] = 0;
     w64(f + 0x258, 0x200000);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.entry, 0x200200);
-    cr_assert_eq(k.load_start, 0x200000);
-    cr_assert_eq(memcmp(backing + 0x200000, f + KERNEL_OFF, KERNEL_LEN), 0);
-    cr_assert_eq(backing[0x100000], 0xcc);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.entry, 0x200200);
+    cr_assert_eq(bfx.k.load_start, 0x200000);
+    cr_assert_eq(memcmp(bfx.ram + 0x200000, f + KERNEL_OFF, KERNEL_LEN), 0);
+    cr_assert_eq(bfx.ram[0x100000], 0xcc);
     w64(f + 0x258, RAM); /* pref_address past guest memory */
     expect_error(f, BZ_SIZE, -ENOMEM);
 }
@@ -176,7 +143,7 @@ Test(bzimage, BUG_non_relocatable_below_1mib_refused)
     f[0x234] = 0;
     w64(f + 0x258, 0x7000);
     expect_error(f, BZ_SIZE, -ENOEXEC);
-    cr_assert_eq(backing[0x7000], 0xcc, "boot area untouched");
+    cr_assert_eq(bfx.ram[0x7000], 0xcc, "boot area untouched");
 }
 
 Test(bzimage, old_protocol_refused)
@@ -184,9 +151,9 @@ Test(bzimage, old_protocol_refused)
     uint8_t *f = bz_new(BZ_SIZE);
     w16(f + 0x206, 0x020b);
     expect_error(f, BZ_SIZE, -ENOEXEC);
-    cr_assert(strstr(err.text, "2.11") != NULL, "names the version: %s", err.text);
+    cr_assert(strstr(bfx.err.text, "2.11") != NULL, "names the version: %s", bfx.err.text);
     w16(f + 0x206, 0x020c);
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0, "2.12 is enough");
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0, "2.12 is enough");
 }
 
 Test(bzimage, no_64bit_entry_refused)
@@ -194,7 +161,7 @@ Test(bzimage, no_64bit_entry_refused)
     uint8_t *f = bz_new(BZ_SIZE);
     w16(f + 0x236, 0x0002);
     expect_error(f, BZ_SIZE, -ENOEXEC);
-    cr_assert_eq(backing[0x100000], 0xcc);
+    cr_assert_eq(bfx.ram[0x100000], 0xcc);
 }
 
 Test(bzimage, not_loaded_high_refused)
@@ -210,12 +177,12 @@ Test(bzimage, truncated)
     /* Each cut is copied to an exact-size buffer: ASan sees any over-read. */
     static const size_t cuts[] = {0, 0x1ff, 0x205, 0x206, 0x263, 0x264, KERNEL_OFF - 1, KERNEL_OFF};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        uint8_t *cut = tracked(malloc(cuts[i] ? cuts[i] : 1));
+        uint8_t *cut = bfx_track(malloc(cuts[i] ? cuts[i] : 1));
         memcpy(cut, f, cuts[i]);
-        memset(&err, 0, sizeof(err));
-        int rc = load_bzimage(&gm, cut, cuts[i], &k, &err);
+        memset(&bfx.err, 0, sizeof(bfx.err));
+        int rc = load_bzimage(&bfx.gm, cut, cuts[i], &bfx.k, &bfx.err);
         cr_assert_eq(rc, -ENOEXEC, "size %#zx: rc %d", cuts[i], rc);
-        cr_assert_neq(err.text[0], '\0');
+        cr_assert_neq(bfx.err.text[0], '\0');
     }
 }
 
@@ -224,10 +191,10 @@ Test(bzimage, too_big_for_memory)
     uint8_t *f = bz_new(BZ_SIZE);
     w32(f + 0x260, (uint32_t)RAM); /* 1 MiB + 4 MiB > 4 MiB of RAM */
     expect_error(f, BZ_SIZE, -ENOMEM);
-    cr_assert_eq(backing[0x100000], 0xcc, "nothing copied");
+    cr_assert_eq(bfx.ram[0x100000], 0xcc, "nothing copied");
     w32(f + 0x260, (uint32_t)(RAM - 0x100000));
-    cr_assert_eq(load_bzimage(&gm, f, BZ_SIZE, &k, &err), 0, "exactly fits");
-    cr_assert_eq(k.load_end, RAM);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, BZ_SIZE, &bfx.k, &bfx.err), 0, "exactly fits");
+    cr_assert_eq(bfx.k.load_end, RAM);
 }
 
 Test(bzimage, payload_bigger_than_memory)
@@ -260,34 +227,19 @@ Test(kernel_detect, formats)
 Test(bzimage, load_kernel_dispatches)
 {
     uint8_t *f = bz_new(BZ_SIZE);
-    cr_assert_eq(load_kernel(&gm, f, BZ_SIZE, 1, 0, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.is_bzimage, 1);
+    cr_assert_eq(load_kernel(&bfx.gm, f, BZ_SIZE, 1, 0, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.is_bzimage, 1);
 
     /* A small valid ELF: header, one PT_LOAD, 16 bytes of data at 2 MiB. */
-    size_t size = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 16;
-    uint8_t *e = tracked(calloc(1, size));
-    Elf64_Ehdr eh = {.e_type = ET_EXEC,
-                     .e_machine = EM_X86_64,
-                     .e_version = EV_CURRENT,
-                     .e_entry = 0x200000,
-                     .e_phoff = sizeof(Elf64_Ehdr),
-                     .e_ehsize = sizeof(Elf64_Ehdr),
-                     .e_phentsize = sizeof(Elf64_Phdr),
-                     .e_phnum = 1};
-    memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    Elf64_Phdr ph = {.p_type = PT_LOAD, .p_offset = size - 16, .p_paddr = 0x200000, .p_filesz = 16, .p_memsz = 16};
-    memcpy(e, &eh, sizeof(eh));
-    memcpy(e + sizeof(eh), &ph, sizeof(ph));
-    memset(e + size - 16, 0x42, 16);
-    cr_assert_eq(load_kernel(&gm, e, size, 1, 0, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.is_bzimage, 0);
-    cr_assert_eq(k.entry, 0x200000);
-    cr_assert_eq(backing[0x200000], 0x42);
+    size_t size;
+    uint8_t *e = bfx_track(bfx_elf_one_load(16, 16, &size));
+    cr_assert_eq(load_kernel(&bfx.gm, e, size, 1, 0, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.is_bzimage, 0);
+    cr_assert_eq(bfx.k.entry, 0x200000);
+    cr_assert_eq(bfx.ram[0x200000], 0x42);
 
     uint8_t junk[64] = {1, 2, 3};
-    memset(&err, 0, sizeof(err));
-    cr_assert_eq(load_kernel(&gm, junk, sizeof(junk), 1, 0, &k, &err), -ENOEXEC);
-    cr_assert_neq(err.text[0], '\0');
+    memset(&bfx.err, 0, sizeof(bfx.err));
+    cr_assert_eq(load_kernel(&bfx.gm, junk, sizeof(junk), 1, 0, &bfx.k, &bfx.err), -ENOEXEC);
+    cr_assert_neq(bfx.err.text[0], '\0');
 }

@@ -9,47 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/boot_fixture.h"
 #include "x86/loader.h"
 
-#define RAM (4ULL << 20)
+#define RAM BFX_LOADER_RAM
 #define DATA_OFF 0x200 /* segment data start in the built images */
 #define KADDR 0x200000ULL
 
-static uint8_t *backing;
-static struct guest_mem gm;
-static struct kernel_image k;
-static struct errmsg err;
-
-static void setup(void)
-{
-    backing = malloc(RAM);
-    cr_assert_not_null(backing);
-    memset(backing, 0xcc, RAM); /* so zeroed bss is visible */
-    cr_assert_eq(guest_mem_init_with(&gm, RAM, backing), 0);
-    memset(&k, 0x5a, sizeof(k));
-    memset(&err, 0, sizeof(err));
-}
-
-/* Every image buffer is freed in teardown, so a failed assertion leaks nothing. */
-static void *allocs[32];
-static int nr_allocs;
-
-static void *tracked(void *p)
-{
-    cr_assert_not_null(p);
-    cr_assert_lt(nr_allocs, 32);
-    allocs[nr_allocs++] = p;
-    return p;
-}
-
-static void teardown(void)
-{
-    while (nr_allocs)
-        free(allocs[--nr_allocs]);
-    free(backing);
-}
-
-TestSuite(elf, .init = setup, .fini = teardown);
+TestSuite(elf, .init = bfx_loader_setup, .fini = bfx_fini);
 
 /* ---- image builder ---- */
 
@@ -60,7 +27,7 @@ struct img {
 
 static struct img img_new(size_t size, uint16_t phnum, uint64_t entry)
 {
-    struct img im = {tracked(calloc(1, size)), size};
+    struct img im = {bfx_track(calloc(1, size)), size};
     Elf64_Ehdr eh = {0};
     memcpy(eh.e_ident, ELFMAG, SELFMAG);
     eh.e_ident[EI_CLASS] = ELFCLASS64;
@@ -139,9 +106,9 @@ static struct img pvh_image(uint32_t descsz, uint64_t pvh_entry)
 
 static void expect_error(struct img *im, int want_rc)
 {
-    int rc = load_elf(&gm, im->f, im->size, 1, &k, &err);
-    cr_assert_eq(rc, want_rc, "rc %d, want %d (%s)", rc, want_rc, err.text);
-    cr_assert_neq(err.text[0], '\0', "an error needs a message");
+    int rc = load_elf(&bfx.gm, im->f, im->size, 1, &bfx.k, &bfx.err);
+    cr_assert_eq(rc, want_rc, "rc %d, want %d (%s)", rc, want_rc, bfx.err.text);
+    cr_assert_neq(bfx.err.text[0], '\0', "an error needs a message");
 }
 
 /* ---- good images ---- */
@@ -149,19 +116,19 @@ static void expect_error(struct img *im, int want_rc)
 Test(elf, good_image_loads_at_paddr_with_bss_zeroed)
 {
     struct img im = good_image();
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 1, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(memcmp(backing + KADDR, im.f + DATA_OFF, 0x100), 0);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(memcmp(bfx.ram + KADDR, im.f + DATA_OFF, 0x100), 0);
     for (uint64_t i = 0x100; i < 0x300; i++)
-        cr_assert_eq(backing[KADDR + i], 0, "bss byte %#llx not zeroed", (unsigned long long)i);
-    cr_assert_eq(backing[KADDR + 0x300], 0xcc, "wrote past memsz");
-    cr_assert_eq(backing[KADDR - 1], 0xcc, "wrote before paddr");
-    cr_assert_eq(k.proto, BOOT_LINUX64);
-    cr_assert_eq(k.entry, KADDR);
-    cr_assert_eq(k.is_bzimage, 0);
-    cr_assert_eq(k.load_start, KADDR);
-    cr_assert_eq(k.load_end, KADDR + 0x300);
-    cr_assert_eq(k.cmdline_max, 2048);
-    cr_assert_eq(k.initrd_addr_max, 0x7fffffffULL);
+        cr_assert_eq(bfx.ram[KADDR + i], 0, "bss byte %#llx not zeroed", (unsigned long long)i);
+    cr_assert_eq(bfx.ram[KADDR + 0x300], 0xcc, "wrote past memsz");
+    cr_assert_eq(bfx.ram[KADDR - 1], 0xcc, "wrote before paddr");
+    cr_assert_eq(bfx.k.proto, BOOT_LINUX64);
+    cr_assert_eq(bfx.k.entry, KADDR);
+    cr_assert_eq(bfx.k.is_bzimage, 0);
+    cr_assert_eq(bfx.k.load_start, KADDR);
+    cr_assert_eq(bfx.k.load_end, KADDR + 0x300);
+    cr_assert_eq(bfx.k.cmdline_max, 2048);
+    cr_assert_eq(bfx.k.initrd_addr_max, 0x7fffffffULL);
 }
 
 Test(elf, two_segments_span_and_non_load_ignored)
@@ -173,23 +140,23 @@ Test(elf, two_segments_span_and_non_load_ignored)
     set_phdr(&im, 3, PT_LOAD, 0, 0, 0x1000, 0); /* memsz 0: skipped, even below 1 MiB */
     memset(im.f + DATA_OFF, 0x11, 0x100);
     memset(im.f + DATA_OFF + 0x100, 0x22, 0x100);
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 1, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(backing[KADDR], 0x11);
-    cr_assert_eq(backing[KADDR + 0xff], 0x11);
-    cr_assert_eq(backing[KADDR + 0x100], 0);
-    cr_assert_eq(backing[KADDR + 0x100000], 0x22);
-    cr_assert_eq(k.load_start, KADDR);
-    cr_assert_eq(k.load_end, KADDR + 0x100100);
-    cr_assert_eq(k.entry, KADDR + 0x100000);
-    cr_assert_eq(backing[0x1000], 0xcc);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.ram[KADDR], 0x11);
+    cr_assert_eq(bfx.ram[KADDR + 0xff], 0x11);
+    cr_assert_eq(bfx.ram[KADDR + 0x100], 0);
+    cr_assert_eq(bfx.ram[KADDR + 0x100000], 0x22);
+    cr_assert_eq(bfx.k.load_start, KADDR);
+    cr_assert_eq(bfx.k.load_end, KADDR + 0x100100);
+    cr_assert_eq(bfx.k.entry, KADDR + 0x100000);
+    cr_assert_eq(bfx.ram[0x1000], 0xcc);
 }
 
 Test(elf, pvh_note_4_byte_desc)
 {
     struct img im = pvh_image(4, KADDR + 0x40);
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 1, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.proto, BOOT_PVH);
-    cr_assert_eq(k.entry, KADDR + 0x40);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.proto, BOOT_PVH);
+    cr_assert_eq(bfx.k.entry, KADDR + 0x40);
     uint64_t e = 0;
     cr_assert_eq(elf_find_pvh_entry(im.f, im.size, &e), 0);
     cr_assert_eq(e, KADDR + 0x40);
@@ -198,17 +165,17 @@ Test(elf, pvh_note_4_byte_desc)
 Test(elf, pvh_note_8_byte_desc)
 {
     struct img im = pvh_image(8, KADDR + 0x80);
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 1, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.proto, BOOT_PVH);
-    cr_assert_eq(k.entry, KADDR + 0x80);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.proto, BOOT_PVH);
+    cr_assert_eq(bfx.k.entry, KADDR + 0x80);
 }
 
 Test(elf, pvh_note_ignored_when_use_pvh_0)
 {
     struct img im = pvh_image(4, KADDR + 0x40);
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 0, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.proto, BOOT_LINUX64);
-    cr_assert_eq(k.entry, KADDR);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 0, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.proto, BOOT_LINUX64);
+    cr_assert_eq(bfx.k.entry, KADDR);
 }
 
 Test(elf, other_notes_do_not_select_pvh)
@@ -226,9 +193,9 @@ Test(elf, other_notes_do_not_select_pvh)
     cr_assert_leq(note_off + n, im.size);
     uint64_t e = 0;
     cr_assert_eq(elf_find_pvh_entry(im.f, im.size, &e), -ENOENT);
-    cr_assert_eq(load_elf(&gm, im.f, im.size, 1, &k, &err), 0, "%s", err.text);
-    cr_assert_eq(k.proto, BOOT_LINUX64);
-    cr_assert_eq(k.entry, KADDR);
+    cr_assert_eq(load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_eq(bfx.k.proto, BOOT_LINUX64);
+    cr_assert_eq(bfx.k.entry, KADDR);
 }
 
 Test(elf, find_pvh_entry_absent_or_not_elf)
@@ -261,12 +228,12 @@ Test(elf, entry_outside_memory_refused)
 static void expect_truncated_header(size_t size)
 {
     struct img full = good_image();
-    uint8_t *cut = tracked(malloc(size ? size : 1));
+    uint8_t *cut = bfx_track(malloc(size ? size : 1));
     memcpy(cut, full.f, size);
-    memset(&err, 0, sizeof(err));
-    int rc = load_elf(&gm, cut, size, 1, &k, &err);
+    memset(&bfx.err, 0, sizeof(bfx.err));
+    int rc = load_elf(&bfx.gm, cut, size, 1, &bfx.k, &bfx.err);
     cr_assert_eq(rc, -ENOEXEC, "size %zu: rc %d", size, rc);
-    cr_assert_neq(err.text[0], '\0');
+    cr_assert_neq(bfx.err.text[0], '\0');
 }
 
 Test(elf, truncated_header)
@@ -304,7 +271,7 @@ Test(elf, wrong_machine)
     struct img im = good_image();
     ehdr(&im)->e_machine = EM_386;
     expect_error(&im, -ENOEXEC);
-    cr_assert(strstr(err.text, "3") != NULL, "message names the machine: %s", err.text);
+    cr_assert(strstr(bfx.err.text, "3") != NULL, "message names the machine: %s", bfx.err.text);
 }
 
 Test(elf, no_program_headers)
@@ -360,7 +327,7 @@ Test(elf, filesz_greater_than_memsz)
     struct img im = good_image();
     phdr(&im, 0)->p_memsz = 0xff;
     expect_error(&im, -ENOEXEC);
-    cr_assert_eq(backing[KADDR], 0xcc, "nothing loaded");
+    cr_assert_eq(bfx.ram[KADDR], 0xcc, "nothing loaded");
 }
 
 Test(elf, segment_outside_guest_memory)
@@ -382,7 +349,7 @@ Test(elf, segment_below_1mib)
     struct img im = good_image();
     phdr(&im, 0)->p_paddr = 0x7000;
     expect_error(&im, -ENOEXEC);
-    cr_assert_eq(backing[0x7000], 0xcc, "boot area untouched");
+    cr_assert_eq(bfx.ram[0x7000], 0xcc, "boot area untouched");
     phdr(&im, 0)->p_paddr = 0xfff00; /* starts below, ends above 1 MiB */
     expect_error(&im, -ENOEXEC);
 }
@@ -404,7 +371,7 @@ static struct img truncated_note_image(void)
     struct img im = pvh_image(8, KADDR + 0x80);
     im.size -= 4;                /* cut the last 4 bytes of the desc off the file */
     phdr(&im, 1)->p_filesz -= 4; /* and off the note area */
-    uint8_t *exact = tracked(malloc(im.size));
+    uint8_t *exact = bfx_track(malloc(im.size));
     memcpy(exact, im.f, im.size);
     im.f = exact;
     return im;
@@ -416,8 +383,8 @@ Test(elf, malformed_note_area_never_reads_out_of_bounds)
     struct img im = truncated_note_image();
     uint64_t e = 0;
     cr_assert_neq(elf_find_pvh_entry(im.f, im.size, &e), 0);
-    int rc = load_elf(&gm, im.f, im.size, 1, &k, &err);
-    cr_assert(rc < 0 || k.proto == BOOT_LINUX64, "no PVH entry from a malformed note");
+    int rc = load_elf(&bfx.gm, im.f, im.size, 1, &bfx.k, &bfx.err);
+    cr_assert(rc < 0 || bfx.k.proto == BOOT_LINUX64, "no PVH entry from a malformed note");
 
     /* Huge namesz / descsz must not wrap the bounds checks. */
     Elf64_Nhdr *nh = (Elf64_Nhdr *)(im.f + phdr(&im, 1)->p_offset);

@@ -6,24 +6,11 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "tests/unit/boot_fixture.h"
 #include "x86/layout.h"
 #include "x86/mptable.h"
 
-#define RAM (1ULL << 20)
-static uint8_t *backing;
-static struct guest_mem gm;
-
-static void setup(void)
-{
-    backing = malloc(RAM);
-    cr_assert_not_null(backing);
-    memset(backing, 0xee, RAM);
-    cr_assert_eq(guest_mem_init_with(&gm, RAM, backing), 0);
-}
-
-static void teardown(void) { free(backing); }
-
-TestSuite(mptable, .init = setup, .fini = teardown);
+TestSuite(mptable, .init = bfx_boot_setup, .fini = bfx_fini);
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
@@ -39,8 +26,8 @@ static uint8_t sum(const uint8_t *p, size_t len)
 /* Checks the whole structure for nr_cpus, as a guest would parse it. */
 static void check_tables(int nr_cpus)
 {
-    cr_assert_eq(mptable_write(&gm, nr_cpus), 0);
-    const uint8_t *mpf = backing + EBDA_GPA;
+    cr_assert_eq(mptable_write(&bfx.gm, nr_cpus), 0);
+    const uint8_t *mpf = bfx.ram + EBDA_GPA;
     cr_assert_eq(memcmp(mpf, "_MP_", 4), 0);
     cr_assert_eq(mpf[8], 1, "length in paragraphs");
     cr_assert_eq(mpf[9], 4, "spec 1.4");
@@ -50,7 +37,7 @@ static void check_tables(int nr_cpus)
     uint32_t phys = rd32(mpf + 4);
     cr_assert_geq(phys, EBDA_GPA + 16);
     cr_assert_lt(phys, EBDA_END);
-    const uint8_t *mpc = backing + phys;
+    const uint8_t *mpc = bfx.ram + phys;
     cr_assert_eq(memcmp(mpc, "PCMP", 4), 0);
     uint16_t len = rd16(mpc + 4);
     cr_assert_leq(phys + len, EBDA_END, "table inside the EBDA");
@@ -111,7 +98,7 @@ static void check_tables(int nr_cpus)
     cr_assert_eq(intsrc, 24);
     cr_assert_eq(lintsrc, 2);
     cr_assert_eq(count, nr_cpus + 28);
-    cr_assert_eq(backing[EBDA_GPA - 1], 0xee, "nothing written below the EBDA");
+    cr_assert_eq(bfx.ram[EBDA_GPA - 1], 0xee, "nothing written below the EBDA");
 }
 
 Test(mptable, one_cpu) { check_tables(1); }
@@ -126,10 +113,10 @@ Test(mptable, rewrite_with_fewer_cpus)
 
 Test(mptable, bad_cpu_counts)
 {
-    cr_assert_eq(mptable_write(&gm, 0), -EINVAL);
-    cr_assert_eq(mptable_write(&gm, 33), -EINVAL);
-    cr_assert_eq(mptable_write(&gm, -1), -EINVAL);
-    cr_assert_eq(backing[EBDA_GPA], 0xee, "nothing written");
+    cr_assert_eq(mptable_write(&bfx.gm, 0), -EINVAL);
+    cr_assert_eq(mptable_write(&bfx.gm, 33), -EINVAL);
+    cr_assert_eq(mptable_write(&bfx.gm, -1), -EINVAL);
+    cr_assert_eq(bfx.ram[EBDA_GPA], 0xee, "nothing written");
 }
 
 Test(mptable, memory_without_ebda)

@@ -6,24 +6,10 @@
 #include <unistd.h>
 
 #include "devices/serial.h"
+#include "tests/unit/device_fixture.h"
 #include "tests/unit/state_check.h"
 
 enum { RBR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
-
-/* A fake interrupt line that records every level change. */
-struct irq_rec {
-    int levels[256];
-    int n;
-    uint32_t last_gsi;
-};
-
-static void rec_set(void *ctx, uint32_t gsi, int level)
-{
-    struct irq_rec *r = ctx;
-    cr_assert_lt(r->n, 256);
-    r->levels[r->n++] = level;
-    r->last_gsi = gsi;
-}
 
 static struct irq_rec irq;
 static struct serial s;
@@ -34,7 +20,7 @@ static void setup(void)
     memset(&irq, 0, sizeof(irq));
     cr_assert_eq(pipe(pipefd), 0);
     cr_assert_eq(fcntl(pipefd[0], F_SETFL, O_NONBLOCK), 0);
-    serial_init(&s, pipefd[1], (struct irq_line){rec_set, &irq, SERIAL_COM1_GSI});
+    serial_init(&s, pipefd[1], (struct irq_line){irq_rec_set, &irq, SERIAL_COM1_GSI});
 }
 
 static void teardown(void)
@@ -46,14 +32,8 @@ static void teardown(void)
 
 TestSuite(serial, .init = setup, .fini = teardown);
 
-static uint8_t rd(uint64_t reg)
-{
-    uint8_t v = 0;
-    serial_io_ops.read(&s, reg, &v, 1);
-    return v;
-}
-
-static void wr(uint64_t reg, uint8_t v) { serial_io_ops.write(&s, reg, &v, 1); }
+static uint8_t rd(uint64_t reg) { return port_rd8(&serial_io_ops, &s, reg); }
+static void wr(uint64_t reg, uint8_t v) { port_wr8(&serial_io_ops, &s, reg, v); }
 
 /* Current line level as the fake saw it (0 if never set). */
 static int line(void) { return irq.n ? irq.levels[irq.n - 1] : 0; }
@@ -324,7 +304,7 @@ Test(serial, save_restore_round_trip_is_identical)
     drive_into_busy_state();
     struct irq_rec other_irq = {0};
     struct serial b;
-    serial_init(&b, -1, (struct irq_line){rec_set, &other_irq, SERIAL_COM1_GSI});
+    serial_init(&b, -1, (struct irq_line){irq_rec_set, &other_irq, SERIAL_COM1_GSI});
     state_check_round_trip(&hooks, &s, &b);
     /* From here on the guest sees the same device in both. */
     for (int round = 0; round < 40; round++) {

@@ -17,6 +17,15 @@
 
 /* ---- requests ---- */
 
+/* Posts one request in slot 0, runs it, and checks its status and the length the device says it used. */
+static void one_req(uint32_t type, uint64_t sector, uint32_t len, uint8_t status, uint32_t used_len)
+{
+    uint16_t h = post_req(0, type, sector, len);
+    kick_until(1);
+    cr_assert_eq(status_of(0), status);
+    cr_assert_eq(vfx_used_len_of(0, h), used_len);
+}
+
 BOTH(read_returns_file_bytes)
 {
     blk_start(e);
@@ -92,10 +101,7 @@ BOTH(write_lands_in_file)
 BOTH(flush)
 {
     blk_start(e);
-    uint16_t h = post_req(0, T_FLUSH, 0, 0);
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    one_req(T_FLUSH, 0, 0, S_OK, 1);
     cr_assert_eq(virtio_blk_counters(blkfx.blk).flushes, 1);
     cr_assert(vfx_dev_features() & BIT64(VIRTIO_BLK_F_FLUSH));
 }
@@ -104,10 +110,7 @@ BOTH(get_id)
 {
     blk_start(e);
     memset(g_at(DATA_GPA(0), 32), 0xee, 32);
-    uint16_t h = post_req(0, T_GET_ID, 0, 20);
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_OK);
-    cr_assert_eq(vfx_used_len_of(0, h), 21);
+    one_req(T_GET_ID, 0, 20, S_OK, 21);
     const uint8_t *id = g_at(DATA_GPA(0), 32);
     cr_assert_eq(memcmp(id, "ember-disk-0", 12), 0);
     for (int i = 12; i < 20; i++)
@@ -130,10 +133,7 @@ BOTH(unknown_type_unsupported)
 {
     blk_start(e);
     memset(g_at(DATA_GPA(0), 512), 0xee, 512);
-    uint16_t h = post_req(0, 99, 0, 512);
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_UNSUPP);
-    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    one_req(99, 0, 512, S_UNSUPP, 1);
     cr_assert_eq(*g_at(DATA_GPA(0), 1), 0xee);
     cr_assert_eq(virtio_blk_counters(blkfx.blk).unsupported, 1);
 }
@@ -143,10 +143,7 @@ BOTH(read_past_the_end)
     blk_start(e);
     uint64_t cap = FILE_SIZE / 512;
     memset(g_at(DATA_GPA(0), 1024), 0xee, 1024);
-    uint16_t h = post_req(0, T_IN, cap - 1, 1024); /* last sector + one more */
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    one_req(T_IN, cap - 1, 1024, S_IOERR, 1); /* last sector + one more */
     for (int i = 0; i < 1024; i++)
         cr_assert_eq(*g_at(DATA_GPA(0) + i, 1), 0xee, "no data for a failed read");
 
@@ -157,7 +154,7 @@ BOTH(read_past_the_end)
         cr_assert_eq(status_of(1 + i), S_IOERR, "sector %#llx", (unsigned long long)bad_sectors[i]);
     }
     /* The last sector itself is fine. */
-    h = post_req(6, T_IN, cap - 1, 512);
+    uint16_t h = post_req(6, T_IN, cap - 1, 512);
     kick_until(6);
     cr_assert_eq(status_of(6), S_OK);
     cr_assert_eq(vfx_used_len_of(0, h), 513);
@@ -181,10 +178,7 @@ BOTH(write_on_read_only_drive)
     blk_start_opts(e, true, FILE_SIZE, "ro");
     cr_assert(vfx_dev_features() & BIT64(VIRTIO_BLK_F_RO));
     memset(g_at(DATA_GPA(0), 512), 0x11, 512);
-    uint16_t h = post_req(0, T_OUT, 0, 512);
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    one_req(T_OUT, 0, 512, S_IOERR, 1);
     uint8_t back[512];
     read_image(0, back, sizeof(back));
     check_pattern(back, 0, 512);
@@ -201,10 +195,7 @@ BOTH(length_not_a_multiple_of_512)
 {
     blk_start(e);
     memset(g_at(DATA_GPA(0), 1000), 0xee, 1000);
-    uint16_t h = post_req(0, T_IN, 0, 1000);
-    kick_until(1);
-    cr_assert_eq(status_of(0), S_IOERR);
-    cr_assert_eq(vfx_used_len_of(0, h), 1);
+    one_req(T_IN, 0, 1000, S_IOERR, 1);
     cr_assert_eq(*g_at(DATA_GPA(0), 1), 0xee);
     memset(g_at(DATA_GPA(1), 100), 0x22, 100);
     post_req(1, T_OUT, 0, 100);
