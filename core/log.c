@@ -94,7 +94,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
     size_t len = strlen(line);
-    if (len > 0 && line[len - 1] != '\n' && len + 1 < sizeof(line)) {
+    if (len > 0 && line[len - 1] != '\n') {
+        if (len + 1 >= sizeof(line))
+            len = sizeof(line) - 2; /* a message cut to fit still ends its line, or the next would join it */
         line[len] = '\n';
         line[len + 1] = '\0';
     }

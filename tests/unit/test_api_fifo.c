@@ -141,6 +141,17 @@ Test(api_fifo, logger_without_reader_drops_whole_lines)
     text = drain(rfd, &len);
     cr_expect(strstr(text, "fifo-line 03000 after\n") != NULL, "read after draining: %s", text);
     free(text);
+    /* A message longer than a log line is cut, but its line still ends: the next one does not join it. */
+    static char longer[3000];
+    memset(longer, 'y', sizeof(longer) - 1);
+    log_info("%s", longer);
+    log_info("fifo-line %05d after the long one", LINES + 1);
+    text = drain(rfd, &len);
+    char *nl = strchr(text, '\n');
+    cr_assert_not_null(nl);
+    cr_expect(strncmp(nl + 1, "20", 2) == 0 && strstr(nl + 1, "] fifo-line 03001 after the long one\n"),
+              "the long line did not end: %.120s", nl + 1);
+    free(text);
     close(rfd);
     for (int i = 0; i < 1000; i++)
         log_info("fifo-line %05d %s", i, pad);
