@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,13 @@ void ctl_init(struct controller *c, struct runner *r, struct vm *vm, const char 
     c->metrics_fd = c->metrics_timer_fd = c->log_fd = -1;
 }
 
+static void drop_pending_metrics(struct controller *c)
+{
+    free(c->metrics_pending);
+    c->metrics_pending = NULL;
+    c->metrics_pending_off = c->metrics_pending_len = 0;
+}
+
 void ctl_finish(struct controller *c)
 {
     if (c->metrics_fd >= 0) {
@@ -39,6 +47,7 @@ void ctl_finish(struct controller *c)
         close(c->metrics_timer_fd);
     }
     c->metrics_fd = c->metrics_timer_fd = -1;
+    drop_pending_metrics(c); /* still cut short at the end: the reader's last line lacks its newline */
     if (c->log_fd >= 0) {
         log_set_output(-1, NULL, 0);
         close(c->log_fd);
@@ -201,6 +210,23 @@ int ctl_set_serial(struct controller *c, const char *path, struct errmsg *err)
     return rc;
 }
 
+/*
+ * Opens a log or metrics output. A FIFO is opened read-write and non-blocking, as Firecracker does: that works
+ * before anyone reads it (write-only would fail with ENXIO); holding a read end ourselves, a reader that goes
+ * away never turns writes into EPIPE; and a full FIFO fails a write with EAGAIN (the line is dropped and counted)
+ * instead of blocking a thread. Anything else is appended to, created owner-only. The fd, or -errno.
+ */
+static int open_output(const char *path)
+{
+    struct stat st;
+    int fd;
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+        fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    else
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
 int ctl_set_logger(struct controller *c, const char *path, const char *level, bool show_level, bool show_origin,
                    struct errmsg *err)
 {
@@ -216,9 +242,9 @@ int ctl_set_logger(struct controller *c, const char *path, const char *level, bo
         return no_memory(err);
     int fd = -1;
     if (path) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+        fd = open_output(path);
         if (fd < 0) {
-            rc = err_set(err, -errno, "Cannot open the log file '%s': %s", path, strerror(errno));
+            rc = err_set(err, fd, "Cannot open the log file '%s': %s", path, strerror(-fd));
             free(path_copy);
             return rc;
         }
@@ -263,15 +289,16 @@ int ctl_set_metrics(struct controller *c, const char *path, bool emit_id, json_t
         json_decref(props);
         return no_memory(err);
     }
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    int fd = open_output(path);
     if (fd < 0) {
-        rc = err_set(err, -errno, "Cannot open the metrics file '%s': %s", path, strerror(errno));
+        rc = err_set(err, fd, "Cannot open the metrics file '%s': %s", path, strerror(-fd));
         free(path_copy);
         json_decref(props);
         return rc;
     }
     if (c->metrics_fd >= 0)
         close(c->metrics_fd);
+    drop_pending_metrics(c); /* it belonged to the old output */
     c->metrics_fd = fd;
     free(c->metrics_path);
     c->metrics_path = path_copy;
@@ -390,6 +417,52 @@ static json_t *net_metrics(struct net_counters sum)
                      (json_int_t)sum.tx_waits);
 }
 
+/* A failed write: a full output drops the line (counted, not an error), anything else is an error. */
+static int metrics_write_failed(struct controller *c, int e, struct errmsg *err)
+{
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+        c->metrics_missed++;
+        return 0;
+    }
+    c->metrics_fails++;
+    return err_set(err, -e, "Cannot write metrics: %s", strerror(e));
+}
+
+/*
+ * Writes line (taking it) whole or not at all, as the reader sees it. Up to PIPE_BUF bytes a write to a FIFO is
+ * atomic; a longer line may go out in part when the FIFO fills. Its rest is kept and written first next time (the
+ * VMM thread is the only writer), and a line that finds a rest still waiting is dropped: lines are never mixed.
+ */
+static int write_metrics_line(struct controller *c, char *line, size_t len, struct errmsg *err)
+{
+    if (c->metrics_pending) {
+        size_t left = c->metrics_pending_len - c->metrics_pending_off;
+        ssize_t w = write(c->metrics_fd, c->metrics_pending + c->metrics_pending_off, left);
+        int e = w < 0 ? errno : EAGAIN;
+        if (w > 0)
+            c->metrics_pending_off += (size_t)w;
+        if (c->metrics_pending_off < c->metrics_pending_len) {
+            free(line);
+            return metrics_write_failed(c, e, err);
+        }
+        drop_pending_metrics(c); /* written out */
+    }
+    ssize_t w = write(c->metrics_fd, line, len);
+    if (w == (ssize_t)len) {
+        free(line);
+        return 0;
+    }
+    if (w <= 0) {
+        int e = w < 0 ? errno : EAGAIN;
+        free(line);
+        return metrics_write_failed(c, e, err);
+    }
+    c->metrics_pending = line;
+    c->metrics_pending_off = (size_t)w;
+    c->metrics_pending_len = len;
+    return 0;
+}
+
 int ctl_flush_metrics(struct controller *c, struct errmsg *err)
 {
     if (c->metrics_fd < 0)
@@ -402,7 +475,10 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
     if (c->metrics_properties)
         json_object_set(m, "properties", c->metrics_properties);
     json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-    json_object_set_new(m, "logger", json_pack("{s:I}", "missed_log_count", (json_int_t)log_missed_lines()));
+    json_object_set_new(m, "logger",
+                        json_pack("{s:I,s:I,s:I,s:I}", "missed_metrics_count", (json_int_t)c->metrics_missed,
+                                  "metrics_fails", (json_int_t)c->metrics_fails, "missed_log_count",
+                                  (json_int_t)log_missed_lines(), "log_fails", (json_int_t)log_failed_lines()));
     if (c->state != CTL_NOT_STARTED) {
         struct vm_metrics vm;
         vm_metrics(c->vm, &vm);
@@ -427,10 +503,6 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         return err_set(err, -ENOMEM, "out of memory");
     size_t len = strlen(line);
     line[len] = '\n'; /* json_dumps leaves room for the NUL: reuse it for the newline */
-    ssize_t w = write(c->metrics_fd, line, len + 1);
-    free(line);
     c->metrics_flushes++;
-    if (w < 0 && errno != EAGAIN)
-        return err_set(err, -errno, "Cannot write metrics: %s", strerror(errno));
-    return 0;
+    return write_metrics_line(c, line, len + 1, err);
 }

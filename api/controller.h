@@ -53,6 +53,12 @@ struct controller {
     struct json_t *metrics_properties; /* operator key-value pairs put on every metrics line */
     int metrics_timer_fd;
     uint64_t metrics_flushes;
+    /* Firecracker's logger.missed_metrics_count (dropped: the output was full) and logger.metrics_fails. */
+    uint64_t metrics_missed, metrics_fails;
+    /* The unwritten end of a line a full FIFO cut short (only a line over PIPE_BUF can be): it goes out before
+     * any later line, so a reader never sees two lines mixed. NULL when none. */
+    char *metrics_pending;
+    size_t metrics_pending_off, metrics_pending_len;
 };
 
 void ctl_init(struct controller *c, struct runner *r, struct vm *vm, const char *instance_id);
@@ -98,7 +104,10 @@ int ctl_send_ctrl_alt_del(struct controller *c, struct errmsg *err);
 int ctl_update_drive(struct controller *c, const char *id, const char *path, struct errmsg *err);
 /* PATCH /network-interfaces: the interface must exist (rate limits are all Ember would change). */
 int ctl_update_net(struct controller *c, const char *id, struct errmsg *err);
-/* Writes one metrics line now (FlushMetrics, the periodic timer, the end). */
+/*
+ * Writes one metrics line now (FlushMetrics, the periodic timer, the end). Never waits: on a full FIFO the line
+ * is dropped and counted (logger.missed_metrics_count), which is not an error.
+ */
 int ctl_flush_metrics(struct controller *c, struct errmsg *err);
 
 #endif

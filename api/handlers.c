@@ -8,17 +8,26 @@
 
 #include "api/fields.h"
 #include "core/log.h"
+#include "core/path_open.h"
 #include "core/version.h"
 
 #define MAX_PATH_TEXT 4095 /* the longest path a system call takes (PATH_MAX less the NUL) */
 
-static int readable_file(const char *what, const char *path, struct errmsg *e)
+/*
+ * The file must open for reading and be a regular file (or, with allow_blk, a block device). Opened without
+ * blocking: a FIFO would otherwise hold the VMM thread, and with it the API, until someone opened its other end.
+ */
+static int readable_file(const char *what, const char *path, bool allow_blk, struct errmsg *e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = path_open_noblock(path, O_RDONLY | O_CLOEXEC, &st);
     if (fd < 0)
-        return err_set(e, -errno, "%s '%s' cannot be opened: %s", what, path, strerror(errno));
+        return err_set(e, fd, "%s '%s' cannot be opened: %s", what, path, strerror(-fd));
     close(fd);
-    return 0;
+    if (S_ISREG(st.st_mode) || (allow_blk && S_ISBLK(st.st_mode)))
+        return 0;
+    return err_set(e, -EINVAL, "%s '%s' is %s: it must be a regular file%s.", what, path, path_kind(st.st_mode),
+                   allow_blk ? " or a block device" : "");
 }
 
 static int path_length(const char *field, const char *path, struct errmsg *e)
@@ -101,9 +110,9 @@ int api_put_boot_source(struct controller *c, json_t *o, const char *id, struct 
     if (!rc && (field_str(o, "boot_args", &args, e) < 0 || field_str(o, "initrd_path", &initrd, e) < 0))
         rc = -EINVAL;
     if (!rc)
-        rc = readable_file("Kernel file", kernel, e);
+        rc = readable_file("Kernel file", kernel, false, e);
     if (!rc && initrd)
-        rc = readable_file("Initrd file", initrd, e);
+        rc = readable_file("Initrd file", initrd, false, e);
     if (!rc && args && strlen(args) > MAX_PATH_TEXT) /* the kernel's own limit is lower still */
         rc = err_set(e, -EINVAL, "Invalid value for field `boot_args`: longer than %d bytes.", MAX_PATH_TEXT);
     if (!rc)
@@ -147,7 +156,7 @@ int api_put_drive(struct controller *c, json_t *o, const char *path_id, struct e
     if (!rc)
         rc = field_require(field_str(o, "path_on_host", &d.path, e), "path_on_host", e);
     if (!rc)
-        rc = readable_file("Drive file", d.path, e);
+        rc = readable_file("Drive file", d.path, true, e);
     if (!rc)
         rc = path_length("path_on_host", d.path, e);
     if (rc)

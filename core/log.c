@@ -1,6 +1,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 static _Atomic int threshold = LOG_WARN;
 static _Atomic int out_fd = -1;
 static _Atomic int out_show_level;
-static _Atomic unsigned long missed;
+static _Atomic unsigned long missed, failed; /* Firecracker's missed_log_count, log_fails */
 static const char *out_id = "anonymous-instance";
 
 void log_set_output(int fd, const char *instance_id, int show_level)
@@ -25,6 +26,7 @@ void log_set_output(int fd, const char *instance_id, int show_level)
 }
 
 unsigned long log_missed_lines(void) { return atomic_load(&missed); }
+unsigned long log_failed_lines(void) { return atomic_load(&failed); }
 
 void log_set_level(enum log_level level) { atomic_store(&threshold, (int)level); }
 enum log_level log_get_level(void) { return (enum log_level)atomic_load(&threshold); }
@@ -67,6 +69,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
     /* Build the line first so concurrent threads never interleave inside it. */
     static const char *const upper[] = {"ERROR", "WARN", "INFO", "DEBUG"};
     char line[1024];
+    /* Up to PIPE_BUF bytes, a write to a pipe is atomic: a line reaches a FIFO whole or not at all, and lines
+     * written by several threads never interleave. */
+    _Static_assert(sizeof(line) <= PIPE_BUF, "a log line must fit one atomic pipe write");
     int fd = atomic_load(&out_fd);
     int n;
     if (fd >= 0) {
@@ -89,13 +94,19 @@ void log_msg(enum log_level level, const char *fmt, ...)
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
     size_t len = strlen(line);
-    if (len > 0 && line[len - 1] != '\n' && len + 1 < sizeof(line)) {
+    if (len > 0 && line[len - 1] != '\n') {
+        if (len + 1 >= sizeof(line))
+            len = sizeof(line) - 2; /* a message cut to fit still ends its line, or the next would join it */
         line[len] = '\n';
         line[len + 1] = '\0';
     }
     if (fd >= 0) {
-        if (write(fd, line, strlen(line)) < 0)
-            atomic_fetch_add(&missed, 1); /* a full FIFO: Firecracker drops and counts too */
+        len = strlen(line);
+        ssize_t w = write(fd, line, len);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            atomic_fetch_add(&missed, 1); /* a full FIFO: the line is dropped (never waited for), as Firecracker */
+        else if (w != (ssize_t)len)
+            atomic_fetch_add(&failed, 1); /* an error, or a file cut short (disk full) */
     } else {
         fputs(line, stderr);
     }

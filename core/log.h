@@ -22,9 +22,12 @@ int log_parse_api_level(const char *name, enum log_level *out, const char **spel
  * Sends log lines to fd (a file or FIFO, non-blocking: a full FIFO loses
  * lines, counted) in Firecracker's shape "TIME [ID:THREAD] [LEVEL] msg";
  * fd < 0 goes back to stderr. The log is one per process, so is this.
+ * A line is at most 1 KiB, so it reaches a FIFO whole or not at all.
  */
 void log_set_output(int fd, const char *instance_id, int show_level);
+/* Lines dropped because the output was full (missed_log_count), and lines a write error lost (log_fails). */
 unsigned long log_missed_lines(void);
+unsigned long log_failed_lines(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

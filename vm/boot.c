@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/path_open.h"
 #include "vm/hostcompat.h"
 #include "vm/vm_internal.h"
 #include "x86/bootparams.h"
@@ -30,13 +31,13 @@
  */
 static int map_file(const char *what, const char *path, uint64_t limit, uint8_t **buf, size_t *size, struct errmsg *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(err, -errno, "%s '%s': %s", what, path, strerror(errno));
     struct stat st;
+    int fd = path_open_noblock(path, O_RDONLY | O_CLOEXEC, &st); /* a FIFO must not hold InstanceStart */
+    if (fd < 0)
+        return err_set(err, fd, "%s '%s': %s", what, path, strerror(-fd));
     int rc = 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        rc = err_set(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+    if (!S_ISREG(st.st_mode))
+        rc = err_set(err, -EINVAL, "%s '%s' is %s, not a regular file", what, path, path_kind(st.st_mode));
     else if ((uint64_t)st.st_size > limit)
         rc = err_set(err, -EFBIG, "%s '%s' (%lld bytes) is larger than guest memory", what, path,
                      (long long)st.st_size);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/path_open.h"
 #include "devices/virtio/blk_engine.h"
 #include "devices/virtio/blk_proto.h"
 #include "devices/virtio/virtio.h"
@@ -46,10 +47,16 @@ const char *virtio_blk_id(const struct virtio_blk *b) { return b->cfg.id; }
 /* Opens, locks and sizes an image; the one place these rules live. */
 static int open_image(const char *id, const char *path, bool read_only, int *fd_out, uint64_t *size, struct errmsg *err)
 {
-    int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    struct stat st;
+    int fd = path_open_noblock(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, &st); /* a FIFO must not hang us */
     if (fd < 0)
-        return err_set(err, -errno, "drive '%s': cannot open '%s'%s: %s", id, path, read_only ? "" : " read-write",
-                       strerror(errno));
+        return err_set(err, fd, "drive '%s': cannot open '%s'%s: %s", id, path, read_only ? "" : " read-write",
+                       strerror(-fd));
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EINVAL, "drive '%s': '%s' is %s, not a regular file or a block device", id, path,
+                       path_kind(st.st_mode));
+    }
     /* Two VMs writing one image corrupt it: writers take it exclusively. */
     if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         int e = errno;
@@ -57,12 +64,14 @@ static int open_image(const char *id, const char *path, bool read_only, int *fd_
         return err_set(err, -e, "drive '%s': image '%s' is in use by another process (%s)", id, path,
                        e == EWOULDBLOCK ? "it holds a lock on it" : strerror(e));
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    /* A block device's st_size is 0: its end is where its size is (Firecracker sizes disks the same way). */
+    off_t end = S_ISBLK(st.st_mode) ? lseek(fd, 0, SEEK_END) : st.st_size;
+    if (end < 0) {
+        int e = errno;
         close(fd);
-        return err_set(err, -EINVAL, "drive '%s': '%s' is not a regular file", id, path);
+        return err_set(err, -e, "drive '%s': cannot size '%s': %s", id, path, strerror(e));
     }
-    *size = (uint64_t)st.st_size;
+    *size = (uint64_t)end;
     if (*size % SECTOR)
         log_warn("drive '%s': size %llu is not a multiple of 512; the guest sees %llu sectors and the last %llu bytes "
                  "are not reachable",
