@@ -1,11 +1,15 @@
 #include "api/config_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/fields.h"
 #include "api/handlers.h"
+#include "core/path_open.h"
 
 /* The sections that are one object, in the order they apply: the logger first, so what follows is logged where asked.
  */
@@ -100,8 +104,22 @@ int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
 
 int api_load_config_file(struct controller *c, const char *path, struct errmsg *err)
 {
+    /*
+     * Opened without waiting for a writer: a FIFO nobody writes then reads as
+     * empty (a parse error) instead of holding ember. Pipes (--config-file <(...)) work.
+     */
+    struct stat st;
+    int fd = path_open_noblock(path, O_RDONLY | O_CLOEXEC, &st);
+    if (fd < 0)
+        return err_set(err, fd, "config file '%s': %s", path, strerror(-fd));
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EINVAL, "config file '%s' is %s: it must be a regular file or a pipe", path,
+                       path_kind(st.st_mode));
+    }
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+    close(fd);
     if (!root)
         return err_set(err, -EINVAL, "config file '%s': %s (line %d, column %d)", path, je.text, je.line, je.column);
     struct errmsg inner;

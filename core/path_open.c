@@ -6,7 +6,7 @@
 
 int path_open_noblock(const char *path, int flags, struct stat *st)
 {
-    int fd = open(path, flags | O_NONBLOCK | O_NOCTTY);
+    int fd = open(path, flags | O_NONBLOCK | O_NOCTTY, 0600); /* the mode of a file O_CREAT makes */
     if (fd < 0)
         return -errno;
     int fl = fcntl(fd, F_GETFL);

@@ -10,7 +10,10 @@
 
 #include <sys/stat.h>
 
-/* open(path, flags | O_NONBLOCK | O_NOCTTY), fstat into *st, O_NONBLOCK cleared: the fd, or -errno. */
+/*
+ * open(path, flags | O_NONBLOCK | O_NOCTTY, 0600), fstat into *st, O_NONBLOCK cleared: the fd, or -errno.
+ * A FIFO opened write-only with no reader fails at once (-ENXIO) instead of waiting.
+ */
 int path_open_noblock(const char *path, int flags, struct stat *st);
 /* What a file is, for messages: "a regular file", "a FIFO", "a directory", ... */
 const char *path_kind(mode_t mode);

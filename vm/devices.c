@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/path_open.h"
 #include "devices/cmos.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
@@ -96,9 +97,10 @@ int vm_devices_realize(struct vm *vm, struct errmsg *err)
 {
     int out_fd = STDOUT_FILENO;
     if (vm->cfg.serial_out_path) {
-        out_fd = open(vm->cfg.serial_out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct stat st;
+        out_fd = path_open_noblock(vm->cfg.serial_out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, &st);
         if (out_fd < 0)
-            return err_set(err, -errno, "serial output '%s': %s", vm->cfg.serial_out_path, strerror(errno));
+            return err_set(err, out_fd, "serial output '%s': %s", vm->cfg.serial_out_path, strerror(-out_fd));
         vm->serial_out_fd = out_fd;
     }
     const struct device_env env = {
