@@ -234,3 +234,42 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
     m->irq_fd = -1;
     virtio_dev_destroy(&m->vdev);
 }
+
+#define VIRTIO_MMIO_STATE_VERSION 1
+#define VIRTIO_MMIO_SECTION "virtio-mmio"
+
+int virtio_mmio_save(struct virtio_mmio *m, struct state_writer *w)
+{
+    pthread_mutex_lock(&m->vdev.lock);
+    size_t mark = state_begin(w, VIRTIO_MMIO_SECTION, VIRTIO_MMIO_STATE_VERSION);
+    state_put_u32(w, m->dev_features_sel);
+    state_put_u32(w, m->drv_features_sel);
+    state_put_u32(w, m->queue_sel);
+    pthread_mutex_unlock(&m->vdev.lock);
+    int rc = state_end(w, mark);
+    return rc ? rc : virtio_dev_save(&m->vdev, w);
+}
+
+int virtio_mmio_restore(struct virtio_mmio *m, struct state_reader *r, struct errmsg *err)
+{
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, VIRTIO_MMIO_SECTION, VIRTIO_MMIO_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    /* Any value is one the driver may have written: out-of-range selectors read as nothing. */
+    uint32_t dev_sel = state_get_u32(&b), drv_sel = state_get_u32(&b), queue_sel = state_get_u32(&b);
+    rc = state_close(&b, VIRTIO_MMIO_SECTION, err);
+    if (rc)
+        return rc;
+    /* The last check: if the device's section is refused, nothing has changed. */
+    rc = virtio_dev_restore(&m->vdev, r, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&m->vdev.lock);
+    m->dev_features_sel = dev_sel;
+    m->drv_features_sel = drv_sel;
+    m->queue_sel = queue_sel;
+    pthread_mutex_unlock(&m->vdev.lock);
+    return 0;
+}

@@ -47,4 +47,9 @@ void virtio_mmio_config_changed(struct virtio_mmio *m);
 /* As if the queue's notify eventfd fired: runs the model's queue_notify with the lock held. */
 void virtio_mmio_kick(struct virtio_mmio *m, uint16_t q);
 
+/* The transport's selector registers ("virtio-mmio" section), then the device's (virtio_dev_save). */
+int virtio_mmio_save(struct virtio_mmio *m, struct state_writer *w);
+/* Both sections checked before anything changes (virtio_dev_restore); 0 or -errno with a message. */
+int virtio_mmio_restore(struct virtio_mmio *m, struct state_reader *r, struct errmsg *err);
+
 #endif

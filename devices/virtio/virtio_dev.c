@@ -1,5 +1,6 @@
 #include "devices/virtio/virtio_dev.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -135,4 +136,167 @@ void virtio_dev_write_status(struct virtio_dev *vd, uint32_t v)
     vd->status = (v & ~(uint32_t)(VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) | kept;
     if ((added & VIRTIO_STATUS_DRIVER_OK) && (vd->status & VIRTIO_STATUS_FEATURES_OK))
         driver_ok(vd);
+}
+
+/* ---- save / restore ---- */
+
+#define VIRTIO_DEV_STATE_VERSION 1
+#define VIRTIO_DEV_SECTION "virtio-dev"
+#define KNOWN_INT_BITS (VIRTIO_INT_USED_RING | VIRTIO_INT_CONFIG)
+
+/* A decoded image, checked whole before it replaces the device's state. */
+struct virtio_dev_image {
+    uint32_t status, int_status, config_generation;
+    uint64_t driver_features;
+    struct virtq queues[VIRTIO_DEV_MAX_QUEUES];
+};
+
+int virtio_dev_save(struct virtio_dev *vd, struct state_writer *w)
+{
+    pthread_mutex_lock(&vd->lock);
+    size_t mark = state_begin(w, VIRTIO_DEV_SECTION, VIRTIO_DEV_STATE_VERSION);
+    state_put_u32(w, vd->ops->device_id);
+    state_put_u16(w, vd->ops->num_queues);
+    state_put_u32(w, vd->status);
+    state_put_u64(w, vd->driver_features);
+    state_put_u32(w, atomic_load(&vd->int_status));
+    state_put_u32(w, vd->config_generation);
+    for (uint16_t i = 0; i < vd->ops->num_queues; i++) {
+        const struct virtq *q = &vd->queues[i];
+        state_put_u16(w, q->size);
+        state_put_u8(w, q->ready);
+        state_put_u8(w, q->event_idx);
+        state_put_u64(w, q->desc_gpa);
+        state_put_u64(w, q->avail_gpa);
+        state_put_u64(w, q->used_gpa);
+        state_put_u16(w, q->last_avail);
+        state_put_u16(w, q->used_idx);
+        state_put_u16(w, q->signalled_used);
+        state_put_u8(w, q->signalled_valid);
+    }
+    pthread_mutex_unlock(&vd->lock);
+    return state_end(w, mark);
+}
+
+static bool is_bool(uint8_t v) { return v <= 1; }
+
+/* One queue's fields; the checks that need the whole image come later. */
+static void read_queue(struct state_reader *b, struct virtq *q, uint8_t flags[3])
+{
+    virtq_reset(q);
+    q->size = state_get_u16(b);
+    flags[0] = state_get_u8(b);
+    flags[1] = state_get_u8(b);
+    q->desc_gpa = state_get_u64(b);
+    q->avail_gpa = state_get_u64(b);
+    q->used_gpa = state_get_u64(b);
+    q->last_avail = state_get_u16(b);
+    q->used_idx = state_get_u16(b);
+    q->signalled_used = state_get_u16(b);
+    flags[2] = state_get_u8(b);
+    q->ready = flags[0] == 1;
+    q->event_idx = flags[1] == 1;
+    q->signalled_valid = flags[2] == 1;
+}
+
+/*
+ * Queue i of an image whose device is `live` (serving its queues): sizes as
+ * the registers allow, a ready queue's size a power of two, and a live
+ * queue's rings inside guest memory, mapped as DRIVER_OK would map them.
+ */
+static int check_queue(const struct virtio_dev *vd, struct virtq *q, unsigned i, const uint8_t flags[3], bool live,
+                       struct errmsg *err)
+{
+    if (!is_bool(flags[0]) || !is_bool(flags[1]) || !is_bool(flags[2]))
+        return err_set(err, -EINVAL, "%s state: queue %u has a flag that is neither 0 nor 1", vd->name, i);
+    if (q->size > VIRTQ_MAX_SIZE || (q->ready && (q->size == 0 || (q->size & (q->size - 1)))))
+        return err_set(err, -EINVAL, "%s state: queue %u has size %u (a ready queue needs a power of two up to %u)",
+                       vd->name, i, q->size, VIRTQ_MAX_SIZE);
+    if (!q->ready)
+        return 0;
+    /* At most a ring's worth of chains can be taken and not yet returned. */
+    if ((uint16_t)(q->last_avail - q->used_idx) > q->size)
+        return err_set(err, -EINVAL, "%s state: queue %u has %u chains in flight in a ring of %u", vd->name, i,
+                       (uint16_t)(q->last_avail - q->used_idx), q->size);
+    if (live && virtq_validate(q, vd->gm))
+        return err_set(err, -EINVAL,
+                       "%s state: queue %u's rings (desc %#llx, avail %#llx, used %#llx, size %u) lie outside guest "
+                       "memory or are misaligned",
+                       vd->name, i, (unsigned long long)q->desc_gpa, (unsigned long long)q->avail_gpa,
+                       (unsigned long long)q->used_gpa, q->size);
+    return 0;
+}
+
+static int read_image(struct virtio_dev *vd, struct state_reader *r, struct virtio_dev_image *img, struct errmsg *err)
+{
+    struct state_reader b;
+    uint32_t version;
+    int rc = state_open(r, VIRTIO_DEV_SECTION, VIRTIO_DEV_STATE_VERSION, &version, &b, err);
+    if (rc)
+        return rc;
+    uint32_t device_id = state_get_u32(&b);
+    uint16_t nq = state_get_u16(&b);
+    if (!b.err && (device_id != vd->ops->device_id || nq != vd->ops->num_queues))
+        return err_set(err, -EINVAL, "%s state: saved from device type %u with %u queues, not type %u with %u",
+                       vd->name, device_id, nq, vd->ops->device_id, vd->ops->num_queues);
+    img->status = state_get_u32(&b);
+    img->driver_features = state_get_u64(&b);
+    img->int_status = state_get_u32(&b);
+    img->config_generation = state_get_u32(&b);
+    uint8_t flags[VIRTIO_DEV_MAX_QUEUES][3] = {{0}};
+    for (uint16_t i = 0; i < VIRTIO_DEV_MAX_QUEUES; i++) {
+        if (i < nq && !b.err)
+            read_queue(&b, &img->queues[i], flags[i]);
+        else
+            virtq_reset(&img->queues[i]);
+    }
+    rc = state_close(&b, VIRTIO_DEV_SECTION, err);
+    if (rc)
+        return rc;
+
+    if (img->int_status & ~(uint32_t)KNOWN_INT_BITS)
+        return err_set(err, -EINVAL, "%s state: interrupt status %#x has bits no device raises", vd->name,
+                       img->int_status);
+    uint64_t offered = virtio_dev_offered_features(vd);
+    bool accepted = img->status & (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+    if (accepted && ((img->driver_features & ~offered) || !(img->driver_features & BIT64(VIRTIO_F_VERSION_1))))
+        return err_set(err, -EINVAL, "%s state: driver features %#llx were not offered (%#llx) or are not modern",
+                       vd->name, (unsigned long long)img->driver_features, (unsigned long long)offered);
+    /* Live queues are the ones the device reads and writes: their rings must be real guest memory. */
+    bool live = (img->status & VIRTIO_STATUS_DRIVER_OK) && !(img->status & VIRTIO_STATUS_NEEDS_RESET);
+    for (uint16_t i = 0; i < nq; i++) {
+        rc = check_queue(vd, &img->queues[i], i, flags[i], live, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int virtio_dev_restore(struct virtio_dev *vd, struct state_reader *r, struct errmsg *err)
+{
+    struct virtio_dev_image img = {0};
+    int rc = read_image(vd, r, &img, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&vd->lock);
+    /* A model already serving stops first: what it served is replaced. */
+    if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+        vd->ops->reset(vd->dev, vd);
+    vd->status = img.status;
+    vd->driver_features = img.driver_features;
+    atomic_store(&vd->int_status, img.int_status);
+    vd->config_generation = img.config_generation;
+    vd->needs_reset_logged = (img.status & VIRTIO_STATUS_NEEDS_RESET) != 0;
+    memcpy(vd->queues, img.queues, sizeof(vd->queues));
+    if (virtio_dev_driver_ok(vd)) {
+        rc = vd->ops->activate(vd->dev, vd);
+        if (rc) {
+            /* As at DRIVER_OK: logged, and the guest sees a device that needs a reset. */
+            log_error("%s: restored, but cannot start: %s", vd->name, strerror(-rc));
+            vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+            vd->needs_reset_logged = true;
+        }
+    }
+    pthread_mutex_unlock(&vd->lock);
+    return 0;
 }

@@ -14,8 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/errmsg.h"
 #include "core/event_loop.h"
 #include "core/guest_mem.h"
+#include "core/state.h"
 #include "devices/virtio/queue.h"
 
 #define VIRTIO_DEV_MAX_QUEUES 2
@@ -92,5 +94,20 @@ void virtio_dev_write_status(struct virtio_dev *vd, uint32_t status);
 uint64_t virtio_dev_offered_features(const struct virtio_dev *vd);
 /* Queue q, or NULL if the device has no such queue. */
 struct virtq *virtio_dev_queue(struct virtio_dev *vd, uint32_t q);
+
+/*
+ * The guest-visible device state as one "virtio-dev" section: status,
+ * features, interrupt status, config generation and every queue's layout and
+ * positions (the model's own state is its own section). Save takes the lock.
+ */
+int virtio_dev_save(struct virtio_dev *vd, struct state_writer *w);
+/*
+ * Reads and checks a "virtio-dev" section (hostile input: queue sizes, live
+ * rings inside guest memory, features offered) before changing anything;
+ * then replaces the state and, if the restored device is live, has the model
+ * start serving (activate). 0, or -errno with a message; a refused image
+ * leaves the device unchanged. The device's queues must not be in use.
+ */
+int virtio_dev_restore(struct virtio_dev *vd, struct state_reader *r, struct errmsg *err);
 
 #endif
