@@ -72,6 +72,7 @@ void ctl_take_config(struct controller *c, struct vm_config *cfg)
     vm_config_release(&c->cfg);
     c->cfg = *cfg;
     vm_config_defaults(cfg); /* its strings are c's now */
+    c->configured = c->cfg.kernel_path || c->cfg.nr_drives || c->cfg.nr_nets;
     memset(&c->reported, 0, sizeof(c->reported));
     for (unsigned i = 0; i < c->cfg.nr_nets; i++) {
         const uint8_t *m = c->cfg.nets[i].mac;
@@ -107,10 +108,11 @@ int ctl_set_machine(struct controller *c, unsigned vcpus, uint64_t mem_mib, bool
     int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
     if (rc)
         return rc;
+    c->configured = true;
     c->cfg.vcpus = vcpus;
     c->cfg.mem_mib = mem_mib;
     c->reported.smt = smt;
-    c->reported.track_dirty_pages = track_dirty_pages;
+    c->cfg.track_dirty_pages = track_dirty_pages;
     return 0;
 }
 
@@ -126,6 +128,7 @@ int ctl_set_boot_source(struct controller *c, const char *kernel, const char *in
         return no_memory(err);
     }
     free((void *)c->cfg.kernel_path), free((void *)c->cfg.initrd_path), free((void *)c->cfg.cmdline);
+    c->configured = true;
     c->cfg.kernel_path = k;
     c->cfg.initrd_path = i;
     c->cfg.cmdline = a;
@@ -161,6 +164,7 @@ int ctl_put_drive(struct controller *c, const struct blk_config *d, bool writeba
     }
     cfg->drives[slot] = copy;
     c->reported.drive_writeback[slot] = writeback;
+    c->configured = true;
     return 0;
 }
 
@@ -199,6 +203,7 @@ int ctl_put_net(struct controller *c, const struct net_config *n, const char *ma
     }
     cfg->nets[slot] = copy;
     snprintf(c->reported.guest_mac[slot], sizeof(c->reported.guest_mac[slot]), "%s", n->has_mac ? mac_text : "");
+    c->configured = true;
     return 0;
 }
 
@@ -335,22 +340,28 @@ int ctl_start(struct controller *c, struct errmsg *err)
     return 0;
 }
 
+uint64_t ctl_us_since(uint64_t t0_ns) { return (now_ns() - t0_ns) / 1000; }
+
 int ctl_pause(struct controller *c, struct errmsg *err)
 {
+    uint64_t t0 = now_ns();
     int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
     if (rc)
         return rc;
     vm_pause(c->vm);
+    c->latencies.vmm_pause_vm = c->latencies.pause_vm = ctl_us_since(t0);
     c->state = CTL_PAUSED;
     return 0;
 }
 
 int ctl_resume(struct controller *c, struct errmsg *err)
 {
+    uint64_t t0 = now_ns();
     int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
     if (rc)
         return rc;
     vm_resume(c->vm);
+    c->latencies.vmm_resume_vm = c->latencies.resume_vm = ctl_us_since(t0);
     c->state = CTL_RUNNING;
     return 0;
 }
@@ -497,6 +508,16 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "block", block_metrics(vm.blk));
         json_object_set_new(m, "net", net_metrics(vm.net));
     }
+    const struct ctl_latencies *l = &c->latencies;
+    json_object_set_new(
+        m, "latencies_us",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "full_create_snapshot",
+                  (json_int_t)l->full_create_snapshot, "diff_create_snapshot", (json_int_t)l->diff_create_snapshot,
+                  "load_snapshot", (json_int_t)l->load_snapshot, "pause_vm", (json_int_t)l->pause_vm, "resume_vm",
+                  (json_int_t)l->resume_vm, "vmm_full_create_snapshot", (json_int_t)l->vmm_full_create_snapshot,
+                  "vmm_diff_create_snapshot", (json_int_t)l->vmm_diff_create_snapshot, "vmm_load_snapshot",
+                  (json_int_t)l->vmm_load_snapshot, "vmm_pause_vm", (json_int_t)l->vmm_pause_vm, "vmm_resume_vm",
+                  (json_int_t)l->vmm_resume_vm));
     char *line = json_dumps(m, JSON_COMPACT);
     json_decref(m);
     if (!line)

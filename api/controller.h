@@ -14,6 +14,7 @@
 
 #include "core/errmsg.h"
 #include "vm/config.h"
+#include "vm/snapshot.h"
 
 struct runner;
 struct vm;
@@ -29,9 +30,16 @@ enum ctl_phase { CTL_PRE_BOOT, CTL_POST_BOOT, CTL_ANY_PHASE };
 
 /* What Firecracker's API accepts and reports back but the VM is built without (indexes follow cfg's). */
 struct ctl_reported {
-    bool smt, track_dirty_pages;
+    bool smt;
     bool drive_writeback[EMBER_MAX_DRIVES]; /* cache_type Writeback, else Unsafe */
     char guest_mac[EMBER_MAX_NETS][18];     /* as the client spelled it; "" when none */
+};
+
+/* Firecracker's latencies_us metrics: the last operation of each kind, in microseconds (0: none yet). The vmm_
+ * ones time the VM's own work; the others the whole request, checks and files included. */
+struct ctl_latencies {
+    uint64_t full_create_snapshot, diff_create_snapshot, load_snapshot, pause_vm, resume_vm;
+    uint64_t vmm_full_create_snapshot, vmm_diff_create_snapshot, vmm_load_snapshot, vmm_pause_vm, vmm_resume_vm;
 };
 
 struct controller {
@@ -41,6 +49,10 @@ struct controller {
     enum ctl_state state;
     struct vm_config cfg; /* the VM to build; owns its strings */
     struct ctl_reported reported;
+    /* A boot resource (machine, boot source, drive, NIC) was set: a snapshot load is no longer allowed. */
+    bool configured;
+    bool restored; /* the VM came from a snapshot */
+    struct ctl_latencies latencies;
 
     bool logger_set;
     char *log_path;        /* NULL: stderr */
@@ -109,5 +121,34 @@ int ctl_update_net(struct controller *c, const char *id, struct errmsg *err);
  * is dropped and counted (logger.missed_metrics_count), which is not an error.
  */
 int ctl_flush_metrics(struct controller *c, struct errmsg *err);
+
+/* ---- snapshots (api/controller_snapshot.c) ---- */
+
+#define CTL_MSG_LOAD_NOT_ALLOWED                                                                                       \
+    "Loading a microVM snapshot not allowed after configuring boot-specific resources."
+
+/* PUT /snapshot/create on a paused VM; config_json is the description stored with it (GET /vm/config's body). */
+int ctl_snapshot_create(struct controller *c, enum vm_snapshot_type type, const char *state_path, const char *mem_path,
+                        const char *config_json, struct errmsg *err);
+
+/* Applies a snapshot's stored description to c's configuration (the API's handlers do, see api/snapshot_api.c). */
+typedef int (*ctl_apply_description_fn)(struct controller *c, const char *json, void *ctx, struct errmsg *err);
+
+struct ctl_snapshot_load {
+    const char *snapshot_path;
+    struct vm_restore_params restore;
+    bool track_dirty_pages;
+    ctl_apply_description_fn apply;
+    void *apply_ctx;
+};
+
+/*
+ * PUT /snapshot/load (and --snapshot-load) on a fresh process: only the
+ * logger, metrics and serial output may have been configured. The VM is then
+ * Running (restore.resume) or Paused. On error the process is as it was.
+ */
+int ctl_snapshot_load(struct controller *c, const struct ctl_snapshot_load *p, struct errmsg *err);
+/* Microseconds since a now_ns() reading (latencies). */
+uint64_t ctl_us_since(uint64_t t0_ns);
 
 #endif

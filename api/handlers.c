@@ -60,7 +60,7 @@ static int apply_machine(struct controller *c, json_t *o, bool patch, struct err
         return rc;
     const struct vm_config *cfg = ctl_config(c);
     uint64_t vcpus = cfg->vcpus, mem = cfg->mem_mib;
-    bool smt = patch ? c->reported.smt : false, dirty = patch ? c->reported.track_dirty_pages : false;
+    bool smt = patch ? c->reported.smt : false, dirty = patch ? c->cfg.track_dirty_pages : false;
     const char *huge = NULL, *tmpl = NULL;
     int g;
     if ((g = field_uint(o, "vcpu_count", 1, EMBER_MAX_VCPUS, &vcpus, e)) < 0 ||
@@ -368,7 +368,7 @@ json_t *api_get_machine(const struct controller *c)
 {
     const struct vm_config *cfg = ctl_config(c);
     return json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus, "mem_size_mib", (json_int_t)cfg->mem_mib,
-                     "smt", c->reported.smt, "track_dirty_pages", c->reported.track_dirty_pages, "huge_pages", "None");
+                     "smt", c->reported.smt, "track_dirty_pages", (bool)c->cfg.track_dirty_pages, "huge_pages", "None");
 }
 
 json_t *api_full_config(const struct controller *c)

@@ -17,6 +17,8 @@ void cli_usage(FILE *out)
           "             [--drive SPEC]... [--net SPEC]...\n"
           "       ember --api-sock PATH [--id ID]           (configure and start over the API)\n"
           "       ember --config-file FILE [--no-api | --api-sock PATH] [--id ID]\n"
+          "       ember --snapshot-load STATE (--mem FILE | --mem-uffd SOCKET) [--resume]\n"
+          "             [--net-override IFACE=TAP]... [--track-dirty-pages] [--no-api | --api-sock PATH]\n"
           "             [--boot pvh|linux] [--host-compat auto|on|off] [--kernel-decompress auto|host|guest]\n"
           "             [--log-level error|warn|info|debug]\n"
           "             [--stats] [--help] [--version]\n"
@@ -38,7 +40,13 @@ void cli_usage(FILE *out)
           "                      a virtio-net NIC on a host tap (repeatable)\n"
           "  --api-sock PATH     serve Firecracker's REST API on this Unix socket\n"
           "  --config-file FILE  boot at once from a Firecracker-shaped JSON file\n"
-          "  --no-api            with --config-file: no API socket\n"
+          "  --no-api            with --config-file or --snapshot-load: no API socket\n"
+          "  --snapshot-load STATE  restore the snapshot whose state file is STATE (PUT /snapshot/load)\n"
+          "  --mem FILE          its memory file, mapped copy-on-write (backend File)\n"
+          "  --mem-uffd SOCKET   or a page-fault handler listening on SOCKET (backend Uffd)\n"
+          "  --resume            run the restored guest at once (else it waits, paused, for PATCH /vm)\n"
+          "  --net-override IFACE=TAP  the restored NIC IFACE on another host tap (repeatable)\n"
+          "  --track-dirty-pages dirty page tracking in the restored VM (for Diff snapshots)\n"
           "  --id ID             instance id (GET /, logs); default anonymous-instance\n"
           "  --no-seccomp        do not filter system calls (debugging only)\n"
           "  --seccomp-print     print each thread's system-call policy and exit\n"
@@ -227,7 +235,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         OPT_ID,
         OPT_NO_SECCOMP,
         OPT_SECCOMP_PRINT,
-        OPT_DECOMPRESS
+        OPT_DECOMPRESS,
+        OPT_SNAP_LOAD,
+        OPT_SNAP_MEM,
+        OPT_SNAP_UFFD,
+        OPT_SNAP_RESUME,
+        OPT_NET_OVERRIDE,
+        OPT_TRACK_DIRTY,
     };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
@@ -248,6 +262,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"id", required_argument, NULL, OPT_ID},
         {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
         {"seccomp-print", no_argument, NULL, OPT_SECCOMP_PRINT},
+        {"snapshot-load", required_argument, NULL, OPT_SNAP_LOAD},
+        {"mem", required_argument, NULL, OPT_SNAP_MEM},
+        {"mem-uffd", required_argument, NULL, OPT_SNAP_UFFD},
+        {"resume", no_argument, NULL, OPT_SNAP_RESUME},
+        {"net-override", required_argument, NULL, OPT_NET_OVERRIDE},
+        {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -332,6 +352,18 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         case OPT_NO_API: o->no_api = 1; break;
         case OPT_ID: o->instance_id = optarg; break;
         case OPT_NO_SECCOMP: o->no_seccomp = 1; break;
+        case OPT_SNAP_LOAD: o->snapshot_load = optarg; break;
+        case OPT_SNAP_MEM: o->snapshot_mem = optarg; break;
+        case OPT_SNAP_UFFD: o->snapshot_uffd = optarg; break;
+        case OPT_SNAP_RESUME: o->snapshot_resume = 1; break;
+        case OPT_TRACK_DIRTY: o->track_dirty_pages = 1; break;
+        case OPT_NET_OVERRIDE:
+            if (!strchr(optarg, '=') || *optarg == '=' || !strchr(optarg, '=')[1])
+                return err_set(err, -EINVAL, "--net-override '%s': must be IFACE=TAP", optarg);
+            if (o->nr_net_overrides == EMBER_MAX_NETS)
+                return err_set(err, -EINVAL, "--net-override: at most %d", EMBER_MAX_NETS);
+            o->net_override[o->nr_net_overrides++] = optarg;
+            break;
         case OPT_SECCOMP_PRINT: o->seccomp_print = 1; return 0;
         case OPT_HELP: o->help = 1; return 0;
         case OPT_VERSION: o->version = 1; return 0;
@@ -352,9 +384,19 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         return err_set(err, -EINVAL, "--kernel and --config-file are alternatives: give one");
     if (o->no_api && o->api_sock)
         return err_set(err, -EINVAL, "--no-api and --api-sock contradict each other");
-    if (o->no_api && !o->config_file && !o->vm.kernel_path)
-        return err_set(err, -EINVAL, "--no-api needs --config-file (or --kernel)");
-    if (!o->vm.kernel_path && !o->config_file && !o->api_sock)
+    if (o->snapshot_load) {
+        if (o->vm.kernel_path || o->config_file)
+            return err_set(err, -EINVAL, "--snapshot-load restores a described VM: no --kernel or --config-file with it");
+        if (!o->snapshot_mem == !o->snapshot_uffd)
+            return err_set(err, -EINVAL, "--snapshot-load needs exactly one of --mem FILE and --mem-uffd SOCKET");
+    } else if (o->snapshot_mem || o->snapshot_uffd || o->snapshot_resume || o->nr_net_overrides ||
+               o->track_dirty_pages) {
+        return err_set(err, -EINVAL,
+                       "--mem, --mem-uffd, --resume, --net-override and --track-dirty-pages go with --snapshot-load");
+    }
+    if (o->no_api && !o->config_file && !o->vm.kernel_path && !o->snapshot_load)
+        return err_set(err, -EINVAL, "--no-api needs --config-file (or --kernel, or --snapshot-load)");
+    if (!o->vm.kernel_path && !o->config_file && !o->api_sock && !o->snapshot_load)
         return err_set(err, -EINVAL,
                        "--kernel is required (or --config-file, or --api-sock to configure over the API; see --help)");
     if (!o->instance_id)

@@ -19,6 +19,14 @@ struct cli_opts {
     int no_api;
     int no_seccomp;
     int seccomp_print;
+    /* --snapshot-load: PUT /snapshot/load's fields from the command line */
+    const char *snapshot_load;
+    const char *snapshot_mem;  /* --mem FILE: the File backend */
+    const char *snapshot_uffd; /* --mem-uffd SOCKET: the Uffd backend */
+    int snapshot_resume;
+    int track_dirty_pages;
+    const char *net_override[EMBER_MAX_NETS]; /* "IFACE=TAP" */
+    unsigned nr_net_overrides;
 };
 
 /* 0 on success; -EINVAL with a message naming the bad argument. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <sys/prctl.h>
 
@@ -16,6 +17,7 @@
 #include "api/controller.h"
 #include "api/routes.h"
 #include "api/server.h"
+#include "api/snapshot_api.h"
 #include "cmd/cli.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -35,6 +37,30 @@ static int report_end(const struct vm *vm)
     else
         fprintf(stderr, "ember: guest %s: %s\n", status == 2 ? "crashed" : "stopped on an error", vm_end_reason(vm));
     return status;
+}
+
+/* --snapshot-load: the same request PUT /snapshot/load makes, checked and applied by the same handler. */
+static int load_snapshot(struct controller *ctl, const struct cli_opts *o, struct errmsg *err)
+{
+    json_t *body = json_pack("{s:s,s:{s:s,s:s},s:b,s:b}", "snapshot_path", o->snapshot_load, "mem_backend",
+                             "backend_type", o->snapshot_mem ? "File" : "Uffd", "backend_path",
+                             o->snapshot_mem ? o->snapshot_mem : o->snapshot_uffd, "resume_vm", o->snapshot_resume,
+                             "track_dirty_pages", o->track_dirty_pages);
+    json_t *list = json_array();
+    for (unsigned i = 0; body && list && i < o->nr_net_overrides; i++) {
+        const char *eq = strchr(o->net_override[i], '=');
+        json_t *iface = json_stringn(o->net_override[i], (size_t)(eq - o->net_override[i]));
+        json_array_append_new(list, json_pack("{s:o,s:s}", "iface_id", iface, "host_dev_name", eq + 1));
+    }
+    if (!body || !list) {
+        json_decref(body);
+        json_decref(list);
+        return err_set(err, -ENOMEM, "out of memory");
+    }
+    json_object_set_new(body, "network_overrides", list);
+    int rc = api_put_snapshot_load(ctl, body, NULL, err);
+    json_decref(body);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -119,6 +145,10 @@ int main(int argc, char **argv)
             log_debug("seccomp filters not compiled ahead: %s", perr.text);
     }
     if (boot_now && ctl_start(&ctl, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        goto out;
+    }
+    if (opts.snapshot_load && load_snapshot(&ctl, &opts, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         goto out;
     }

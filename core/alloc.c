@@ -64,6 +64,18 @@ int alloc_init(struct allocator *a, uint64_t ram_bytes)
     return rc;
 }
 
+int alloc_init_file(struct allocator *a, uint64_t ram_bytes, int fd)
+{
+    reset_tables(a);
+    int rc = guest_mem_init_file(&a->mem, ram_bytes, fd);
+    if (rc)
+        return rc;
+    rc = reserve_platform(a);
+    if (rc)
+        guest_mem_free(&a->mem);
+    return rc;
+}
+
 int alloc_init_with(struct allocator *a, uint64_t ram_bytes, uint8_t *backing)
 {
     reset_tables(a);

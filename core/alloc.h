@@ -54,6 +54,8 @@ struct allocator {
 
 /* Sets up the RAM map (mapped) and the fixed platform reservations. */
 int alloc_init(struct allocator *a, uint64_t ram_bytes);
+/* As alloc_init, RAM mapped from a snapshot's memory file (guest_mem_init_file). */
+int alloc_init_file(struct allocator *a, uint64_t ram_bytes, int fd);
 /* As alloc_init, on caller-provided backing (tests). */
 int alloc_init_with(struct allocator *a, uint64_t ram_bytes, uint8_t *backing);
 void alloc_destroy(struct allocator *a);

@@ -1,6 +1,7 @@
 #include "core/guest_mem.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -46,6 +47,26 @@ int guest_mem_init(struct guest_mem *gm, uint64_t bytes)
     return 0;
 }
 
+int guest_mem_init_file(struct guest_mem *gm, uint64_t bytes, int fd)
+{
+    int rc = layout_into(gm, bytes);
+    if (rc)
+        return rc;
+    gm->file_backed = 1;
+    uint64_t off = 0;
+    for (int i = 0; i < gm->nr_regions; i++) {
+        void *p = mmap(NULL, gm->regions[i].size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)off);
+        if (p == MAP_FAILED) {
+            rc = -errno;
+            guest_mem_free(gm);
+            return rc;
+        }
+        gm->regions[i].host = p;
+        off += gm->regions[i].size;
+    }
+    return 0;
+}
+
 int guest_mem_init_with(struct guest_mem *gm, uint64_t bytes, uint8_t *backing)
 {
     int rc = layout_into(gm, bytes);
@@ -62,12 +83,47 @@ int guest_mem_init_with(struct guest_mem *gm, uint64_t bytes, uint8_t *backing)
 
 void guest_mem_free(struct guest_mem *gm)
 {
-    if (gm->total) {
-        for (int i = 0; i < gm->nr_regions; i++)
-            if (gm->regions[i].host)
-                munmap(gm->regions[i].host, gm->regions[i].size);
+    for (int i = 0; i < gm->nr_regions; i++) {
+        if (gm->total && gm->regions[i].host)
+            munmap(gm->regions[i].host, gm->regions[i].size);
+        free((void *)gm->regions[i].dirty);
     }
     memset(gm, 0, sizeof(*gm));
+}
+
+size_t gm_dirty_words(const struct guest_mem *gm, int region)
+{
+    return (size_t)((gm->regions[region].size / GUEST_PAGE_SIZE + 63) / 64);
+}
+
+int guest_mem_track_dirty(struct guest_mem *gm)
+{
+    for (int i = 0; i < gm->nr_regions; i++) {
+        if (gm->regions[i].dirty)
+            continue;
+        gm->regions[i].dirty = calloc(gm_dirty_words(gm, i), sizeof(uint64_t));
+        if (!gm->regions[i].dirty)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void gm_take_dirty(const struct guest_mem *gm, int region, uint64_t *out)
+{
+    _Atomic uint64_t *d = gm->regions[region].dirty;
+    if (!d)
+        return;
+    for (size_t w = 0, n = gm_dirty_words(gm, region); w < n; w++)
+        if (atomic_load_explicit(&d[w], memory_order_relaxed))
+            out[w] |= atomic_exchange(&d[w], 0);
+}
+
+static void mark_dirty(const struct guest_region *r, uint64_t off, uint64_t len)
+{
+    uint64_t first = off / GUEST_PAGE_SIZE, last = (off + (len ? len : 1) - 1) / GUEST_PAGE_SIZE;
+    for (uint64_t p = first; p <= last; p++)
+        if (!(atomic_load_explicit(&r->dirty[p / 64], memory_order_relaxed) & (1ULL << (p % 64))))
+            atomic_fetch_or(&r->dirty[p / 64], 1ULL << (p % 64));
 }
 
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
@@ -80,6 +136,8 @@ void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
         /* Written so that no addition can wrap: off < size, len <= size - off. */
         if (off >= r->size || len > r->size - off)
             continue;
+        if (r->dirty) /* any pointer may be written through: counted as written */
+            mark_dirty(r, off, len);
         return r->host + off;
     }
     return NULL;
@@ -112,7 +170,7 @@ int gm_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
     uintptr_t a = ((uintptr_t)dst + page - 1) & ~(page - 1);
     uintptr_t b = ((uintptr_t)dst + len) & ~(page - 1);
     /* Only our own private anonymous mapping (total != 0) reads back as zeros after MADV_DONTNEED. */
-    if (!gm->total || b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0) {
+    if (!gm->total || gm->file_backed || b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0) {
         memset(dst, 0, len);
         return 0;
     }

@@ -43,6 +43,7 @@ struct vm_config {
     enum host_compat_mode host_compat;
     int use_pvh; /* take the PVH entry when the ELF has one */
     enum kernel_decompress_mode decompress;
+    int track_dirty_pages;       /* KVM dirty log on the RAM slots (Diff snapshots) */
     int print_stats;             /* exit counters on stderr at the end */
     const char *serial_out_path; /* NULL: the console goes to stdout */
     struct blk_config drives[EMBER_MAX_DRIVES];

@@ -93,6 +93,13 @@ void gate_pause(struct gate *g, void (*kick)(void *ctx), void *ctx)
 
 void gate_resume(struct gate *g) { gate_release_all(g); }
 
+void gate_request_pause(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->pause_requested = 1;
+    pthread_mutex_unlock(&g->lock);
+}
+
 int gate_is_paused(struct gate *g)
 {
     pthread_mutex_lock(&g->lock);

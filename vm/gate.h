@@ -41,6 +41,8 @@ void gate_park_if_paused(struct gate *g);
 /* VMM thread: returns once every vCPU is parked (or the VM ended); kick(ctx) makes them leave KVM_RUN. */
 void gate_pause(struct gate *g, void (*kick)(void *ctx), void *ctx);
 void gate_resume(struct gate *g);
+/* Before the vCPU threads start: each parks before its first KVM_RUN until gate_resume. */
+void gate_request_pause(struct gate *g);
 int gate_is_paused(struct gate *g);
 /* Wakes every waiter (they re-check the end decision): cancels a pause. */
 void gate_release_all(struct gate *g);

@@ -113,18 +113,22 @@ int vm_setup_kvm(struct vm *vm, struct errmsg *err)
     return 0;
 }
 
-int vm_setup_memory(struct vm *vm, struct errmsg *err)
+int vm_setup_memory(struct vm *vm, int mem_fd, struct errmsg *err)
 {
     uint64_t bytes = vm->cfg.mem_mib << 20;
     if (vm->cfg.mem_mib < 2)
         return err_set(err, -EINVAL, "--mem-mib %" PRIu64 ": a guest needs at least 2 MiB", vm->cfg.mem_mib);
-    int rc = alloc_init(&vm->alloc, bytes);
+    int rc = mem_fd >= 0 ? alloc_init_file(&vm->alloc, bytes, mem_fd) : alloc_init(&vm->alloc, bytes);
     if (rc)
-        return err_set(err, rc, "cannot reserve %" PRIu64 " MiB of guest memory: %s", vm->cfg.mem_mib, strerror(-rc));
-    const struct guest_mem *gm = &vm->alloc.mem;
+        return err_set(err, rc, "cannot %s %" PRIu64 " MiB of guest memory: %s", mem_fd >= 0 ? "map" : "reserve",
+                       vm->cfg.mem_mib, strerror(-rc));
+    struct guest_mem *gm = &vm->alloc.mem;
+    if (vm->cfg.track_dirty_pages && (rc = guest_mem_track_dirty(gm)))
+        return err_set(err, rc, "out of memory for the dirty page bitmaps");
     for (int i = 0; i < gm->nr_regions; i++) {
         struct kvm_userspace_memory_region r = {
             .slot = (uint32_t)i,
+            .flags = vm->cfg.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
             .guest_phys_addr = gm->regions[i].gpa,
             .memory_size = gm->regions[i].size,
             .userspace_addr = (uint64_t)(uintptr_t)gm->regions[i].host,

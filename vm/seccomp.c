@@ -57,6 +57,13 @@ static const struct rule vmm_rules[] = {
     IOCTL(TCSETSW),
     /* Stopping the API server (MHD_stop_daemon, on this thread) shuts down the connections clients still hold. */
     ANY(shutdown),
+    /* Snapshot create on a paused VM: the vCPUs' and the VM's state, the dirty log, two files written through
+     * temporary names (mkostemp draws its name from getrandom) and renamed into place. */
+    IOCTL(KVM_GET_REGS), IOCTL(KVM_GET_SREGS), IOCTL(KVM_GET_FPU), IOCTL(KVM_GET_XSAVE), IOCTL(KVM_GET_XSAVE2),
+    IOCTL(KVM_GET_XCRS), IOCTL(KVM_GET_LAPIC), IOCTL(KVM_GET_VCPU_EVENTS), IOCTL(KVM_GET_MP_STATE),
+    IOCTL(KVM_GET_DEBUGREGS), IOCTL(KVM_GET_MSRS), IOCTL(KVM_GET_CPUID2), IOCTL(KVM_GET_IRQCHIP),
+    IOCTL(KVM_GET_PIT2), IOCTL(KVM_GET_CLOCK), IOCTL(KVM_GET_DIRTY_LOG),
+    ANY(ftruncate), ANY(rename), ANY(renameat), ANY(renameat2), ANY(getrandom),
 };
 
 /* The API thread: one Unix socket, HTTP, and the hand-over to the VMM thread. */

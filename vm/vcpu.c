@@ -176,7 +176,7 @@ static int setup_boot_regs(struct vm *vm, struct vcpu *v, struct errmsg *err)
     return 0;
 }
 
-int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
+int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *err)
 {
     memset(v, 0, sizeof(*v));
     v->vm = vm;
@@ -188,6 +188,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err)
     v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED)
         return err_set(err, -errno, "cannot map vCPU %d run area: %s", id, strerror(errno));
+    if (!boot)
+        return 0; /* a snapshot's state replaces all of what follows */
     int rc = setup_cpuid(vm, v, err);
     if (!rc)
         setup_xcr0(vm, v);
@@ -217,6 +219,7 @@ static void *vcpu_thread(void *arg)
     }
     if (gate_vcpu_ready(&vm->gate))
         return NULL;
+    gate_park_if_paused(&vm->gate); /* started paused (a snapshot loaded without resume_vm) */
     if (v->id == 0) {
         uint64_t expected = 0;
         atomic_compare_exchange_strong(&vm->t_first_run_ns, &expected, now_ns());

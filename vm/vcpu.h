@@ -8,7 +8,8 @@ struct vm;
 struct vcpu;
 
 /* Creates vCPU `id` and sets CPUID, MSRs, FPU and LAPIC; the BSP also gets boot registers. */
-int vcpu_create(struct vm *vm, struct vcpu *v, int id, struct errmsg *err);
+/* boot: CPUID, MSRs, FPU, LAPIC and (BSP) entry registers for a fresh boot; else the fd and run area only. */
+int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *err);
 int vcpu_start_thread(struct vcpu *v, struct errmsg *err);
 /* Makes a vCPU leave KVM_RUN promptly (used once the VM's end is decided). */
 void vcpu_kick(struct vcpu *v);

@@ -117,6 +117,33 @@ static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "tx_waits", c.tx_waits);
 }
 
+/* A drive's state: its requests in flight completed first, then the transport and queues. */
+static int blk_save(void *dev, struct state_writer *w)
+{
+    struct virtio_instance *vi = dev;
+    virtio_blk_quiesce(vi->blk);
+    return virtio_mmio_save(&vi->mmio, w);
+}
+
+/* A NIC has no state beyond its queues: a frame the tap held at the snapshot is lost, as on a real wire. */
+static int net_save(void *dev, struct state_writer *w)
+{
+    struct virtio_instance *vi = dev;
+    return virtio_mmio_save(&vi->mmio, w);
+}
+
+static int virtio_restore(void *dev, struct state_reader *r, struct errmsg *err)
+{
+    struct virtio_instance *vi = dev;
+    return virtio_mmio_restore(&vi->mmio, r, err);
+}
+
+void vm_virtio_resume_restored(void *dev)
+{
+    struct virtio_instance *vi = dev;
+    virtio_dev_resume_restored(&vi->mmio.vdev);
+}
+
 int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
 {
     struct virtio_instance *vi = dev;
@@ -125,9 +152,13 @@ int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
 
 const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
                                                     .realize = blk_realize,
+                                                    .save = blk_save,
+                                                    .restore = virtio_restore,
                                                     .metrics = blk_metrics,
                                                     .teardown = teardown};
 const struct device_ops vm_virtio_net_device_ops = {.name = "virtio-net",
                                                     .realize = net_realize,
+                                                    .save = net_save,
+                                                    .restore = virtio_restore,
                                                     .metrics = net_metrics,
                                                     .teardown = teardown};

@@ -79,7 +79,8 @@ const char *vm_end_reason(const struct vm *vm) { return vm->end_reason; }
 
 int vm_stop_fd(const struct vm *vm) { return vm->stop_efd; }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err)
+int vm_build_machine(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, int mem_fd,
+                     struct errmsg *err)
 {
     uint64_t t0 = vm->t_start_ns;
     struct vm_kvm k = vm->prepared;
@@ -89,7 +90,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
     vm->loop = loop;
     vm->t_start_ns = t0 ? t0 : now_ns();
     vm->cfg = *cfg;
-    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_out_fd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_out_fd = vm->uffd = vm->uffd_sock = -1;
     atomic_init(&vm->end, VM_END_NONE);
     gate_init(&vm->gate, &vm->end);
     dispatcher_init(&vm->dispatcher, &vm->alloc);
@@ -106,25 +107,36 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
                          : "host-compat arguments disabled");
     }
     if (!rc)
-        rc = vm_setup_memory(vm, err);
+        rc = vm_snapshot_prepare(vm, err);
+    if (!rc)
+        rc = vm_setup_memory(vm, mem_fd, err);
     if (!rc)
         rc = vm_setup_irqchip(vm, err);
     if (!rc)
         rc = vm_devices_realize(vm, err);
-    if (!rc)
-        rc = vm_setup_boot(vm, err);
-    if (rc)
-        return rc;
-    vm->vcpus = calloc(cfg->vcpus, sizeof(*vm->vcpus));
+    return rc;
+}
+
+int vm_create_vcpus(struct vm *vm, int boot, struct errmsg *err)
+{
+    vm->vcpus = calloc(vm->cfg.vcpus, sizeof(*vm->vcpus));
     if (!vm->vcpus)
         return err_set(err, -ENOMEM, "out of memory");
-    for (unsigned i = 0; i < cfg->vcpus; i++) {
-        rc = vcpu_create(vm, &vm->vcpus[i], (int)i, err);
+    for (unsigned i = 0; i < vm->cfg.vcpus; i++) {
+        int rc = vcpu_create(vm, &vm->vcpus[i], (int)i, boot, err);
         vm->nr_vcpus = (int)i + 1;
         if (rc)
             return rc;
     }
     return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, struct errmsg *err)
+{
+    int rc = vm_build_machine(vm, cfg, loop, -1, err);
+    if (!rc)
+        rc = vm_setup_boot(vm, err);
+    return rc ? rc : vm_create_vcpus(vm, 1, err);
 }
 
 static void kick_all(void *ctx)
@@ -138,6 +150,8 @@ int vm_start(struct vm *vm, struct errmsg *err)
 {
     int rc = 0;
     gate_arm(&vm->gate, vm->nr_vcpus);
+    if (vm->start_paused)
+        gate_request_pause(&vm->gate);
     for (int i = 0; i < vm->nr_vcpus && !rc; i++)
         rc = vcpu_start_thread(&vm->vcpus[i], err);
     /*
@@ -259,6 +273,7 @@ void vm_destroy(struct vm *vm)
     vm->vcpus = NULL;
     vm->nr_vcpus = 0;
     vm_devices_teardown(vm);
+    vm_snapshot_release(vm);
     alloc_destroy(&vm->alloc);
     free(vm->cpuid);
     vm->cpuid = NULL;

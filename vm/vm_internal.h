@@ -75,6 +75,13 @@ struct vm {
     struct vcpu *vcpus;
     int nr_vcpus;
 
+    /* Snapshots: the MSRs a vCPU's state carries and the XSAVE size, found while KVM calls are still allowed. */
+    uint32_t *snap_msrs;
+    uint32_t nr_snap_msrs;
+    uint32_t xsave_size;
+    int start_paused; /* vm_start parks every vCPU before its first KVM_RUN (a snapshot loaded without resume) */
+    int uffd, uffd_sock; /* a Uffd memory backend: the userfaultfd and the handler's connection, else -1 */
+
     atomic_int end; /* enum vm_end, first writer wins */
     char end_reason[512];
     int stop_efd;            /* written once when `end` is decided */
@@ -86,15 +93,31 @@ struct vm {
     _Atomic uint64_t t_first_run_ns;
 };
 
+/* vm/vm.c: what creating a VM and restoring one share. */
+/*
+ * Everything but the boot structures and vCPUs: KVM objects, guest RAM (from
+ * mem_fd, a snapshot's memory file, when >= 0; else anonymous), the irqchip,
+ * the devices. The caller runs vm_destroy on failure.
+ */
+int vm_build_machine(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, int mem_fd,
+                     struct errmsg *err);
+/* cfg->vcpus vCPUs; `boot`: set up for the kernel's entry (else a restore overwrites their state). */
+int vm_create_vcpus(struct vm *vm, int boot, struct errmsg *err);
+
 /* vm/kvm.c: KVM objects, guest memory slots, the in-kernel irqchip. */
 void kvm_objects_close(struct vm_kvm *k);
 int vm_setup_kvm(struct vm *vm, struct errmsg *err);
-int vm_setup_memory(struct vm *vm, struct errmsg *err);
+/* Guest RAM (see vm_build_machine for mem_fd) and its KVM slots, dirty-logged with cfg.track_dirty_pages. */
+int vm_setup_memory(struct vm *vm, int mem_fd, struct errmsg *err);
 int vm_setup_irqchip(struct vm *vm, struct errmsg *err);
 void vm_irq_set(void *vm, uint32_t gsi, int level);
 
 /* vm/boot.c: kernel, initrd, command line and boot structures in guest memory. */
 int vm_setup_boot(struct vm *vm, struct errmsg *err);
+
+/* vm/snapshot.c: what snapshots need of every VM (vm_build_machine), and its release (vm_destroy). */
+int vm_snapshot_prepare(struct vm *vm, struct errmsg *err);
+void vm_snapshot_release(struct vm *vm);
 
 /* vm/devices.c: the device table and the VM's instance list. */
 int vm_devices_realize(struct vm *vm, struct errmsg *err);

@@ -154,6 +154,17 @@ int virtio_blk_swap_image(struct virtio_blk *b, const char *path, struct errmsg 
     return rc;
 }
 
+void virtio_blk_quiesce(struct virtio_blk *b)
+{
+    if (!b->vd || !b->engine->drain)
+        return;
+    virtio_dev_lock(b->vd);
+    unsigned left = b->engine->drain(b->engine_state, true);
+    if (b->activated && left == 0)
+        virtio_dev_notify_used(b->vd, 0);
+    virtio_dev_unlock(b->vd);
+}
+
 static uint64_t blk_features(void *dev)
 {
     struct virtio_blk *b = dev;

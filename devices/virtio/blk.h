@@ -44,6 +44,12 @@ int virtio_blk_swap_image(struct virtio_blk *b, const char *path, struct errmsg 
  * the config change itself (vm/vm.c until it calls virtio_blk_swap_image).
  */
 int virtio_blk_replace_backing(struct virtio_blk *b, const char *path, struct errmsg *err);
+/*
+ * Before a snapshot: takes the device lock, waits for the I/O in flight and
+ * completes it to the guest (used ring, interrupt), so that the saved queue
+ * positions account for every request the guest made.
+ */
+void virtio_blk_quiesce(struct virtio_blk *b);
 /* Requests served, by outcome (for tests and metrics). */
 struct blk_counters {
     uint64_t reads, writes, flushes, get_ids, errors, unsupported, bytes_read, bytes_written;

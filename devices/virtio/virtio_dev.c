@@ -61,6 +61,23 @@ void virtio_dev_notify_used(struct virtio_dev *vd, uint16_t q)
         raise_irq(vd, VIRTIO_INT_USED_RING);
 }
 
+void virtio_dev_resume_restored(struct virtio_dev *vd)
+{
+    pthread_mutex_lock(&vd->lock);
+    bool live = virtio_dev_driver_ok(vd);
+    uint32_t pending = atomic_load(&vd->int_status);
+    pthread_mutex_unlock(&vd->lock);
+    if (!live)
+        return;
+    for (uint16_t q = 0; q < vd->ops->num_queues; q++)
+        virtio_dev_kick(vd, q);
+    if (pending) {
+        pthread_mutex_lock(&vd->lock);
+        raise_irq(vd, pending);
+        pthread_mutex_unlock(&vd->lock);
+    }
+}
+
 void virtio_dev_config_changed(struct virtio_dev *vd)
 {
     vd->config_generation++;

@@ -109,5 +109,13 @@ int virtio_dev_save(struct virtio_dev *vd, struct state_writer *w);
  * leaves the device unchanged. The device's queues must not be in use.
  */
 int virtio_dev_restore(struct virtio_dev *vd, struct state_reader *r, struct errmsg *err);
+/*
+ * After a restore, once the interrupt controllers hold their restored state:
+ * serves every ready queue once (a notification the guest sent just before
+ * the snapshot was taken may not have been served) and raises the interrupt
+ * again if the saved interrupt status says one is pending (an interrupt in
+ * flight at the snapshot is not in the saved IOAPIC; a spurious one is harmless).
+ */
+void virtio_dev_resume_restored(struct virtio_dev *vd);
 
 #endif

@@ -118,6 +118,12 @@ struct mp_cpus {
 };
 const char *mptable_read(struct mp_cpus *out); /* NULL or why it failed */
 
+/* test-smp.c: wakes every AP in the MP table; each then runs work(apic_id)
+ * (0: halts). Returns the number of CPUs. lock()/unlock(): the print lock. */
+unsigned smp_start_aps(void (*work)(unsigned apic_id));
+void lock(void);
+void unlock(void);
+
 /* The tests: each ends with pass() or fail(). */
 void test_hello(void) __noreturn;
 void test_unclaimed(void) __noreturn;
@@ -131,5 +137,6 @@ void test_xsave(void) __noreturn;
 void test_rdrand(void) __noreturn;
 void test_smap_fsgs(void) __noreturn;
 void test_avx512(void) __noreturn;
+void test_counter(void) __noreturn;
 
 #endif

@@ -31,7 +31,7 @@ GUEST_C_SRCS := main.c bootinfo.c console.c traps.c mptable.c lib.c \
 	test-hello.c test-unclaimed.c test-smp.c test-triple.c \
 	test-int3.c test-popcnt.c test-fwait.c \
 	test-cmpxchg16b.c test-xsave.c test-rdrand.c test-smap-fsgs.c \
-	test-avx512.c
+	test-avx512.c test-counter.c
 GUEST_S_SRCS := start64.S cpu-tables.S trap-stubs.S ap-trampoline.S
 
 # entry64.o first so _start opens .text (readability in objdump only:

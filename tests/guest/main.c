@@ -25,7 +25,7 @@ static const struct {
 	{ "fwait", test_fwait },       { "cmpxchg16b", test_cmpxchg16b },
 	{ "xsave", test_xsave },       { "rdrand", test_rdrand },
 	{ "smap-fsgs", test_smap_fsgs }, { "avx512", test_avx512 },
-	{ "idle", test_idle },
+	{ "idle", test_idle },         { "counter", test_counter },
 };
 
 #define TEST_NAME_MAX 32

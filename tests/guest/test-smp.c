@@ -4,7 +4,8 @@
  * SIPI through its xAPIC ICR. Each AP runs ap-trampoline.S (real mode ->
  * long mode), then ap_main(): under a spinlock it prints "ap <id> up" and
  * bumps a shared counter with a locked add. The BSP waits, bounded, for
- * the counter to reach N-1. */
+ * the counter to reach N-1. smp_start_aps() is that start-up for other
+ * tests: their APs then run the given work instead of halting. */
 #include "guest.h"
 
 #define LAPIC_BASE   0xfee00000UL
@@ -30,15 +31,16 @@ extern const char ap_trampoline[], ap_trampoline_end[];
 
 static volatile uint32_t ap_count;
 static volatile uint32_t print_lock;
+static void (*volatile ap_work)(unsigned apic_id);
 
-static void lock(void)
+void lock(void)
 {
 	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
 		while (print_lock)
 			cpu_relax();
 }
 
-static void unlock(void)
+void unlock(void)
 {
 	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
 }
@@ -69,11 +71,13 @@ void ap_main(unsigned apic_id)
 	say("ap %u up", apic_id);
 	__atomic_fetch_add(&ap_count, 1, __ATOMIC_SEQ_CST); /* lock add */
 	unlock();
+	if (ap_work)
+		ap_work(apic_id);
 	for (;;)
 		__asm__ volatile("cli; hlt");
 }
 
-void test_smp(void)
+unsigned smp_start_aps(void (*work)(unsigned apic_id))
 {
 	size_t tramp_len = ap_trampoline_end - ap_trampoline;
 	struct mp_cpus cpus;
@@ -102,6 +106,7 @@ void test_smp(void)
 		fail("ap trampoline is %lu bytes, more than a page", tramp_len);
 	memcpy((void *)AP_TRAMPOLINE_ADDR, ap_trampoline, tramp_len);
 
+	ap_work = work;
 	lapic_write(LAPIC_SVR, SVR_ENABLE | 0xff);
 	for (unsigned i = 0; i < cpus.count; i++) {
 		uint8_t id = cpus.apic_id[i];
@@ -120,7 +125,14 @@ void test_smp(void)
 		console_delay(1);
 	if (ap_count != aps)
 		fail("%u of %u aps came up before the timeout", ap_count, aps);
+	return cpus.count;
+}
+
+void test_smp(void)
+{
+	unsigned n = smp_start_aps(0);
+
 	lock();
-	say("smp: %u cpus up", cpus.count);
+	say("smp: %u cpus up", n);
 	pass(); /* resets with the lock held: nothing may print after PASS */
 }

@@ -1,0 +1,163 @@
+#include "vm/snapshot_mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RUN_MAX_PAGES 256 /* one pwrite covers at most 1 MiB */
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)p;
+    for (size_t i = 0; i < GUEST_PAGE_SIZE / 8; i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        p += n, off += (uint64_t)n, len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+static bool bit(const uint64_t *map, uint64_t i) { return (map[i / 64] >> (i % 64)) & 1; }
+
+/* Region r's dirty pages: KVM's log (the guest's writes) ORed with the accessor's (Ember's). */
+static int take_dirty(const struct guest_mem *gm, int vm_fd, int r, uint64_t *map)
+{
+    struct kvm_dirty_log log = {.slot = (uint32_t)r, .dirty_bitmap = map};
+    if (ioctl(vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return -errno;
+    gm_take_dirty(gm, r, map);
+    return 0;
+}
+
+/* Writes region r (at file offset `base`): the pages `map` marks, or (map NULL) every non-zero page. */
+static int write_region(int fd, const struct guest_region *reg, uint64_t base, const uint64_t *map,
+                        struct snapshot_mem_stats *st)
+{
+    uint64_t pages = reg->size / GUEST_PAGE_SIZE;
+    for (uint64_t p = 0; p < pages;) {
+        bool want = map ? bit(map, p) : !page_is_zero(reg->host + p * GUEST_PAGE_SIZE);
+        if (!want) {
+            p++;
+            continue;
+        }
+        uint64_t n = 1;
+        while (p + n < pages && n < RUN_MAX_PAGES &&
+               (map ? bit(map, p + n) : !page_is_zero(reg->host + (p + n) * GUEST_PAGE_SIZE)))
+            n++;
+        int rc = pwrite_all(fd, reg->host + p * GUEST_PAGE_SIZE, n * GUEST_PAGE_SIZE, base + p * GUEST_PAGE_SIZE);
+        if (rc)
+            return rc;
+        st->pages_written += n;
+        st->bytes_written += n * GUEST_PAGE_SIZE;
+        p += n;
+    }
+    return 0;
+}
+
+static int write_all_regions(int fd, const struct guest_mem *gm, int vm_fd, bool diff, bool tracking,
+                             struct snapshot_mem_stats *st, const char **step)
+{
+    uint64_t base = 0;
+    for (int r = 0; r < gm->nr_regions; r++) {
+        const struct guest_region *reg = &gm->regions[r];
+        uint64_t *map = NULL;
+        if (tracking) {
+            /* Taken for a Full snapshot too: the next Diff starts from this one. */
+            map = calloc(gm_dirty_words(gm, r), sizeof(uint64_t));
+            if (!map)
+                return -ENOMEM;
+            int rc = take_dirty(gm, vm_fd, r, map);
+            if (rc) {
+                free(map);
+                *step = "read KVM's dirty page log for";
+                return rc;
+            }
+        }
+        int rc = write_region(fd, reg, base, diff ? map : NULL, st);
+        free(map);
+        if (rc)
+            return rc;
+        base += reg->size;
+    }
+    return 0;
+}
+
+int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tracking, const char *path,
+                       struct snapshot_mem_stats *stats, struct errmsg *err)
+{
+    struct snapshot_mem_stats st = {0};
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+        return err_set(err, -ENOMEM, "out of memory");
+    const char *step = "create a temporary file beside";
+    int rc = 0;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        step = "write";
+        /* The whole RAM's size: what is not written is a hole that reads as zeros. */
+        if (ftruncate(fd, (off_t)gm->total) != 0)
+            rc = -errno;
+        if (!rc)
+            rc = write_all_regions(fd, gm, vm_fd, diff, tracking, &st, &step);
+        if (!rc && fsync(fd) != 0)
+            step = "sync", rc = -errno;
+        if (close(fd) != 0 && !rc)
+            step = "close", rc = -errno;
+        if (!rc && rename(tmp, path) != 0)
+            step = "rename the temporary file to", rc = -errno;
+        if (rc)
+            unlink(tmp); /* nothing half-written stays behind */
+    }
+    free(tmp);
+    if (rc)
+        return err_set(err, rc, "memory file '%s': cannot %s it: %s", path, step, strerror(-rc));
+    if (stats)
+        *stats = st;
+    return 0;
+}
+
+int snapshot_mem_open(const char *path, uint64_t bytes, struct errmsg *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int rc = -errno;
+        return err_set(err, rc, "memory file '%s': cannot open it: %s", path, strerror(-rc));
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = err_set(err, -errno, "memory file '%s': cannot stat it: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = err_set(err, -EINVAL, "memory file '%s' is not a regular file", path);
+    else if ((uint64_t)st.st_size != bytes)
+        rc = err_set(err, -EINVAL,
+                     "memory file '%s' holds %lld bytes, the snapshot's guest has %llu bytes of RAM: %s", path,
+                     (long long)st.st_size, (unsigned long long)bytes,
+                     (uint64_t)st.st_size < bytes ? "it is truncated" : "it belongs to another snapshot");
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
