@@ -48,12 +48,17 @@ LIB_SRCS := $(filter-out cmd/main.c jailer/main.c,$(foreach d,$(LAYERS),$(wildca
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+# Host tools shipped with Ember (docs/snapshot-tools.md): libc and jansson only, not libember.
+SNAPSHOT_TOOLS := $(BUILD)/ember-uffd-handler $(BUILD)/ember-snapshot-merge
+UFFD_HANDLER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,tools/snapshot/uffd_handler.c tools/snapshot/uffd_serve.c \
+                       core/uffd_msg.c)
 
 .PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help format format-check lint
-all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf
+all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf \
+     $(SNAPSHOT_TOOLS)
 
 help:
-	@echo "make [all]   build build/ember, build/ember-jailer, build/virtio-bench and the tiny test guests"
+	@echo "make [all]   build build/ember, build/ember-jailer, the snapshot tools, build/virtio-bench and the tiny test guests"
 	@echo "make deps    install the Debian packages Ember needs (apt-get, as root)"
 	@echo "make guest   build (or reuse from ~/.cache/ember) the Linux guest kernel and root fs"
 	@echo "make kvmhost build (or reuse) the emulated KVM host used where /dev/kvm is absent (docs/testing.md)"
@@ -89,7 +94,15 @@ BENCH_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard perf/virtio_bench*.c))
 $(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
 	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
 
-$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
+$(BUILD)/ember-uffd-handler: $(UFFD_HANDLER_OBJS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ -Wl,-Bstatic -ljansson -Wl,-Bdynamic
+
+$(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o
+	$(CC) $(LDFLAGS_SAN) -o $@ $^
+
+# The unit tests run the snapshot tools of their own build (tests/unit/tool_fixture.c).
+$(BUILD)/obj/tests/unit/tool_fixture.o: CFLAGS += -DEMBER_TOOLS_DIR='"$(abspath $(BUILD))"'
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS)) | $(SNAPSHOT_TOOLS)
 	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) -lcriterion $(LDLIBS)
 
 include tests/guest/guest.mk
@@ -144,7 +157,7 @@ clean:
 # The C sources `make format` and `make lint` cover: the layers, their unit tests and the
 # benchmark tools. tests/guest/ is freestanding guest code in kernel style (tabs) with its own
 # flags: left out of both.
-CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail
+CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot
 CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
 FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
 # clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags
@@ -164,4 +177,5 @@ format-check:
 lint:
 	JOBS=$(JOBS) LINT_OUT=$(BUILD)/lint tools/lint.sh $(LINT_CFLAGS) -- $(CHECK_SRCS)
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/cmd/main.d $(BUILD)/obj/jailer/main.d
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/cmd/main.d $(BUILD)/obj/jailer/main.d \
+  $(UFFD_HANDLER_OBJS:.o=.d) $(BUILD)/obj/tools/snapshot/mem_merge.d
