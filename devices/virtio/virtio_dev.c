@@ -148,8 +148,15 @@ void virtio_dev_write_status(struct virtio_dev *vd, uint32_t v)
         if ((vd->driver_features & ~offered) || !(vd->driver_features & BIT64(VIRTIO_F_VERSION_1)))
             v &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK;
     }
-    /* DRIVER_OK and NEEDS_RESET are the device's to set; only a reset clears them. */
-    uint32_t kept = vd->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET);
+    /*
+     * DRIVER_OK and NEEDS_RESET are the device's to set, and FEATURES_OK ends
+     * feature negotiation: only a reset clears them (a driver may not clear
+     * status bits, spec 2.1.2). Were FEATURES_OK clearable, a driver could
+     * drop it on a live device, write features never offered and leave a
+     * state that no restore would accept.
+     */
+    const uint32_t sticky = VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FEATURES_OK;
+    uint32_t kept = vd->status & sticky;
     vd->status = (v & ~(uint32_t)(VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) | kept;
     if ((added & VIRTIO_STATUS_DRIVER_OK) && (vd->status & VIRTIO_STATUS_FEATURES_OK))
         driver_ok(vd);

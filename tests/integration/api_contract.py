@@ -282,7 +282,7 @@ IMPLEMENTED = {
     ("PATCH", "/machine-config"), ("GET", "/vm/config"), ("PUT", "/boot-source"), ("PUT", "/drives/{drive_id}"),
     ("PATCH", "/drives/{drive_id}"), ("PUT", "/network-interfaces/{iface_id}"),
     ("PATCH", "/network-interfaces/{iface_id}"), ("PUT", "/actions"), ("PATCH", "/vm"), ("PUT", "/logger"),
-    ("PUT", "/metrics"), ("PUT", "/serial"),
+    ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"),
 }
 
 
@@ -340,6 +340,11 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "valid", "GET", "/vm/config", "/vm/config")
         for p in ("/", "/version", "/machine-config", "/vm/config"):  # a GET with a body is bad input
             check(spec, s, "invalid", "GET", p, p, {"x": 1})
+        snap_state, snap_mem = os.path.join(work, "snap.state"), os.path.join(work, "snap.mem")
+        check(spec, s, "invalid", "PUT", "/snapshot/create", "/snapshot/create",
+              {"snapshot_path": snap_state, "mem_file_path": snap_mem})  # before boot
+        check(spec, s, "invalid", "PUT", "/snapshot/load", "/snapshot/load",
+              {"snapshot_path": snap_state, "mem_file_path": snap_mem})  # this process was configured
         unimplemented(spec, s)
         print("# boot (a guest that halts forever)")
         check(spec, s, "valid", "PUT", "/actions", "/actions", {"action_type": "InstanceStart"}, want=204)
@@ -352,10 +357,16 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "InstanceStart"})
         check(spec, s, "valid", "PUT", "/actions", "/actions", {"action_type": "FlushMetrics"}, want=204)
         check(spec, s, "valid", "PUT", "/actions", "/actions", {"action_type": "SendCtrlAltDel"}, want=204)
+        check(spec, s, "invalid", "PUT", "/snapshot/create", "/snapshot/create",
+              {"snapshot_path": snap_state, "mem_file_path": snap_mem})  # running, not paused
         check(spec, s, "valid", "PATCH", "/vm", "/vm", {"state": "Paused"}, want=204)
         info = check(spec, s, "valid", "GET", "/", "/")
         if info is not None and info.get("state") != "Paused":
             not_ok(f"GET / while paused: state is {info.get('state')!r}, want 'Paused'")
+        check(spec, s, "valid", "PUT", "/snapshot/create", "/snapshot/create",
+              {"snapshot_type": "Full", "snapshot_path": snap_state, "mem_file_path": snap_mem}, want=204)
+        check(spec, s, "invalid", "PUT", "/snapshot/create", "/snapshot/create",
+              {"snapshot_type": "Incremental", "snapshot_path": snap_state, "mem_file_path": snap_mem})
         check(spec, s, "valid", "PATCH", "/vm", "/vm", {"state": "Resumed"}, want=204)
         check(spec, s, "invalid", "PATCH", "/vm", "/vm", {"state": "Frozen"})
         check(spec, s, "valid", "PATCH", "/drives/{drive_id}", "/drives/data",
@@ -385,6 +396,27 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         ok("ember stopped by SIGTERM with the guest running: exit 0")
     else:
         not_ok(f"ember exit {rc} on SIGTERM: " + open(e.err_path).read()[-500:])
+
+    print("# a fresh process loads the snapshot")
+    e = Ember(binary, work, "contract_load", prefix)
+    s = e.sock
+    try:
+        check(spec, s, "invalid", "PUT", "/snapshot/load", "/snapshot/load",
+              {"snapshot_path": snap_state})  # no memory backend
+        check(spec, s, "valid", "PUT", "/snapshot/load", "/snapshot/load",
+              {"snapshot_path": snap_state, "mem_backend": {"backend_type": "File", "backend_path": snap_mem},
+               "track_dirty_pages": False, "resume_vm": False}, want=204)
+        info = check(spec, s, "valid", "GET", "/", "/")
+        if info is not None and info.get("state") != "Paused":
+            not_ok(f"GET / after a load without resume_vm: state is {info.get('state')!r}, want 'Paused'")
+        check(spec, s, "valid", "GET", "/vm/config", "/vm/config")
+        check(spec, s, "valid", "PATCH", "/vm", "/vm", {"state": "Resumed"}, want=204)
+    finally:
+        rc = e.stop()
+    if rc == 0:
+        ok("the restored ember stopped by SIGTERM: exit 0")
+    else:
+        not_ok(f"restored ember exit {rc} on SIGTERM: " + open(e.err_path).read()[-500:])
 
     missing = [f"{m} {t}" for (m, t) in sorted(IMPLEMENTED) if COVERAGE.get((m, t)) != {"valid", "invalid"}]
     if missing and not have_net:

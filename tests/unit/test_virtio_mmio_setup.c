@@ -56,6 +56,13 @@ Test(vmmio, driver_feature_windows)
     vfx_wr(DRV_FEATURES_SEL, 0);
     vfx_wr(DRV_FEATURES, 0xffffffff);
     cr_assert_eq(mmiofx.m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    /* A status write without FEATURES_OK does not reopen negotiation: only a reset does. */
+    vfx_wr(STATUS, S_ACK | S_DRIVER);
+    cr_assert(vfx_rd(STATUS) & S_FEATURES_OK);
+    vfx_wr(DRV_FEATURES, 0xffffffff);
+    cr_assert_eq(mmiofx.m.vdev.driver_features, BIT64(3) | BIT64(32) | BIT64(40));
+    vfx_wr(STATUS, 0);
+    cr_assert_eq(vfx_rd(STATUS), 0);
 }
 
 Test(vmmio, features_ok_refused_for_unoffered_feature)
