@@ -58,7 +58,13 @@ start_ember() {
   local i; for ((i = 0; i < 100; i++)); do api_answers "$tmp/$name.sock" && return 0; sleep 0.05; done
   return 1
 }
-stop_ember() { kill -TERM "$1" 2>/dev/null; wait "$1"; RC=$?; }
+# stop_ember PID: SIGTERM, and SIGKILL after 20 s (RC is then 137: the caller's check fails rather than hangs).
+stop_ember() {
+  kill -TERM "$1" 2>/dev/null
+  local i; for ((i = 0; i < 200; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1"; RC=$?
+}
 # boot_counter NAME VCPUS [MACHINE_JSON_EXTRA]: a counting guest over the API, PID set.
 boot_counter() {
   start_ember "$1" || return 1
@@ -69,11 +75,11 @@ boot_counter() {
 }
 # pause_and_snapshot NAME DIR [TYPE]: pauses NAME, keeps its output so far in DIR/before, snapshots into DIR.
 pause_and_snapshot() {
-  mkdir -p "$3"
+  mkdir -p "$2"
   api "$tmp/$1.sock" PATCH /vm '{"state":"Paused"}'; local pc=$CODE
-  cp "$tmp/$1.out" "$3/before"
+  cp "$tmp/$1.out" "$2/before"
   api "$tmp/$1.sock" PUT /snapshot/create \
-    "{\"snapshot_path\":\"$3/state\",\"mem_file_path\":\"$3/mem\",\"snapshot_type\":\"${2:-Full}\"}"
+    "{\"snapshot_path\":\"$2/state\",\"mem_file_path\":\"$2/mem\",\"snapshot_type\":\"${3:-Full}\"}"
   [ "$pc" = 204 ]
 }
 lacks() { ! grep -q "$1" <<<"$2"; }
@@ -152,17 +158,19 @@ check "the memory file is unchanged after four clones wrote to their RAM" test "
 
 # Uffd: the bundled handler serves the memory file's pages.
 if [ -x "$HANDLER" ]; then
-  "$HANDLER" "$tmp/uffd.sock" "$s/mem" 2>"$tmp/handler.err" &
+  "$HANDLER" "$tmp/handler.sock" "$s/mem" 2>"$tmp/handler.err" &
   hpid=$!; pids+=("$hpid")
-  for i in $(seq 50); do [ -S "$tmp/uffd.sock" ] && break; sleep 0.05; done
+  for i in $(seq 100); do [ -S "$tmp/handler.sock" ] && break; sleep 0.05; done
   start_ember uffd
   upid=$PID
   api "$tmp/uffd.sock" PUT /snapshot/load \
-    "{\"snapshot_path\":\"$s/state\",\"mem_backend\":{\"backend_type\":\"Uffd\",\"backend_path\":\"$tmp/uffd.sock\"},\"resume_vm\":true}"
+    "{\"snapshot_path\":\"$s/state\",\"mem_backend\":{\"backend_type\":\"Uffd\",\"backend_path\":\"$tmp/handler.sock\"},\"resume_vm\":true}"
   check "uffd: load with the bundled handler: 204 (got $CODE $BODY)" test "$CODE" = 204
   wait_lines "$tmp/uffd.out" 3 60
   check "uffd: the count continues" continues "$s/before" "$tmp/uffd.out" 1
   stop_ember "$upid"
+  for i in $(seq 100); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$hpid" 2>/dev/null # still there after 10 s: the check below fails
   wait "$hpid"; hrc=$?
   check "uffd: the handler exits 0 when the VM goes (got $hrc)" test "$hrc" -eq 0
   check "uffd: the handler served page faults" grep -qE "[1-9][0-9]* fault" "$tmp/handler.err"
