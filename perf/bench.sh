@@ -43,7 +43,7 @@ case "${EMBER_KVM:-auto}" in
             fi ;;
   *) echo "bench: EMBER_KVM must be auto, host or emulated" >&2; exit 1 ;;
 esac
-inputs=("$BUILD/ember" "$BUILD/virtio-bench" "$BUILD/test-guest.elf"
+inputs=("$BUILD/ember" "$BUILD/ember-uffd-handler" "$BUILD/virtio-bench" "$BUILD/test-guest.elf"
         "$BUILD/guest/vmlinux" "$BUILD/guest/vmlinux-int3patched" "$BUILD/guest/rootfs.ext4")
 # QEMU microvm boots the tiny guest's PVH build: the launch comparison in the emulated host
 [ $kvm = emulated ] && inputs+=("$BUILD/test-guest-pvh.elf" tests/kvmhost/run)
@@ -68,7 +68,7 @@ bin=$work/bin
 mkdir -p "$bin"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
-cp "$BUILD/ember" "$BUILD/virtio-bench" "$BUILD/test-guest.elf" \
+cp "$BUILD/ember" "$BUILD/ember-uffd-handler" "$BUILD/virtio-bench" "$BUILD/test-guest.elf" \
    "$BUILD/guest/vmlinux" "$BUILD/guest/vmlinux-int3patched" "$BUILD/guest/rootfs.ext4" "$bin/"
 [ -e "$BUILD/test-guest-pvh.elf" ] && cp "$BUILD/test-guest-pvh.elf" "$bin/"
 cc -O2 -std=c11 -Wall -Wextra -pthread -I. -o "$bin/benchtool" perf/lib/benchtool.c
