@@ -13,15 +13,17 @@
 # that opens read-write) every benchmark runs here. Without one, the benchmarks
 # that need no KVM (exec -> API socket, API latency, virtio device models,
 # density of idle VMMs) run here, and those that need a VM (InstanceStart,
-# launch rate, memory, Linux boot, the tiny-guest profile, and the QEMU side of
-# exec -> API socket) run inside the emulated KVM host (tests/kvmhost/run, see
-# docs/testing.md) side by side with QEMU microvm on that host's KVM; their
-# times are emulator times and the Ember/QEMU ratios are the figures.
+# launch rate, memory, Linux boot, the tiny-guest profile, the snapshot
+# benchmarks, and the QEMU side of exec -> API socket) run inside the emulated
+# KVM host (tests/kvmhost/run, see docs/testing.md) side by side with QEMU
+# microvm on that host's KVM; their times are emulator times and the
+# Ember/QEMU ratios are the figures.
 # Environment: BUILD (default build), QEMU (default qemu-system-x86_64),
 #   BOOT_REPS (Linux boot repetitions in full mode, default 2),
 #   EMBER_KVM auto (default) | host (fail without a usable /dev/kvm) |
 #   emulated (the VM benchmarks in the emulated KVM host even where /dev/kvm works),
-#   BENCH_KVMHOST_SMP (vCPUs of the emulated host, 1), BENCH_KVMHOST_TIMEOUT (s).
+#   BENCH_KVMHOST_SMP (vCPUs of the emulated host, 1), BENCH_KVMHOST_TIMEOUT (s),
+#   BENCH_SELECT (only these benchmarks, by function name: see perf/bench.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${QUICK:-0}
