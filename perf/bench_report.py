@@ -200,9 +200,10 @@ def write(res, json_path, work, docs):
                  f"{kh.get('mem_mib')} MiB, kernel {i.get('kernel', '?')}, KVM `{i.get('kvm_module', '?')}` "
                  f"(nested {i.get('kvm_nested', '?')}); {i.get('qemu_version', '?')} as the QEMU microvm compared "
                  f"there; {len(att)} run(s), " + ", ".join(f"{a['wall_s']:.0f} s (exit {a['exit']})" for a in att))
-    for m in res.get("merged", []):
-        L.append(f"- figures {', '.join(f'`{k}`' for k in m['benchmarks'])} come from `{m['path']}`: a run of those "
-                 f"benchmarks alone ({m['date']}, mode {m['mode']}, ember git {m['ember_git']})")
+    for mr in res.get("merged", []):
+        L.append(f"- figures {', '.join(f'`{k}`' for k in mr['benchmarks'])} come from `{mr['path']}`: a run of those "
+                 f"benchmarks alone ({mr['date']}, mode {mr['mode']}, ember git {mr['ember_git']}, load average at "
+                 f"start {' '.join(mr.get('loadavg') or ['?'])}, at end {' '.join(mr.get('loadavg_end') or ['?'])})")
     L.append("")
     if any_emu and not kh:  # `make bench` run inside the emulated host itself
         L.append("**Where the figures come from.** This run was made inside the emulated KVM host "
@@ -337,7 +338,8 @@ def merge(res, part, path):
     res["findings"] = res.get("findings", []) + part.get("findings", [])
     h = part.get("host", {})
     res.setdefault("merged", []).append({"path": path, "benchmarks": sorted(part["benchmarks"]),
-                                         "date": h.get("date"), "mode": h.get("mode"), "ember_git": h.get("ember_git")})
+                                         "date": h.get("date"), "mode": h.get("mode"), "ember_git": h.get("ember_git"),
+                                         "loadavg": h.get("loadavg_at_start"), "loadavg_end": h.get("loadavg_at_end")})
 
 
 if __name__ == "__main__":

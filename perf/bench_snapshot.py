@@ -349,7 +349,7 @@ def b_snapshot_create():
 
 
 def b_snapshot_restore():
-    reps = 3 if QUICK else 10
+    reps = 3 if QUICK else 15
     samples = {(m, b): [] for m in SIZES for b in BACKENDS}
     errors = {}
     snaps = {}
