@@ -159,7 +159,7 @@ def make_snapshot(mem):
     unlink(sock, metrics)
     p = start([EMBER, "--api-sock", sock], os.path.join(d, "ember.err"))
     con = Console(p)
-    reps = 2 if QUICK else 5
+    reps = 1 if QUICK else 5
     times = {"Full": [], "Diff": []}
     lat = {"Full": [], "Diff": []}
     try:
@@ -349,7 +349,7 @@ def b_snapshot_create():
 
 
 def b_snapshot_restore():
-    reps = 3 if QUICK else 15
+    reps = 2 if QUICK else 15
     samples = {(m, b): [] for m in SIZES for b in BACKENDS}
     errors = {}
     snaps = {}

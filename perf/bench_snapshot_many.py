@@ -286,7 +286,7 @@ def b_snapshot_vs_qemu():
     except Exception as e:  # noqa
         fail("snapshot_vs_qemu", repr(e))
         return
-    reps = 2 if QUICK else 8
+    reps = 1 if QUICK else 8
     ember_cli = [EMBER, "--snapshot-load", snap["state"], "--mem", snap["mem"], "--resume", "--no-api"]
     qemu_in = qemu_cmd() + ["-incoming", f"exec:cat {mig}"]
     xs = {k: [] for k in ("ember_exec", "qemu_exec", "ember_load", "ember_load_line", "qemu_defer", "qemu_defer_line")}
