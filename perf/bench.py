@@ -21,6 +21,8 @@ benchtool), BENCH_QUICK (1 = quick), BENCH_OUT (perf/results), BENCH_DOCS
               benchmark's result is printed on stdout as one marker line
               (@@ember-bench-part@@ CRC32 BASE64-ZLIB-JSON), which is how the
               results leave the emulated host, and no file is written.
+  BENCH_SELECT  function names, comma-separated (b_snapshot_restore,...): run only those benchmarks; the result
+              is DATE[-quick]-select.json with its report beside it (docs/ untouched), for bench_report.py --merge.
   BENCH_KVMHOST_RUN, BENCH_KVMHOST_SMP (1), BENCH_KVMHOST_MEM (3072),
   BENCH_KVMHOST_TIMEOUT (deadline of one emulated-host run, s), BENCH_KVMHOST_STALL
   (s of silence, no heartbeat, after which the emulated host counts as frozen; 120).
@@ -36,7 +38,11 @@ from bench_common import (DOCS, EMBER, KVM, ONLY, OUT, PVM, QEMU, QUICK, SPLIT, 
                           cpu_model, log, results, run_one)
 from bench_host import b_api_latency, b_density, b_exec_to_socket, b_exec_vs_qemu, b_virtio
 from bench_kvmhost import run_vm_part, vm_main
+from bench_snapshot import b_snapshot_create, b_snapshot_restore, b_snapshot_syscalls
+from bench_snapshot_many import b_snapshot_clones, b_snapshot_vs_qemu
 from bench_vm import b_instance_start, b_launch_rate, b_linux_boot, b_memory_quick, b_profile
+
+SELECT = [n for n in os.environ.get("BENCH_SELECT", "").split(",") if n]
 
 
 def host_info():
@@ -46,7 +52,7 @@ def host_info():
                            text=True).stdout.strip()
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "mode": "quick" if QUICK else "full",
+        "mode": ("quick" if QUICK else "full") + (" (selected: " + ", ".join(SELECT) + ")" if SELECT else ""),
         "host_kernel": platform.release(),
         "cpu": cpu,
         "cpus": os.cpu_count(),
@@ -73,6 +79,11 @@ def bench_list():
          ("virtio", b_virtio, "host")]
     b += [("memory (quick)", b_memory_quick, "vm")] if QUICK else [("Linux boot + memory", b_linux_boot, "vm")]
     b += [("density", b_density, "host"), ("profile", b_profile, "vm")]
+    b += [("snapshot create", b_snapshot_create, "vm"), ("snapshot restore", b_snapshot_restore, "vm"),
+          ("snapshot restore syscalls", b_snapshot_syscalls, "vm"), ("snapshot clones", b_snapshot_clones, "vm"),
+          ("snapshot vs QEMU", b_snapshot_vs_qemu, "vm")]
+    if SELECT:
+        b = [x for x in b if x[1].__name__ in SELECT]
     return b
 
 
@@ -102,14 +113,15 @@ def main():
     results["runtime_s"] = time.time() - T0
     results["host"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    path = os.path.join(OUT, f"{day}{'-quick' if QUICK else ''}.json")
+    tag = ("-quick" if QUICK else "") + ("-select" if SELECT else "")
+    path = os.path.join(OUT, f"{day}{tag}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
     log(f"wrote {path}")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_report
     # quick (smoke) runs must not overwrite the full figures in docs/: their report goes next to the JSON
-    docs = DOCS if not QUICK else os.path.join(OUT, f"{day}-quick")
+    docs = DOCS if not tag else os.path.join(OUT, f"{day}{tag}")
     os.makedirs(docs, exist_ok=True)
     bench_report.write(results, path, WORK, docs)
     log(f"wrote {os.path.join(docs, 'benchmarks.md')}")

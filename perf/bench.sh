@@ -13,15 +13,17 @@
 # that opens read-write) every benchmark runs here. Without one, the benchmarks
 # that need no KVM (exec -> API socket, API latency, virtio device models,
 # density of idle VMMs) run here, and those that need a VM (InstanceStart,
-# launch rate, memory, Linux boot, the tiny-guest profile, and the QEMU side of
-# exec -> API socket) run inside the emulated KVM host (tests/kvmhost/run, see
-# docs/testing.md) side by side with QEMU microvm on that host's KVM; their
-# times are emulator times and the Ember/QEMU ratios are the figures.
+# launch rate, memory, Linux boot, the tiny-guest profile, the snapshot
+# benchmarks, and the QEMU side of exec -> API socket) run inside the emulated
+# KVM host (tests/kvmhost/run, see docs/testing.md) side by side with QEMU
+# microvm on that host's KVM; their times are emulator times and the
+# Ember/QEMU ratios are the figures.
 # Environment: BUILD (default build), QEMU (default qemu-system-x86_64),
 #   BOOT_REPS (Linux boot repetitions in full mode, default 2),
 #   EMBER_KVM auto (default) | host (fail without a usable /dev/kvm) |
 #   emulated (the VM benchmarks in the emulated KVM host even where /dev/kvm works),
-#   BENCH_KVMHOST_SMP (vCPUs of the emulated host, 1), BENCH_KVMHOST_TIMEOUT (s).
+#   BENCH_KVMHOST_SMP (vCPUs of the emulated host, 1), BENCH_KVMHOST_TIMEOUT (s),
+#   BENCH_SELECT (only these benchmarks, by function name: see perf/bench.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${QUICK:-0}
@@ -43,7 +45,7 @@ case "${EMBER_KVM:-auto}" in
             fi ;;
   *) echo "bench: EMBER_KVM must be auto, host or emulated" >&2; exit 1 ;;
 esac
-inputs=("$BUILD/ember" "$BUILD/virtio-bench" "$BUILD/test-guest.elf"
+inputs=("$BUILD/ember" "$BUILD/ember-uffd-handler" "$BUILD/virtio-bench" "$BUILD/test-guest.elf"
         "$BUILD/guest/vmlinux" "$BUILD/guest/vmlinux-int3patched" "$BUILD/guest/rootfs.ext4")
 # QEMU microvm boots the tiny guest's PVH build: the launch comparison in the emulated host
 [ $kvm = emulated ] && inputs+=("$BUILD/test-guest-pvh.elf" tests/kvmhost/run)
@@ -68,7 +70,7 @@ bin=$work/bin
 mkdir -p "$bin"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
-cp "$BUILD/ember" "$BUILD/virtio-bench" "$BUILD/test-guest.elf" \
+cp "$BUILD/ember" "$BUILD/ember-uffd-handler" "$BUILD/virtio-bench" "$BUILD/test-guest.elf" \
    "$BUILD/guest/vmlinux" "$BUILD/guest/vmlinux-int3patched" "$BUILD/guest/rootfs.ext4" "$bin/"
 [ -e "$BUILD/test-guest-pvh.elf" ] && cp "$BUILD/test-guest-pvh.elf" "$bin/"
 cc -O2 -std=c11 -Wall -Wextra -pthread -I. -o "$bin/benchtool" perf/lib/benchtool.c

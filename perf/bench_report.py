@@ -200,6 +200,10 @@ def write(res, json_path, work, docs):
                  f"{kh.get('mem_mib')} MiB, kernel {i.get('kernel', '?')}, KVM `{i.get('kvm_module', '?')}` "
                  f"(nested {i.get('kvm_nested', '?')}); {i.get('qemu_version', '?')} as the QEMU microvm compared "
                  f"there; {len(att)} run(s), " + ", ".join(f"{a['wall_s']:.0f} s (exit {a['exit']})" for a in att))
+    for mr in res.get("merged", []):
+        L.append(f"- figures {', '.join(f'`{k}`' for k in mr['benchmarks'])} come from `{mr['path']}`: a run of those "
+                 f"benchmarks alone ({mr['date']}, mode {mr['mode']}, ember git {mr['ember_git']}, load average at "
+                 f"start {' '.join(mr.get('loadavg') or ['?'])}, at end {' '.join(mr.get('loadavg_end') or ['?'])})")
     L.append("")
     if any_emu and not kh:  # `make bench` run inside the emulated host itself
         L.append("**Where the figures come from.** This run was made inside the emulated KVM host "
@@ -239,6 +243,8 @@ def write(res, json_path, work, docs):
                  + (" (Ember only: QEMU's side needs KVM, its figures are in the table)" if not q else "")
                  + "; InstanceStart, " + panel(ist) + "; API request latency, " + panel(api)
                  + "; tiny-guest launch, " + panel(lrt) + "; density, " + panel(dn) + ".\n")
+    from bench_report_snapshot import section as snapshot_section  # here: it imports this module's helpers
+    L += snapshot_section(b)
     L.append("## Host-side costs (tiny guest, one launch)\n")
     if emulated(prof):
         L.append("Measured inside the **emulated KVM host**: the times below are emulator times (strace there), "
@@ -325,10 +331,33 @@ def _get(d, *keys):
     return d
 
 
+def merge(res, part, path):
+    """Lays the figures (and errors, findings) of part, a run of some benchmarks alone (BENCH_SELECT), over res."""
+    res["benchmarks"].update(part["benchmarks"])
+    res["errors"] = res.get("errors", []) + part.get("errors", [])
+    res["findings"] = res.get("findings", []) + part.get("findings", [])
+    h = part.get("host", {})
+    res.setdefault("merged", []).append({"path": path, "benchmarks": sorted(part["benchmarks"]),
+                                         "date": h.get("date"), "mode": h.get("mode"), "ember_git": h.get("ember_git"),
+                                         "loadavg": h.get("loadavg_at_start"), "loadavg_end": h.get("loadavg_at_end")})
+
+
 if __name__ == "__main__":
-    # Regenerate docs/benchmarks.md from a result: python3 perf/bench_report.py RESULT.json [DATA_DIR]
+    # Regenerate docs/benchmarks.md from a result:
+    #   python3 perf/bench_report.py RESULT.json [DATA_DIR] [--merge PART.json]...
+    # --merge lays the figures of a run of some benchmarks alone (BENCH_SELECT) over RESULT's; the report says so.
     import json
     import sys
     here = os.path.dirname(os.path.abspath(__file__))
-    jp = os.path.abspath(sys.argv[1])
-    write(json.load(open(jp)), jp, sys.argv[2] if len(sys.argv) > 2 else None, os.path.join(here, "..", "docs"))
+    args, parts = [], []
+    it = iter(sys.argv[1:])
+    for a in it:
+        if a == "--merge":
+            parts.append(next(it))
+        else:
+            args.append(a)
+    jp = os.path.abspath(args[0])
+    res = json.load(open(jp))
+    for pp in parts:
+        merge(res, json.load(open(pp)), os.path.relpath(os.path.abspath(pp), os.path.join(here, "..")))
+    write(res, jp, args[1] if len(args) > 1 else None, os.path.join(here, "..", "docs"))
