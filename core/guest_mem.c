@@ -101,7 +101,7 @@ int guest_mem_track_dirty(struct guest_mem *gm)
     for (int i = 0; i < gm->nr_regions; i++) {
         if (gm->regions[i].dirty)
             continue;
-        gm->regions[i].dirty = calloc(gm_dirty_words(gm, i), sizeof(uint64_t));
+        gm->regions[i].dirty = calloc(gm_dirty_words(gm, i), sizeof(*gm->regions[i].dirty));
         if (!gm->regions[i].dirty)
             return -ENOMEM;
     }
