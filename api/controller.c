@@ -509,15 +509,15 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "net", net_metrics(vm.net));
     }
     const struct ctl_latencies *l = &c->latencies;
-    json_object_set_new(
-        m, "latencies_us",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "full_create_snapshot",
-                  (json_int_t)l->full_create_snapshot, "diff_create_snapshot", (json_int_t)l->diff_create_snapshot,
-                  "load_snapshot", (json_int_t)l->load_snapshot, "pause_vm", (json_int_t)l->pause_vm, "resume_vm",
-                  (json_int_t)l->resume_vm, "vmm_full_create_snapshot", (json_int_t)l->vmm_full_create_snapshot,
-                  "vmm_diff_create_snapshot", (json_int_t)l->vmm_diff_create_snapshot, "vmm_load_snapshot",
-                  (json_int_t)l->vmm_load_snapshot, "vmm_pause_vm", (json_int_t)l->vmm_pause_vm, "vmm_resume_vm",
-                  (json_int_t)l->vmm_resume_vm));
+    json_object_set_new(m, "latencies_us",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "full_create_snapshot",
+                                  (json_int_t)l->full_create_snapshot, "diff_create_snapshot",
+                                  (json_int_t)l->diff_create_snapshot, "load_snapshot", (json_int_t)l->load_snapshot,
+                                  "pause_vm", (json_int_t)l->pause_vm, "resume_vm", (json_int_t)l->resume_vm,
+                                  "vmm_full_create_snapshot", (json_int_t)l->vmm_full_create_snapshot,
+                                  "vmm_diff_create_snapshot", (json_int_t)l->vmm_diff_create_snapshot,
+                                  "vmm_load_snapshot", (json_int_t)l->vmm_load_snapshot, "vmm_pause_vm",
+                                  (json_int_t)l->vmm_pause_vm, "vmm_resume_vm", (json_int_t)l->vmm_resume_vm));
     char *line = json_dumps(m, JSON_COMPACT);
     json_decref(m);
     if (!line)

@@ -124,8 +124,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err);
 
 /* ---- snapshots (api/controller_snapshot.c) ---- */
 
-#define CTL_MSG_LOAD_NOT_ALLOWED                                                                                       \
-    "Loading a microVM snapshot not allowed after configuring boot-specific resources."
+#define CTL_MSG_LOAD_NOT_ALLOWED "Loading a microVM snapshot not allowed after configuring boot-specific resources."
 
 /* PUT /snapshot/create on a paused VM; config_json is the description stored with it (GET /vm/config's body). */
 int ctl_snapshot_create(struct controller *c, enum vm_snapshot_type type, const char *state_path, const char *mem_path,

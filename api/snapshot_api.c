@@ -122,8 +122,9 @@ static int apply_description(struct controller *c, const char *json, void *ctx, 
     json_t *nets = json_object_get(kept, "network-interfaces");
     if (ov->list && json_array_size(ov->list)) {
         if (!json_is_array(nets))
-            rc = err_set(e, -EINVAL, "Invalid value for field `network_overrides`: the snapshot has no network "
-                                     "interfaces.");
+            rc = err_set(e, -EINVAL,
+                         "Invalid value for field `network_overrides`: the snapshot has no network "
+                         "interfaces.");
         else
             rc = apply_overrides(nets, ov->list, e);
     }
@@ -205,9 +206,17 @@ static int read_backend(json_t *o, struct vm_restore_params *r, struct errmsg *e
 int api_put_snapshot_load(struct controller *c, json_t *o, const char *id, struct errmsg *e)
 {
     (void)id;
-    static const char *const keys[] = {"snapshot_path",  "mem_file_path",  "mem_backend", "track_dirty_pages",
-                                       "enable_diff_snapshots", "resume_vm", "network_overrides", "vsock_override",
-                                       "clock_realtime", "huge_pages",     NULL};
+    static const char *const keys[] = {"snapshot_path",
+                                       "mem_file_path",
+                                       "mem_backend",
+                                       "track_dirty_pages",
+                                       "enable_diff_snapshots",
+                                       "resume_vm",
+                                       "network_overrides",
+                                       "vsock_override",
+                                       "clock_realtime",
+                                       "huge_pages",
+                                       NULL};
     struct ctl_snapshot_load p = {.apply = apply_description};
     bool dirty = false, diff_old = false;
     const char *huge = NULL;
@@ -216,11 +225,11 @@ int api_put_snapshot_load(struct controller *c, json_t *o, const char *id, struc
         rc = path_field(o, "snapshot_path", true, &p.snapshot_path, e);
     if (!rc)
         rc = read_backend(o, &p.restore, e);
-    if (!rc && (field_bool(o, "track_dirty_pages", &dirty, e) < 0 ||
-                field_bool(o, "enable_diff_snapshots", &diff_old, e) < 0 ||
-                field_bool(o, "resume_vm", &p.restore.resume, e) < 0 ||
-                field_bool(o, "clock_realtime", &p.restore.clock_realtime, e) < 0 ||
-                field_str(o, "huge_pages", &huge, e) < 0))
+    if (!rc &&
+        (field_bool(o, "track_dirty_pages", &dirty, e) < 0 ||
+         field_bool(o, "enable_diff_snapshots", &diff_old, e) < 0 ||
+         field_bool(o, "resume_vm", &p.restore.resume, e) < 0 ||
+         field_bool(o, "clock_realtime", &p.restore.clock_realtime, e) < 0 || field_str(o, "huge_pages", &huge, e) < 0))
         rc = -EINVAL;
     json_t *list = json_object_get(o, "network_overrides");
     if (!rc)
@@ -229,8 +238,10 @@ int api_put_snapshot_load(struct controller *c, json_t *o, const char *id, struc
     if (!rc && vsock && !json_is_null(vsock))
         rc = err_set(e, -EINVAL, "Invalid value for field `vsock_override`: vsock is not implemented by Ember.");
     if (!rc && huge && strcmp(huge, "None") && strcmp(huge, "Snapshot"))
-        rc = err_set(e, -EINVAL, "Invalid value for field `huge_pages`: '%s': Ember maps guest memory with the "
-                                 "host's default pages only (None).", huge);
+        rc = err_set(e, -EINVAL,
+                     "Invalid value for field `huge_pages`: '%s': Ember maps guest memory with the "
+                     "host's default pages only (None).",
+                     huge);
     if (rc)
         return rc;
     p.track_dirty_pages = dirty || diff_old;

@@ -386,7 +386,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         return err_set(err, -EINVAL, "--no-api and --api-sock contradict each other");
     if (o->snapshot_load) {
         if (o->vm.kernel_path || o->config_file)
-            return err_set(err, -EINVAL, "--snapshot-load restores a described VM: no --kernel or --config-file with it");
+            return err_set(err, -EINVAL,
+                           "--snapshot-load restores a described VM: no --kernel or --config-file with it");
         if (!o->snapshot_mem == !o->snapshot_uffd)
             return err_set(err, -EINVAL, "--snapshot-load needs exactly one of --mem FILE and --mem-uffd SOCKET");
         /* Else they would be dropped without a word (or, drives and NICs, make the load fail as "configured"). */

@@ -135,11 +135,13 @@ int vm_snapshot_create(struct vm *vm, const struct vm_snapshot_create *p, struct
     if (!vm->running || !gate_is_paused(&vm->gate))
         return err_set(err, -EINVAL, "Cannot create a snapshot of a microVM that is not paused.");
     if (!vm->snap_msrs)
-        return err_set(err, -ENOTSUP, "this host's KVM did not list the vCPU MSRs (KVM_GET_MSR_INDEX_LIST): "
-                                      "a snapshot would be incomplete");
+        return err_set(err, -ENOTSUP,
+                       "this host's KVM did not list the vCPU MSRs (KVM_GET_MSR_INDEX_LIST): "
+                       "a snapshot would be incomplete");
     if (p->type == VM_SNAPSHOT_DIFF && !vm->cfg.track_dirty_pages)
-        return err_set(err, -EINVAL, "Diff snapshots need dirty page tracking: set `track_dirty_pages` in "
-                                     "PUT /machine-config (or in the load that made this microVM).");
+        return err_set(err, -EINVAL,
+                       "Diff snapshots need dirty page tracking: set `track_dirty_pages` in "
+                       "PUT /machine-config (or in the load that made this microVM).");
     if (strlen(p->config_json) > CONFIG_MAX)
         return err_set(err, -E2BIG, "the microVM's description is over %u bytes", CONFIG_MAX);
     struct state_writer w;

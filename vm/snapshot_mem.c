@@ -157,9 +157,8 @@ int snapshot_mem_open(const char *path, uint64_t bytes, struct errmsg *err)
     else if (!S_ISREG(st.st_mode))
         rc = err_set(err, -EINVAL, "memory file '%s' is not a regular file", path);
     else if ((uint64_t)st.st_size != bytes)
-        rc = err_set(err, -EINVAL,
-                     "memory file '%s' holds %lld bytes, the snapshot's guest has %llu bytes of RAM: %s", path,
-                     (long long)st.st_size, (unsigned long long)bytes,
+        rc = err_set(err, -EINVAL, "memory file '%s' holds %lld bytes, the snapshot's guest has %llu bytes of RAM: %s",
+                     path, (long long)st.st_size, (unsigned long long)bytes,
                      (uint64_t)st.st_size < bytes ? "it is truncated" : "it belongs to another snapshot");
     if (rc) {
         close(fd);

@@ -30,8 +30,7 @@ static int register_regions(const struct guest_mem *gm, int uffd, struct errmsg 
             .mode = UFFDIO_REGISTER_MODE_MISSING,
         };
         if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
-            return err_set(err, -errno, "userfaultfd: cannot register guest memory region %d: %s", i,
-                           strerror(errno));
+            return err_set(err, -errno, "userfaultfd: cannot register guest memory region %d: %s", i, strerror(errno));
     }
     return 0;
 }
@@ -48,8 +47,7 @@ static int connect_handler(const char *path, struct errmsg *err)
     if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
         int rc = -errno;
         close(s);
-        return err_set(err, rc, "Uffd backend_path '%s': no page-fault handler listens there: %s", path,
-                       strerror(-rc));
+        return err_set(err, rc, "Uffd backend_path '%s': no page-fault handler listens there: %s", path, strerror(-rc));
     }
     return s;
 }

@@ -79,7 +79,7 @@ struct vm {
     uint32_t *snap_msrs;
     uint32_t nr_snap_msrs;
     uint32_t xsave_size;
-    int start_paused; /* vm_start parks every vCPU before its first KVM_RUN (a snapshot loaded without resume) */
+    int start_paused;    /* vm_start parks every vCPU before its first KVM_RUN (a snapshot loaded without resume) */
     int uffd, uffd_sock; /* a Uffd memory backend: the userfaultfd and the handler's connection, else -1 */
 
     atomic_int end; /* enum vm_end, first writer wins */
