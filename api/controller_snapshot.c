@@ -44,14 +44,39 @@ int ctl_snapshot_create(struct controller *c, enum vm_snapshot_type type, const 
     return 0;
 }
 
-/* The description back to an unconfigured one, keeping what may be set before a load (the serial output). */
-static void reset_description(struct controller *c)
+/* Frees *slot unless the description before the load already held that very string. */
+static void free_if_new(const char **slot, const char *before)
 {
-    const char *serial = c->cfg.serial_out_path;
-    c->cfg.serial_out_path = NULL;
-    vm_config_release(&c->cfg);
-    c->cfg.serial_out_path = serial;
-    memset(&c->reported, 0, sizeof(c->reported));
+    if (*slot != before)
+        free((void *)*slot);
+    *slot = NULL;
+}
+
+/*
+ * The description back to what it was before the load: what the load added
+ * (the snapshot's machine, drives and NICs) freed, everything else as it was
+ * (the serial output, and the command line's settings no request changes).
+ */
+static void restore_description(struct controller *c, const struct vm_config *before,
+                                const struct ctl_reported *reported)
+{
+    struct vm_config *cfg = &c->cfg;
+    free_if_new(&cfg->kernel_path, before->kernel_path);
+    free_if_new(&cfg->initrd_path, before->initrd_path);
+    free_if_new(&cfg->cmdline, before->cmdline);
+    free_if_new(&cfg->serial_out_path, before->serial_out_path);
+    for (unsigned i = 0; i < cfg->nr_drives; i++) {
+        bool kept = i < before->nr_drives;
+        free_if_new(&cfg->drives[i].id, kept ? before->drives[i].id : NULL);
+        free_if_new(&cfg->drives[i].path, kept ? before->drives[i].path : NULL);
+    }
+    for (unsigned i = 0; i < cfg->nr_nets; i++) {
+        bool kept = i < before->nr_nets;
+        free_if_new(&cfg->nets[i].id, kept ? before->nets[i].id : NULL);
+        free_if_new(&cfg->nets[i].tap, kept ? before->nets[i].tap : NULL);
+    }
+    *cfg = *before;
+    c->reported = *reported;
     c->configured = false;
 }
 
@@ -67,6 +92,13 @@ int ctl_snapshot_load(struct controller *c, const struct ctl_snapshot_load *p, s
     rc = vm_snapshot_open(p->snapshot_path, &s, err);
     if (rc)
         return rc;
+    /*
+     * A shallow copy, its strings still c's: a load follows no boot resource
+     * (checked above), so applying the snapshot's description adds drives and
+     * NICs but frees none of these, and a failure frees only what it added.
+     */
+    const struct vm_config before = c->cfg;
+    const struct ctl_reported reported = c->reported;
     struct errmsg inner;
     rc = p->apply(c, vm_snapshot_config_json(s), p->apply_ctx, &inner);
     if (rc)
@@ -80,7 +112,7 @@ int ctl_snapshot_load(struct controller *c, const struct ctl_snapshot_load *p, s
         rc = runner_start_vm(c->runner, c->vm, err);
     if (rc) {
         vm_destroy(c->vm);
-        reset_description(c);
+        restore_description(c, &before, &reported);
         return rc;
     }
     c->latencies.vmm_load_snapshot = ctl_us_since(t1);

@@ -87,6 +87,9 @@ static int apply_overrides(json_t *nets, json_t *list, struct errmsg *e)
         {
             const char *nid = json_string_value(json_object_get(n, "iface_id"));
             if (json_is_object(n) && nid && strcmp(nid, iface) == 0) {
+                const char *old = json_string_value(json_object_get(n, "host_dev_name"));
+                log_info("snapshot load: network interface '%s' on host tap '%s' (the snapshot's: '%s')", iface,
+                         json_string_value(host), old ? old : "none");
                 json_object_set(n, "host_dev_name", host);
                 found = true;
             }
@@ -153,6 +156,12 @@ static int check_overrides(json_t *list, struct errmsg *e)
             rc = field_require(field_str(ov, "host_dev_name", &host, e), "host_dev_name", e);
         if (rc)
             return rc;
+        /* Checked here, not by the handlers that apply it: a bad one is the request's fault, not the snapshot's. */
+        if (strlen(host) == 0 || strlen(host) > 15) /* IFNAMSIZ less the NUL */
+            return err_set(e, -EINVAL,
+                           "Invalid value for field `host_dev_name` in `network_overrides`: '%s' must be 1 to 15 "
+                           "characters.",
+                           host);
     }
     return 0;
 }
@@ -165,7 +174,7 @@ static int read_backend(json_t *o, struct vm_restore_params *r, struct errmsg *e
     if (rc)
         return rc;
     json_t *b = json_object_get(o, "mem_backend");
-    if (json_is_null(b))
+    if (json_is_null(b)) /* json_is_null(NULL) is false */
         b = NULL;
     bool has_backend = b != NULL, has_file = mem_file != NULL;
     if (has_backend == has_file)

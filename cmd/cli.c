@@ -44,7 +44,7 @@ void cli_usage(FILE *out)
           "  --snapshot-load STATE  restore the snapshot whose state file is STATE (PUT /snapshot/load)\n"
           "  --mem FILE          its memory file, mapped copy-on-write (backend File)\n"
           "  --mem-uffd SOCKET   or a page-fault handler listening on SOCKET (backend Uffd)\n"
-          "  --resume            run the restored guest at once (else it waits, paused, for PATCH /vm)\n"
+          "  --resume            run the restored guest at once (else it waits, paused, for PATCH /vm on --api-sock)\n"
           "  --net-override IFACE=TAP  the restored NIC IFACE on another host tap (repeatable)\n"
           "  --track-dirty-pages dirty page tracking in the restored VM (for Diff snapshots)\n"
           "  --id ID             instance id (GET /, logs); default anonymous-instance\n"
@@ -390,6 +390,18 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
                            "--snapshot-load restores a described VM: no --kernel or --config-file with it");
         if (!o->snapshot_mem == !o->snapshot_uffd)
             return err_set(err, -EINVAL, "--snapshot-load needs exactly one of --mem FILE and --mem-uffd SOCKET");
+        /* Else they would be dropped without a word (or, drives and NICs, make the load fail as "configured"). */
+        if (o->vm.initrd_path || o->vm.cmdline || o->vm.nr_drives || o->vm.nr_nets ||
+            o->vm.vcpus != EMBER_DEFAULT_VCPUS || o->vm.mem_mib != EMBER_DEFAULT_MEM_MIB)
+            return err_set(err, -EINVAL,
+                           "--snapshot-load takes the machine, drives and NICs from the snapshot: no --vcpus, "
+                           "--mem-mib, --initrd, --cmdline, --drive or --net with it (--net-override IFACE=TAP "
+                           "puts a NIC on another tap)");
+        /* A VM restored paused waits for PATCH /vm: without the API nothing could ever resume it. */
+        if (!o->snapshot_resume && !o->api_sock)
+            return err_set(err, -EINVAL,
+                           "--snapshot-load without --resume leaves the VM paused: add --resume, or --api-sock PATH "
+                           "to resume it with PATCH /vm");
     } else if (o->snapshot_mem || o->snapshot_uffd || o->snapshot_resume || o->nr_net_overrides ||
                o->track_dirty_pages) {
         return err_set(err, -EINVAL,

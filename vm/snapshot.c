@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -189,8 +190,11 @@ int vm_snapshot_open(const char *path, struct vm_snapshot **out, struct errmsg *
     int rc = snapshot_file_read(path, &s->hdr, &s->image, &s->rest, err);
     struct state_reader body;
     uint32_t version;
-    if (!rc)
-        rc = state_open(&s->rest, CONFIG_SECTION, CONFIG_VERSION, &version, &body, err);
+    if (!rc && (rc = state_open(&s->rest, CONFIG_SECTION, CONFIG_VERSION, &version, &body, err))) {
+        char why[sizeof(err->text)];
+        snprintf(why, sizeof(why), "%s", err->text); /* it names the section, not the file */
+        err_set(err, rc, "snapshot file '%s': %s", path, why);
+    }
     if (!rc) {
         uint32_t len = state_get_u32(&body);
         if (body.err || len > CONFIG_MAX || len != body.len - body.pos)

@@ -105,6 +105,12 @@ int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tr
                        struct snapshot_mem_stats *stats, struct errmsg *err)
 {
     struct snapshot_mem_stats st = {0};
+    if (diff && !tracking) /* no dirty log: it would silently be a Full */
+        return err_set(err, -EINVAL, "memory file '%s': a Diff snapshot needs dirty page tracking", path);
+    /* The RAM's size from its regions: gm->total is 0 on memory the caller provides (guest_mem_init_with). */
+    uint64_t ram = 0;
+    for (int r = 0; r < gm->nr_regions; r++)
+        ram += gm->regions[r].size;
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
         return err_set(err, -ENOMEM, "out of memory");
@@ -116,7 +122,7 @@ int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tr
     } else {
         step = "write";
         /* The whole RAM's size: what is not written is a hole that reads as zeros. */
-        if (ftruncate(fd, (off_t)gm->total) != 0)
+        if (ftruncate(fd, (off_t)ram) != 0)
             rc = -errno;
         if (!rc)
             rc = write_all_regions(fd, gm, vm_fd, diff, tracking, &st, &step);

@@ -29,8 +29,9 @@ struct snapshot_mem_stats {
  * rename: `path` then holds the whole file or what it held before. Full (diff
  * false) writes every page that is not all zeros (the rest stay holes, which
  * read as zeros); diff writes the pages KVM's dirty log on vm_fd or the
- * accessor's bitmap (guest_mem_track_dirty) mark. With tracking on, both
- * start over from here, so the next Diff holds what changes after this one.
+ * accessor's bitmap (guest_mem_track_dirty) mark, and needs tracking. With
+ * tracking on, both start over from here, so the next Diff holds what
+ * changes after this one.
  */
 int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tracking, const char *path,
                        struct snapshot_mem_stats *stats, struct errmsg *err);
