@@ -118,6 +118,16 @@ void gm_take_dirty(const struct guest_mem *gm, int region, uint64_t *out)
             out[w] |= atomic_exchange(&d[w], 0);
 }
 
+void gm_return_dirty(const struct guest_mem *gm, int region, const uint64_t *pages)
+{
+    _Atomic uint64_t *d = gm->regions[region].dirty;
+    if (!d)
+        return;
+    for (size_t w = 0, n = gm_dirty_words(gm, region); w < n; w++)
+        if (pages[w])
+            atomic_fetch_or(&d[w], pages[w]);
+}
+
 static void mark_dirty(const struct guest_region *r, uint64_t off, uint64_t len)
 {
     uint64_t first = off / GUEST_PAGE_SIZE, last = (off + (len ? len : 1) - 1) / GUEST_PAGE_SIZE;

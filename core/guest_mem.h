@@ -55,6 +55,8 @@ int guest_mem_track_dirty(struct guest_mem *gm);
 size_t gm_dirty_words(const struct guest_mem *gm, int region);
 /* ORs region i's tracked pages into out (gm_dirty_words long) and clears them; nothing when not tracking. */
 void gm_take_dirty(const struct guest_mem *gm, int region, uint64_t *out);
+/* ORs `pages` back into region i's bitmap: what a failed snapshot took stays dirty for the next one. */
+void gm_return_dirty(const struct guest_mem *gm, int region, const uint64_t *pages);
 
 /* Compute the RAM layout only (no mapping). */
 int guest_mem_layout(uint64_t bytes, struct guest_region *out, int *nr);

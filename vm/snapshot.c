@@ -158,6 +158,7 @@ int vm_snapshot_create(struct vm *vm, const struct vm_snapshot_create *p, struct
         rc = snapshot_file_write(p->state_path, &h, w.buf, w.len, err);
         if (rc)
             unlink(p->mem_path); /* half a snapshot is none */
+        snapshot_mem_settle(&vm->alloc.mem, &ms, rc != 0);
     }
     if (!rc && stats) {
         stats->state_bytes = w.len;

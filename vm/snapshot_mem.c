@@ -50,7 +50,7 @@ static int take_dirty(const struct guest_mem *gm, int vm_fd, int r, uint64_t *ma
 
 /* Writes region r (at file offset `base`): the pages `map` marks, or (map NULL) every non-zero page. */
 static int write_region(int fd, const struct guest_region *reg, uint64_t base, const uint64_t *map,
-                        struct snapshot_mem_stats *st)
+                        uint64_t *pages_written)
 {
     uint64_t pages = reg->size / GUEST_PAGE_SIZE;
     for (uint64_t p = 0; p < pages;) {
@@ -66,39 +66,49 @@ static int write_region(int fd, const struct guest_region *reg, uint64_t base, c
         int rc = pwrite_all(fd, reg->host + p * GUEST_PAGE_SIZE, n * GUEST_PAGE_SIZE, base + p * GUEST_PAGE_SIZE);
         if (rc)
             return rc;
-        st->pages_written += n;
-        st->bytes_written += n * GUEST_PAGE_SIZE;
+        *pages_written += n;
         p += n;
     }
     return 0;
 }
 
+/*
+ * With tracking, every region's dirty pages are taken into maps[] (for a Full
+ * snapshot too: the next Diff starts from this one); the caller hands them
+ * back with return_dirty if the snapshot fails in the end.
+ */
 static int write_all_regions(int fd, const struct guest_mem *gm, int vm_fd, bool diff, bool tracking,
                              struct snapshot_mem_stats *st, const char **step)
 {
+    uint64_t **maps = st->taken;
+    for (int r = 0; tracking && r < gm->nr_regions; r++) {
+        maps[r] = calloc(gm_dirty_words(gm, r), sizeof(uint64_t));
+        if (!maps[r])
+            return -ENOMEM;
+        int rc = take_dirty(gm, vm_fd, r, maps[r]);
+        if (rc) {
+            *step = "read KVM's dirty page log for";
+            return rc;
+        }
+    }
     uint64_t base = 0;
     for (int r = 0; r < gm->nr_regions; r++) {
-        const struct guest_region *reg = &gm->regions[r];
-        uint64_t *map = NULL;
-        if (tracking) {
-            /* Taken for a Full snapshot too: the next Diff starts from this one. */
-            map = calloc(gm_dirty_words(gm, r), sizeof(uint64_t));
-            if (!map)
-                return -ENOMEM;
-            int rc = take_dirty(gm, vm_fd, r, map);
-            if (rc) {
-                free(map);
-                *step = "read KVM's dirty page log for";
-                return rc;
-            }
-        }
-        int rc = write_region(fd, reg, base, diff ? map : NULL, st);
-        free(map);
-        if (rc)
-            return rc;
-        base += reg->size;
+        int rc = write_region(fd, &gm->regions[r], base, diff ? maps[r] : NULL, &st->pages_written);
+        if (rc)        /* the maps stay in st->taken: snapshot_mem_settle frees them */
+            return rc; // NOLINT(clang-analyzer-unix.Malloc)
+        base += gm->regions[r].size;
     }
     return 0;
+}
+
+void snapshot_mem_settle(const struct guest_mem *gm, struct snapshot_mem_stats *stats, bool failed)
+{
+    for (int r = 0; r < GUEST_MEM_MAX_REGIONS; r++) {
+        if (stats->taken[r] && failed && r < gm->nr_regions)
+            gm_return_dirty(gm, r, stats->taken[r]);
+        free(stats->taken[r]);
+        stats->taken[r] = NULL;
+    }
 }
 
 int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tracking, const char *path,
@@ -136,8 +146,12 @@ int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tr
             unlink(tmp); /* nothing half-written stays behind */
     }
     free(tmp);
+    /* Failed here, or no caller to settle later: settled now. */
+    if (rc || !stats)
+        snapshot_mem_settle(gm, &st, rc != 0);
     if (rc)
         return err_set(err, rc, "memory file '%s': cannot %s it: %s", path, step, strerror(-rc));
+    st.bytes_written = st.pages_written * GUEST_PAGE_SIZE;
     if (stats)
         *stats = st;
     return 0;

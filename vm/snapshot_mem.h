@@ -22,7 +22,17 @@
 struct snapshot_mem_stats {
     uint64_t pages_written; /* 4 KiB pages with data in the file */
     uint64_t bytes_written;
+    /* With tracking: the dirty pages the write took from the logs, per region (snapshot_mem_settle). */
+    uint64_t *taken[GUEST_MEM_MAX_REGIONS];
 };
+
+/*
+ * Ends a create that wrote a memory file with tracking on: if the snapshot as
+ * a whole failed (the state file could not be written either), the pages the
+ * write took from the dirty logs are marked dirty again, so the next Diff
+ * still holds them. Frees stats->taken.
+ */
+void snapshot_mem_settle(const struct guest_mem *gm, struct snapshot_mem_stats *stats, bool failed);
 
 /*
  * Writes the memory file through a temporary file beside `path`, fsync and
@@ -31,7 +41,8 @@ struct snapshot_mem_stats {
  * read as zeros); diff writes the pages KVM's dirty log on vm_fd or the
  * accessor's bitmap (guest_mem_track_dirty) mark, and needs tracking. With
  * tracking on, both start over from here, so the next Diff holds what
- * changes after this one.
+ * changes after this one; a caller passing stats ends the create with
+ * snapshot_mem_settle (with NULL stats, or on error, it is settled here).
  */
 int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tracking, const char *path,
                        struct snapshot_mem_stats *stats, struct errmsg *err);

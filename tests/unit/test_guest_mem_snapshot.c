@@ -239,6 +239,17 @@ Test(guest_mem_dirty, take_ors_and_clears)
     expect_taken("after a second guest_mem_track_dirty", (const int[]){4, -1});
 }
 
+/* What a failed snapshot took goes back (gm_return_dirty) and merges with pages marked since. */
+Test(guest_mem_dirty, returned_pages_are_dirty_again)
+{
+    cr_assert_not_null(gm_ptr(&gm, 6 * PAGE, 1));
+    uint64_t taken[4] = {1ULL << 1}; /* page 1 came from KVM's log */
+    gm_take_dirty(&gm, 0, taken);
+    cr_assert_not_null(gm_ptr(&gm, 70 * PAGE, 1)); /* written while the snapshot was being made */
+    gm_return_dirty(&gm, 0, taken);
+    expect_taken("returned and new", (const int[]){1, 6, 70, -1});
+}
+
 Test(guest_mem_dirty, nothing_tracked_when_off)
 {
     struct guest_mem off;
