@@ -16,6 +16,9 @@
 #   tcp-send:IP:PORT  send the known content, half-close, then read the
 #                     peer's reply: the sha256 of what it received
 #   tcp-recv:IP:PORT  read from IP:PORT until the peer closes
+#   blk-verify:DEV    mount DEV read-only and check that ember-check.txt
+#                     (left by blk:DEV, maybe in an earlier life of a restored
+#                     snapshot) holds the known content
 #   cpuinfo           print the CPU count and the first CPU's flags as the
 #                     guest sees them (/proc/cpuinfo)
 # The known content is what check_content prints. The network is already up:
@@ -23,11 +26,23 @@
 #
 # ember.hold=DEV keeps the guest up until the host says otherwise, so a test
 # can exercise a live guest (pause/resume, drive swaps, Ctrl-Alt-Del,
-# metrics): after the checks, init prints "EMBER-HOLD: tick N" every 0.5 s
-# and reads the first line of DEV's first sector with O_DIRECT each time (no
-# page cache: a PATCHed backing file or a host-side write is seen at once),
-# printing "EMBER-HOLD: DEV says 'LINE'" whenever it changes; the line
-# "reboot" makes it reboot. The host writes that line into the backing file.
+# metrics, snapshots): after the checks, init prints "EMBER-HOLD: tick N
+# (up S s)" (S: the guest's uptime, /proc/uptime) every 0.5 s and reads the
+# first line of DEV's first sector with O_DIRECT each time (no page cache: a
+# PATCHed backing file or a host-side write is seen at once), printing
+# "EMBER-HOLD: DEV says 'LINE'" whenever it changes. The host writes that
+# line into the backing file: "reboot" makes the guest reboot; "check SPEC"
+# runs the checks SPEC as ember.check=SPEC would (once per change of the
+# line). ember.tick=MS sets the tick period in milliseconds (default 500);
+# below 500 ms DEV is still read only every 500 ms or so, as each read is a
+# virtio request (dear in the emulated host). ember.ctrlaltdel=reboot makes
+# the held guest reboot on the first keyboard interrupt (IRQ 1, counted in
+# /proc/interrupts): the kernel has no VT, so nothing else acts on the
+# host's SendCtrlAltDel; without it the guest ignores the keys.
+#
+# ember.echo=PORT starts a TCP echo service on PORT in the background before
+# the checks (busybox nc, one cat per connection); "EMBER-ECHO: ..." says so.
+#
 # tests/integration/t_guest_init_host.sh sources this file with
 # EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
 
@@ -84,6 +99,20 @@ check_tcp_recv() { # IP PORT
     rm -f "$f"
 }
 
+check_blk_verify() { # DEV
+    local dev="$1" mnt="${EMBER_MNT:-/mnt}" f=ember-check.txt want got= m=
+    want=$(check_content | sha)
+    mount -t ext4 -o ro "$dev" "$mnt" || { fail blk-verify "cannot mount $dev read-only"; return; }
+    if [ -f "$mnt/$f" ]; then
+        got=$(sha <"$mnt/$f")
+        m=$(($(wc -c <"$mnt/$f")))
+    fi
+    umount "$mnt" || fail blk-verify "cannot unmount $mnt"
+    [ -n "$got" ] || { fail blk-verify "no $f on $dev"; return; }
+    mark "blk-verify read $m bytes sha256 $got from $dev:/$f"
+    [ "$got" = "$want" ] || fail blk-verify "sha256 $got, the known content has $want"
+}
+
 check_cpuinfo() {
     mark "cpuinfo cpus: $(grep -c '^processor' /proc/cpuinfo)"
     mark "cpuinfo flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
@@ -99,10 +128,11 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
             n=$((n + 1))
             case $c in
                 blk:?*) check_blk "${c#blk:}" ;;
+                blk-verify:?*) check_blk_verify "${c#blk-verify:}" ;;
                 cpuinfo) check_cpuinfo ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo)" ;;
             esac
         done
     done
@@ -116,25 +146,84 @@ control_line() { # DEV
     dd if="$1" bs=512 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9 ._:/-'
 }
 
-hold() { # DEV: returns when DEV says "reboot"
-    local dev="$1" n=0 line last="(none)"
+# Sets KBD_IRQS to the keyboard's interrupt count (IRQ 1, all CPUs), with
+# shell builtins only: no process per tick.
+kbd_irqs() {
+    local line f
+    KBD_IRQS=0
+    while read -r line; do
+        case $line in 1:*) ;; *) continue ;; esac
+        for f in ${line#1:}; do
+            case $f in *[!0-9]*) break ;; esac
+            KBD_IRQS=$((KBD_IRQS + f))
+        done
+    done <"${EMBER_PROC_INTERRUPTS:-/proc/interrupts}"
+}
+
+# Globals set by init_main from the command line: hold's tick period and its
+# Ctrl-Alt-Del behaviour.
+tick_ms=500
+ctrlaltdel=
+
+hold() { # DEV: returns when DEV says "reboot" (or on Ctrl-Alt-Del, see above)
+    local dev="$1" n=0 line last="(none)" every kbd0= tick_s nap nap_line up
+    tick_s=$(printf '%d.%03d' $((tick_ms / 1000)) $((tick_ms % 1000)))
+    # Between ticks: a read with a timeout from a FIFO nobody writes, so a
+    # tick costs no process (sleep if the FIFO cannot be made).
+    nap="${EMBER_TMP:-/tmp}/ember-hold-nap"
+    rm -f "$nap"
+    { mkfifo "$nap" && exec 3<>"$nap"; } 2>/dev/null || nap=
+    every=$((500 / tick_ms))
+    [ "$every" -ge 1 ] || every=1
     echo "EMBER-HOLD: waiting on $dev (write 'reboot' into its first sector to end)"
+    if [ "$ctrlaltdel" = reboot ]; then
+        kbd_irqs
+        kbd0=$KBD_IRQS
+        echo "EMBER-HOLD: Ctrl-Alt-Del (a keyboard interrupt) reboots; $kbd0 so far"
+    fi
     while :; do
-        line=$(control_line "$dev")
-        if [ "$line" != "$last" ]; then
-            echo "EMBER-HOLD: $dev says '$line'"
-            last=$line
+        if [ $((n % every)) -eq 0 ]; then
+            line=$(control_line "$dev")
+            if [ "$line" != "$last" ]; then
+                echo "EMBER-HOLD: $dev says '$line'"
+                last=$line
+                case $line in
+                    reboot) return 0 ;;
+                    "check "?*) run_checks "ember.check=${line#check }" ;;
+                esac
+            fi
         fi
-        [ "$line" = reboot ] && return 0
+        if [ -n "$kbd0" ]; then
+            kbd_irqs
+            if [ "$KBD_IRQS" != "$kbd0" ]; then
+                echo "EMBER-HOLD: keyboard interrupts $kbd0 -> $KBD_IRQS: Ctrl-Alt-Del, rebooting"
+                return 0
+            fi
+        fi
         n=$((n + 1))
-        echo "EMBER-HOLD: tick $n"
-        sleep 0.5
+        read -r up nap_line </proc/uptime
+        echo "EMBER-HOLD: tick $n (up $up s)"
+        if [ -n "$nap" ]; then read -r -t "$tick_s" nap_line <&3; else sleep "$tick_s"; fi
     done
+}
+
+start_echo() { # PORT
+    nc -ll -p "$1" -e cat </dev/null >/dev/null 2>&1 &
+    echo "EMBER-ECHO: TCP echo service on port $1 (pid $!)"
 }
 
 init_main() { # CMDLINE: everything but the mounts and the reboot; 1 if a check failed
     local w rc=0
     echo "EMBER-INIT-OK: guest userspace is running"
+    for w in $1; do
+        case $w in
+            ember.echo=?*) start_echo "${w#ember.echo=}" ;;
+            ember.tick=*[!0-9]*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;
+            ember.tick=[1-9]*) tick_ms=${w#ember.tick=} ;;
+            ember.tick=*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;
+            ember.ctrlaltdel=?*) ctrlaltdel=${w#ember.ctrlaltdel=} ;;
+        esac
+    done
     case " $1 " in *" ember.check="*) run_checks "$1" || rc=1 ;; esac
     for w in $1; do
         case $w in ember.hold=?*) hold "${w#ember.hold=}" ;; esac

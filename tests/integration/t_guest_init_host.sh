@@ -24,12 +24,14 @@ want_sha=$(sha256sum < "$tmp/content" | cut -d' ' -f1)
 want_n=$(stat -c %s "$tmp/content")
 
 # run_init CMDLINE: init.sh's init_main (all but the guest's mounts and
-# reboot) with a clean environment; output in $tmp/out, status in RC.
+# reboot) with a clean environment; output in $tmp/out, status in RC and as its own.
 run_init() {
   timeout --signal=KILL 120 unshare -m --propagation private \
     env -i PATH="$tmp/bin" EMBER_INIT_LIB=1 EMBER_MNT="$tmp/mnt" EMBER_TMP="$tmp/scratch" \
+    EMBER_PROC_INTERRUPTS="${EMBER_PROC_INTERRUPTS:-/proc/interrupts}" \
     "$bb" sh -c '. "$1" && init_main "$2"' sh "$GUEST_INIT_SH" "$1" > "$tmp/out" 2>&1
   RC=$?
+  return $RC
 }
 has() { grep -qxF -- "$1" "$tmp/out"; }
 peer() { # NAME MODE: starts a peer on a free port; sets PORT
@@ -86,4 +88,53 @@ check "failures: tcp-recv from a closed port" has "EMBER-CHECK: tcp-recv FAIL: n
 check "failures: unknown check" grep -q "^EMBER-CHECK: bogus:1 FAIL: unknown check" "$tmp/out"
 check "failures: done line counts them" has "EMBER-CHECK: done: 4 check(s), 4 failed"
 [ "$FAILS" -gt 0 ] && cat "$tmp/out"
+
+# 5: blk-verify re-reads what blk wrote (data.ext4 from 2), and fails on a drive without the file.
+mke2fs -q -F -t ext4 "$tmp/empty.ext4" 8M >/dev/null
+run_init "ember.check=blk-verify:$tmp/data.ext4,blk-verify:$tmp/empty.ext4"
+check "blk-verify: exit 1 (got $RC)" test "$RC" -eq 1
+check "blk-verify: the known content found" has "EMBER-CHECK: blk-verify read $want_n bytes sha256 $want_sha from $tmp/data.ext4:/ember-check.txt"
+check "blk-verify: a drive without the file fails" has "EMBER-CHECK: blk-verify FAIL: no ember-check.txt on $tmp/empty.ext4"
+check "blk-verify: done line" has "EMBER-CHECK: done: 2 check(s), 1 failed"
+[ "$FAILS" -gt 0 ] && cat "$tmp/out"
+
+# 6: hold with a loop device as the control drive (O_DIRECT works on it
+# whatever filesystem holds the file), 100 ms ticks, the echo service, a
+# "check" line, and Ctrl-Alt-Del seen as a keyboard interrupt in a stand-in
+# for /proc/interrupts (two CPUs' columns summed).
+truncate -s 1M "$tmp/ctl.img"
+printf 'hold\n' | dd of="$tmp/ctl.img" conv=notrunc status=none
+if loop=$(losetup -f --show "$tmp/ctl.img" 2>/dev/null); then
+  printf '  0:  10  20  IO-APIC   2-edge  timer\n  1:   5   3  IO-APIC   1-edge  i8042\n' > "$tmp/interrupts"
+  echo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  EMBER_PROC_INTERRUPTS=$tmp/interrupts run_init "ember.echo=$echo_port ember.tick=100 ember.ctrlaltdel=reboot ember.hold=$loop" &
+  held=$!
+  waitline() { for _ in $(seq 300); do grep -qE -- "$1" "$tmp/out" && return 0; sleep 0.1; done; return 1; }
+  check "hold: the echo service starts" waitline "^EMBER-ECHO: TCP echo service on port $echo_port \(pid [0-9]+\)$"
+  check "hold: Ctrl-Alt-Del armed with the keyboard's 8 interrupts so far" waitline "^EMBER-HOLD: Ctrl-Alt-Del \(a keyboard interrupt\) reboots; 8 so far$"
+  check "hold: ticks, with the uptime" waitline "^EMBER-HOLD: tick 3 \(up [0-9]+\.[0-9]+ s\)$"
+  check "hold: the echo service echoes" python3 -c '
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as s:
+    s.sendall(b"echo me\n")
+    got = b""
+    while not got.endswith(b"\n"):
+        got += s.recv(100) or b"\n!"
+sys.exit(got != b"echo me\n")' "$echo_port"
+  printf 'check blk-verify:%s\n' "$tmp/data.ext4" | dd of="$tmp/ctl.img" conv=notrunc status=none
+  check "hold: a 'check' control line runs the check" waitline "^EMBER-CHECK: blk-verify read $want_n bytes sha256 $want_sha from"
+  check "hold: ... and says so" waitline "^EMBER-CHECK: done: 1 check\(s\), 0 failed$"
+  t=$(grep -c "^EMBER-HOLD: tick" "$tmp/out")
+  check "hold: ticking on after the check" waitline "^EMBER-HOLD: tick $((t + 2)) "
+  sed -i 's/^  1:   5 /  1:   6 /' "$tmp/interrupts"
+  check "hold: a keyboard interrupt ends the hold" waitline "^EMBER-HOLD: keyboard interrupts 8 -> 9: Ctrl-Alt-Del, rebooting$"
+  wait "$held"; RC=$?
+  check "hold: init_main returned 0 (got $RC)" test "$RC" -eq 0
+  pid=$(sed -n 's/^EMBER-ECHO: .*(pid \([0-9]*\))$/\1/p' "$tmp/out")
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  losetup -d "$loop"
+  [ "$FAILS" -gt 0 ] && cat "$tmp/out"
+else
+  echo "skip - hold: no loop device here (losetup -f failed)"
+fi
 finish
