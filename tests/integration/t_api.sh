@@ -176,7 +176,7 @@ expect_fault "GET with a body" "no body" "$S" GET / '{}'
 expect_fault "unknown path" "Invalid request method and/or path" "$S" GET /nope
 expect_fault "unknown method" "Invalid request method and/or path" "$S" DELETE /drives/rootfs
 expect_fault "POST is not a method of this API" "Invalid request method and/or path" "$S" POST /actions '{"action_type":"InstanceStart"}'
-expect_fault "unimplemented: snapshot" "not implement" "$S" PUT /snapshot/create '{"snapshot_path":"a","mem_file_path":"b"}'
+expect_fault "snapshot create before boot" "not supported before starting" "$S" PUT /snapshot/create '{"snapshot_path":"a","mem_file_path":"b"}'
 expect_fault "unimplemented: balloon" "not implement" "$S" PUT /balloon '{"amount_mib":1,"deflate_on_oom":true}'
 expect_fault "unimplemented: vsock" "not implement" "$S" PUT /vsock '{"guest_cid":3,"uds_path":"/tmp/v.sock"}'
 expect_fault "unimplemented: mmds" "not implement" "$S" PUT /mmds '{"latest":{}}'

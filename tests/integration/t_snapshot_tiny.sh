@@ -123,7 +123,9 @@ for EMBER_BIN in "$EMBER" "$EMBER_ASAN"; do
     check "$tag $n vCPU: ... and continues after resume" continues "$tmp/paused.out" \
       <(tail -c +$(($(stat -c %s "$tmp/paused.out") + 1)) "$tmp/rest1.out") "$n"
     api "$tmp/rest1.sock" PUT /actions '{"action_type":"FlushMetrics"}'
-    stop_ember "$rpid"; check "$tag $n vCPU: restored ember stops with 0 (got $RC)" test "$RC" -eq 0
+    stop_ember "$rpid"
+    check "$tag $n vCPU: restored ember stops with 0 (got $RC: $(grep -v ': info:' "$tmp/rest1.err" | tail -2 | tr '\n' ' '))" \
+      test "$RC" -eq 0
     check "$tag $n vCPU: no sanitizer report" no_sanitizer_report "$tmp/rest1.err"
   done
 done
