@@ -52,10 +52,9 @@ static void reset_tables(struct allocator *a)
     memset(a->gsi_owner, 0, sizeof(a->gsi_owner));
 }
 
-int alloc_init(struct allocator *a, uint64_t ram_bytes)
+/* The tables over memory guest_mem has just mapped (rc: how that went); the memory is released on failure. */
+static int init_over_mapped(struct allocator *a, int rc)
 {
-    reset_tables(a);
-    int rc = guest_mem_init(&a->mem, ram_bytes);
     if (rc)
         return rc;
     rc = reserve_platform(a);
@@ -64,16 +63,16 @@ int alloc_init(struct allocator *a, uint64_t ram_bytes)
     return rc;
 }
 
+int alloc_init(struct allocator *a, uint64_t ram_bytes)
+{
+    reset_tables(a);
+    return init_over_mapped(a, guest_mem_init(&a->mem, ram_bytes));
+}
+
 int alloc_init_file(struct allocator *a, uint64_t ram_bytes, int fd)
 {
     reset_tables(a);
-    int rc = guest_mem_init_file(&a->mem, ram_bytes, fd);
-    if (rc)
-        return rc;
-    rc = reserve_platform(a);
-    if (rc)
-        guest_mem_free(&a->mem);
-    return rc;
+    return init_over_mapped(a, guest_mem_init_file(&a->mem, ram_bytes, fd));
 }
 
 int alloc_init_with(struct allocator *a, uint64_t ram_bytes, uint8_t *backing)

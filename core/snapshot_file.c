@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/file_replace.h"
 #include "core/le.h"
 #include "core/version.h"
 
@@ -123,34 +123,12 @@ int snapshot_decode(const void *buf, size_t len, const char *path, struct snapsh
     return 0;
 }
 
-/* Writes all of p to fd; 0 or -errno. */
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* file_replace's filler: the encoded image. */
+static int fill_image(int fd, void *ctx, const char **step)
 {
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            return -EIO;
-        p += k, n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Makes the rename durable: fsync of the directory holding path (best effort where that is refused). */
-static void sync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(copy);
+    (void)step;
+    const struct state_writer *w = ctx;
+    return file_write_all(fd, w->buf, w->len);
 }
 
 int snapshot_file_write(const char *path, const struct snapshot_header *h, const void *sections, size_t len,
@@ -163,35 +141,11 @@ int snapshot_file_write(const char *path, const struct snapshot_header *h, const
         state_writer_free(&w);
         return err_set(err, rc, "snapshot file '%s': cannot encode the state: %s", path, strerror(-rc));
     }
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
-        state_writer_free(&w);
-        return err_set(err, -ENOMEM, "out of memory");
-    }
-    const char *step = "create a temporary file beside";
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-    } else {
-        step = "write";
-        rc = write_all(fd, w.buf, w.len);
-        if (!rc && fsync(fd) != 0)
-            step = "sync", rc = -errno;
-        if (close(fd) != 0 && !rc)
-            step = "close", rc = -errno;
-        if (!rc && rename(tmp, path) != 0)
-            step = "rename the temporary file to", rc = -errno;
-        if (rc)
-            unlink(tmp); /* nothing half-written stays behind */
-    }
+    const char *step;
+    rc = file_replace(path, fill_image, &w, &step);
     state_writer_free(&w);
-    if (rc) {
-        err_set(err, rc, "snapshot file '%s': cannot %s it: %s", path, step, strerror(-rc));
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    sync_dir_of(path);
+    if (rc)
+        return err_set(err, rc, "snapshot file '%s': cannot %s it: %s", path, step, strerror(-rc));
     return 0;
 }
 

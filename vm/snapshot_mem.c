@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file_replace.h"
+
 #define RUN_MAX_PAGES 256 /* one pwrite covers at most 1 MiB */
 
 static bool page_is_zero(const uint8_t *p)
@@ -111,6 +113,23 @@ void snapshot_mem_settle(const struct guest_mem *gm, struct snapshot_mem_stats *
     }
 }
 
+struct fill_ctx {
+    const struct guest_mem *gm;
+    int vm_fd;
+    bool diff, tracking;
+    uint64_t ram;
+    struct snapshot_mem_stats *stats;
+};
+
+/* file_replace's filler: the whole RAM's size, then the pages; what is not written is a hole that reads as zeros. */
+static int fill_memory(int fd, void *ctx, const char **step)
+{
+    const struct fill_ctx *fc = ctx;
+    if (ftruncate(fd, (off_t)fc->ram) != 0)
+        return -errno;
+    return write_all_regions(fd, fc->gm, fc->vm_fd, fc->diff, fc->tracking, fc->stats, step);
+}
+
 int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tracking, const char *path,
                        struct snapshot_mem_stats *stats, struct errmsg *err)
 {
@@ -121,31 +140,9 @@ int snapshot_mem_write(const struct guest_mem *gm, int vm_fd, bool diff, bool tr
     uint64_t ram = 0;
     for (int r = 0; r < gm->nr_regions; r++)
         ram += gm->regions[r].size;
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
-        return err_set(err, -ENOMEM, "out of memory");
-    const char *step = "create a temporary file beside";
-    int rc = 0;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-    } else {
-        step = "write";
-        /* The whole RAM's size: what is not written is a hole that reads as zeros. */
-        if (ftruncate(fd, (off_t)ram) != 0)
-            rc = -errno;
-        if (!rc)
-            rc = write_all_regions(fd, gm, vm_fd, diff, tracking, &st, &step);
-        if (!rc && fsync(fd) != 0)
-            step = "sync", rc = -errno;
-        if (close(fd) != 0 && !rc)
-            step = "close", rc = -errno;
-        if (!rc && rename(tmp, path) != 0)
-            step = "rename the temporary file to", rc = -errno;
-        if (rc)
-            unlink(tmp); /* nothing half-written stays behind */
-    }
-    free(tmp);
+    struct fill_ctx fc = {.gm = gm, .vm_fd = vm_fd, .diff = diff, .tracking = tracking, .ram = ram, .stats = &st};
+    const char *step;
+    int rc = file_replace(path, fill_memory, &fc, &step);
     /* Failed here, or no caller to settle later: settled now. */
     if (rc || !stats)
         snapshot_mem_settle(gm, &st, rc != 0);
