@@ -3,20 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cmd/cli.h"
-
-static struct cli_opts o;
-static struct errmsg err;
-static int rc;
-
-/* Parses the arguments after "ember" (freeing the previous parse's device specs first). */
-#define PARSE(...)                                                                    \
-    do {                                                                              \
-        char *argv_[] = {"ember", __VA_ARGS__, NULL};                                 \
-        cli_free(&o);                                                                 \
-        memset(&err, 0, sizeof(err));                                                 \
-        rc = cli_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, &o, &err); \
-    } while (0)
+#include "tests/unit/cli_fixture.h"
 
 static void fini(void) { cli_free(&o); }
 

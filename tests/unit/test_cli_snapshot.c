@@ -4,20 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd/cli.h"
-
-static struct cli_opts o;
-static struct errmsg err;
-static int rc;
-
-/* Parses the arguments after "ember" (freeing the previous parse's strings first). */
-#define PARSE(...)                                                                    \
-    do {                                                                              \
-        char *argv_[] = {"ember", __VA_ARGS__, NULL};                                 \
-        cli_free(&o);                                                                 \
-        memset(&err, 0, sizeof(err));                                                 \
-        rc = cli_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, &o, &err); \
-    } while (0)
+#include "tests/unit/cli_fixture.h"
 
 /* The last parse failed with -EINVAL and a message holding frag (and frag2 when not NULL). */
 static void refused(int line, const char *frag, const char *frag2)
