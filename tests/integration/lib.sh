@@ -59,3 +59,25 @@ api() {
 }
 # api_answers SOCK: 0 once ember's API answers GET / on SOCK (any status), within a second.
 api_answers() { curl -s -o /dev/null --max-time 1 --unix-socket "$1" http://localhost/ 2>/dev/null; }
+
+# expect_code DESCRIPTION WANT SOCK METHOD PATH [BODY]: one request (api) answered with status WANT.
+expect_code() {
+  local d=$1 want=$2; shift 2
+  api "$@"
+  check "$d: $want (got $CODE${BODY:+ $BODY})" test "$CODE" = "$want"
+}
+# wait_exit PID SECONDS: waits for PID to end and sets RC (124, and PID killed, if it is still running).
+wait_exit() {
+  for _ in $(seq $(($2 * 10))); do
+    kill -0 "$1" 2>/dev/null || { wait "$1"; RC=$?; return; }
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null; RC=124
+}
+# wait_for FILE REGEX SECONDS: 0 once FILE (read as text, binary or not) has a line matching REGEX.
+wait_for() {
+  for _ in $(seq $(($3 * 10))); do grep -qaE -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+# TCP_ECHO_CHECK ADDR PORT LINE SECONDS: python3 program; 0 once a TCP echo service at ADDR:PORT sends LINE back.
+TCP_ECHO_CHECK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tcp_echo_check.py

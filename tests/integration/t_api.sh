@@ -33,12 +33,7 @@ CLIENT=$tmp/apiclient
 
 # ---- helpers
 # api SOCK METHOD PATH [BODY] (lib.sh): sets CODE and BODY (the response body).
-# expect_code DESCRIPTION WANT SOCK METHOD PATH [BODY]
-expect_code() {
-  local d=$1 want=$2; shift 2
-  api "$@"
-  check "$d: $want (got $CODE${BODY:+ $BODY})" test "$CODE" = "$want"
-}
+# expect_code, wait_exit PID SECONDS, wait_for FILE REGEX SECONDS: lib.sh.
 # expect_fault DESCRIPTION TEXT SOCK METHOD PATH [BODY]: a 400 whose fault_message contains TEXT.
 expect_fault() {
   local d=$1 text=$2; shift 2
@@ -66,22 +61,6 @@ start_ember() {
   return 1
 }
 # wait_exit PID SECONDS: sets RC (124 if still running after SECONDS; then it is killed).
-wait_exit() {
-  local pid=$1 secs=$2
-  for _ in $(seq $((secs * 10))); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid"; RC=$?; return; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; RC=124
-}
-# wait_for FILE REGEX SECONDS: 0 once FILE has a line matching REGEX.
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do
-    grep -qE -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 alive() { kill -0 "$1" 2>/dev/null; }
 # has STRING SUBSTRING...: every SUBSTRING occurs in STRING.
 has() { local s=$1; shift; for x in "$@"; do [[ "$s" == *"$x"* ]] || return 1; done; }

@@ -58,11 +58,6 @@ use_tap() { # N: the host's address on tapN only, the other one down
 }
 
 # ---- helpers
-expect_code() { # DESCRIPTION WANT SOCK METHOD PATH [BODY]
-  local d=$1 want=$2; shift 2
-  api "$@"
-  check "$d: $want (got $CODE${BODY:+ $BODY})" test "$CODE" = "$want"
-}
 # sdk DESCRIPTION WANT SOCK METHOD PATH JSON: the SDK's bytes: its JSON producer ends a body with a newline.
 sdk() {
   local d=$1 want=$2 sock=$3 m=$4 p=$5
@@ -75,48 +70,13 @@ start_ember() { # NAME SOCK: ember in the namespace, console in NAME.out; sets E
   for _ in $(seq 500); do api_answers "$2" && return 0; kill -0 "$EPID" 2>/dev/null || break; sleep 0.02; done
   not_ok "$1: the API socket never answered"; tail -5 "$tmp/$1.err"; return 1
 }
-wait_exit() { # PID SECONDS: sets RC (124 and killed if still running)
-  for _ in $(seq $(($2 * 10))); do
-    kill -0 "$1" 2>/dev/null || { wait "$1"; RC=$?; return; }
-    sleep 0.1
-  done
-  kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null; RC=124
-}
-wait_for() { # FILE REGEX SECONDS
-  for _ in $(seq $(($3 * 10))); do grep -qaE -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  return 1
-}
 ticks() { cat "$@" | tr -d '\r' | grep -aoE 'EMBER-HOLD: tick [0-9]+' | cut -d' ' -f3; }
 # last_tick FILE: the last tick on a complete line (a line cut by a pause or a snapshot may end in a digit too few).
 uptime_at() { tr -d '\r' < "$2" | sed -n "s/.*EMBER-HOLD: tick $1 (up \([0-9.]*\) s).*/\1/p" | head -1; } # TICK FILE
 last_tick() { if [ "$(tail -c 1 "$1")" = "" ]; then ticks "$1"; else sed '$d' "$1" | ticks; fi | tail -1; }
 state_is() { api "$1" GET /; [ "$CODE" = 200 ] && [[ "$BODY" == *"\"state\":\"$2\""* ]]; }
 control() { truncate -s 1M "$1"; printf '%s\n' "$2" | dd of="$1" conv=notrunc status=none; }
-cat > "$tmp/echo.py" <<'PY'
-import socket, sys, time
-addr, port, line, secs = sys.argv[1], int(sys.argv[2]), (sys.argv[3] + "\n").encode(), float(sys.argv[4])
-end, last = time.time() + secs, ""
-while True:
-    try:
-        with socket.create_connection((addr, port), timeout=5) as s:
-            s.sendall(line)
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
-        if got == line:
-            sys.exit(0)
-        last = "answered %r" % got
-    except OSError as e:
-        last = str(e)
-    if time.time() > end:
-        print("echo: no echo from %s:%d within %.0f s; last attempt: %s" % (addr, port, secs, last))
-        sys.exit(1)
-    time.sleep(0.3)
-PY
-echo_answers() { ip netns exec "$ns" python3 "$tmp/echo.py" $GUEST_IP $PORT "$1" 60; }
+echo_answers() { ip netns exec "$ns" python3 "$TCP_ECHO_CHECK" $GUEST_IP $PORT "$1" 60; }
 guest_check_content > "$tmp/content"
 WANT_FILE="$(stat -c %s "$tmp/content") bytes sha256 $(sha256sum < "$tmp/content" | cut -d' ' -f1)"
 fsck_clean() { e2fsck -fn "$1" >/dev/null 2>&1; }
