@@ -414,18 +414,23 @@ int ctl_update_net(struct controller *c, const char *id, struct errmsg *err)
 
 static json_t *block_metrics(struct blk_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "read_count", (json_int_t)sum.reads, "write_count",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "read_count", (json_int_t)sum.reads, "write_count",
                      (json_int_t)sum.writes, "flush_count", (json_int_t)sum.flushes, "read_bytes",
                      (json_int_t)sum.bytes_read, "write_bytes", (json_int_t)sum.bytes_written, "execute_fails",
-                     (json_int_t)sum.errors, "invalid_reqs_count", (json_int_t)sum.unsupported);
+                     (json_int_t)sum.errors, "invalid_reqs_count", (json_int_t)sum.unsupported,
+                     "rate_limiter_throttled_events", (json_int_t)sum.throttled, "rate_limiter_event_count",
+                     (json_int_t)sum.limiter_wakeups);
 }
 
 static json_t *net_metrics(struct net_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets, "rx_bytes_count",
-                     (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets, "tx_bytes_count",
-                     (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits, "tap_write_agg",
-                     (json_int_t)sum.tx_waits);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets,
+                     "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets,
+                     "tx_bytes_count", (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits,
+                     "tap_write_agg", (json_int_t)sum.tx_waits, "rx_rate_limiter_throttled",
+                     (json_int_t)sum.rx_throttled, "tx_rate_limiter_throttled", (json_int_t)sum.tx_throttled,
+                     "rx_event_rate_limiter_count", (json_int_t)sum.rx_limiter_wakeups, "tx_rate_limiter_event_count",
+                     (json_int_t)sum.tx_limiter_wakeups);
 }
 
 /* A failed write: a full output drops the line (counted, not an error), anything else is an error. */

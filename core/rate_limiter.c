@@ -30,8 +30,21 @@ int rate_limiter_init(struct rate_limiter *rl, const struct rate_limiter_config 
     return rl->timer_fd < 0 ? -errno : 0;
 }
 
+int rate_limiter_watch(struct rate_limiter *rl, struct event_loop *loop, evloop_cb cb, void *opaque)
+{
+    if (rl->loop || !loop || rl->timer_fd < 0)
+        return 0;
+    int rc = evloop_add(loop, rl->timer_fd, EPOLLIN, cb, opaque);
+    if (!rc)
+        rl->loop = loop;
+    return rc;
+}
+
 void rate_limiter_destroy(struct rate_limiter *rl)
 {
+    if (rl->loop && rl->timer_fd >= 0)
+        evloop_remove(rl->loop, rl->timer_fd);
+    rl->loop = NULL;
     if (rl->timer_fd >= 0)
         close(rl->timer_fd);
     rl->timer_fd = -1;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/event_loop.h"
 #include "core/token_bucket.h"
 
 struct rate_limiter_config {
@@ -30,7 +31,8 @@ typedef uint64_t (*rate_limiter_clock_fn)(void *ctx);
 
 struct rate_limiter {
     struct token_bucket bandwidth, ops;
-    int timer_fd; /* readable when the limiter may let requests through again; -1 before init */
+    int timer_fd;            /* readable when the limiter may let requests through again; -1 before init */
+    struct event_loop *loop; /* where timer_fd is watched (rate_limiter_watch), or NULL */
     bool timer_armed;
     rate_limiter_clock_fn now_ns;
     void *clock_ctx;
@@ -40,6 +42,7 @@ struct rate_limiter {
 
 /* Both buckets full, the timerfd made (non-blocking); 0 or -errno. */
 int rate_limiter_init(struct rate_limiter *rl, const struct rate_limiter_config *cfg);
+/* Stops watching and closes the timerfd. */
 void rate_limiter_destroy(struct rate_limiter *rl);
 /* Tests: the time the buckets see (ns); the buckets restart full at that clock's now. */
 void rate_limiter_set_clock(struct rate_limiter *rl, rate_limiter_clock_fn fn, void *ctx);
@@ -58,6 +61,8 @@ void rate_limiter_update(struct rate_limiter *rl, const struct rate_limiter_upda
 void rate_limiter_config_update(struct rate_limiter_config *c, const struct rate_limiter_update *u);
 /* The device's timerfd callback: reads the expiry and disarms; the caller then serves its queue again. */
 void rate_limiter_timer_event(struct rate_limiter *rl);
+/* Watches the timerfd on loop with cb (once; again is a no-op); 0 or -errno. */
+int rate_limiter_watch(struct rate_limiter *rl, struct event_loop *loop, evloop_cb cb, void *opaque);
 static inline int rate_limiter_fd(const struct rate_limiter *rl) { return rl->timer_fd; }
 
 #endif

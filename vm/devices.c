@@ -161,12 +161,18 @@ static const struct metric_slot {
     {"virtio-blk", "unsupported", offsetof(struct vm_metrics, blk.unsupported)},
     {"virtio-blk", "bytes_read", offsetof(struct vm_metrics, blk.bytes_read)},
     {"virtio-blk", "bytes_written", offsetof(struct vm_metrics, blk.bytes_written)},
+    {"virtio-blk", "rate_limiter_throttled_events", offsetof(struct vm_metrics, blk.throttled)},
+    {"virtio-blk", "rate_limiter_event_count", offsetof(struct vm_metrics, blk.limiter_wakeups)},
     {"virtio-net", "rx_packets", offsetof(struct vm_metrics, net.rx_packets)},
     {"virtio-net", "rx_bytes", offsetof(struct vm_metrics, net.rx_bytes)},
     {"virtio-net", "tx_packets", offsetof(struct vm_metrics, net.tx_packets)},
     {"virtio-net", "tx_bytes", offsetof(struct vm_metrics, net.tx_bytes)},
     {"virtio-net", "rx_waits", offsetof(struct vm_metrics, net.rx_waits)},
     {"virtio-net", "tx_waits", offsetof(struct vm_metrics, net.tx_waits)},
+    {"virtio-net", "rx_rate_limiter_throttled", offsetof(struct vm_metrics, net.rx_throttled)},
+    {"virtio-net", "tx_rate_limiter_throttled", offsetof(struct vm_metrics, net.tx_throttled)},
+    {"virtio-net", "rx_event_rate_limiter_count", offsetof(struct vm_metrics, net.rx_limiter_wakeups)},
+    {"virtio-net", "tx_rate_limiter_event_count", offsetof(struct vm_metrics, net.tx_limiter_wakeups)},
 };
 
 struct metric_sum {

@@ -103,6 +103,8 @@ static void blk_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "unsupported", c.unsupported);
     emit(ctx, "bytes_read", c.bytes_read);
     emit(ctx, "bytes_written", c.bytes_written);
+    emit(ctx, "rate_limiter_throttled_events", c.throttled);
+    emit(ctx, "rate_limiter_event_count", c.limiter_wakeups);
 }
 
 static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
@@ -115,6 +117,10 @@ static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "tx_bytes", c.tx_bytes);
     emit(ctx, "rx_waits", c.rx_waits);
     emit(ctx, "tx_waits", c.tx_waits);
+    emit(ctx, "rx_rate_limiter_throttled", c.rx_throttled);
+    emit(ctx, "tx_rate_limiter_throttled", c.tx_throttled);
+    emit(ctx, "rx_event_rate_limiter_count", c.rx_limiter_wakeups);
+    emit(ctx, "tx_rate_limiter_event_count", c.tx_limiter_wakeups);
 }
 
 /* A drive's state: its requests in flight completed first, then the transport and queues. */
