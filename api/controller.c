@@ -433,6 +433,14 @@ static json_t *net_metrics(struct net_counters sum)
                      (json_int_t)sum.tx_limiter_wakeups);
 }
 
+static json_t *entropy_metrics(struct rng_counters sum)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "entropy_event_count", (json_int_t)sum.requests, "entropy_bytes",
+                     (json_int_t)sum.bytes, "entropy_event_fails", (json_int_t)sum.bad_requests, "host_rng_fails",
+                     (json_int_t)sum.host_fails, "entropy_rate_limiter_throttled", (json_int_t)sum.throttled,
+                     "rate_limiter_event_count", (json_int_t)sum.limiter_wakeups);
+}
+
 /* A failed write: a full output drops the line (counted, not an error), anything else is an error. */
 static int metrics_write_failed(struct controller *c, int e, struct errmsg *err)
 {
@@ -512,6 +520,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "uart", json_pack("{s:I}", "write_count", (json_int_t)vm.serial_tx_bytes));
         json_object_set_new(m, "block", block_metrics(vm.blk));
         json_object_set_new(m, "net", net_metrics(vm.net));
+        json_object_set_new(m, "entropy", entropy_metrics(vm.rng));
     }
     const struct ctl_latencies *l = &c->latencies;
     json_object_set_new(m, "latencies_us",

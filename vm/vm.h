@@ -33,6 +33,7 @@ struct vm_metrics {
     uint64_t serial_tx_bytes;
     struct blk_counters blk; /* every drive */
     struct net_counters net; /* every NIC */
+    struct rng_counters rng; /* the entropy device */
 };
 
 /* A VM with nothing built yet (NULL: out of memory); vm_free releases it and all it holds. */
