@@ -184,6 +184,19 @@ int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
     return virtio_blk_swap_image(vi->blk, path, err); /* locks the device, tells the guest */
 }
 
+void vm_virtio_blk_update_rate_limiter(void *dev, const struct rate_limiter_update *u)
+{
+    struct virtio_instance *vi = dev;
+    virtio_blk_update_rate_limiter(vi->blk, u); /* locks the device, serves what waited */
+}
+
+void vm_virtio_net_update_rate_limiters(void *dev, const struct rate_limiter_update *rx,
+                                        const struct rate_limiter_update *tx)
+{
+    struct virtio_instance *vi = dev;
+    virtio_net_update_rate_limiters(vi->net, rx, tx);
+}
+
 const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
                                                     .realize = blk_realize,
                                                     .save = blk_save,
