@@ -7,6 +7,8 @@
 #        bucket) / 1 MiB/s = 5.75 s of guest time, within 20 %
 #   vdc  ops 10 per 100 ms (100/s): 500 reads of 4 KiB take 4.9 s, within 20 %
 #   vdd  no limit: the same 6 MiB in well under the limited time
+#   vdf  vdb's limit plus a one_time_burst of 4 MiB: those go at full speed,
+#        so 6 MiB take (6 - 4 - 0.25) MiB / 1 MiB/s = 1.75 s
 #   vde  bandwidth 64 KiB per 250 ms (256 KiB/s, 24 s for 6 MiB) until the
 #        host PATCHes it to 8 MiB/s a second after the read starts: done in
 #        far less, and GET /vm/config shows the new limit
@@ -24,9 +26,9 @@ cleanup() { [ -n "$EPID" ] && kill -KILL "$EPID" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 MiB=$((1024 * 1024))
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
-for d in vdb vdc vdd vde; do truncate -s 8M "$tmp/$d.img"; done
-checks="ember.check=dd:/dev/vdb:96:65536,dd:/dev/vdc:500:4096,dd:/dev/vdd:96:65536,dd:/dev/vde:96:65536,hwrng:65536"
-bucket() { printf '{"size":%s,"refill_time":%s}' "$1" "$2"; }
+for d in vdb vdc vdd vde vdf; do truncate -s 8M "$tmp/$d.img"; done
+checks="ember.check=dd:/dev/vdb:96:65536,dd:/dev/vdc:500:4096,dd:/dev/vdd:96:65536,dd:/dev/vde:96:65536,dd:/dev/vdf:96:65536,hwrng:65536"
+bucket() { printf '{"size":%s,"refill_time":%s%s}' "$1" "$2" "${3:+,\"one_time_burst\":$3}"; }
 drive() { # ID LIMITER-JSON
   printf '{"drive_id":"%s","path_on_host":"%s","is_root_device":false%s}' "$1" "$tmp/$1.img" "${2:+,\"rate_limiter\":$2}"
 }
@@ -40,7 +42,8 @@ cat > "$tmp/config.json" <<JSON
     $(drive vdb "{\"bandwidth\":$(bucket 262144 250)}"),
     $(drive vdc "{\"ops\":$(bucket 10 100)}"),
     $(drive vdd ""),
-    $(drive vde "{\"bandwidth\":$(bucket 65536 250)}")
+    $(drive vde "{\"bandwidth\":$(bucket 65536 250)}"),
+    $(drive vdf "{\"bandwidth\":$(bucket 262144 250 $((4 * MiB)))}")
   ],
   "entropy": {}
 }
@@ -84,9 +87,10 @@ if userspace_ran "$tmp/out"; then
   read -r c_bytes c_ms <<<"$(ms_of "dd /dev/vdc")"
   read -r d_bytes d_ms <<<"$(ms_of "dd /dev/vdd")"
   read -r e_bytes e_ms <<<"$(ms_of "dd /dev/vde")"
+  read -r f_bytes f_ms <<<"$(ms_of "dd /dev/vdf")"
   read -r r_bytes r_ms <<<"$(ms_of "hwrng")"
   echo "# measured: vdb ${b_ms:-?} ms (want 5750), vdc ${c_ms:-?} ms (want 4900), vdd ${d_ms:-?} ms (no limit)," \
-    "vde ${e_ms:-?} ms (PATCHed after ~1 s; 24000 without), hwrng ${r_bytes:-?} bytes in ${r_ms:-?} ms"
+    "vde ${e_ms:-?} ms (PATCHed after ~1 s; 24000 without), vdf ${f_ms:-?} ms (want 1750), hwrng ${r_bytes:-?} bytes in ${r_ms:-?} ms"
   check "vdb: all 6 MiB read" test "${b_bytes:-0}" = $((6 * MiB))
   check "vdb: bandwidth limit: ${b_ms:-?} ms within 20 % of 5750" within "${b_ms:-0}" 5750 20
   check "vdc: all 500 blocks read" test "${c_bytes:-0}" = $((500 * 4096))
@@ -97,6 +101,9 @@ if userspace_ran "$tmp/out"; then
   check "vde: all 6 MiB read" test "${e_bytes:-0}" = $((6 * MiB))
   check "vde: the PATCH sped it up: ${e_ms:-?} ms, well under the 24000 of the old limit" \
     test "${e_ms:-999999}" -lt 12000
+  check "vdf: all 6 MiB read" test "${f_bytes:-0}" = $((6 * MiB))
+  check "vdf: one_time_burst: ${f_ms:-?} ms, at least 80 % of 1750 and under half of vdb's ${b_ms:-?}" \
+    test "${f_ms:-0}" -ge 1400 -a $((${f_ms:-999999} * 2)) -lt "${b_ms:-0}"
   check "hwrng is the virtio device" grep -q "EMBER-CHECK: hwrng rng_current virtio_rng" "$tmp/out"
   check "hwrng: 64 KiB read" test "${r_bytes:-0}" = 65536
   last=$(grep -v '^$' "$tmp/metrics.json" | tail -1)

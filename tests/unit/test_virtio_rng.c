@@ -165,3 +165,39 @@ Test(vrng, rate_limit_holds_requests_in_the_ring)
     cr_assert_eq(virtio_rng_counters(rng).bytes, 2048);
     cr_assert_geq(virtio_rng_counters(rng).throttled, 2);
 }
+
+Test(vrng, snapshot_round_trip_keeps_the_queue_going)
+{
+    rng_start();
+    post1(BUF_GPA, 256, true);
+    virtio_mmio_kick(&m, 0);
+    cr_assert_eq(vfx_used_idx(0), 1);
+    struct state_writer w;
+    state_writer_init(&w);
+    cr_assert_eq(virtio_mmio_save(&m, &w), 0);
+    /* A fresh device restored from the image serves the next request where the old one stopped. */
+    struct virtio_rng *rng2;
+    struct virtio_mmio m2;
+    struct rng_config cfg = {0};
+    cr_assert_eq(virtio_rng_create(&rng2, &cfg, NULL), 0);
+    cr_assert_eq(virtio_mmio_init(&m2, "rng2", &virtio_rng_ops, rng2, &vfx.gm, &loop, -1, 0xd0003000ULL, 8,
+                                  vfx_irq_line(8)),
+                 0);
+    struct state_reader r;
+    struct errmsg err = {{0}};
+    state_reader_init(&r, w.buf, w.len);
+    cr_assert_eq(virtio_mmio_restore(&m2, &r, &err), 0, "%s", err.text);
+    vfx.m = &m2;
+    post1(BUF_GPA + 4096, 256, true);
+    virtio_mmio_kick(&m2, 0);
+    cr_assert_eq(vfx_used_idx(0), 2);
+    cr_assert_eq(virtio_rng_counters(rng2).bytes, 256);
+    vfx.m = &m;
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
+    vfx.m = &m2;
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
+    vfx.m = &m;
+    virtio_mmio_destroy(&m2);
+    virtio_rng_free(rng2);
+    state_writer_free(&w);
+}
