@@ -141,6 +141,7 @@ check_dd() { # DEV:COUNT:BS
 
 check_hwrng() { # BYTES
     local t0 t1 n
+    [ -e /sys/class ] || mount -t sysfs sysfs /sys 2>/dev/null # rng_current is in sysfs, not mounted otherwise
     mark "hwrng rng_current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
     t0=$(uptime_ms)
     n=$(head -c "$1" /dev/hwrng | wc -c)
