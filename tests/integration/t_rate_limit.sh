@@ -3,15 +3,17 @@
 # guest and its userspace (deploy/guest/init.sh, ember.check=dd:/hwrng:).
 # One guest, booted from a config file with an API socket, reads with O_DIRECT
 # (one virtio request per block) from four drives:
-#   vdb  bandwidth 256 KiB per 250 ms (1 MiB/s): 6 MiB take (6 MiB - the full
-#        bucket) / 1 MiB/s = 5.75 s of guest time, within 20 %
-#   vdc  ops 10 per 100 ms (100/s): 500 reads of 4 KiB take 4.9 s, within 20 %
-#   vdd  no limit: the same 6 MiB in well under the limited time
-#   vdf  vdb's limit plus a one_time_burst of 4 MiB: those go at full speed,
-#        the rest takes (6 - 4 - 0.25) MiB / 1 MiB/s = 1.75 s more
-#   vde  bandwidth 64 KiB per 250 ms (256 KiB/s, 24 s for 6 MiB) until the
+#   vdb  bandwidth 128 KiB per 250 ms (512 KiB/s): 3 MiB take (3 MiB - the
+#        full bucket) / 512 KiB/s = 5.75 s of guest time, within 20 %
+#   vdc  ops 2 per 100 ms (20/s): 120 reads of 4 KiB take 5.9 s, within 20 %
+#   vdd  no limit: the same 3 MiB in well under the limited time
+#   vde  bandwidth 64 KiB per 250 ms (256 KiB/s, 12 s for 3 MiB) until the
 #        host PATCHes it to 8 MiB/s a second after the read starts: done in
 #        far less, and GET /vm/config shows the new limit
+#   vdf  vdb's limit plus a one_time_burst of 2 MiB: those go at full speed,
+#        the rest takes (3 - 2 - 0.125) MiB / 512 KiB/s = 1.75 s more
+# The rates are low enough that a request's own cost in the emulated KVM host
+# (tens of ms) stays well under the time between requests the limit sets.
 # and reads 32 KiB from /dev/hwrng, served by the virtio-rng device (PUT
 # /entropy through the config file's "entropy") limited to 4 KiB per 250 ms
 # (16 KiB/s): at least (32 - 4) KiB / 16 KiB/s = 1.75 s, less 20 % (the
@@ -30,7 +32,7 @@ trap cleanup EXIT
 MiB=$((1024 * 1024))
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
 for d in vdb vdc vdd vde vdf; do truncate -s 8M "$tmp/$d.img"; done
-checks="ember.check=dd:/dev/vdb:96:65536,dd:/dev/vdc:500:4096,dd:/dev/vdd:96:65536,dd:/dev/vde:96:65536,dd:/dev/vdf:96:65536,hwrng:32768"
+checks="ember.check=dd:/dev/vdb:48:65536,dd:/dev/vdc:120:4096,dd:/dev/vdd:48:65536,dd:/dev/vde:48:65536,dd:/dev/vdf:48:65536,hwrng:32768"
 bucket() { printf '{"size":%s,"refill_time":%s%s}' "$1" "$2" "${3:+,\"one_time_burst\":$3}"; }
 drive() { # ID LIMITER-JSON
   printf '{"drive_id":"%s","path_on_host":"%s","is_root_device":false%s}' "$1" "$tmp/$1.img" "${2:+,\"rate_limiter\":$2}"
@@ -42,11 +44,11 @@ cat > "$tmp/config.json" <<JSON
   "metrics": {"metrics_path": "$tmp/metrics.json"},
   "drives": [
     {"drive_id": "rootfs", "path_on_host": "$tmp/root.ext4", "is_root_device": true},
-    $(drive vdb "{\"bandwidth\":$(bucket 262144 250)}"),
-    $(drive vdc "{\"ops\":$(bucket 10 100)}"),
+    $(drive vdb "{\"bandwidth\":$(bucket 131072 250)}"),
+    $(drive vdc "{\"ops\":$(bucket 2 100)}"),
     $(drive vdd ""),
     $(drive vde "{\"bandwidth\":$(bucket 65536 250)}"),
-    $(drive vdf "{\"bandwidth\":$(bucket 262144 250 $((4 * MiB)))}")
+    $(drive vdf "{\"bandwidth\":$(bucket 131072 250 $((2 * MiB)))}")
   ],
   "entropy": {"rate_limiter": {"bandwidth": $(bucket 4096 250)}}
 }
@@ -92,19 +94,19 @@ if userspace_ran "$tmp/out"; then
   read -r e_bytes e_ms <<<"$(ms_of "dd /dev/vde")"
   read -r f_bytes f_ms <<<"$(ms_of "dd /dev/vdf")"
   read -r r_bytes r_ms <<<"$(ms_of "hwrng")"
-  echo "# measured: vdb ${b_ms:-?} ms (want 5750), vdc ${c_ms:-?} ms (want 4900), vdd ${d_ms:-?} ms (no limit)," \
-    "vde ${e_ms:-?} ms (PATCHed after ~1 s; 24000 without), vdf ${f_ms:-?} ms (want 1750), hwrng ${r_bytes:-?} bytes in ${r_ms:-?} ms (want >= 1750)"
-  check "vdb: all 6 MiB read" test "${b_bytes:-0}" = $((6 * MiB))
+  echo "# measured: vdb ${b_ms:-?} ms (want 5750), vdc ${c_ms:-?} ms (want 5900), vdd ${d_ms:-?} ms (no limit)," \
+    "vde ${e_ms:-?} ms (PATCHed after ~1 s; 12000 without), vdf ${f_ms:-?} ms (want 1750), hwrng ${r_bytes:-?} bytes in ${r_ms:-?} ms (want >= 1750)"
+  check "vdb: all 3 MiB read" test "${b_bytes:-0}" = $((3 * MiB))
   check "vdb: bandwidth limit: ${b_ms:-?} ms within 20 % of 5750" within "${b_ms:-0}" 5750 20
-  check "vdc: all 500 blocks read" test "${c_bytes:-0}" = $((500 * 4096))
-  check "vdc: ops limit: ${c_ms:-?} ms within 20 % of 4900" within "${c_ms:-0}" 4900 20
-  check "vdd: all 6 MiB read" test "${d_bytes:-0}" = $((6 * MiB))
+  check "vdc: all 120 blocks read" test "${c_bytes:-0}" = $((120 * 4096))
+  check "vdc: ops limit: ${c_ms:-?} ms within 20 % of 5900" within "${c_ms:-0}" 5900 20
+  check "vdd: all 3 MiB read" test "${d_bytes:-0}" = $((3 * MiB))
   check "vdd: unlimited read (${d_ms:-?} ms) under half the limited one (${b_ms:-?} ms)" \
     test $((${d_ms:-999999} * 2)) -lt "${b_ms:-0}"
-  check "vde: all 6 MiB read" test "${e_bytes:-0}" = $((6 * MiB))
-  check "vde: the PATCH sped it up: ${e_ms:-?} ms, well under the 24000 of the old limit" \
-    test "${e_ms:-999999}" -lt 12000
-  check "vdf: all 6 MiB read" test "${f_bytes:-0}" = $((6 * MiB))
+  check "vde: all 3 MiB read" test "${e_bytes:-0}" = $((3 * MiB))
+  check "vde: the PATCH sped it up: ${e_ms:-?} ms, well under the 12000 of the old limit" \
+    test "${e_ms:-999999}" -lt 6000
+  check "vdf: all 3 MiB read" test "${f_bytes:-0}" = $((3 * MiB))
   # The burst goes at full speed (as vdd's unlimited read), the rest at the limit.
   check "vdf: one_time_burst: ${f_ms:-?} ms, at least 80 % of 1750, at most vdd's ${d_ms:-?} + 120 % of 1750" \
     test "${f_ms:-0}" -ge 1400 -a "${f_ms:-999999}" -le $((${d_ms:-0} + 2100))
