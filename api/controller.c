@@ -414,18 +414,31 @@ int ctl_update_net(struct controller *c, const char *id, struct errmsg *err)
 
 static json_t *block_metrics(struct blk_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "read_count", (json_int_t)sum.reads, "write_count",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "read_count", (json_int_t)sum.reads, "write_count",
                      (json_int_t)sum.writes, "flush_count", (json_int_t)sum.flushes, "read_bytes",
                      (json_int_t)sum.bytes_read, "write_bytes", (json_int_t)sum.bytes_written, "execute_fails",
-                     (json_int_t)sum.errors, "invalid_reqs_count", (json_int_t)sum.unsupported);
+                     (json_int_t)sum.errors, "invalid_reqs_count", (json_int_t)sum.unsupported,
+                     "rate_limiter_throttled_events", (json_int_t)sum.throttled, "rate_limiter_event_count",
+                     (json_int_t)sum.limiter_wakeups);
 }
 
 static json_t *net_metrics(struct net_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets, "rx_bytes_count",
-                     (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets, "tx_bytes_count",
-                     (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits, "tap_write_agg",
-                     (json_int_t)sum.tx_waits);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets,
+                     "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets,
+                     "tx_bytes_count", (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits,
+                     "tap_write_agg", (json_int_t)sum.tx_waits, "rx_rate_limiter_throttled",
+                     (json_int_t)sum.rx_throttled, "tx_rate_limiter_throttled", (json_int_t)sum.tx_throttled,
+                     "rx_event_rate_limiter_count", (json_int_t)sum.rx_limiter_wakeups, "tx_rate_limiter_event_count",
+                     (json_int_t)sum.tx_limiter_wakeups);
+}
+
+static json_t *entropy_metrics(struct rng_counters sum)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "entropy_event_count", (json_int_t)sum.requests, "entropy_bytes",
+                     (json_int_t)sum.bytes, "entropy_event_fails", (json_int_t)sum.bad_requests, "host_rng_fails",
+                     (json_int_t)sum.host_fails, "entropy_rate_limiter_throttled", (json_int_t)sum.throttled,
+                     "rate_limiter_event_count", (json_int_t)sum.limiter_wakeups);
 }
 
 /* A failed write: a full output drops the line (counted, not an error), anything else is an error. */
@@ -507,6 +520,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "uart", json_pack("{s:I}", "write_count", (json_int_t)vm.serial_tx_bytes));
         json_object_set_new(m, "block", block_metrics(vm.blk));
         json_object_set_new(m, "net", net_metrics(vm.net));
+        json_object_set_new(m, "entropy", entropy_metrics(vm.rng));
     }
     const struct ctl_latencies *l = &c->latencies;
     json_object_set_new(m, "latencies_us",

@@ -116,6 +116,16 @@ int ctl_send_ctrl_alt_del(struct controller *c, struct errmsg *err);
 int ctl_update_drive(struct controller *c, const char *id, const char *path, struct errmsg *err);
 /* PATCH /network-interfaces: the interface must exist (rate limits are all Ember would change). */
 int ctl_update_net(struct controller *c, const char *id, struct errmsg *err);
+/* ---- rate limiters and the entropy device (api/controller_limits.c) ---- */
+
+/* PUT /entropy (pre-boot): the VM gets a virtio-rng device with this configuration. */
+int ctl_set_entropy(struct controller *c, const struct rng_config *cfg, struct errmsg *err);
+/* PATCH /drives rate_limiter (post-boot): the buckets u names change on the running drive and in the description. */
+int ctl_update_drive_rate_limiter(struct controller *c, const char *id, const struct rate_limiter_update *u,
+                                  struct errmsg *err);
+/* PATCH /network-interfaces (post-boot): rx and/or tx limiters (NULL: that direction unchanged). */
+int ctl_update_net_rate_limiters(struct controller *c, const char *id, const struct rate_limiter_update *rx,
+                                 const struct rate_limiter_update *tx, struct errmsg *err);
 /*
  * Writes one metrics line now (FlushMetrics, the periodic timer, the end). Never waits: on a full FIFO the line
  * is dropped and counted (logger.missed_metrics_count), which is not an error.

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
+#include "core/rate_limiter.h"
 
 /* Rejects any key not in `allowed` (NULL-terminated), as serde's deny_unknown_fields does. */
 int field_check_known(json_t *o, const char *const *allowed, struct errmsg *e);
@@ -21,5 +22,13 @@ int field_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint64_t 
 int field_require(int got, const char *key, struct errmsg *e);
 /* A rate limiter Ember does not implement: only absent or null is accepted. */
 int field_no_rate_limiter(json_t *o, const char *key, struct errmsg *e);
+/*
+ * A RateLimiter object {bandwidth, ops}, each a TokenBucket {size, refill_time, one_time_burst} (int64 >= 0, the
+ * first two required). *out says which buckets were named (a PUT takes out->cfg as is: unnamed buckets are off).
+ * 1 if present, 0 if absent or null (*out zeroed), negative with a message naming the field otherwise.
+ */
+int field_rate_limiter(json_t *o, const char *key, struct rate_limiter_update *out, struct errmsg *e);
+/* A configured limiter as GET /vm/config shows it (only its enabled buckets), or NULL when it limits nothing. */
+json_t *rate_limiter_to_json(const struct rate_limiter_config *c);
 
 #endif

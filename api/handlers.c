@@ -141,8 +141,10 @@ int api_put_drive(struct controller *c, json_t *o, const char *path_id, struct e
                 field_str(o, "cache_type", &cache, e) < 0 || field_str(o, "io_engine", &engine, e) < 0 ||
                 field_str(o, "socket", &sock, e) < 0))
         rc = -EINVAL;
-    if (!rc)
-        rc = field_no_rate_limiter(o, "rate_limiter", e);
+    struct rate_limiter_update limiter;
+    if (!rc && field_rate_limiter(o, "rate_limiter", &limiter, e) < 0)
+        rc = -EINVAL;
+    d.rate_limiter = limiter.cfg;
     if (!rc && sock)
         rc = err_set(e, -EINVAL, "Invalid value for field `socket`: vhost-user drives are not implemented by Ember.");
     if (!rc && partuuid)
@@ -177,9 +179,14 @@ int api_patch_drive(struct controller *c, json_t *o, const char *id, struct errm
         rc = check_id("drive_id", body_id, id, e);
     if (!rc && field_str(o, "path_on_host", &path, e) < 0)
         rc = -EINVAL;
+    struct rate_limiter_update limiter;
+    int has_limiter = rc ? 0 : field_rate_limiter(o, "rate_limiter", &limiter, e);
+    if (!rc && has_limiter < 0)
+        rc = has_limiter;
+    has_limiter = has_limiter > 0 && (limiter.bandwidth_set || limiter.ops_set); /* `{}` changes nothing */
     if (!rc)
-        rc = field_no_rate_limiter(o, "rate_limiter", e);
-    return rc ? rc : ctl_update_drive(c, body_id, path, e);
+        rc = ctl_update_drive(c, body_id, path, e);
+    return rc || !has_limiter ? rc : ctl_update_drive_rate_limiter(c, body_id, &limiter, e);
 }
 
 /* ---- network-interfaces ---- */
@@ -202,10 +209,12 @@ int api_put_net(struct controller *c, json_t *o, const char *path_id, struct err
         rc = -EINVAL;
     if (!rc && field_uint(o, "mtu", 68, 65535, &mtu, e) != 0)
         rc = err_set(e, -EINVAL, "Invalid value for field `mtu`: setting the MTU is not implemented by Ember.");
-    if (!rc)
-        rc = field_no_rate_limiter(o, "rx_rate_limiter", e);
-    if (!rc)
-        rc = field_no_rate_limiter(o, "tx_rate_limiter", e);
+    struct rate_limiter_update rx, tx;
+    if (!rc &&
+        (field_rate_limiter(o, "rx_rate_limiter", &rx, e) < 0 || field_rate_limiter(o, "tx_rate_limiter", &tx, e) < 0))
+        rc = -EINVAL;
+    n.rx_rate_limiter = rx.cfg;
+    n.tx_rate_limiter = tx.cfg;
     if (!rc && (strlen(n.tap) == 0 || strlen(n.tap) > 15)) /* IFNAMSIZ less the NUL */
         rc = err_set(e, -EINVAL, "Invalid value for field `host_dev_name`: '%s' must be 1 to 15 characters.", n.tap);
     if (!rc && mac && (vm_config_parse_mac(mac, n.mac) || (n.mac[0] & 1)))
@@ -227,11 +236,18 @@ int api_patch_net(struct controller *c, json_t *o, const char *id, struct errmsg
         rc = field_require(field_str(o, "iface_id", &body_id, e), "iface_id", e);
     if (!rc)
         rc = check_id("iface_id", body_id, id, e);
+    struct rate_limiter_update rx, tx;
+    int has_rx = rc ? 0 : field_rate_limiter(o, "rx_rate_limiter", &rx, e);
+    int has_tx = rc || has_rx < 0 ? 0 : field_rate_limiter(o, "tx_rate_limiter", &tx, e);
+    if (!rc && (has_rx < 0 || has_tx < 0))
+        rc = -EINVAL;
+    has_rx = has_rx > 0 && (rx.bandwidth_set || rx.ops_set); /* `{}` changes nothing */
+    has_tx = has_tx > 0 && (tx.bandwidth_set || tx.ops_set);
     if (!rc)
-        rc = field_no_rate_limiter(o, "rx_rate_limiter", e);
-    if (!rc)
-        rc = field_no_rate_limiter(o, "tx_rate_limiter", e);
-    return rc ? rc : ctl_update_net(c, body_id, e);
+        rc = ctl_update_net(c, body_id, e);
+    if (rc || (!has_rx && !has_tx))
+        return rc;
+    return ctl_update_net_rate_limiters(c, body_id, has_rx ? &rx : NULL, has_tx ? &tx : NULL, e);
 }
 
 /* ---- logger, metrics, serial ---- */
@@ -299,6 +315,18 @@ int api_put_serial(struct controller *c, json_t *o, const char *id, struct errms
     if (!rc && path)
         rc = path_length("serial_out_path", path, e);
     return rc ? rc : ctl_set_serial(c, path, e);
+}
+
+int api_put_entropy(struct controller *c, json_t *o, const char *id, struct errmsg *e)
+{
+    (void)id;
+    static const char *const keys[] = {"rate_limiter", NULL};
+    struct rate_limiter_update limiter;
+    int rc = field_check_known(o, keys, e);
+    if (!rc && field_rate_limiter(o, "rate_limiter", &limiter, e) < 0)
+        rc = -EINVAL;
+    struct rng_config cfg = {.rate_limiter = limiter.cfg};
+    return rc ? rc : ctl_set_entropy(c, &cfg, e);
 }
 
 /* ---- actions and the VM state ---- */
@@ -371,6 +399,14 @@ json_t *api_get_machine(const struct controller *c)
                      "smt", c->reported.smt, "track_dirty_pages", (bool)c->cfg.track_dirty_pages, "huge_pages", "None");
 }
 
+/* A limiter that limits something, under key. */
+static void set_limiter(json_t *o, const char *key, const struct rate_limiter_config *rl)
+{
+    json_t *v = rate_limiter_to_json(rl);
+    if (v)
+        json_object_set_new(o, key, v);
+}
+
 json_t *api_full_config(const struct controller *c)
 {
     const struct vm_config *cfg = ctl_config(c);
@@ -387,10 +423,12 @@ json_t *api_full_config(const struct controller *c)
     json_t *drives = json_array();
     for (unsigned i = 0; i < cfg->nr_drives; i++) {
         const struct blk_config *d = &cfg->drives[i];
-        json_array_append_new(drives, json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host", d->path,
-                                                "is_root_device", d->root, "is_read_only", d->read_only, "cache_type",
-                                                c->reported.drive_writeback[i] ? "Writeback" : "Unsafe", "io_engine",
-                                                d->engine == BLK_ENGINE_ASYNC ? "Async" : "Sync"));
+        json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host", d->path, "is_root_device",
+                              d->root, "is_read_only", d->read_only, "cache_type",
+                              c->reported.drive_writeback[i] ? "Writeback" : "Unsafe", "io_engine",
+                              d->engine == BLK_ENGINE_ASYNC ? "Async" : "Sync");
+        set_limiter(o, "rate_limiter", &d->rate_limiter);
+        json_array_append_new(drives, o);
     }
     json_object_set_new(root, "drives", drives);
     json_t *nets = json_array();
@@ -399,9 +437,16 @@ json_t *api_full_config(const struct controller *c)
         json_t *o = json_pack("{s:s,s:s}", "iface_id", n->id, "host_dev_name", n->tap);
         if (n->has_mac)
             json_object_set_new(o, "guest_mac", json_string(c->reported.guest_mac[i]));
+        set_limiter(o, "rx_rate_limiter", &n->rx_rate_limiter);
+        set_limiter(o, "tx_rate_limiter", &n->tx_rate_limiter);
         json_array_append_new(nets, o);
     }
     json_object_set_new(root, "network-interfaces", nets);
+    if (cfg->has_entropy) {
+        json_t *o = json_object();
+        set_limiter(o, "rate_limiter", &cfg->entropy.rate_limiter);
+        json_object_set_new(root, "entropy", o);
+    }
     if (c->logger_set) {
         json_t *l = json_pack("{s:s,s:b,s:b}", "level", c->log_level, "show_level", c->show_level, "show_log_origin",
                               c->show_log_origin);

@@ -25,6 +25,7 @@ int api_patch_net(struct controller *c, json_t *body, const char *id, struct err
 int api_put_logger(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_metrics(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_serial(struct controller *c, json_t *body, const char *id, struct errmsg *err);
+int api_put_entropy(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_action(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_patch_vm(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 

@@ -34,13 +34,13 @@ static const struct route routes[] = {
     {"PUT", "/logger", CTL_PRE_BOOT, NULL, api_put_logger},
     {"PUT", "/metrics", CTL_PRE_BOOT, NULL, api_put_metrics},
     {"PUT", "/serial", CTL_PRE_BOOT, NULL, api_put_serial},
+    {"PUT", "/entropy", CTL_PRE_BOOT, NULL, api_put_entropy},
     {"PUT", "/snapshot/create", CTL_POST_BOOT, NULL, api_put_snapshot_create},
     {"PUT", "/snapshot/load", CTL_PRE_BOOT, NULL, api_put_snapshot_load},
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon",    "/vsock", "/mmds",    "/entropy",
-                                            "/cpu-config", "/pmem",  "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon", "/vsock", "/mmds", "/cpu-config", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)

@@ -48,8 +48,18 @@ static const void *nic_config(const struct vm_config *cfg, unsigned i, const cha
     return &cfg->nets[i];
 }
 
+static unsigned entropy_count(const struct vm_config *cfg) { return cfg->has_entropy ? 1 : 0; }
+
+static const void *entropy_config(const struct vm_config *cfg, unsigned i, const char **id)
+{
+    (void)i;
+    *id = "entropy";
+    return &cfg->entropy;
+}
+
 static const struct row_configs each_drive = {drive_count, drive_config};
 static const struct row_configs each_nic = {nic_count, nic_config};
+static const struct row_configs each_entropy = {entropy_count, entropy_config};
 
 /* In realize order; a NULL `each` is one instance without configuration. */
 static const struct device_row {
@@ -63,6 +73,7 @@ static const struct device_row {
     {&no_pci_device_ops, NULL},
     {&vm_virtio_blk_device_ops, &each_drive},
     {&vm_virtio_net_device_ops, &each_nic},
+    {&vm_virtio_rng_device_ops, &each_entropy},
 };
 
 static void request_reset(void *ctx) { vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042"); }
@@ -161,12 +172,24 @@ static const struct metric_slot {
     {"virtio-blk", "unsupported", offsetof(struct vm_metrics, blk.unsupported)},
     {"virtio-blk", "bytes_read", offsetof(struct vm_metrics, blk.bytes_read)},
     {"virtio-blk", "bytes_written", offsetof(struct vm_metrics, blk.bytes_written)},
+    {"virtio-blk", "rate_limiter_throttled_events", offsetof(struct vm_metrics, blk.throttled)},
+    {"virtio-blk", "rate_limiter_event_count", offsetof(struct vm_metrics, blk.limiter_wakeups)},
     {"virtio-net", "rx_packets", offsetof(struct vm_metrics, net.rx_packets)},
     {"virtio-net", "rx_bytes", offsetof(struct vm_metrics, net.rx_bytes)},
     {"virtio-net", "tx_packets", offsetof(struct vm_metrics, net.tx_packets)},
     {"virtio-net", "tx_bytes", offsetof(struct vm_metrics, net.tx_bytes)},
     {"virtio-net", "rx_waits", offsetof(struct vm_metrics, net.rx_waits)},
     {"virtio-net", "tx_waits", offsetof(struct vm_metrics, net.tx_waits)},
+    {"virtio-net", "rx_rate_limiter_throttled", offsetof(struct vm_metrics, net.rx_throttled)},
+    {"virtio-net", "tx_rate_limiter_throttled", offsetof(struct vm_metrics, net.tx_throttled)},
+    {"virtio-net", "rx_event_rate_limiter_count", offsetof(struct vm_metrics, net.rx_limiter_wakeups)},
+    {"virtio-net", "tx_rate_limiter_event_count", offsetof(struct vm_metrics, net.tx_limiter_wakeups)},
+    {"virtio-rng", "entropy_event_count", offsetof(struct vm_metrics, rng.requests)},
+    {"virtio-rng", "entropy_bytes", offsetof(struct vm_metrics, rng.bytes)},
+    {"virtio-rng", "entropy_event_fails", offsetof(struct vm_metrics, rng.bad_requests)},
+    {"virtio-rng", "host_rng_fails", offsetof(struct vm_metrics, rng.host_fails)},
+    {"virtio-rng", "entropy_rate_limiter_throttled", offsetof(struct vm_metrics, rng.throttled)},
+    {"virtio-rng", "rate_limiter_event_count", offsetof(struct vm_metrics, rng.limiter_wakeups)},
 };
 
 struct metric_sum {

@@ -8,12 +8,14 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
 
 struct virtio_instance {
     struct virtio_mmio mmio;
     int mmio_made; /* virtio_mmio_init ran (even if it failed): teardown releases it */
     struct virtio_blk *blk;
     struct virtio_net *net;
+    struct virtio_rng *rng;
 };
 
 /* Grants a 4 KiB MMIO slot routed to the transport and a GSI, sets the transport up, tells the guest. */
@@ -77,6 +79,15 @@ static int net_realize(const struct device_env *env, const void *config, void **
     return rc ? rc : attach(env, vi, n->id, &virtio_net_ops, vi->net, err);
 }
 
+static int rng_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_rng_create(&vi->rng, config, err);
+    return rc ? rc : attach(env, vi, "entropy", &virtio_rng_ops, vi->rng, err);
+}
+
 static void teardown(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -88,6 +99,8 @@ static void teardown(void *dev)
         virtio_blk_free(vi->blk);
     if (vi->net)
         virtio_net_free(vi->net);
+    if (vi->rng)
+        virtio_rng_free(vi->rng);
     free(vi);
 }
 
@@ -103,6 +116,8 @@ static void blk_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "unsupported", c.unsupported);
     emit(ctx, "bytes_read", c.bytes_read);
     emit(ctx, "bytes_written", c.bytes_written);
+    emit(ctx, "rate_limiter_throttled_events", c.throttled);
+    emit(ctx, "rate_limiter_event_count", c.limiter_wakeups);
 }
 
 static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
@@ -115,6 +130,22 @@ static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "tx_bytes", c.tx_bytes);
     emit(ctx, "rx_waits", c.rx_waits);
     emit(ctx, "tx_waits", c.tx_waits);
+    emit(ctx, "rx_rate_limiter_throttled", c.rx_throttled);
+    emit(ctx, "tx_rate_limiter_throttled", c.tx_throttled);
+    emit(ctx, "rx_event_rate_limiter_count", c.rx_limiter_wakeups);
+    emit(ctx, "tx_rate_limiter_event_count", c.tx_limiter_wakeups);
+}
+
+static void rng_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct rng_counters c = virtio_rng_counters(vi->rng);
+    emit(ctx, "entropy_event_count", c.requests);
+    emit(ctx, "entropy_bytes", c.bytes);
+    emit(ctx, "entropy_event_fails", c.bad_requests);
+    emit(ctx, "host_rng_fails", c.host_fails);
+    emit(ctx, "entropy_rate_limiter_throttled", c.throttled);
+    emit(ctx, "rate_limiter_event_count", c.limiter_wakeups);
 }
 
 /* A drive's state: its requests in flight completed first, then the transport and queues. */
@@ -125,7 +156,10 @@ static int blk_save(void *dev, struct state_writer *w)
     return virtio_mmio_save(&vi->mmio, w);
 }
 
-/* A NIC has no state beyond its queues: a frame the tap held at the snapshot is lost, as on a real wire. */
+/*
+ * A NIC has no state beyond its queues: a frame the tap held at the snapshot is lost, as on a real wire.
+ * Nor has the entropy device (requests are served whole); limiters restart full, as Firecracker's do.
+ */
 static int net_save(void *dev, struct state_writer *w)
 {
     struct virtio_instance *vi = dev;
@@ -150,6 +184,19 @@ int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err)
     return virtio_blk_swap_image(vi->blk, path, err); /* locks the device, tells the guest */
 }
 
+void vm_virtio_blk_update_rate_limiter(void *dev, const struct rate_limiter_update *u)
+{
+    struct virtio_instance *vi = dev;
+    virtio_blk_update_rate_limiter(vi->blk, u); /* locks the device, serves what waited */
+}
+
+void vm_virtio_net_update_rate_limiters(void *dev, const struct rate_limiter_update *rx,
+                                        const struct rate_limiter_update *tx)
+{
+    struct virtio_instance *vi = dev;
+    virtio_net_update_rate_limiters(vi->net, rx, tx);
+}
+
 const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
                                                     .realize = blk_realize,
                                                     .save = blk_save,
@@ -161,4 +208,10 @@ const struct device_ops vm_virtio_net_device_ops = {.name = "virtio-net",
                                                     .save = net_save,
                                                     .restore = virtio_restore,
                                                     .metrics = net_metrics,
+                                                    .teardown = teardown};
+const struct device_ops vm_virtio_rng_device_ops = {.name = "virtio-rng",
+                                                    .realize = rng_realize,
+                                                    .save = net_save,
+                                                    .restore = virtio_restore,
+                                                    .metrics = rng_metrics,
                                                     .teardown = teardown};

@@ -8,14 +8,22 @@
 #define EMBER_VIRTIO_DEVICES_H
 
 #include "core/device.h"
+#include "core/rate_limiter.h"
 
 /* config: a struct blk_config; metrics: the drive's request counters. */
 extern const struct device_ops vm_virtio_blk_device_ops;
 /* config: a struct net_config; metrics: the NIC's packet counters. */
 extern const struct device_ops vm_virtio_net_device_ops;
 
+/* config: a struct rng_config; metrics: Firecracker's entropy counters. */
+extern const struct device_ops vm_virtio_rng_device_ops;
+
 /* PATCH /drives on a vm_virtio_blk_device_ops instance: new backing file, the guest told of the new size. */
 int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err);
+/* PATCH rate limiters on a vm_virtio_blk_device_ops / vm_virtio_net_device_ops instance (NULL: unchanged). */
+void vm_virtio_blk_update_rate_limiter(void *dev, const struct rate_limiter_update *u);
+void vm_virtio_net_update_rate_limiters(void *dev, const struct rate_limiter_update *rx,
+                                        const struct rate_limiter_update *tx);
 /* After a snapshot restore, with the irqchip restored: serve the queues once, re-raise a pending interrupt. */
 void vm_virtio_resume_restored(void *dev);
 

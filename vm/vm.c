@@ -218,6 +218,25 @@ int vm_replace_drive(struct vm *vm, const char *id, const char *path, struct err
     return vm_virtio_blk_replace(drive, path, err);
 }
 
+int vm_update_drive_rate_limiter(struct vm *vm, const char *id, const struct rate_limiter_update *u, struct errmsg *err)
+{
+    void *drive = vm_device_find(vm, &vm_virtio_blk_device_ops, id);
+    if (!drive)
+        return err_set(err, -ENOENT, "no drive with id '%s'", id);
+    vm_virtio_blk_update_rate_limiter(drive, u);
+    return 0;
+}
+
+int vm_update_net_rate_limiters(struct vm *vm, const char *id, const struct rate_limiter_update *rx,
+                                const struct rate_limiter_update *tx, struct errmsg *err)
+{
+    void *nic = vm_device_find(vm, &vm_virtio_net_device_ops, id);
+    if (!nic)
+        return err_set(err, -ENOENT, "no network interface with id '%s'", id);
+    vm_virtio_net_update_rate_limiters(nic, rx, tx);
+    return 0;
+}
+
 int vm_ctrl_alt_del(struct vm *vm)
 {
     struct i8042 *k = vm_device_find(vm, &i8042_device_ops, NULL);

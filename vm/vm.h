@@ -33,6 +33,7 @@ struct vm_metrics {
     uint64_t serial_tx_bytes;
     struct blk_counters blk; /* every drive */
     struct net_counters net; /* every NIC */
+    struct rng_counters rng; /* the entropy device */
 };
 
 /* A VM with nothing built yet (NULL: out of memory); vm_free releases it and all it holds. */
@@ -62,6 +63,11 @@ void vm_print_stats(struct vm *vm);
 void vm_metrics(struct vm *vm, struct vm_metrics *m);
 /* PATCH /drives: swap a drive's backing file; the guest sees the new size. */
 int vm_replace_drive(struct vm *vm, const char *id, const char *path, struct errmsg *err);
+/* PATCH /drives, /network-interfaces: change a running device's rate limiters (NULL: that one unchanged). */
+int vm_update_drive_rate_limiter(struct vm *vm, const char *id, const struct rate_limiter_update *u,
+                                 struct errmsg *err);
+int vm_update_net_rate_limiters(struct vm *vm, const char *id, const struct rate_limiter_update *rx,
+                                const struct rate_limiter_update *tx, struct errmsg *err);
 int vm_ctrl_alt_del(struct vm *vm);
 /* Host console input for the guest's UART; returns the bytes it took (its FIFO may be full). */
 unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len);

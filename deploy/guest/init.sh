@@ -21,6 +21,11 @@
 #                     snapshot) holds the known content
 #   cpuinfo           print the CPU count and the first CPU's flags as the
 #                     guest sees them (/proc/cpuinfo)
+#   dd:DEV:COUNT:BS   read COUNT blocks of BS bytes from DEV with O_DIRECT
+#                     (one request each), timed by /proc/uptime: "dd DEV
+#                     start", then "dd DEV read N bytes in MS ms"
+#   hwrng:BYTES       read BYTES from /dev/hwrng: which rng it is
+#                     (rng_current) and "hwrng read N bytes in MS ms"
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -118,6 +123,32 @@ check_cpuinfo() {
     mark "cpuinfo flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 }
 
+uptime_ms() { # the guest's uptime in ms (/proc/uptime has hundredths; "08" must not read as octal)
+    local up rest frac
+    read -r up rest </proc/uptime
+    frac=${up#*.}
+    echo $((${up%.*} * 1000 + 10 * ${frac#0}))
+}
+
+check_dd() { # DEV:COUNT:BS
+    local dev=${1%%:*} rest=${1#*:} t0 t1 n
+    mark "dd $dev start"
+    t0=$(uptime_ms)
+    n=$(dd if="$dev" bs="${rest#*:}" count="${rest%%:*}" iflag=direct 2>/dev/null | wc -c)
+    t1=$(uptime_ms)
+    mark "dd $dev read $n bytes in $((t1 - t0)) ms"
+}
+
+check_hwrng() { # BYTES
+    local t0 t1 n
+    [ -e /sys/class ] || mount -t sysfs sysfs /sys 2>/dev/null # rng_current is in sysfs, not mounted otherwise
+    mark "hwrng rng_current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+    t0=$(uptime_ms)
+    n=$(head -c "$1" /dev/hwrng | wc -c)
+    t1=$(uptime_ms)
+    mark "hwrng read $n bytes in $((t1 - t0)) ms"
+}
+
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     local w c spec n=0
     failed=0
@@ -130,9 +161,11 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 blk:?*) check_blk "${c#blk:}" ;;
                 blk-verify:?*) check_blk_verify "${c#blk-verify:}" ;;
                 cpuinfo) check_cpuinfo ;;
+                dd:?*:?*:?*) check_dd "${c#dd:}" ;;
+                hwrng:?*) check_hwrng "${c#hwrng:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES)" ;;
             esac
         done
     done

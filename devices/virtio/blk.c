@@ -36,12 +36,21 @@ struct virtio_blk {
     const struct blk_engine_ops *engine;
     void *engine_state;
     struct blk_counters ctr;
+    struct rate_limiter limiter;
+    uint64_t cost_bytes; /* what the request being submitted took from the limiter */
     struct iovec iov[VIRTQ_MAX_CHAIN];
     struct virtq_chain chain;
 };
 
 uint64_t virtio_blk_capacity_sectors(const struct virtio_blk *b) { return b->size_bytes / SECTOR; }
-struct blk_counters virtio_blk_counters(const struct virtio_blk *b) { return b->ctr; }
+struct blk_counters virtio_blk_counters(const struct virtio_blk *b)
+{
+    struct blk_counters c = b->ctr;
+    c.throttled = b->limiter.throttled;
+    c.limiter_wakeups = b->limiter.wakeups;
+    return c;
+}
+struct rate_limiter *virtio_blk_rate_limiter(struct virtio_blk *b) { return &b->limiter; }
 const char *virtio_blk_id(const struct virtio_blk *b) { return b->cfg.id; }
 
 /* Opens, locks and sizes an image; the one place these rules live. */
@@ -89,7 +98,12 @@ int virtio_blk_create(struct virtio_blk **out, const struct blk_config *cfg, str
     b->cfg = *cfg;
     snprintf(b->id, sizeof(b->id), "%s", cfg->id);
     b->fd = -1;
-    int rc = open_image(cfg->id, cfg->path, cfg->read_only, &b->fd, &b->size_bytes, err);
+    int rc = rate_limiter_init(&b->limiter, &cfg->rate_limiter);
+    if (rc) {
+        virtio_blk_free(b);
+        return err_set(err, rc, "drive '%s': cannot create its rate limiter's timer: %s", cfg->id, strerror(-rc));
+    }
+    rc = open_image(cfg->id, cfg->path, cfg->read_only, &b->fd, &b->size_bytes, err);
     b->path = strdup(cfg->path);
     if (rc || !b->path) {
         virtio_blk_free(b);
@@ -114,6 +128,7 @@ void virtio_blk_free(struct virtio_blk *b)
         b->engine->destroy(b->engine_state);
     if (b->fd >= 0)
         close(b->fd);
+    rate_limiter_destroy(&b->limiter);
     free(b->path);
     free(b);
 }
@@ -265,6 +280,10 @@ static int handle_request(struct virtio_blk *b, struct virtq_chain *c)
     uint64_t sector;
     memcpy(&type, hdr, 4);
     memcpy(&sector, hdr + 8, 8);
+    /* Data bytes and one op, as Firecracker counts them; an empty bucket leaves the request in the ring. */
+    b->cost_bytes = type == VIRTIO_BLK_T_IN ? c->writable - 1 : type == VIRTIO_BLK_T_OUT ? c->readable - HDR_LEN : 0;
+    if (!rate_limiter_consume(&b->limiter, 1, b->cost_bytes))
+        return -EBUSY;
 
     if (type == VIRTIO_BLK_T_GET_ID) {
         char id[ID_LEN] = {0};
@@ -338,8 +357,13 @@ static void process_queue(struct virtio_blk *b, uint16_t before)
                 break;
             }
             rc = handle_request(b, &b->chain);
+            if (rc == -EBUSY) {
+                virtq_unpop(q); /* rate limited: the limiter's timer resumes the queue */
+                break;
+            }
             if (rc == -EAGAIN) {
                 virtq_unpop(q); /* engine full: completions will resume the queue */
+                rate_limiter_refund(&b->limiter, 1, b->cost_bytes);
                 full = true;
                 break;
             }
@@ -382,6 +406,31 @@ void blk_completions_ready(struct virtio_blk *b)
     virtio_dev_unlock(vd);
 }
 
+/* The limiter's timer: tokens are back, take what it held in the ring. */
+static void limiter_ready(void *opaque, uint32_t events)
+{
+    (void)events;
+    struct virtio_blk *b = opaque;
+    virtio_dev_lock(b->vd);
+    rate_limiter_timer_event(&b->limiter);
+    if (virtio_dev_driver_ok(b->vd))
+        process_queue(b, b->vd->queues[0].used_idx);
+    virtio_dev_unlock(b->vd);
+}
+
+void virtio_blk_update_rate_limiter(struct virtio_blk *b, const struct rate_limiter_update *u)
+{
+    if (!b->vd) {
+        rate_limiter_update(&b->limiter, u);
+        return;
+    }
+    virtio_dev_lock(b->vd);
+    rate_limiter_update(&b->limiter, u);
+    if (virtio_dev_driver_ok(b->vd))
+        process_queue(b, b->vd->queues[0].used_idx);
+    virtio_dev_unlock(b->vd);
+}
+
 static void blk_attach(void *dev, struct virtio_dev *vd) { ((struct virtio_blk *)dev)->vd = vd; }
 
 static int blk_activate(void *dev, struct virtio_dev *vd)
@@ -389,6 +438,9 @@ static int blk_activate(void *dev, struct virtio_dev *vd)
     struct virtio_blk *b = dev;
     b->vd = vd;
     b->activated = true;
+    int rc = rate_limiter_watch(&b->limiter, vd->loop, limiter_ready, b);
+    if (rc)
+        return rc;
     return b->engine->activate ? b->engine->activate(b->engine_state, vd->loop) : 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
+#include "core/rate_limiter.h"
 #include "devices/virtio/virtio_dev.h"
 
 enum blk_engine { BLK_ENGINE_SYNC, BLK_ENGINE_ASYNC };
@@ -21,6 +22,7 @@ struct blk_config {
     bool read_only;
     bool root;
     enum blk_engine engine;
+    struct rate_limiter_config rate_limiter; /* all zero: unlimited */
 };
 
 struct virtio_blk;
@@ -53,7 +55,15 @@ void virtio_blk_quiesce(struct virtio_blk *b);
 /* Requests served, by outcome (for tests and metrics). */
 struct blk_counters {
     uint64_t reads, writes, flushes, get_ids, errors, unsupported, bytes_read, bytes_written;
+    uint64_t throttled, limiter_wakeups; /* requests the rate limiter held back; its timer's expiries */
 };
 struct blk_counters virtio_blk_counters(const struct virtio_blk *b);
+/*
+ * PATCH /drives rate_limiter from any thread: takes the device lock, replaces
+ * the buckets the update names, and serves what the old limit held back.
+ */
+void virtio_blk_update_rate_limiter(struct virtio_blk *b, const struct rate_limiter_update *u);
+/* The drive's limiter (tests set its clock). */
+struct rate_limiter *virtio_blk_rate_limiter(struct virtio_blk *b);
 
 #endif

@@ -34,12 +34,22 @@ struct virtio_net {
     size_t pending_len;
     bool tx_blocked; /* tap was full: wait for EPOLLOUT */
     struct net_counters ctr;
+    struct rate_limiter limiter[2]; /* indexed by queue: RXQ, TXQ */
     struct virtq_chain chain;
     struct virtq_chain rx_chains[MAX_RX_CHAINS];
     struct iovec iov[VIRTQ_MAX_CHAIN];
 };
 
-struct net_counters virtio_net_counters(const struct virtio_net *n) { return n->ctr; }
+struct net_counters virtio_net_counters(const struct virtio_net *n)
+{
+    struct net_counters c = n->ctr;
+    c.rx_throttled = n->limiter[RXQ].throttled;
+    c.tx_throttled = n->limiter[TXQ].throttled;
+    c.rx_limiter_wakeups = n->limiter[RXQ].wakeups;
+    c.tx_limiter_wakeups = n->limiter[TXQ].wakeups;
+    return c;
+}
+struct rate_limiter *virtio_net_rate_limiter(struct virtio_net *n, unsigned queue) { return &n->limiter[queue & 1]; }
 
 static int alloc_dev(struct virtio_net **out, const struct net_config *cfg)
 {
@@ -54,6 +64,15 @@ static int alloc_dev(struct virtio_net **out, const struct net_config *cfg)
     n->cfg.id = n->id;
     n->cfg.tap = n->tap_name;
     n->fd = -1;
+    int rc = rate_limiter_init(&n->limiter[RXQ], &cfg->rx_rate_limiter);
+    if (!rc)
+        rc = rate_limiter_init(&n->limiter[TXQ], &cfg->tx_rate_limiter);
+    else
+        n->limiter[TXQ].timer_fd = -1;
+    if (rc) {
+        virtio_net_free(n);
+        return rc;
+    }
     *out = n;
     return 0;
 }
@@ -106,6 +125,8 @@ void virtio_net_free(struct virtio_net *n)
         return;
     if (n->fd >= 0)
         close(n->fd);
+    rate_limiter_destroy(&n->limiter[RXQ]);
+    rate_limiter_destroy(&n->limiter[TXQ]);
     free(n->pending);
     free(n);
 }
@@ -203,8 +224,14 @@ static void process_rx(struct virtio_net *n)
             }
             n->pending_len = (size_t)got;
         }
-        if (!deliver_pending(n))
+        /* The frame waits in `pending` (the tap unwatched) until the limiter's timer says it may go. */
+        uint64_t bytes = n->pending_len - VNET_HDR_LEN;
+        if (!rate_limiter_consume(&n->limiter[RXQ], 1, bytes))
             break;
+        if (!deliver_pending(n)) {
+            rate_limiter_refund(&n->limiter[RXQ], 1, bytes); /* no room: charged again when it goes */
+            break;
+        }
         delivered = true;
     }
     if (delivered)
@@ -231,6 +258,11 @@ static void process_tx(struct virtio_net *n)
             virtio_dev_set_needs_reset(vd, "the guest handed over a malformed tx descriptor chain");
             return;
         }
+        uint64_t bytes = n->chain.readable - VNET_HDR_LEN;
+        if (!rate_limiter_consume(&n->limiter[TXQ], 1, bytes)) {
+            virtq_unpop(q); /* stays in the ring: the limiter's timer resumes tx */
+            break;
+        }
         ssize_t w;
         if (n->chain.nbufs == 1) {
             /* The usual one-buffer frame: plain write(), no iovec for the kernel to import. */
@@ -244,6 +276,7 @@ static void process_tx(struct virtio_net *n)
         }
         if (w < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
             virtq_unpop(q); /* tap full: keep the frame, resume on EPOLLOUT */
+            rate_limiter_refund(&n->limiter[TXQ], 1, bytes);
             n->tx_blocked = true;
             n->ctr.tx_waits++;
             break;
@@ -289,10 +322,60 @@ static void watch(struct virtio_net *n, uint32_t events)
     n->watch_events = events;
 }
 
+/* A limiter's timer: tokens are back for that direction. */
+static void limiter_ready(struct virtio_net *n, unsigned queue)
+{
+    struct virtio_dev *vd = n->vd;
+    virtio_dev_lock(vd);
+    rate_limiter_timer_event(&n->limiter[queue]);
+    if (virtio_dev_driver_ok(vd)) {
+        if (queue == TXQ)
+            process_tx(n);
+        else
+            process_rx(n);
+    }
+    virtio_dev_unlock(vd);
+}
+
+static void rx_limiter_ready(void *opaque, uint32_t events)
+{
+    (void)events;
+    limiter_ready(opaque, RXQ);
+}
+
+static void tx_limiter_ready(void *opaque, uint32_t events)
+{
+    (void)events;
+    limiter_ready(opaque, TXQ);
+}
+
+void virtio_net_update_rate_limiters(struct virtio_net *n, const struct rate_limiter_update *rx,
+                                     const struct rate_limiter_update *tx)
+{
+    struct virtio_dev *vd = n->vd;
+    if (vd)
+        virtio_dev_lock(vd);
+    if (rx)
+        rate_limiter_update(&n->limiter[RXQ], rx);
+    if (tx)
+        rate_limiter_update(&n->limiter[TXQ], tx);
+    if (vd && virtio_dev_driver_ok(vd)) {
+        process_tx(n);
+        process_rx(n);
+    }
+    if (vd)
+        virtio_dev_unlock(vd);
+}
+
 static int net_activate(void *dev, struct virtio_dev *vd)
 {
     struct virtio_net *n = dev;
     n->vd = vd;
+    int rc = rate_limiter_watch(&n->limiter[RXQ], vd->loop, rx_limiter_ready, n);
+    if (!rc)
+        rc = rate_limiter_watch(&n->limiter[TXQ], vd->loop, tx_limiter_ready, n);
+    if (rc)
+        return rc;
     n->pending_len = 0;
     n->tx_blocked = false;
     if (n->is_tap) {

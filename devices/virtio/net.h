@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/errmsg.h"
+#include "core/rate_limiter.h"
 #include "devices/virtio/virtio_dev.h"
 
 struct net_config {
@@ -18,6 +19,7 @@ struct net_config {
     const char *tap; /* host interface name */
     uint8_t mac[6];
     bool has_mac;
+    struct rate_limiter_config rx_rate_limiter, tx_rate_limiter; /* all zero: unlimited */
 };
 
 struct virtio_net;
@@ -30,7 +32,17 @@ extern const struct virtio_dev_ops virtio_net_ops;
 
 struct net_counters {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_waits, tx_waits;
+    uint64_t rx_throttled, tx_throttled, rx_limiter_wakeups, tx_limiter_wakeups; /* the rate limiters */
 };
 struct net_counters virtio_net_counters(const struct virtio_net *n);
+/*
+ * PATCH /network-interfaces from any thread: takes the device lock, replaces
+ * the buckets each update names (NULL: that direction unchanged) and serves
+ * what the old limits held back.
+ */
+void virtio_net_update_rate_limiters(struct virtio_net *n, const struct rate_limiter_update *rx,
+                                     const struct rate_limiter_update *tx);
+/* A direction's limiter (tests set its clock): VIRTIO_NET_RXQ or VIRTIO_NET_TXQ. */
+struct rate_limiter *virtio_net_rate_limiter(struct virtio_net *n, unsigned queue);
 
 #endif

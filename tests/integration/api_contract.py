@@ -283,6 +283,7 @@ IMPLEMENTED = {
     ("PATCH", "/drives/{drive_id}"), ("PUT", "/network-interfaces/{iface_id}"),
     ("PATCH", "/network-interfaces/{iface_id}"), ("PUT", "/actions"), ("PATCH", "/vm"), ("PUT", "/logger"),
     ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"),
+    ("PUT", "/entropy"),
 }
 
 
@@ -330,6 +331,10 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "invalid", "PUT", "/metrics", "/metrics", {"emit_id": True})
         check(spec, s, "valid", "PUT", "/serial", "/serial", {})
         check(spec, s, "invalid", "PUT", "/serial", "/serial", {"serial_out_path": 5})
+        check(spec, s, "valid", "PUT", "/entropy", "/entropy",
+              {"rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 0, "refill_time": 100}}})
+        check(spec, s, "invalid", "PUT", "/entropy", "/entropy",
+              {"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}})
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "Explode"})
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "FlushMetrics"})  # before boot
         check(spec, s, "invalid", "PATCH", "/vm", "/vm", {"state": "Paused"})  # before boot
@@ -373,6 +378,8 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
               {"drive_id": "data", "path_on_host": disk2}, want=204)
         check(spec, s, "invalid", "PATCH", "/drives/{drive_id}", "/drives/nope",
               {"drive_id": "nope", "path_on_host": disk2})
+        check(spec, s, "valid", "PATCH", "/drives/{drive_id}", "/drives/data",
+              {"drive_id": "data", "rate_limiter": {"ops": {"size": 1000, "refill_time": 1000}}}, want=204)
         if have_net:
             check(spec, s, "valid", "PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
                   {"iface_id": "eth0"}, want=204)
@@ -389,6 +396,7 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "invalid", "PUT", "/logger", "/logger", {"level": "Debug"})
         check(spec, s, "invalid", "PUT", "/metrics", "/metrics", {"metrics_path": metrics})
         check(spec, s, "invalid", "PUT", "/serial", "/serial", {})
+        check(spec, s, "invalid", "PUT", "/entropy", "/entropy", {})
         unimplemented(spec, s)
     finally:
         rc = e.stop()

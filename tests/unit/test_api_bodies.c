@@ -222,11 +222,10 @@ Test(api_bodies, out_of_range_and_bad_enum_values)
              disk[0]),
          "`socket`", NULL},
         {"PUT", "/drives/d",
-         fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"rate_limiter\":{\"bandwidth\":{\"size\":1,\"refill_time\":"
-             "1}},"
+         fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"rate_limiter\":{\"bandwidth\":{\"size\":1}},"
              "\"path_on_host\":\"%s\"}",
              disk[0]),
-         "`rate_limiter`", "not implemented"},
+         "`rate_limiter.bandwidth`", "missing field `refill_time`"},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0\",\"mtu\":1500}", "`mtu`", NULL},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"\"}", "`host_dev_name`", NULL},
         {"PUT", "/network-interfaces/n", "{\"iface_id\":\"n\",\"host_dev_name\":\"tap0123456789abc\"}",

@@ -327,7 +327,7 @@ Test(api_config, apply_config_bad)
         {"{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":true}}", "balloon", "not implemented"},
         {"{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/tmp/v\"}}", "vsock", "not implemented"},
         {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "not implemented"},
-        {"{\"entropy\":{}}", "entropy", "not implemented"},
+        {"{\"entropy\":{\"rate_limiter\":5}}", "entropy", "`rate_limiter`"},
         {"{\"cpu-config\":{}}", "cpu-config", "not implemented"},
         {"{\"pmem\":[]}", "pmem", "not implemented"},
         {"{\"memory-hotplug\":{}}", "memory-hotplug", "not implemented"},

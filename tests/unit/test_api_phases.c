@@ -108,7 +108,9 @@ Test(api_phases, post_boot_validation)
         {"PATCH", "/drives/rootfs", "{\"drive_id\":5}", "`drive_id`", "type"},
         {"PATCH", "/drives/rootfs", "{\"drive_id\":\"other\"}", "id from the path does not match", NULL},
         {"PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"path_on_host\":5}", "`path_on_host`", "type"},
-        {"PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"rate_limiter\":{}}", "`rate_limiter`", NULL},
+        {"PATCH", "/drives/rootfs",
+         "{\"drive_id\":\"rootfs\",\"rate_limiter\":{\"ops\":{\"size\":-1,\"refill_time\":1}}}", "`rate_limiter.ops`",
+         NULL},
         {"PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"is_read_only\":true}", "`is_read_only`",
          "unknown field"},
         {"PATCH", "/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"/tmp/x\"}", "`drive_id`", "nope"},
@@ -116,8 +118,8 @@ Test(api_phases, post_boot_validation)
         {"PATCH", "/network-interfaces/eth0", "{}", "missing field", "`iface_id`"},
         {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":false}", "`iface_id`", "type"},
         {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth1\"}", "id from the path does not match", NULL},
-        {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{}}", "`rx_rate_limiter`",
-         NULL},
+        {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bw\":{}}}",
+         "`rx_rate_limiter`", "unknown field `bw`"},
         {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":1}", "`tx_rate_limiter`",
          NULL},
         {"PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap1\"}", "`host_dev_name`",
@@ -129,6 +131,8 @@ Test(api_phases, post_boot_validation)
     run_cases(cases, N(cases));
     /* What is valid and does not reach the VM: a no-op PATCH of each. */
     expect_204("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\"}");
+    expect_204("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"rate_limiter\":{}}");
+    expect_204("PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{}}");
     expect_204("PATCH", "/network-interfaces/eth0",
                "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":null,\"tx_rate_limiter\":null}");
     cr_expect_eq(ctl.state, CTL_RUNNING);

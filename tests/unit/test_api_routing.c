@@ -56,7 +56,6 @@ Test(api_routing, unimplemented_endpoints)
         {"PATCH", "/mmds", "{\"latest\":{}}", "not implement", "/mmds"},
         {"GET", "/mmds", NULL, "not implement", "/mmds"},
         {"PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}", "not implement", "/mmds"},
-        {"PUT", "/entropy", "{}", "not implement", "/entropy"},
         {"PUT", "/cpu-config", "{}", "not implement", "/cpu-config"},
         {"PUT", "/pmem/p0", "{\"id\":\"p0\",\"path_on_host\":\"x\"}", "not implement", "/pmem"},
         {"PATCH", "/pmem/p0", "{\"id\":\"p0\"}", "not implement", "/pmem"},

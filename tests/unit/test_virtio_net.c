@@ -505,3 +505,71 @@ Test(vnet, reset_drops_pending_and_restarts)
     cr_assert_eq(used_idx(RXQ), 1);
     check_rx_frame(g_at(RX_BUF_GPA(0), HDR + 200), HDR + 200, 2, 200, 1);
 }
+
+/* ---- rate limiters (fake clock): held frames wait in the ring or the device, none is lost ---- */
+
+static uint64_t fake_ns;
+static uint64_t fake_clock(void *ctx) { return *(uint64_t *)ctx; }
+
+static void limit_ops(unsigned queue, uint64_t per_second)
+{
+    struct rate_limiter *rl = virtio_net_rate_limiter(net, queue);
+    fake_ns = 1000000000ULL;
+    rate_limiter_set_clock(rl, fake_clock, &fake_ns);
+    struct rate_limiter_update u = {.ops_set = true, .cfg.ops = {.size = per_second, .refill_time_ms = 1000}};
+    virtio_net_update_rate_limiters(net, queue == RXQ ? &u : NULL, queue == TXQ ? &u : NULL);
+}
+
+Test(vnet, tx_rate_limit_holds_frames_in_the_ring)
+{
+    net_start(BASE_FEATURES);
+    limit_ops(TXQ, 2);
+    for (int f = 0; f < 5; f++) {
+        uint8_t frame[HDR + 100];
+        make_frame(frame, f, 100);
+        memcpy(g_at(TX_BUF_GPA(f), sizeof(frame)), frame, sizeof(frame));
+        uint64_t g = TX_BUF_GPA(f);
+        uint32_t l = sizeof(frame);
+        bool w = false;
+        post(TXQ, &g, &l, &w, 1);
+    }
+    virtio_mmio_kick(&m, TXQ);
+    cr_assert_eq(used_idx(TXQ), 2);
+    fake_ns += 1000000000ULL;
+    virtio_mmio_kick(&m, TXQ);
+    cr_assert_eq(used_idx(TXQ), 4);
+    fake_ns += 500000000ULL;
+    virtio_mmio_kick(&m, TXQ);
+    cr_assert_eq(used_idx(TXQ), 5);
+    for (int f = 0; f < 5; f++) {
+        uint8_t got[256], want[HDR + 100];
+        make_frame(want, f, 100);
+        cr_assert_eq(recv_msg(got, sizeof(got)), (ssize_t)sizeof(want), "frame %d", f);
+        cr_assert_eq(memcmp(got, want, sizeof(want)), 0, "frame %d", f);
+    }
+    struct net_counters c = virtio_net_counters(net);
+    cr_assert_eq(c.tx_packets, 5);
+    cr_assert_eq(c.tx_throttled, 2);
+}
+
+Test(vnet, rx_rate_limit_keeps_the_frame_until_tokens_are_back)
+{
+    net_start(BASE_FEATURES | BIT64(VIRTIO_NET_F_MRG_RXBUF));
+    limit_ops(RXQ, 1);
+    for (int i = 0; i < 3; i++)
+        post_rx(RX_BUF_GPA(i), 2048);
+    for (int f = 0; f < 3; f++)
+        send_frame(f, 200);
+    for (int i = 0; i < 5; i++)
+        evloop_run_once(&loop, 5);
+    cr_assert_eq(used_idx(RXQ), 1);
+    for (uint16_t k = 2; k <= 3; k++) {
+        fake_ns += 1000000000ULL;
+        virtio_mmio_kick(&m, RXQ);
+        run_until_used(RXQ, k);
+        cr_assert_eq(used_idx(RXQ), k);
+    }
+    for (int f = 0; f < 3; f++)
+        check_rx_frame(g_at(RX_BUF_GPA(f), HDR + 200), HDR + 200, f, 200, 1);
+    cr_assert_geq(virtio_net_counters(net).rx_throttled, 2);
+}
