@@ -40,6 +40,7 @@ from bench_host import b_api_latency, b_density, b_exec_to_socket, b_exec_vs_qem
 from bench_kvmhost import run_vm_part, vm_main
 from bench_snapshot import b_snapshot_create, b_snapshot_restore, b_snapshot_syscalls
 from bench_snapshot_many import b_snapshot_clones, b_snapshot_vs_qemu
+from bench_snapshot_net import b_snapshot_network
 from bench_vm import b_instance_start, b_launch_rate, b_linux_boot, b_memory_quick, b_profile
 
 SELECT = [n for n in os.environ.get("BENCH_SELECT", "").split(",") if n]
@@ -82,6 +83,7 @@ def bench_list():
     b += [("snapshot create", b_snapshot_create, "vm"), ("snapshot restore", b_snapshot_restore, "vm"),
           ("snapshot restore syscalls", b_snapshot_syscalls, "vm"), ("snapshot clones", b_snapshot_clones, "vm"),
           ("snapshot vs QEMU", b_snapshot_vs_qemu, "vm")]
+    b += [] if QUICK else [("snapshot to a network reply", b_snapshot_network, "vm")]  # boots Linux
     if SELECT:
         b = [x for x in b if x[1].__name__ in SELECT]
     return b

@@ -2,7 +2,8 @@
 perf/bench_snapshot.py and perf/bench_snapshot_many.py; called by bench_report.write."""
 from bench_report import emulated, f, s3, verdict, where
 
-KEYS = ("snapshot_restore", "snapshot_create", "snapshot_restore_syscalls", "snapshot_clones", "snapshot_vs_qemu")
+KEYS = ("snapshot_restore", "snapshot_create", "snapshot_restore_syscalls", "snapshot_clones", "snapshot_vs_qemu",
+        "snapshot_network")
 
 
 def med(st, scale=1.0, d=1):
@@ -130,6 +131,13 @@ def qemu_rows(vq):
     return rows
 
 
+def network_rows(sn):
+    return [("restore, Linux guest 128 MiB, File: PUT /snapshot/load sent → answer (ms)",
+             s3(sn.get("load_sent_to_response_ms"), 1), where(sn), "(compare)", ""),
+            ("… → the guest's first TCP echo over its tap (ms)", s3(sn.get("load_sent_to_first_echo_ms"), 1),
+             where(sn), "", "")]
+
+
 def section(b):
     """The lines of the Snapshots section, or [] when the run has none of its figures."""
     recs = {k: b.get(k) for k in KEYS}
@@ -138,9 +146,12 @@ def section(b):
     rows = []
     for key, fn in (("snapshot_restore", restore_rows), ("snapshot_create", create_rows),
                     ("snapshot_restore_syscalls", syscall_rows), ("snapshot_clones", clone_rows),
-                    ("snapshot_vs_qemu", qemu_rows)):
+                    ("snapshot_vs_qemu", qemu_rows), ("snapshot_network", network_rows)):
         if recs[key]:
             rows += fn(recs[key])
+        elif key == "snapshot_network":
+            rows.append(("restore to the guest's first network reply",
+                         "not measured (full `make bench` only, it boots Linux; or see Errors above)", "", "", ""))
         else:
             rows.append((key.replace("_", " "), "not measured (see Errors above)", "", "", ""))
     L = ["## Snapshots\n"]
