@@ -18,7 +18,7 @@ static const struct {
     api_apply_fn apply;
 } objects[] = {
     {"logger", api_put_logger},           {"metrics", api_put_metrics}, {"machine-config", api_put_machine},
-    {"boot-source", api_put_boot_source}, {"serial", api_put_serial},
+    {"boot-source", api_put_boot_source}, {"serial", api_put_serial},   {"vsock", api_put_vsock},
 };
 
 /* The sections that are a list of objects, applied after those. */
@@ -31,8 +31,8 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon",    "vsock", "mmds-config",   "entropy",
-                                            "cpu-config", "pmem",  "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon", "mmds-config", "entropy", "cpu-config", "pmem",
+                                            "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -10,6 +10,7 @@
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/vsock.h"
 
 enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
 /* Who decompresses a bzImage: auto = Ember on kvm-pvm hosts (minutes of emulated
@@ -50,6 +51,7 @@ struct vm_config {
     unsigned nr_drives;
     struct net_config nets[EMBER_MAX_NETS];
     unsigned nr_nets;
+    struct vsock_config vsock; /* uds_path NULL: no vsock device */
 };
 
 /* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */

@@ -8,12 +8,14 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/vsock.h"
 
 struct virtio_instance {
     struct virtio_mmio mmio;
     int mmio_made; /* virtio_mmio_init ran (even if it failed): teardown releases it */
     struct virtio_blk *blk;
     struct virtio_net *net;
+    struct virtio_vsock *vsock;
 };
 
 /* Grants a 4 KiB MMIO slot routed to the transport and a GSI, sets the transport up, tells the guest. */
@@ -77,6 +79,16 @@ static int net_realize(const struct device_env *env, const void *config, void **
     return rc ? rc : attach(env, vi, n->id, &virtio_net_ops, vi->net, err);
 }
 
+static int vsock_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    const struct vsock_config *v = config;
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_vsock_create(&vi->vsock, v, err);
+    return rc ? rc : attach(env, vi, "vsock", &virtio_vsock_ops, vi->vsock, err);
+}
+
 static void teardown(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -88,6 +100,8 @@ static void teardown(void *dev)
         virtio_blk_free(vi->blk);
     if (vi->net)
         virtio_net_free(vi->net);
+    if (vi->vsock)
+        virtio_vsock_free(vi->vsock);
     free(vi);
 }
 
@@ -138,6 +152,36 @@ static int virtio_restore(void *dev, struct state_reader *r, struct errmsg *err)
     return virtio_mmio_restore(&vi->mmio, r, err);
 }
 
+static void vsock_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct vsock_counters c = virtio_vsock_counters(vi->vsock);
+    emit(ctx, "rx_packets", c.rx_packets);
+    emit(ctx, "rx_bytes", c.rx_bytes);
+    emit(ctx, "tx_packets", c.tx_packets);
+    emit(ctx, "tx_bytes", c.tx_bytes);
+    emit(ctx, "conns_opened", c.conns_opened);
+    emit(ctx, "conns_refused", c.conns_refused);
+    emit(ctx, "bad_packets", c.bad_packets);
+}
+
+/* Connections are not saved (Firecracker's model): the host side of each is gone after a load. */
+static int vsock_save(void *dev, struct state_writer *w)
+{
+    struct virtio_instance *vi = dev;
+    return virtio_mmio_save(&vi->mmio, w);
+}
+
+/* The guest is told its connections are gone: TRANSPORT_RESET at the event-queue kick of the resume. */
+static int vsock_restore(void *dev, struct state_reader *r, struct errmsg *err)
+{
+    struct virtio_instance *vi = dev;
+    int rc = virtio_mmio_restore(&vi->mmio, r, err);
+    if (!rc)
+        virtio_vsock_restored(vi->vsock);
+    return rc;
+}
+
 void vm_virtio_resume_restored(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -156,6 +200,12 @@ const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
                                                     .restore = virtio_restore,
                                                     .metrics = blk_metrics,
                                                     .teardown = teardown};
+const struct device_ops vm_virtio_vsock_device_ops = {.name = "virtio-vsock",
+                                                      .realize = vsock_realize,
+                                                      .save = vsock_save,
+                                                      .restore = vsock_restore,
+                                                      .metrics = vsock_metrics,
+                                                      .teardown = teardown};
 const struct device_ops vm_virtio_net_device_ops = {.name = "virtio-net",
                                                     .realize = net_realize,
                                                     .save = net_save,

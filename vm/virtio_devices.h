@@ -13,6 +13,8 @@
 extern const struct device_ops vm_virtio_blk_device_ops;
 /* config: a struct net_config; metrics: the NIC's packet counters. */
 extern const struct device_ops vm_virtio_net_device_ops;
+/* config: a struct vsock_config; metrics: packet, byte and connection counters. */
+extern const struct device_ops vm_virtio_vsock_device_ops;
 
 /* PATCH /drives on a vm_virtio_blk_device_ops instance: new backing file, the guest told of the new size. */
 int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err);
