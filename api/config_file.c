@@ -31,8 +31,8 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "mmds-config", "entropy", "cpu-config", "pmem",
-                                            "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon",    "mmds-config", "entropy",
+                                            "cpu-config", "pmem",        "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

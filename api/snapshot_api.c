@@ -66,7 +66,7 @@ int api_put_snapshot_create(struct controller *c, json_t *o, const char *id, str
 /* ---- load ---- */
 
 struct overrides {
-    json_t *list; /* network_overrides, checked: [{iface_id, host_dev_name}] */
+    json_t *list;      /* network_overrides, checked: [{iface_id, host_dev_name}] */
     json_t *vsock_uds; /* vsock_override's uds_path (a JSON string), or NULL */
 };
 

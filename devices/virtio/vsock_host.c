@@ -264,7 +264,9 @@ static void accept_clients(struct virtio_vsock *vs)
 {
     /* A bounded batch: the listener stays readable if more wait, and the loop comes back. */
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(vs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_un peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(vs->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warn("vsock: accepting a host client on '%s': %s", vs->uds_path, strerror(errno));

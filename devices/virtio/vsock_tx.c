@@ -184,18 +184,14 @@ static void handle_packet(struct virtio_vsock *vs, const struct virtq_chain *ch)
     c->peer_fwd_cnt = h.fwd_cnt;
     bool established = c->state == CONN_ESTABLISHED;
     switch (h.op) {
-    case VSOCK_OP_RST:
-        vsock_conn_close(vs, c);
-        return;
+    case VSOCK_OP_RST: vsock_conn_close(vs, c); return;
     case VSOCK_OP_RESPONSE:
         if (c->state == CONN_CONNECTING)
             guest_accepted(vs, c);
         else
             vsock_conn_reset(vs, c);
         return;
-    case VSOCK_OP_SHUTDOWN:
-        guest_shutdown(vs, c, h.flags);
-        return;
+    case VSOCK_OP_SHUTDOWN: guest_shutdown(vs, c, h.flags); return;
     case VSOCK_OP_RW:
         if (!established || c->guest_shut_send) {
             vs->ctr.bad_packets++;
@@ -204,9 +200,7 @@ static void handle_packet(struct virtio_vsock *vs, const struct virtq_chain *ch)
         }
         take_rw(vs, c, ch, h.len);
         break;
-    case VSOCK_OP_CREDIT_UPDATE:
-        c->credit_requested = false;
-        break;
+    case VSOCK_OP_CREDIT_UPDATE: c->credit_requested = false; break;
     case VSOCK_OP_CREDIT_REQUEST:
         c->pending |= PEND_CREDIT_UPDATE;
         vsock_conn_schedule(vs, c);
