@@ -102,6 +102,11 @@ void vsock_conn_close(struct virtio_vsock *vs, struct vsock_conn *c)
     c->tx_len = 0;
     vs->nr_conns--;
     vs->nr_dead++; /* freed by vsock_host_reap: an epoll batch or the send list may still name it */
+    if (vs->listen_paused) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (epoll_ctl(vs->epfd, EPOLL_CTL_ADD, vs->listen_fd, &ev) == 0)
+            vs->listen_paused = false;
+    }
 }
 
 static void conn_unlink_free(struct virtio_vsock *vs, struct vsock_conn *c)
@@ -268,8 +273,14 @@ static void accept_clients(struct virtio_vsock *vs)
         socklen_t plen = sizeof(peer);
         int fd = accept4(vs->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of fds: the waiting client would wake us forever; listen again once a connection ends. */
+                log_warn("vsock: cannot accept a host client on '%s': %s", vs->uds_path, strerror(errno));
+                epoll_ctl(vs->epfd, EPOLL_CTL_DEL, vs->listen_fd, NULL);
+                vs->listen_paused = true;
+            } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
                 log_warn("vsock: accepting a host client on '%s': %s", vs->uds_path, strerror(errno));
+            }
             return;
         }
         if (vs->nr_handshakes >= VSOCK_MAX_HANDSHAKES)
@@ -372,7 +383,10 @@ static void on_host_events(void *opaque, uint32_t events)
     struct virtio_vsock *vs = opaque;
     struct virtio_dev *vd = vs->vd;
     virtio_dev_lock(vd);
-    if (virtio_dev_driver_ok(vd)) {
+    if (!virtio_dev_driver_ok(vd)) {
+        /* Stopped (DEVICE_NEEDS_RESET): ready sockets would wake the loop forever; the reset restarts us. */
+        vsock_host_stop(vs);
+    } else {
         struct epoll_event evs[64];
         int n = epoll_wait(vs->epfd, evs, 64, 0);
         for (int i = 0; i < n; i++) {
@@ -409,4 +423,5 @@ void vsock_host_stop(struct virtio_vsock *vs)
     evloop_remove(vs->vd->loop, vs->epfd);
     epoll_ctl(vs->epfd, EPOLL_CTL_DEL, vs->listen_fd, NULL);
     vs->watching = false;
+    vs->listen_paused = false;
 }

@@ -86,6 +86,7 @@ struct virtio_vsock {
     int listen_fd;
     int epfd; /* the host sockets, one fd in the VMM thread's event loop */
     bool watching;
+    bool listen_paused; /* out of fds: the listener is out of the set until a connection ends */
     struct virtio_dev *vd;
     struct vsock_conn *all;
     struct vsock_conn *hash[VSOCK_HASH_BUCKETS];
