@@ -37,7 +37,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct vsock_config *cf
         return err_set(err, -ENOMEM, "out of memory");
     vs->guest_cid = cfg->guest_cid;
     snprintf(vs->uds_path, sizeof(vs->uds_path), "%s", cfg->uds_path);
-    vs->epfd = -1;
+    vs->epfd = vs->listen_fd = -1;
     vs->next_host_port = VSOCK_HOST_PORT_FIRST;
     int rc = vsock_host_listen(vs, err);
     if (rc) {
@@ -55,7 +55,7 @@ void virtio_vsock_free(struct virtio_vsock *vs)
     if (vs->vd)
         vsock_host_stop(vs);
     vsock_host_drop_all(vs);
-    if (vs->listen_fd > 0)
+    if (vs->listen_fd >= 0)
         close(vs->listen_fd);
     if (vs->epfd >= 0)
         close(vs->epfd);
