@@ -390,3 +390,24 @@ Test(vsock, transport_reset_after_restore)
     cr_assert_eq(vsk_host_read(fd, &c, 1), 0, "host connections are dropped");
     close(fd);
 }
+
+Test(vsock, snapshot_roundtrip_resets_transport_and_serves_again)
+{
+    vsk_start(8, 2);
+    uint32_t hp;
+    int fd = vsk_connect_from_host(91, 91, 1 << 20, &hp);
+    vsk_snapshot_roundtrip();
+    /* The three queues came back live: the event arrives with the resume's kicks, no further kick needed. */
+    cr_assert_eq(vfx_used_idx(VIRTIO_VSOCK_EVENTQ), 1);
+    cr_assert_eq(g_r32(0xf0000ULL), VSOCK_EVENT_TRANSPORT_RESET);
+    char c;
+    cr_assert_eq(vsk_host_read(fd, &c, 1), 0, "the host connection was dropped");
+    close(fd);
+    /* Old connections get RST; new ones work. */
+    vsk_send(VSOCK_OP_RW, 91, hp, 0, "x", 1, 1 << 20, 0);
+    struct vsk_pkt p;
+    cr_assert(vsk_recv(&p));
+    cr_assert_eq(p.h.op, VSOCK_OP_RST);
+    fd = vsk_connect_from_host(92, 92, 1 << 20, &hp);
+    close(fd);
+}

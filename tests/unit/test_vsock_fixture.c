@@ -93,6 +93,20 @@ void vsk_stop(void)
     rm_tree();
 }
 
+void vsk_snapshot_roundtrip(void)
+{
+    struct state_writer w;
+    state_writer_init(&w);
+    cr_assert_eq(virtio_mmio_save(&m, &w), 0);
+    struct state_reader r;
+    state_reader_init(&r, w.buf, w.len);
+    struct errmsg err = {{0}};
+    cr_assert_eq(virtio_mmio_restore(&m, &r, &err), 0, "%s", err.text);
+    state_writer_free(&w);
+    virtio_vsock_restored(vsk.vs);
+    virtio_dev_resume_restored(virtio_mmio_device(&m));
+}
+
 void vsk_pump(int ms)
 {
     for (int i = 0; i < ms; i++)

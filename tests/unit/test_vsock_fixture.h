@@ -56,6 +56,8 @@ size_t vsk_host_read(int fd, void *buf, size_t len);
 int vsk_connect_from_host(uint32_t port, uint32_t guest_port, uint32_t buf_alloc, uint32_t *host_port);
 /* Guest-initiated connection from guest port gp to host port hp (a listener): the accepted host fd. */
 int vsk_connect_from_guest(int listener, uint32_t gp, uint32_t hp, uint32_t buf_alloc);
+/* Saves the transport and queues, restores them into the same device as a snapshot load does, resumes. */
+void vsk_snapshot_roundtrip(void);
 /* Deterministic payload bytes. */
 uint8_t vsk_pat(uint64_t i);
 
