@@ -19,6 +19,7 @@ static const struct {
 } objects[] = {
     {"logger", api_put_logger},           {"metrics", api_put_metrics}, {"machine-config", api_put_machine},
     {"boot-source", api_put_boot_source}, {"serial", api_put_serial},   {"entropy", api_put_entropy},
+    {"vsock", api_put_vsock},
 };
 
 /* The sections that are a list of objects, applied after those. */
@@ -31,7 +32,7 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "vsock", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -207,6 +207,18 @@ int ctl_put_net(struct controller *c, const struct net_config *n, const char *ma
     return 0;
 }
 
+int ctl_put_vsock(struct controller *c, uint32_t guest_cid, const char *uds_path, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (rc)
+        return rc;
+    if (vm_config_set_str(&c->cfg.vsock.uds_path, uds_path))
+        return no_memory(err);
+    c->cfg.vsock.guest_cid = guest_cid;
+    c->configured = true;
+    return 0;
+}
+
 int ctl_set_serial(struct controller *c, const char *path, struct errmsg *err)
 {
     int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);

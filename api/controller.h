@@ -98,6 +98,8 @@ int ctl_put_drive(struct controller *c, const struct blk_config *d, bool writeba
 /* Adds or replaces by id; taps and MACs are unique. mac_text: the MAC as spelled (NULL when n has none). */
 int ctl_put_net(struct controller *c, const struct net_config *n, const char *mac_text, struct errmsg *err);
 /* path NULL or "": the console stays on stdout. */
+/* PUT /vsock: the one vsock device (replaced by a second PUT). */
+int ctl_put_vsock(struct controller *c, uint32_t guest_cid, const char *uds_path, struct errmsg *err);
 int ctl_set_serial(struct controller *c, const char *path, struct errmsg *err);
 /* level: a Firecracker level name (log_parse_api_level); path NULL keeps stderr. */
 int ctl_set_logger(struct controller *c, const char *path, const char *level, bool show_level, bool show_origin,

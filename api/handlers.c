@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/path_open.h"
 #include "core/version.h"
+#include "devices/virtio/vsock_proto.h"
 
 #define MAX_PATH_TEXT 4095 /* the longest path a system call takes (PATH_MAX less the NUL) */
 
@@ -250,6 +251,27 @@ int api_patch_net(struct controller *c, json_t *o, const char *id, struct errmsg
     return ctl_update_net_rate_limiters(c, body_id, has_rx ? &rx : NULL, has_tx ? &tx : NULL, e);
 }
 
+/* ---- vsock ---- */
+
+int api_put_vsock(struct controller *c, json_t *o, const char *id, struct errmsg *e)
+{
+    (void)id;
+    static const char *const keys[] = {"guest_cid", "uds_path", "vsock_id", NULL};
+    uint64_t cid = 0;
+    const char *uds = NULL, *vsock_id = NULL;
+    int rc = field_check_known(o, keys, e);
+    if (!rc)
+        rc = field_require(field_uint(o, "guest_cid", VSOCK_MIN_GUEST_CID, UINT32_MAX - 1, &cid, e), "guest_cid", e);
+    if (!rc)
+        rc = field_require(field_str(o, "uds_path", &uds, e), "uds_path", e);
+    if (!rc && field_str(o, "vsock_id", &vsock_id, e) < 0) /* deprecated: accepted, unused */
+        rc = -EINVAL;
+    if (!rc && (!*uds || strlen(uds) > VSOCK_UDS_PATH_MAX))
+        rc = err_set(e, -EINVAL, "Invalid value for field `uds_path`: '%s' must be 1 to %d bytes long.", uds,
+                     VSOCK_UDS_PATH_MAX);
+    return rc ? rc : ctl_put_vsock(c, (uint32_t)cid, uds, e);
+}
+
 /* ---- logger, metrics, serial ---- */
 
 int api_put_logger(struct controller *c, json_t *o, const char *id, struct errmsg *e)
@@ -447,6 +469,10 @@ json_t *api_full_config(const struct controller *c)
         set_limiter(o, "rate_limiter", &cfg->entropy.rate_limiter);
         json_object_set_new(root, "entropy", o);
     }
+    if (cfg->vsock.uds_path)
+        json_object_set_new(root, "vsock",
+                            json_pack("{s:I,s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid, "uds_path",
+                                      cfg->vsock.uds_path));
     if (c->logger_set) {
         json_t *l = json_pack("{s:s,s:b,s:b}", "level", c->log_level, "show_level", c->show_level, "show_log_origin",
                               c->show_log_origin);

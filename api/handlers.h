@@ -21,6 +21,7 @@ int api_put_boot_source(struct controller *c, json_t *body, const char *id, stru
 int api_put_drive(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_patch_drive(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_net(struct controller *c, json_t *body, const char *id, struct errmsg *err);
+int api_put_vsock(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_patch_net(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_logger(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_metrics(struct controller *c, json_t *body, const char *id, struct errmsg *err);

@@ -29,6 +29,7 @@ static const struct route routes[] = {
     {"PATCH", "/drives/{id}", CTL_POST_BOOT, NULL, api_patch_drive},
     {"PUT", "/network-interfaces/{id}", CTL_PRE_BOOT, NULL, api_put_net},
     {"PATCH", "/network-interfaces/{id}", CTL_POST_BOOT, NULL, api_patch_net},
+    {"PUT", "/vsock", CTL_PRE_BOOT, NULL, api_put_vsock},
     {"PUT", "/actions", CTL_ANY_PHASE, NULL, api_put_action}, /* each action has its own phase */
     {"PATCH", "/vm", CTL_POST_BOOT, NULL, api_patch_vm},
     {"PUT", "/logger", CTL_PRE_BOOT, NULL, api_put_logger},
@@ -40,7 +41,7 @@ static const struct route routes[] = {
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon", "/vsock", "/mmds", "/cpu-config", "/pmem", "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon", "/mmds", "/cpu-config", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)

@@ -66,11 +66,13 @@ int api_put_snapshot_create(struct controller *c, json_t *o, const char *id, str
 /* ---- load ---- */
 
 struct overrides {
-    json_t *list; /* network_overrides, checked: [{iface_id, host_dev_name}] */
+    json_t *list;      /* network_overrides, checked: [{iface_id, host_dev_name}] */
+    json_t *vsock_uds; /* vsock_override's uds_path (a JSON string), or NULL */
 };
 
 /* The sections of a stored description a load applies: the boot source stays empty, as Firecracker's does. */
-static const char *const restored_sections[] = {"machine-config", "drives", "network-interfaces", "entropy"};
+static const char *const restored_sections[] = {"machine-config", "drives", "network-interfaces", "entropy",
+                                                "vsock"};
 
 static int apply_overrides(json_t *nets, json_t *list, struct errmsg *e)
 {
@@ -127,6 +129,13 @@ static int apply_description(struct controller *c, const char *json, void *ctx, 
                          "interfaces.");
         else
             rc = apply_overrides(nets, ov->list, e);
+    }
+    json_t *vsock = json_object_get(kept, "vsock");
+    if (!rc && ov->vsock_uds) {
+        if (!json_is_object(vsock))
+            rc = err_set(e, -EINVAL, "Invalid value for field `vsock_override`: the snapshot has no vsock device.");
+        else
+            json_object_set(vsock, "uds_path", ov->vsock_uds);
     }
     if (!rc)
         rc = api_apply_config(c, kept, e);
@@ -235,9 +244,19 @@ int api_put_snapshot_load(struct controller *c, json_t *o, const char *id, struc
     json_t *list = json_object_get(o, "network_overrides");
     if (!rc)
         rc = check_overrides(list, e);
-    json_t *vsock = json_object_get(o, "vsock_override");
-    if (!rc && vsock && !json_is_null(vsock))
-        rc = err_set(e, -EINVAL, "Invalid value for field `vsock_override`: vsock is not implemented by Ember.");
+    json_t *vsock = json_object_get(o, "vsock_override"), *vsock_uds = NULL;
+    if (!rc && vsock && !json_is_null(vsock)) {
+        static const char *const vkeys[] = {"uds_path", NULL};
+        const char *uds = NULL;
+        if (!json_is_object(vsock))
+            rc = err_set(e, -EINVAL, "Invalid type for field `vsock_override`: expected an object.");
+        if (!rc)
+            rc = field_check_known(vsock, vkeys, e);
+        if (!rc)
+            rc = field_require(field_str(vsock, "uds_path", &uds, e), "uds_path", e);
+        if (!rc)
+            vsock_uds = json_object_get(vsock, "uds_path");
+    }
     if (!rc && huge && strcmp(huge, "None") && strcmp(huge, "Snapshot"))
         rc = err_set(e, -EINVAL,
                      "Invalid value for field `huge_pages`: '%s': Ember maps guest memory with the "
@@ -246,7 +265,7 @@ int api_put_snapshot_load(struct controller *c, json_t *o, const char *id, struc
     if (rc)
         return rc;
     p.track_dirty_pages = dirty || diff_old;
-    struct overrides ov = {json_is_array(list) ? list : NULL};
+    struct overrides ov = {json_is_array(list) ? list : NULL, vsock_uds};
     p.apply_ctx = &ov;
     return ctl_snapshot_load(c, &p, e);
 }

@@ -35,6 +35,7 @@ void vm_config_release(struct vm_config *c)
         free_str(&c->nets[i].id);
         free_str(&c->nets[i].tap);
     }
+    free_str(&c->vsock.uds_path);
     vm_config_defaults(c);
 }
 

@@ -11,6 +11,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 
 enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
 /* Who decompresses a bzImage: auto = Ember on kvm-pvm hosts (minutes of emulated
@@ -53,6 +54,7 @@ struct vm_config {
     unsigned nr_nets;
     int has_entropy; /* PUT /entropy: a virtio-rng device */
     struct rng_config entropy;
+    struct vsock_config vsock; /* uds_path NULL: no vsock device */
 };
 
 /* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */

@@ -57,9 +57,19 @@ static const void *entropy_config(const struct vm_config *cfg, unsigned i, const
     return &cfg->entropy;
 }
 
+static unsigned vsock_count(const struct vm_config *cfg) { return cfg->vsock.uds_path ? 1 : 0; }
+
+static const void *vsock_config(const struct vm_config *cfg, unsigned i, const char **id)
+{
+    (void)i;
+    *id = "vsock";
+    return &cfg->vsock;
+}
+
 static const struct row_configs each_drive = {drive_count, drive_config};
 static const struct row_configs each_nic = {nic_count, nic_config};
 static const struct row_configs each_entropy = {entropy_count, entropy_config};
+static const struct row_configs the_vsock = {vsock_count, vsock_config};
 
 /* In realize order; a NULL `each` is one instance without configuration. */
 static const struct device_row {
@@ -74,6 +84,7 @@ static const struct device_row {
     {&vm_virtio_blk_device_ops, &each_drive},
     {&vm_virtio_net_device_ops, &each_nic},
     {&vm_virtio_rng_device_ops, &each_entropy},
+    {&vm_virtio_vsock_device_ops, &the_vsock},
 };
 
 static void request_reset(void *ctx) { vm_request_end(ctx, VM_END_RESET, "guest requested a reset through the i8042"); }

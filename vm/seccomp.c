@@ -15,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -66,6 +67,8 @@ static const struct rule vmm_rules[] = {
     ANY(ftruncate), ANY(rename), ANY(renameat), ANY(renameat2), ANY(getrandom),
     /* Rate limiters arm their timerfd when a bucket runs dry; virtio-rng's bytes come from getrandom (above). */
     ANY(timerfd_settime),
+    /* virtio-vsock: host clients accepted on uds_path, guest connections to <uds_path>_<port>, stream I/O. */
+    ARG_EQ(socket, 0, AF_UNIX), ANY(connect), ANY(accept4), ANY(recvfrom), ANY(sendto), ANY(sendmsg),
 };
 
 /* The API thread: one Unix socket, HTTP, and the hand-over to the VMM thread. */
@@ -88,6 +91,8 @@ static const struct rule vcpu_rules[] = {
     ANY(writev),
     /* The driver's status writes activate/reset devices on this thread: watch fds, tap offloads, drain I/O. */
     ANY(epoll_ctl), IOCTL(TUNSETOFFLOAD), ANY(io_uring_enter),
+    /* A vsock driver reset closes the device's host connections. */
+    ANY(close),
 };
 /* clang-format on */
 

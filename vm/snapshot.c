@@ -261,7 +261,8 @@ static int restore_devices(struct vm *vm, struct state_reader *r, struct errmsg 
         return err_set(err, -EINVAL, "the snapshot holds %zu bytes after the last device's state", r->len - r->pos);
     /* Only now may devices raise interrupts: the controllers hold their saved state. */
     for (unsigned i = 0; i < vm->nr_devices; i++)
-        if (vm->devices[i].ops == &vm_virtio_blk_device_ops || vm->devices[i].ops == &vm_virtio_net_device_ops)
+        if (vm->devices[i].ops == &vm_virtio_blk_device_ops || vm->devices[i].ops == &vm_virtio_net_device_ops ||
+            vm->devices[i].ops == &vm_virtio_vsock_device_ops)
             vm_virtio_resume_restored(vm->devices[i].dev);
     return 0;
 }

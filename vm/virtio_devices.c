@@ -9,6 +9,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 
 struct virtio_instance {
     struct virtio_mmio mmio;
@@ -16,6 +17,7 @@ struct virtio_instance {
     struct virtio_blk *blk;
     struct virtio_net *net;
     struct virtio_rng *rng;
+    struct virtio_vsock *vsock;
 };
 
 /* Grants a 4 KiB MMIO slot routed to the transport and a GSI, sets the transport up, tells the guest. */
@@ -88,6 +90,16 @@ static int rng_realize(const struct device_env *env, const void *config, void **
     return rc ? rc : attach(env, vi, "entropy", &virtio_rng_ops, vi->rng, err);
 }
 
+static int vsock_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    const struct vsock_config *v = config;
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_vsock_create(&vi->vsock, v, err);
+    return rc ? rc : attach(env, vi, "vsock", &virtio_vsock_ops, vi->vsock, err);
+}
+
 static void teardown(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -101,6 +113,8 @@ static void teardown(void *dev)
         virtio_net_free(vi->net);
     if (vi->rng)
         virtio_rng_free(vi->rng);
+    if (vi->vsock)
+        virtio_vsock_free(vi->vsock);
     free(vi);
 }
 
@@ -172,6 +186,36 @@ static int virtio_restore(void *dev, struct state_reader *r, struct errmsg *err)
     return virtio_mmio_restore(&vi->mmio, r, err);
 }
 
+static void vsock_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct vsock_counters c = virtio_vsock_counters(vi->vsock);
+    emit(ctx, "rx_packets", c.rx_packets);
+    emit(ctx, "rx_bytes", c.rx_bytes);
+    emit(ctx, "tx_packets", c.tx_packets);
+    emit(ctx, "tx_bytes", c.tx_bytes);
+    emit(ctx, "conns_opened", c.conns_opened);
+    emit(ctx, "conns_refused", c.conns_refused);
+    emit(ctx, "bad_packets", c.bad_packets);
+}
+
+/* Connections are not saved (Firecracker's model): the host side of each is gone after a load. */
+static int vsock_save(void *dev, struct state_writer *w)
+{
+    struct virtio_instance *vi = dev;
+    return virtio_mmio_save(&vi->mmio, w);
+}
+
+/* The guest is told its connections are gone: TRANSPORT_RESET at the event-queue kick of the resume. */
+static int vsock_restore(void *dev, struct state_reader *r, struct errmsg *err)
+{
+    struct virtio_instance *vi = dev;
+    int rc = virtio_mmio_restore(&vi->mmio, r, err);
+    if (!rc)
+        virtio_vsock_restored(vi->vsock);
+    return rc;
+}
+
 void vm_virtio_resume_restored(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -203,6 +247,12 @@ const struct device_ops vm_virtio_blk_device_ops = {.name = "virtio-blk",
                                                     .restore = virtio_restore,
                                                     .metrics = blk_metrics,
                                                     .teardown = teardown};
+const struct device_ops vm_virtio_vsock_device_ops = {.name = "virtio-vsock",
+                                                      .realize = vsock_realize,
+                                                      .save = vsock_save,
+                                                      .restore = vsock_restore,
+                                                      .metrics = vsock_metrics,
+                                                      .teardown = teardown};
 const struct device_ops vm_virtio_net_device_ops = {.name = "virtio-net",
                                                     .realize = net_realize,
                                                     .save = net_save,

@@ -14,6 +14,8 @@
 extern const struct device_ops vm_virtio_blk_device_ops;
 /* config: a struct net_config; metrics: the NIC's packet counters. */
 extern const struct device_ops vm_virtio_net_device_ops;
+/* config: a struct vsock_config; metrics: packet, byte and connection counters. */
+extern const struct device_ops vm_virtio_vsock_device_ops;
 
 /* config: a struct rng_config; metrics: Firecracker's entropy counters. */
 extern const struct device_ops vm_virtio_rng_device_ops;

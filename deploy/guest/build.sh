@@ -32,6 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 fragment=$here/kernel.fragment
 init_script=$here/init.sh
+vsock_helper=$here/vsock-helper.c
 self=$here/$(basename "${BASH_SOURCE[0]}")
 src_tar=/usr/src/linux-source-6.1.tar.xz
 busybox=/bin/busybox
@@ -143,7 +144,7 @@ khash=$({
 } | sha256sum | cut -c1-16)
 hash=$({
     echo "kernel $khash"
-    for f in "$self" "$init_script" "$busybox"; do sha256sum <"$f"; done
+    for f in "$self" "$init_script" "$busybox" "$vsock_helper"; do sha256sum <"$f"; done
 } | sha256sum | cut -c1-16)
 cache_dir=$cache_root/guest-$hash
 kernel_dir=$cache_root/kernel-$khash
@@ -234,6 +235,9 @@ chmod 0755 "$root/bin/busybox"
     ln -sf /bin/busybox "$root/$applet"
 done
 install -m 0755 "$init_script" "$root/init"
+# The vsock tests' guest side (libc only, static: the guest has no libraries).
+cc -O2 -static -Wall -Wextra -Werror -o "$root/bin/vsock-helper" "$vsock_helper" >>"$buildlog" 2>&1 ||
+    die "cannot build vsock-helper (see $buildlog)"
 install -m 0755 "$init_script" "$root/sbin/init"
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"

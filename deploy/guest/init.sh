@@ -26,6 +26,9 @@
 #                     start", then "dd DEV read N bytes in MS ms"
 #   hwrng:BYTES       read BYTES from /dev/hwrng: which rng it is
 #                     (rng_current) and "hwrng read N bytes in MS ms"
+#   vsock-echo:PORT:BYTES  send BYTES random bytes over vsock to the host's
+#                     port PORT (an echo service), read the echo back and
+#                     compare sha256s (/bin/vsock-helper)
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -47,6 +50,8 @@
 #
 # ember.echo=PORT starts a TCP echo service on PORT in the background before
 # the checks (busybox nc, one cat per connection); "EMBER-ECHO: ..." says so.
+# ember.vsock-echo=PORT does the same over vsock (vsock-helper listen PORT);
+# "EMBER-VSOCK-ECHO: ..." says so.
 #
 # tests/integration/t_guest_init_host.sh sources this file with
 # EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
@@ -118,6 +123,20 @@ check_blk_verify() { # DEV
     [ "$got" = "$want" ] || fail blk-verify "sha256 $got, the known content has $want"
 }
 
+check_vsock_echo() { # PORT BYTES
+    local f="${EMBER_TMP:-/tmp}/ember-vsock" want got n
+    head -c "$2" /dev/urandom >"$f.out"
+    want=$(sha <"$f.out")
+    if ! timeout 120 vsock-helper connect "$1" <"$f.out" >"$f.back"; then
+        fail vsock-echo "vsock-helper connect $1 failed"
+    fi
+    got=$(sha <"$f.back")
+    n=$(($(wc -c <"$f.back")))
+    mark "vsock-echo sent $2 bytes sha256 $want to host port $1, got back $n bytes sha256 $got"
+    [ "$got" = "$want" ] || fail vsock-echo "the echo's sha256 differs"
+    rm -f "$f.out" "$f.back"
+}
+
 check_cpuinfo() {
     mark "cpuinfo cpus: $(grep -c '^processor' /proc/cpuinfo)"
     mark "cpuinfo flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
@@ -165,7 +184,8 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 hwrng:?*) check_hwrng "${c#hwrng:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES)" ;;
+                vsock-echo:?*:?*) spec=${c#vsock-echo:}; check_vsock_echo "${spec%:*}" "${spec##*:}" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, vsock-echo:PORT:BYTES)" ;;
             esac
         done
     done
@@ -240,6 +260,11 @@ hold() { # DEV: returns when DEV says "reboot" (or on Ctrl-Alt-Del, see above)
     done
 }
 
+start_vsock_echo() { # PORT
+    vsock-helper listen "$1" </dev/null >/dev/null 2>&1 &
+    echo "EMBER-VSOCK-ECHO: vsock echo service on port $1 (pid $!)"
+}
+
 start_echo() { # PORT
     nc -ll -p "$1" -e cat </dev/null >/dev/null 2>&1 &
     echo "EMBER-ECHO: TCP echo service on port $1 (pid $!)"
@@ -251,6 +276,7 @@ init_main() { # CMDLINE: everything but the mounts and the reboot; 1 if a check 
     for w in $1; do
         case $w in
             ember.echo=?*) start_echo "${w#ember.echo=}" ;;
+            ember.vsock-echo=?*) start_vsock_echo "${w#ember.vsock-echo=}" ;;
             ember.tick=*[!0-9]*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;
             ember.tick=[1-9]*) tick_ms=${w#ember.tick=} ;;
             ember.tick=*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;

@@ -20,7 +20,7 @@
 #include "core/state.h"
 #include "devices/virtio/queue.h"
 
-#define VIRTIO_DEV_MAX_QUEUES 2
+#define VIRTIO_DEV_MAX_QUEUES 3
 
 struct virtio_dev;
 

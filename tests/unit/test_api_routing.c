@@ -51,7 +51,6 @@ Test(api_routing, unimplemented_endpoints)
         {"PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":1}", "not implement", "/balloon"},
         {"PATCH", "/balloon/hinting/start", "{}", "not implement", "/balloon"},
         {"GET", "/balloon/hinting/status", NULL, "not implement", "/balloon"},
-        {"PUT", "/vsock", "{\"guest_cid\":3,\"uds_path\":\"/tmp/v.sock\"}", "not implement", "/vsock"},
         {"PUT", "/mmds", "{\"latest\":{}}", "not implement", "/mmds"},
         {"PATCH", "/mmds", "{\"latest\":{}}", "not implement", "/mmds"},
         {"GET", "/mmds", NULL, "not implement", "/mmds"},
@@ -63,7 +62,6 @@ Test(api_routing, unimplemented_endpoints)
         {"GET", "/hotplug/memory", NULL, "not implement", "/hotplug"},
         /* Even with no or a malformed body, the answer says what is missing. */
         {"PUT", "/balloon", NULL, "not implement", NULL},
-        {"PUT", "/vsock", "{", "not implement", NULL},
     };
     run_cases(cases, N(cases));
     cr_expect_eq(ctl.state, CTL_NOT_STARTED);

@@ -135,7 +135,8 @@ Test(api_snapshot, load_body_errors)
     BAD(WITH("\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap456789abcdef6\"}]"),
         "`host_dev_name`", "1 to 15 characters");
     /* What Ember does not have, and plain wrong types. */
-    BAD(WITH("\"vsock_override\":{\"uds_path\":\"/tmp/v.sock\"}"), "`vsock_override`", "vsock is not implemented");
+    BAD(WITH("\"vsock_override\":{\"path\":\"/tmp/v.sock\"}"), "unknown field `path`", NULL);
+    BAD(WITH("\"vsock_override\":\"/tmp/v.sock\""), "`vsock_override`", "expected an object");
     BAD(WITH("\"huge_pages\":\"2M\""), "`huge_pages`", "'2M'");
     BAD(WITH("\"huge_pages\":2"), "Invalid type for field `huge_pages`", NULL);
     BAD(WITH("\"track_dirty_pages\":\"yes\""), "Invalid type for field `track_dirty_pages`", NULL);
