@@ -9,6 +9,7 @@
 
 #include "api/fields.h"
 #include "api/handlers.h"
+#include "api/mmds_api.h"
 #include "core/path_open.h"
 
 /* The sections that are one object, in the order they apply: the logger first, so what follows is logged where asked.
@@ -31,8 +32,7 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon",    "vsock", "mmds-config",   "entropy",
-                                            "cpu-config", "pmem",  "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon", "vsock", "entropy", "cpu-config", "pmem", "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -99,6 +99,12 @@ int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
                 return in_section(err, rc, lists[l].key, (long)i);
         }
     }
+    /* After the NICs it names. */
+    json_t *mmds = json_object_get(root, "mmds-config");
+    if (mmds && !json_is_null(mmds) && !json_is_object(mmds))
+        return err_set(err, -EINVAL, "\"mmds-config\" must be a JSON object");
+    if (mmds && !json_is_null(mmds) && (rc = api_put_mmds_config(c, mmds, NULL, err)))
+        return in_section(err, rc, "mmds-config", -1);
     return 0;
 }
 

@@ -18,9 +18,11 @@ struct net_config {
     const char *tap; /* host interface name */
     uint8_t mac[6];
     bool has_mac;
+    struct mmds_store *mmds; /* not owned; NULL: this NIC does not reach the MMDS (devices/mmds/) */
 };
 
 struct virtio_net;
+struct mmds_store;
 
 int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, struct errmsg *err);
 /* For tests: use an already open fd (a tap, or a socketpair end speaking vnet-hdr frames). */

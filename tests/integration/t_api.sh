@@ -179,7 +179,7 @@ expect_fault "POST is not a method of this API" "Invalid request method and/or p
 expect_fault "snapshot create before boot" "not supported before starting" "$S" PUT /snapshot/create '{"snapshot_path":"a","mem_file_path":"b"}'
 expect_fault "unimplemented: balloon" "not implement" "$S" PUT /balloon '{"amount_mib":1,"deflate_on_oom":true}'
 expect_fault "unimplemented: vsock" "not implement" "$S" PUT /vsock '{"guest_cid":3,"uds_path":"/tmp/v.sock"}'
-expect_fault "unimplemented: mmds" "not implement" "$S" PUT /mmds '{"latest":{}}'
+expect_fault "mmds: PATCH before any PUT" "not initialized" "$S" PATCH /mmds '{"latest":{}}'
 expect_fault "unimplemented: entropy" "not implement" "$S" PUT /entropy '{}'
 expect_fault "post-boot only before boot: PATCH /vm" "not supported before starting the microVM" "$S" PATCH /vm '{"state":"Paused"}'
 expect_fault "post-boot only before boot: FlushMetrics" "not supported before starting the microVM" "$S" PUT /actions '{"action_type":"FlushMetrics"}'

@@ -326,7 +326,7 @@ Test(api_config, apply_config_bad)
         {"{\"boot_source\":{}}", "`boot_source`", "unknown field"},
         {"{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":true}}", "balloon", "not implemented"},
         {"{\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/tmp/v\"}}", "vsock", "not implemented"},
-        {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "not implemented"},
+        {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "is empty"},
         {"{\"entropy\":{}}", "entropy", "not implemented"},
         {"{\"cpu-config\":{}}", "cpu-config", "not implemented"},
         {"{\"pmem\":[]}", "pmem", "not implemented"},
