@@ -45,8 +45,7 @@ static const struct route routes[] = {
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon", "/vsock",   "/entropy", "/cpu-config",
-                                            "/pmem",    "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon", "/vsock", "/entropy", "/cpu-config", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)
