@@ -21,6 +21,11 @@
 #                     snapshot) holds the known content
 #   cpuinfo           print the CPU count and the first CPU's flags as the
 #                     guest sees them (/proc/cpuinfo)
+#   mmds:ADDR:PATH    the metadata service at ADDR (a route via eth0 is
+#                     added): GET /PATH as text, as JSON, with a V2 session
+#                     token (PUT /latest/api/token) and with a wrong token;
+#                     one line each, the body's newlines shown as '|', or
+#                     "failed" (e.g. a 401)
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -118,6 +123,24 @@ check_cpuinfo() {
     mark "cpuinfo flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 }
 
+mmds_get() { # ADDR PATH [WGET ARGS...]: the body on one line, or "failed"
+    local a="$1" p="$2" body
+    shift 2
+    body=$(timeout 10 wget -q -O - "$@" "http://$a/$p" 2>/dev/null) || { echo failed; return; }
+    printf '%s' "$body" | tr '\n' '|'
+}
+check_mmds() { # ADDR PATH
+    local a="$1" p="$2" tok
+    ip route add "$a" dev eth0 2>/dev/null
+    mark "mmds get /$p: $(mmds_get "$a" "$p")"
+    mark "mmds json /$p: $(mmds_get "$a" "$p" --header 'Accept: application/json')"
+    tok=$(printf 'PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n' |
+        timeout 10 nc "$a" 80 | tail -n 1)
+    mark "mmds token: ${#tok} characters"
+    mark "mmds token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
+    mark "mmds wrong token get /$p: $(mmds_get "$a" "$p" --header 'X-metadata-token: 0123')"
+}
+
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     local w c spec n=0
     failed=0
@@ -130,9 +153,10 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 blk:?*) check_blk "${c#blk:}" ;;
                 blk-verify:?*) check_blk_verify "${c#blk-verify:}" ;;
                 cpuinfo) check_cpuinfo ;;
+                mmds:?*:?*) spec=${c#mmds:}; check_mmds "${spec%%:*}" "${spec#*:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, mmds:ADDR:PATH)" ;;
             esac
         done
     done
