@@ -1,6 +1,7 @@
 /* The MMDS HTTP side: request framing, V1 and V2 answers, tokens, formats, hostile requests; --mmds-size-limit. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
@@ -29,8 +30,8 @@ static unsigned ask(const char *req, uint64_t now_ns, char *body, size_t cap)
     char *out;
     size_t len;
     cr_assert_eq(mmds_http_answer(store, req, strlen(req), now_ns, &out, &len), 0);
-    unsigned status = 0;
-    cr_assert_eq(sscanf(out, "HTTP/1.%*d %u", &status), 1, "%.*s", (int)len, out);
+    cr_assert(len > 12 && strncmp(out, "HTTP/1.", 7) == 0, "%.*s", (int)len, out);
+    unsigned status = (unsigned)strtoul(out + 9, NULL, 10);
     const char *b = memmem(out, len, "\r\n\r\n", 4);
     cr_assert(b);
     b += 4;
