@@ -2,9 +2,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/fields.h"
+#include "core/path_open.h"
 #include "devices/mmds/store.h"
 
 /* The process's store, made on first use with the --mmds-size-limit of the command line. */
@@ -30,6 +34,29 @@ int api_patch_mmds(struct controller *c, json_t *body, const char *id, struct er
     struct mmds_store *s = NULL;
     int rc = store_of(c, &s, err);
     return rc ? rc : mmds_store_patch(s, body, err);
+}
+
+int api_load_mmds_file(struct controller *c, const char *path, struct errmsg *err)
+{
+    struct stat st;
+    int fd = path_open_noblock(path, O_RDONLY | O_CLOEXEC, &st); /* a FIFO with no writer must not hold ember */
+    if (fd < 0)
+        return err_set(err, fd, "--metadata '%s': %s", path, strerror(-fd));
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EINVAL, "--metadata '%s' is %s: it must be a regular file or a pipe", path,
+                       path_kind(st.st_mode));
+    }
+    json_error_t je;
+    json_t *data = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+    close(fd);
+    if (!data)
+        return err_set(err, -EINVAL, "--metadata '%s': %s (line %d, column %d)", path, je.text, je.line, je.column);
+    struct errmsg inner;
+    int rc = json_is_object(data) ? api_put_mmds(c, data, NULL, &inner)
+                                  : err_set(&inner, -EINVAL, "the content must be a JSON object");
+    json_decref(data);
+    return rc ? err_set(err, rc, "--metadata '%s': %s", path, inner.text) : 0;
 }
 
 json_t *api_get_mmds(const struct controller *c) { return c->mmds ? mmds_store_get(c->mmds) : json_object(); }

@@ -18,6 +18,8 @@ int api_put_mmds(struct controller *c, json_t *body, const char *id, struct errm
 int api_patch_mmds(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 int api_put_mmds_config(struct controller *c, json_t *body, const char *id, struct errmsg *err);
 json_t *api_get_mmds(const struct controller *c);
+/* --metadata FILE: the file's JSON object becomes the data store (size limit included). */
+int api_load_mmds_file(struct controller *c, const char *path, struct errmsg *err);
 /* The "mmds-config" object GET /vm/config shows, or NULL when the MMDS is not configured. */
 json_t *api_mmds_config_json(const struct controller *c);
 

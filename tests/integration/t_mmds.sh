@@ -8,8 +8,9 @@
 #       (still answered); the host pings the guest over the same NIC; a PUT over
 #       --mmds-size-limit is a 413; PATCH /mmds from the host, then the guest
 #       reads the new value
-#   V2  at another address: no token and a wrong token get nothing (401), the
-#       token from PUT /latest/api/token gets the data
+#   V2  at another address, the data from --metadata FILE: no token and a
+#       wrong token get nothing (401), the token from PUT /latest/api/token
+#       gets the data
 source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/linux_run.sh"
 require_kvm
 [ "$(id -u)" -eq 0 ] || skip "creating a network namespace and a tap needs root"
@@ -45,14 +46,14 @@ expect_code() { # DESCRIPTION WANT METHOD PATH [BODY]
   check "$d: $want (got $CODE${BODY:+ $BODY})" test "$CODE" = "$want"
 }
 
-# boot NAME MMDS-CONFIG: ember (API, --mmds-size-limit 4096) in the namespace, configured and started,
-# with the data store filled before boot; returns once the guest's init holds.
+# boot NAME MMDS-CONFIG [--metadata FILE]: ember (API, --mmds-size-limit 4096) in the namespace, configured and
+# started, with the data store filled before boot (PUT /mmds, or --metadata); returns once the guest's init holds.
 boot() {
-  local name=$1
+  local name=$1 cfg=$2; shift 2
   S=$tmp/$name.sock OUT=$tmp/$name.out ERR=$tmp/$name.err
   cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
   control hold
-  ip netns exec "$ns" "$EMBER" --api-sock "$S" --log-level info --mmds-size-limit 4096 </dev/null >"$OUT" 2>"$ERR" &
+  ip netns exec "$ns" "$EMBER" --api-sock "$S" --log-level info --mmds-size-limit 4096 "$@" </dev/null >"$OUT" 2>"$ERR" &
   EPID=$!
   for _ in $(seq 500); do api_answers "$S" && break; sleep 0.02; done
   expect_code "$name: machine" 204 PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
@@ -60,10 +61,10 @@ boot() {
   expect_code "$name: root drive" 204 PUT /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$tmp/root.ext4\",\"is_root_device\":true}"
   expect_code "$name: control drive" 204 PUT /drives/control "{\"drive_id\":\"control\",\"path_on_host\":\"$tmp/control.img\",\"is_root_device\":false,\"is_read_only\":true}"
   expect_code "$name: NIC" 204 PUT /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"$MAC\"}"
-  expect_code "$name: mmds config" 204 PUT /mmds/config "$2"
-  expect_code "$name: mmds data" 204 PUT /mmds '{"latest":{"meta-data":{"ami-id":"ami-12345678","reservation-id":"r-1"}}}'
+  expect_code "$name: mmds config" 204 PUT /mmds/config "$cfg"
+  [ $# -eq 0 ] && expect_code "$name: mmds data" 204 PUT /mmds "$META"
   expect_code "$name: InstanceStart" 204 PUT /actions '{"action_type":"InstanceStart"}'
-  expect_code "$name: mmds config is pre-boot only" 400 PUT /mmds/config "$2"
+  expect_code "$name: mmds config is pre-boot only" 400 PUT /mmds/config "$cfg"
   check "$name: guest init holds" wait_count "$OUT" "EMBER-HOLD: waiting" 1 600
 }
 # run_check NAME N SPEC: the guest runs the checks SPEC; waits for the Nth "done" line.
@@ -79,6 +80,8 @@ end_guest() { # NAME
   check "$1: ember exit 0 after the guest's reboot (got $RC)" test "$RC" -eq 0
   show_on_failure "$OUT" "$ERR"
 }
+
+META='{"latest":{"meta-data":{"ami-id":"ami-12345678","reservation-id":"r-1"}}}'
 
 # ---- V1
 boot v1 '{"network_interfaces":["eth0"]}'
@@ -104,7 +107,8 @@ fi
 end_guest v1
 
 # ---- V2, at another address
-boot v2 '{"network_interfaces":["eth0"],"version":"V2","ipv4_address":"169.254.170.2"}'
+printf '%s\n' "$META" > "$tmp/meta.json"
+boot v2 '{"network_interfaces":["eth0"],"version":"V2","ipv4_address":"169.254.170.2"}' --metadata "$tmp/meta.json"
 if userspace_ran "$OUT"; then
   A=169.254.170.2 P=latest/meta-data
   run_check v2 1 "mmds:$A:$P"

@@ -1,8 +1,12 @@
 /* The MMDS endpoints: PUT/PATCH/GET /mmds (413 over the limit), PUT /mmds/config, phases, config files. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/config_file.h"
+#include "api/mmds_api.h"
 #include "devices/mmds/store.h"
 #include "tests/unit/api_fixture.h"
 
@@ -132,4 +136,27 @@ Test(api_mmds, config_file_section)
     cr_expect_eq(api_apply_config(&ctl, ok, &e), 0, "%s", e.text);
     json_decref(ok);
     cr_expect_not_null(ctl.cfg.nets[0].mmds);
+}
+
+Test(api_mmds, metadata_file)
+{
+    struct errmsg e;
+    char path[] = "/tmp/ember-mmds-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char good[] = "{\"latest\":{\"meta-data\":{\"ami-id\":\"f\"}}}";
+    cr_assert_eq(write(fd, good, sizeof(good) - 1), (ssize_t)sizeof(good) - 1);
+    close(fd);
+    cr_expect_eq(api_load_mmds_file(&ctl, path, &e), 0, "%s", e.text);
+    cr_expect_eq(req("GET", "/mmds", NULL), 200);
+    cr_expect(body_is(good), "%s", rep.body);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_eq(write(fd, "[1]", 3), 3);
+    close(fd);
+    cr_expect_neq(api_load_mmds_file(&ctl, path, &e), 0);
+    cr_expect(strstr(e.text, "JSON object"), "%s", e.text);
+    unlink(path);
+    cr_expect_neq(api_load_mmds_file(&ctl, path, &e), 0);
+    cr_expect(strstr(e.text, "--metadata"), "%s", e.text);
+    cr_expect_neq(api_load_mmds_file(&ctl, "/tmp", &e), 0);
 }
