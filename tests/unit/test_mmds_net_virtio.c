@@ -109,7 +109,8 @@ Test(mmds_virtio, arp_for_the_mmds_is_answered_in_rx)
     post_rx(0);
     virtio_mmio_kick(&m, RXQ);
     uint8_t f[128], got[256];
-    transmit(f, arp_request(f, MMDS_DEFAULT_IPV4));
+    size_t n = arp_request(f, MMDS_DEFAULT_IPV4);
+    transmit(f, n);
     for (int i = 0; i < 50 && vfx_used_idx(RXQ) == 0; i++)
         evloop_run_once(&loop, 20);
     cr_assert_eq(vfx_used_idx(TXQ), 1, "the tx chain went back");
@@ -121,7 +122,7 @@ Test(mmds_virtio, arp_for_the_mmds_is_answered_in_rx)
     const uint8_t mmds_mac[6] = MMDS_NET_MAC;
     cr_expect(memcmp(r + HDR + 14 + 8, mmds_mac, 6) == 0);
     /* ARP for another address goes to the tap as it was. */
-    size_t n = arp_request(f, 0xC0A80001);
+    n = arp_request(f, 0xC0A80001);
     transmit(f, n);
     cr_assert_eq(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), (ssize_t)n);
     cr_expect(memcmp(got, f, n) == 0);
