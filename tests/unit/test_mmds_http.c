@@ -150,6 +150,10 @@ Test(mmds_http, cli_size_limit)
     cr_assert_eq(cli_parse(5, ok, &o, &e), 0, "%s", e.text);
     cr_expect_eq(o.vm.mmds_size_limit, 100000);
     cli_free(&o);
+    char *meta[] = {"ember", "--api-sock", "/tmp/s", "--metadata", "/tmp/m.json", NULL};
+    cr_assert_eq(cli_parse(5, meta, &o, &e), 0, "%s", e.text);
+    cr_expect_str_eq(o.mmds_metadata, "/tmp/m.json");
+    cli_free(&o);
     char *bad[] = {"ember", "--api-sock", "/tmp/s", "--mmds-size-limit", "0", NULL};
     cr_expect_eq(cli_parse(5, bad, &o, &e), -EINVAL);
     cr_expect(strstr(e.text, "--mmds-size-limit"), "%s", e.text);
