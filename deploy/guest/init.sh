@@ -26,6 +26,8 @@
 #                     token (PUT /latest/api/token) and with a wrong token;
 #                     one line each, the body's newlines shown as '|', or
 #                     "failed" (e.g. a 401)
+#   mmds-dev:DEV      later mmds: checks go through DEV instead of eth0
+#                     (DEV is set up; it needs no address)
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -129,9 +131,14 @@ mmds_get() { # ADDR PATH [WGET ARGS...]: the body on one line, or "failed"
     body=$(timeout 10 wget -q -O - "$@" "http://$a/$p" 2>/dev/null) || { echo failed; return; }
     printf '%s' "$body" | tr '\n' '|'
 }
+check_mmds_dev() { # DEV
+    mmds_dev=$1
+    ip link set "$1" up
+    mark "mmds via $1"
+}
 check_mmds() { # ADDR PATH
     local a="$1" p="$2" tok
-    ip route add "$a" dev eth0 2>/dev/null
+    ip route replace "$a" dev "${mmds_dev:-eth0}" 2>/dev/null
     mark "mmds get /$p: $(mmds_get "$a" "$p")"
     mark "mmds json /$p: $(mmds_get "$a" "$p" --header 'Accept: application/json')"
     tok=$(printf 'PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n' |
@@ -154,9 +161,10 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 blk-verify:?*) check_blk_verify "${c#blk-verify:}" ;;
                 cpuinfo) check_cpuinfo ;;
                 mmds:?*:?*) spec=${c#mmds:}; check_mmds "${spec%%:*}" "${spec#*:}" ;;
+                mmds-dev:?*) check_mmds_dev "${c#mmds-dev:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, mmds:ADDR:PATH)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, mmds:ADDR:PATH, mmds-dev:DEV)" ;;
             esac
         done
     done

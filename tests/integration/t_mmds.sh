@@ -7,7 +7,8 @@
 #   V1  plain GET as IMDS text and as JSON, a session token, a wrong token
 #       (still answered); the host pings the guest over the same NIC; a PUT over
 #       --mmds-size-limit is a 413; PATCH /mmds from the host, then the guest
-#       reads the new value
+#       reads the new value; through eth1 (on tap1, not in network_interfaces)
+#       the guest gets nothing
 #   V2  at another address, the data from --metadata FILE: no token and a
 #       wrong token get nothing (401), the token from PUT /latest/api/token
 #       gets the data
@@ -30,6 +31,8 @@ ip -n "$ns" link set lo up
 ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
 ip -n "$ns" addr add 172.31.251.1/30 dev tap0
 ip -n "$ns" link set tap0 up
+ip -n "$ns" tuntap add dev tap1 mode tap vnet_hdr
+ip -n "$ns" link set tap1 up
 GUEST_IP=172.31.251.2
 MAC=06:00:ac:10:00:02
 
@@ -61,6 +64,7 @@ boot() {
   expect_code "$name: root drive" 204 PUT /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$tmp/root.ext4\",\"is_root_device\":true}"
   expect_code "$name: control drive" 204 PUT /drives/control "{\"drive_id\":\"control\",\"path_on_host\":\"$tmp/control.img\",\"is_root_device\":false,\"is_read_only\":true}"
   expect_code "$name: NIC" 204 PUT /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"$MAC\"}"
+  expect_code "$name: NIC not allowed to reach the MMDS" 204 PUT /network-interfaces/eth1 '{"iface_id":"eth1","host_dev_name":"tap1"}'
   expect_code "$name: mmds config" 204 PUT /mmds/config "$cfg"
   [ $# -eq 0 ] && expect_code "$name: mmds data" 204 PUT /mmds "$META"
   expect_code "$name: InstanceStart" 204 PUT /actions '{"action_type":"InstanceStart"}'
@@ -99,6 +103,9 @@ if userspace_ran "$OUT"; then
   expect_code "v1: PATCH after boot" 204 PATCH /mmds '{"latest":{"meta-data":{"ami-id":"ami-87654321","reservation-id":null}}}'
   run_check v1 2 "mmds:$A:$P/ami-id"
   check "v1: the guest sees the PATCH" has_line "$OUT" "EMBER-CHECK: mmds get /$P/ami-id: ami-87654321"
+  run_check v1 3 "mmds-dev:eth1"
+  run_check v1 4 "mmds:$A:$P/ami-id"
+  check "v1: through eth1 (not in network_interfaces) the guest gets nothing" has_line "$OUT" "EMBER-CHECK: mmds get /$P/ami-id: failed"
   api "$S" GET /mmds
   check "v1: GET /mmds from the host" test "$BODY" = '{"latest":{"meta-data":{"ami-id":"ami-87654321"}}}'
   api "$S" GET /vm/config
