@@ -43,7 +43,7 @@ DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjanss
   dnsmasq-base iputils-ping util-linux bsdutils python3 clang-format clang-tidy cppcheck
 
 # The layers, lowest first (docs/architecture.md); an include never points to a later one.
-LAYERS := core devices devices/virtio interp x86 vm api jailer cmd
+LAYERS := core devices devices/mmds devices/virtio interp x86 vm api jailer cmd
 LIB_SRCS := $(filter-out cmd/main.c jailer/main.c,$(foreach d,$(LAYERS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)

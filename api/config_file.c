@@ -9,6 +9,7 @@
 
 #include "api/fields.h"
 #include "api/handlers.h"
+#include "api/mmds_api.h"
 #include "core/path_open.h"
 
 /* The sections that are one object, in the order they apply: the logger first, so what follows is logged where asked.
@@ -17,8 +18,12 @@ static const struct {
     const char *key;
     api_apply_fn apply;
 } objects[] = {
-    {"logger", api_put_logger},           {"metrics", api_put_metrics}, {"machine-config", api_put_machine},
-    {"boot-source", api_put_boot_source}, {"serial", api_put_serial},   {"entropy", api_put_entropy},
+    {"logger", api_put_logger},
+    {"metrics", api_put_metrics},
+    {"machine-config", api_put_machine},
+    {"boot-source", api_put_boot_source},
+    {"serial", api_put_serial},
+    {"entropy", api_put_entropy},
     {"vsock", api_put_vsock},
 };
 
@@ -32,7 +37,7 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "mmds-config", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon", "cpu-config", "pmem", "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -99,6 +104,12 @@ int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
                 return in_section(err, rc, lists[l].key, (long)i);
         }
     }
+    /* After the NICs it names. */
+    json_t *mmds = json_object_get(root, "mmds-config");
+    if (mmds && !json_is_null(mmds) && !json_is_object(mmds))
+        return err_set(err, -EINVAL, "\"mmds-config\" must be a JSON object");
+    if (mmds && !json_is_null(mmds) && (rc = api_put_mmds_config(c, mmds, NULL, err)))
+        return in_section(err, rc, "mmds-config", -1);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "devices/mmds/store.h"
 #include "vm/runner.h"
 #include "vm/vm.h"
 
@@ -60,6 +61,8 @@ void ctl_destroy(struct controller *c)
     ctl_finish(c);
     vm_destroy(c->vm); /* before the description it was built from: it points into it */
     vm_config_release(&c->cfg);
+    mmds_store_free(c->mmds); /* after the VM: its NICs read it */
+    c->mmds = NULL;
     json_decref(c->metrics_properties);
     c->metrics_properties = NULL;
     free(c->metrics_path);

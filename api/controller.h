@@ -19,6 +19,7 @@
 struct runner;
 struct vm;
 struct json_t;
+struct mmds_store;
 
 enum ctl_state { CTL_NOT_STARTED, CTL_RUNNING, CTL_PAUSED };
 
@@ -53,6 +54,7 @@ struct controller {
     bool configured;
     bool restored; /* the VM came from a snapshot */
     struct ctl_latencies latencies;
+    struct mmds_store *mmds; /* the MMDS data store (api/mmds_api.c), NULL until first used */
 
     bool logger_set;
     char *log_path;        /* NULL: stderr */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/fields.h"
+#include "api/mmds_api.h"
 #include "core/log.h"
 #include "core/path_open.h"
 #include "core/version.h"
@@ -482,5 +483,8 @@ json_t *api_full_config(const struct controller *c)
     }
     if (c->metrics_path)
         json_object_set_new(root, "metrics", json_pack("{s:s}", "metrics_path", c->metrics_path));
+    json_t *mmds = api_mmds_config_json(c);
+    if (mmds)
+        json_object_set_new(root, "mmds-config", mmds);
     return root;
 }

@@ -1,11 +1,13 @@
 #include "api/routes.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/controller.h"
 #include "api/handlers.h"
+#include "api/mmds_api.h"
 #include "api/snapshot_api.h"
 
 /* A GET answers a JSON body; PUT and PATCH apply one (204, or 400 with the reason). */
@@ -38,10 +40,14 @@ static const struct route routes[] = {
     {"PUT", "/entropy", CTL_PRE_BOOT, NULL, api_put_entropy},
     {"PUT", "/snapshot/create", CTL_POST_BOOT, NULL, api_put_snapshot_create},
     {"PUT", "/snapshot/load", CTL_PRE_BOOT, NULL, api_put_snapshot_load},
+    {"GET", "/mmds", CTL_ANY_PHASE, api_get_mmds, NULL},
+    {"PUT", "/mmds", CTL_ANY_PHASE, NULL, api_put_mmds},
+    {"PATCH", "/mmds", CTL_ANY_PHASE, NULL, api_patch_mmds},
+    {"PUT", "/mmds/config", CTL_PRE_BOOT, NULL, api_put_mmds_config},
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon", "/mmds", "/cpu-config", "/pmem", "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon", "/cpu-config", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)
@@ -121,7 +127,7 @@ void api_handle(void *ctx, const char *method, const char *path, const char *bod
         rc = rt->apply(c, o, id, &e);
     json_decref(o);
     if (rc) {
-        api_reply_error(r, 400, "%s", e.text);
+        api_reply_error(r, rc == -EFBIG ? 413 : 400, "%s", e.text); /* 413: over the MMDS data store's limit */
     } else {
         free(r->body);
         r->body = NULL;

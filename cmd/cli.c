@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cmd/cli.h"
+#include "devices/mmds/store.h"
 
 /* The usage text is laid out as it prints. */
 /* clang-format off */
@@ -20,7 +21,7 @@ void cli_usage(FILE *out)
           "       ember --snapshot-load STATE (--mem FILE | --mem-uffd SOCKET) [--resume]\n"
           "             [--net-override IFACE=TAP]... [--track-dirty-pages] [--no-api | --api-sock PATH]\n"
           "             [--boot pvh|linux] [--host-compat auto|on|off] [--kernel-decompress auto|host|guest]\n"
-          "             [--log-level error|warn|info|debug]\n"
+          "             [--log-level error|warn|info|debug] [--mmds-size-limit BYTES] [--metadata FILE]\n"
           "             [--stats] [--help] [--version]\n"
           "\n"
           "  --kernel PATH       ELF vmlinux or bzImage to boot\n"
@@ -47,6 +48,8 @@ void cli_usage(FILE *out)
           "  --resume            run the restored guest at once (else it waits, paused, for PATCH /vm on --api-sock)\n"
           "  --net-override IFACE=TAP  the restored NIC IFACE on another host tap (repeatable)\n"
           "  --track-dirty-pages dirty page tracking in the restored VM (for Diff snapshots)\n"
+          "  --mmds-size-limit BYTES  the MMDS data store's limit, serialized (default " EMBER_STR(MMDS_DEFAULT_SIZE_LIMIT) ")\n"
+          "  --metadata FILE     a JSON file: the MMDS data store's content at start (as PUT /mmds)\n"
           "  --id ID             instance id (GET /, logs); default anonymous-instance\n"
           "  --no-seccomp        do not filter system calls (debugging only)\n"
           "  --seccomp-print     print each thread's system-call policy and exit\n"
@@ -242,6 +245,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         OPT_SNAP_RESUME,
         OPT_NET_OVERRIDE,
         OPT_TRACK_DIRTY,
+        OPT_MMDS_LIMIT,
+        OPT_METADATA,
     };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
@@ -268,6 +273,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         {"resume", no_argument, NULL, OPT_SNAP_RESUME},
         {"net-override", required_argument, NULL, OPT_NET_OVERRIDE},
         {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
+        {"mmds-size-limit", required_argument, NULL, OPT_MMDS_LIMIT},
+        {"metadata", required_argument, NULL, OPT_METADATA},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -357,6 +364,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         case OPT_SNAP_UFFD: o->snapshot_uffd = optarg; break;
         case OPT_SNAP_RESUME: o->snapshot_resume = 1; break;
         case OPT_TRACK_DIRTY: o->track_dirty_pages = 1; break;
+        case OPT_METADATA: o->mmds_metadata = optarg; break;
+        case OPT_MMDS_LIMIT:
+            if (parse_uint(optarg, 1, EMBER_MAX_MMDS_SIZE_LIMIT, &v))
+                return err_set(err, -EINVAL, "--mmds-size-limit '%s': must be a whole number of bytes from 1 to %d",
+                               optarg, EMBER_MAX_MMDS_SIZE_LIMIT);
+            o->vm.mmds_size_limit = v;
+            break;
         case OPT_NET_OVERRIDE:
             if (!strchr(optarg, '=') || *optarg == '=' || !strchr(optarg, '=')[1])
                 return err_set(err, -EINVAL, "--net-override '%s': must be IFACE=TAP", optarg);

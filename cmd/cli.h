@@ -15,6 +15,7 @@ struct cli_opts {
     int version;
     const char *api_sock;
     const char *config_file;
+    const char *mmds_metadata; /* --metadata FILE: the MMDS data store's first content */
     const char *instance_id;
     int no_api;
     int no_seccomp;

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 
 #include "api/config_file.h"
+#include "api/mmds_api.h"
 #include "api/controller.h"
 #include "api/routes.h"
 #include "api/server.h"
@@ -119,6 +120,11 @@ int main(int argc, char **argv)
     /* A VM described on the command line or in a file boots at once; over the API, when told. */
     bool boot_now = opts.vm.kernel_path || opts.config_file;
     ctl_take_config(&ctl, &opts.vm);
+    if (opts.mmds_metadata && api_load_mmds_file(&ctl, opts.mmds_metadata, &err)) {
+        fprintf(stderr, "ember: %s\n", err.text);
+        status = EXIT_BAD_CONFIG;
+        goto out;
+    }
     if (opts.config_file && api_load_config_file(&ctl, opts.config_file, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);
         status = EXIT_BAD_CONFIG;

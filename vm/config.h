@@ -28,6 +28,8 @@ enum kernel_decompress_mode { KDECOMP_AUTO, KDECOMP_HOST, KDECOMP_GUEST };
 #define EMBER_MAX_MEM_MIB 1048576
 #define EMBER_MAX_DRIVES 8
 #define EMBER_MAX_NETS 4
+/* The largest MMDS data store --mmds-size-limit allows (1 GiB). */
+#define EMBER_MAX_MMDS_SIZE_LIMIT 1073741824
 #define EMBER_STR_(x) #x
 #define EMBER_STR(x) EMBER_STR_(x)
 
@@ -55,6 +57,7 @@ struct vm_config {
     int has_entropy; /* PUT /entropy: a virtio-rng device */
     struct rng_config entropy;
     struct vsock_config vsock; /* uds_path NULL: no vsock device */
+    uint64_t mmds_size_limit;  /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
 };
 
 /* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */

@@ -29,6 +29,13 @@
 #   vsock-echo:PORT:BYTES  send BYTES random bytes over vsock to the host's
 #                     port PORT (an echo service), read the echo back and
 #                     compare sha256s (/bin/vsock-helper)
+#   mmds:ADDR:PATH    the metadata service at ADDR (a route via eth0 is
+#                     added): GET /PATH as text, as JSON, with a V2 session
+#                     token (PUT /latest/api/token) and with a wrong token;
+#                     one line each, the body's newlines shown as '|', or
+#                     "failed" (e.g. a 401)
+#   mmds-dev:DEV      later mmds: checks go through DEV instead of eth0
+#                     (DEV is set up; it needs no address)
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -168,6 +175,29 @@ check_hwrng() { # BYTES
     mark "hwrng read $n bytes in $((t1 - t0)) ms"
 }
 
+mmds_get() { # ADDR PATH [WGET ARGS...]: the body on one line, or "failed"
+    local a="$1" p="$2" body
+    shift 2
+    body=$(timeout 10 wget -q -O - "$@" "http://$a/$p" 2>/dev/null) || { echo failed; return; }
+    printf '%s' "$body" | tr '\n' '|'
+}
+check_mmds_dev() { # DEV
+    mmds_dev=$1
+    ip link set "$1" up
+    mark "mmds via $1"
+}
+check_mmds() { # ADDR PATH
+    local a="$1" p="$2" tok
+    ip route replace "$a" dev "${mmds_dev:-eth0}" 2>/dev/null
+    mark "mmds get /$p: $(mmds_get "$a" "$p")"
+    mark "mmds json /$p: $(mmds_get "$a" "$p" --header 'Accept: application/json')"
+    tok=$(printf 'PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n' |
+        timeout 10 nc "$a" 80 | tail -n 1)
+    mark "mmds token: ${#tok} characters"
+    mark "mmds token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
+    mark "mmds wrong token get /$p: $(mmds_get "$a" "$p" --header 'X-metadata-token: 0123')"
+}
+
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     local w c spec n=0
     failed=0
@@ -182,10 +212,12 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 cpuinfo) check_cpuinfo ;;
                 dd:?*:?*:?*) check_dd "${c#dd:}" ;;
                 hwrng:?*) check_hwrng "${c#hwrng:}" ;;
+                mmds:?*:?*) spec=${c#mmds:}; check_mmds "${spec%%:*}" "${spec#*:}" ;;
+                mmds-dev:?*) check_mmds_dev "${c#mmds-dev:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
                 vsock-echo:?*:?*) spec=${c#vsock-echo:}; check_vsock_echo "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, vsock-echo:PORT:BYTES)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, vsock-echo:PORT:BYTES, mmds:ADDR:PATH, mmds-dev:DEV)" ;;
             esac
         done
     done

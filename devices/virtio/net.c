@@ -9,9 +9,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "devices/mmds/net_stack.h"
 #include "devices/virtio/net_proto.h"
 #include "devices/virtio/virtio.h"
 
@@ -38,6 +40,8 @@ struct virtio_net {
     struct virtq_chain chain;
     struct virtq_chain rx_chains[MAX_RX_CHAINS];
     struct iovec iov[VIRTQ_MAX_CHAIN];
+    struct mmds_net *mmds; /* this NIC reaches the MMDS (cfg.mmds): its frames are looked at first */
+    uint8_t *mmds_frame;   /* a tx frame gathered from its chain for the MMDS */
 };
 
 struct net_counters virtio_net_counters(const struct virtio_net *n)
@@ -72,6 +76,15 @@ static int alloc_dev(struct virtio_net **out, const struct net_config *cfg)
     if (rc) {
         virtio_net_free(n);
         return rc;
+    }
+    if (cfg->mmds) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (!(n->mmds_frame = malloc(MAX_FRAME)) ||
+            mmds_net_new(&n->mmds, cfg->mmds, (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)n)) {
+            virtio_net_free(n);
+            return -ENOMEM;
+        }
     }
     *out = n;
     return 0;
@@ -128,6 +141,8 @@ void virtio_net_free(struct virtio_net *n)
     rate_limiter_destroy(&n->limiter[RXQ]);
     rate_limiter_destroy(&n->limiter[TXQ]);
     free(n->pending);
+    mmds_net_free(n->mmds);
+    free(n->mmds_frame);
     free(n);
 }
 
@@ -153,6 +168,39 @@ static void net_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len
 }
 
 static void watch(struct virtio_net *n, uint32_t events);
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A frame of the MMDS's for the guest, made the pending rx frame (header: no offloads); false when none. */
+static bool mmds_pending(struct virtio_net *n)
+{
+    size_t got = n->mmds ? mmds_net_output(n->mmds, n->pending + VNET_HDR_LEN, MAX_FRAME - VNET_HDR_LEN) : 0;
+    if (!got)
+        return false;
+    memset(n->pending, 0, VNET_HDR_LEN);
+    n->pending_len = got + VNET_HDR_LEN;
+    return true;
+}
+
+/* Whether the MMDS took the popped tx frame (ARP for its address, TCP to it) instead of the tap. */
+static bool mmds_took(struct virtio_net *n)
+{
+    uint8_t head[VNET_HDR_LEN + MMDS_NET_CLASSIFY_LEN];
+    uint64_t len = n->chain.readable, h = len < sizeof(head) ? len : sizeof(head);
+    if (!n->mmds || virtq_chain_read(&n->chain, n->vd->gm, 0, head, h) ||
+        !mmds_net_wants(n->mmds, head + VNET_HDR_LEN, h - VNET_HDR_LEN))
+        return false;
+    if (virtq_chain_read(&n->chain, n->vd->gm, 0, n->mmds_frame, len))
+        return false;
+    /* virtio_net_hdr: flags (NEEDS_CSUM = 1: the guest left the TCP checksum to us), gso_type (0: none). */
+    return mmds_net_take(n->mmds, n->mmds_frame + VNET_HDR_LEN, len - VNET_HDR_LEN, n->mmds_frame[0] & 1,
+                         n->mmds_frame[1] != 0, now_ns());
+}
 
 /* Copies the pending frame into as many rx chains as it needs; false if the ring lacks room. */
 static bool deliver_pending(struct virtio_net *n)
@@ -211,7 +259,7 @@ static void process_rx(struct virtio_net *n)
     struct virtio_dev *vd = n->vd;
     bool delivered = false;
     for (;;) {
-        if (!n->pending_len) {
+        if (!n->pending_len && !mmds_pending(n)) {
             ssize_t got = read(n->fd, n->pending, MAX_FRAME);
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
@@ -264,6 +312,11 @@ static void process_tx(struct virtio_net *n)
             break;
         }
         ssize_t w;
+        if (mmds_took(n)) {
+            virtq_push(q, vd->gm, n->chain.head, 0);
+            pushed = true;
+            continue;
+        }
         if (n->chain.nbufs == 1) {
             /* The usual one-buffer frame: plain write(), no iovec for the kernel to import. */
             w = write(n->fd, n->chain.bufs[0].host, n->chain.bufs[0].len);
@@ -292,6 +345,8 @@ static void process_tx(struct virtio_net *n)
     }
     if (pushed)
         virtio_dev_notify_used(vd, TXQ);
+    if (n->mmds && mmds_net_has_output(n->mmds))
+        process_rx(n); /* the MMDS's answers go straight to the guest */
     watch(n, (n->pending_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0));
 }
 

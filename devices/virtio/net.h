@@ -20,9 +20,11 @@ struct net_config {
     uint8_t mac[6];
     bool has_mac;
     struct rate_limiter_config rx_rate_limiter, tx_rate_limiter; /* all zero: unlimited */
+    struct mmds_store *mmds; /* not owned; NULL: this NIC does not reach the MMDS (devices/mmds/) */
 };
 
 struct virtio_net;
+struct mmds_store;
 
 int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, struct errmsg *err);
 /* For tests: use an already open fd (a tap, or a socketpair end speaking vnet-hdr frames). */

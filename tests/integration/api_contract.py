@@ -283,7 +283,8 @@ IMPLEMENTED = {
     ("PATCH", "/drives/{drive_id}"), ("PUT", "/network-interfaces/{iface_id}"),
     ("PATCH", "/network-interfaces/{iface_id}"), ("PUT", "/actions"), ("PATCH", "/vm"), ("PUT", "/logger"),
     ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"),
-    ("PUT", "/entropy"),
+    ("PUT", "/entropy"), ("PUT", "/vsock"),
+    ("PUT", "/mmds"), ("PATCH", "/mmds"), ("GET", "/mmds"), ("PUT", "/mmds/config"),
 }
 
 
@@ -342,6 +343,15 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
               {"drive_id": "rootfs", "path_on_host": disk2})  # before boot
         check(spec, s, "invalid", "PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/eth0",
               {"iface_id": "eth0"})  # before boot
+        check(spec, s, "invalid", "PATCH", "/mmds", "/mmds", {"latest": {}})  # before any PUT
+        check(spec, s, "valid", "PUT", "/mmds", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-1"}}})
+        check(spec, s, "invalid", "PUT", "/mmds", "/mmds", "{not json")
+        check(spec, s, "valid", "PATCH", "/mmds", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-2"}}})
+        check(spec, s, "valid", "GET", "/mmds", "/mmds")
+        check(spec, s, "invalid", "GET", "/mmds", "/mmds", {"x": 1})
+        if have_net:
+            check(spec, s, "valid", "PUT", "/mmds/config", "/mmds/config", {"network_interfaces": ["eth0"]})
+        check(spec, s, "invalid", "PUT", "/mmds/config", "/mmds/config", {"network_interfaces": ["nope"]})
         check(spec, s, "valid", "GET", "/vm/config", "/vm/config")
         for p in ("/", "/version", "/machine-config", "/vm/config"):  # a GET with a body is bad input
             check(spec, s, "invalid", "GET", p, p, {"x": 1})
@@ -428,7 +438,7 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
 
     missing = [f"{m} {t}" for (m, t) in sorted(IMPLEMENTED) if COVERAGE.get((m, t)) != {"valid", "invalid"}]
     if missing and not have_net:
-        missing = [x for x in missing if "network-interfaces" not in x]
+        missing = [x for x in missing if "network-interfaces" not in x and "/mmds/config" not in x]
     if missing:
         not_ok("operations without both a valid and an invalid request: " + ", ".join(missing))
     else:

@@ -326,7 +326,7 @@ Test(api_config, apply_config_bad)
         {"{\"boot_source\":{}}", "`boot_source`", "unknown field"},
         {"{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":true}}", "balloon", "not implemented"},
         {"{\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/tmp/v\"}}", "vsock", "guest_cid"},
-        {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "not implemented"},
+        {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "is empty"},
         {"{\"entropy\":{\"rate_limiter\":5}}", "entropy", "`rate_limiter`"},
         {"{\"cpu-config\":{}}", "cpu-config", "not implemented"},
         {"{\"pmem\":[]}", "pmem", "not implemented"},
