@@ -25,4 +25,16 @@ __attribute__((format(printf, 3, 4))) static inline int err_set(struct errmsg *e
     return rc;
 }
 
+/*
+ * Copies input (a path, an id, a field value, a method) into dst for quoting in a
+ * one-line message: bytes below 0x20, 0x7f and bytes that are not well-formed UTF-8
+ * become \xNN, so a quoted value can neither split the line nor forge another one,
+ * and the result is valid UTF-8 (JSON-safe). Cut with "..." to fit cap bytes
+ * (NUL included). Returns dst.
+ */
+const char *err_quote(char *dst, size_t cap, const char *src);
+const char *err_quote_n(char *dst, size_t cap, const char *src, size_t len);
+/* A buffer size for err_quote that holds any 64-byte input escaped, or a path cut at ~250 bytes. */
+#define ERR_QUOTE_MAX 256
+
 #endif
