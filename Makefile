@@ -51,7 +51,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 # Host tools shipped with Ember (docs/snapshot-tools.md): libc and jansson only, not libember.
 SNAPSHOT_TOOLS := $(BUILD)/ember-uffd-handler $(BUILD)/ember-snapshot-merge
 UFFD_HANDLER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,tools/snapshot/uffd_handler.c tools/snapshot/uffd_serve.c \
-                       core/uffd_msg.c)
+                       core/uffd_msg.c core/errmsg.c)
 
 .PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help format format-check lint
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf \
@@ -97,7 +97,7 @@ $(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS
 $(BUILD)/ember-uffd-handler: $(UFFD_HANDLER_OBJS)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -Wl,-Bstatic -ljansson -Wl,-Bdynamic
 
-$(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o
+$(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o $(BUILD)/obj/core/errmsg.o
 	$(CC) $(LDFLAGS_SAN) -o $@ $^
 
 # The unit tests run the snapshot tools of their own build (tests/unit/tool_fixture.c).

@@ -52,19 +52,13 @@ struct api_server {
 
 void api_reply_error(struct api_reply *r, unsigned status, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s}", "fault_message", msg);
-    if (!o) {
-        /* The message echoed client bytes that are not UTF-8: replace them so the body stays JSON. */
-        for (char *p = msg; *p; p++)
-            if ((unsigned char)*p >= 0x80)
-                *p = '?';
-        o = json_pack("{s:s}", "fault_message", msg);
-    }
+    /* One line of valid UTF-8 (so JSON) whatever the message quotes from the request. */
+    json_t *o = json_pack("{s:s}", "fault_message", err_quote(msg, sizeof(msg), raw));
     free(r->body);
     r->status = status;
     r->body = o ? json_dumps(o, JSON_COMPACT) : NULL;

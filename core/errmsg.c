@@ -1,6 +1,7 @@
 #include "core/errmsg.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
@@ -83,4 +84,11 @@ const char *err_quote_n(char *dst, size_t cap, const char *src, size_t len)
 const char *err_quote(char *dst, size_t cap, const char *src)
 {
     return err_quote_n(dst, cap, src, src ? strlen(src) : 0);
+}
+
+void err_vformat(struct errmsg *e, const char *fmt, va_list ap)
+{
+    char raw[sizeof(e->text)];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    err_quote(e->text, sizeof(e->text), raw);
 }

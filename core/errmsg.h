@@ -10,8 +10,12 @@ struct errmsg {
     char text[512];
 };
 
+void err_vformat(struct errmsg *e, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 /*
  * Formats into e (if non-NULL) and returns rc, for `return err_set(e, -EINVAL, ...)`.
+ * The message is one line whatever it quotes: control bytes and invalid UTF-8 in
+ * it (which only quoted input can bring) are written \xNN (err_quote).
  * Defined here so that static analysis sees that the caller's rc comes back.
  */
 __attribute__((format(printf, 3, 4))) static inline int err_set(struct errmsg *e, int rc, const char *fmt, ...)
@@ -19,7 +23,7 @@ __attribute__((format(printf, 3, 4))) static inline int err_set(struct errmsg *e
     if (e) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(e->text, sizeof(e->text), fmt, ap);
+        err_vformat(e, fmt, ap);
         va_end(ap);
     }
     return rc;
