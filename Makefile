@@ -70,6 +70,7 @@ help:
 	@echo "make test    deps + build + guest, then unit tests (plain and ASan+UBSan) and integration tests"
 	@echo "make bench   Ember vs QEMU benchmarks (< 25 min; QUICK=1: < 5 min), perf/README.md"
 	@echo "make asan    build the sanitizer variant into build/asan"
+	@echo "make fuzz    build the libFuzzer fuzzers (clang) and run each for FUZZ_SECONDS (default 60), tests/fuzz/"
 	@echo "make format  rewrite the C sources in the project's style (.clang-format)"
 	@echo "make format-check  list the C sources that make format would change (exit 1 if any)"
 	@echo "make lint    include-direction rule, cppcheck and clang-tidy (.clang-tidy) over the C sources"
@@ -107,6 +108,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS)) 
 
 include tests/guest/guest.mk
 include perf/bench.mk
+include tests/fuzz/fuzz.mk
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -157,7 +159,7 @@ clean:
 # The C sources `make format` and `make lint` cover: the layers, their unit tests and the
 # benchmark tools. tests/guest/ is freestanding guest code in kernel style (tabs) with its own
 # flags: left out of both.
-CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot
+CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot tests/fuzz
 CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
 FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
 # clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags
