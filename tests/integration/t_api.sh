@@ -200,7 +200,7 @@ echo "  (a body shorter than its Content-Length, then silence: $r)"
 check "ember survived the garbage" alive "$MPID"
 r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"vcp\r\n0\r\n\r\n')
 check "chunked malformed body: 400 ($r)" has "$r" " 400"
-r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n26\r\n{"vcpu_count":2,"mem_size_mib":200}  \r\n0\r\n\r\n')
+r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n25\r\n{"vcpu_count":2,"mem_size_mib":200}  \r\n0\r\n\r\n')
 check "chunked valid body: 204 ($r)" has "$r" " 204"
 r=$(raw 'GET / HTTP/1.0\r\n\r\n')
 check "HTTP/1.0 GET /: 200 ($r)" has "$r" " 200"
