@@ -351,7 +351,9 @@ int http_conns_expire(struct http_conns *s)
 
 void http_conns_event(struct http_conns *s, struct http_conn *c, uint32_t events)
 {
-    if (events & EPOLLOUT)
+    (void)events;
+    /* Writing, any event (EPOLLOUT, or HUP/ERR of a client gone: send fails and closes) goes on writing. */
+    if (c->state == C_WRITE)
         conn_run(s, c);
     else
         conn_readable(s, c);
