@@ -51,7 +51,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 # Host tools shipped with Ember (docs/snapshot-tools.md): libc and jansson only, not libember.
 SNAPSHOT_TOOLS := $(BUILD)/ember-uffd-handler $(BUILD)/ember-snapshot-merge
 UFFD_HANDLER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,tools/snapshot/uffd_handler.c tools/snapshot/uffd_serve.c \
-                       core/uffd_msg.c)
+                       core/uffd_msg.c core/errmsg.c)
 
 .PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help format format-check lint
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf \
@@ -70,6 +70,7 @@ help:
 	@echo "make test    deps + build + guest, then unit tests (plain and ASan+UBSan) and integration tests"
 	@echo "make bench   Ember vs QEMU benchmarks (< 25 min; QUICK=1: < 5 min), perf/README.md"
 	@echo "make asan    build the sanitizer variant into build/asan"
+	@echo "make fuzz    build the libFuzzer fuzzers (clang) and run each for FUZZ_SECONDS (default 60), tests/fuzz/"
 	@echo "make format  rewrite the C sources in the project's style (.clang-format)"
 	@echo "make format-check  list the C sources that make format would change (exit 1 if any)"
 	@echo "make lint    include-direction rule, cppcheck and clang-tidy (.clang-tidy) over the C sources"
@@ -97,7 +98,7 @@ $(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS
 $(BUILD)/ember-uffd-handler: $(UFFD_HANDLER_OBJS)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -Wl,-Bstatic -ljansson -Wl,-Bdynamic
 
-$(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o
+$(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o $(BUILD)/obj/core/errmsg.o
 	$(CC) $(LDFLAGS_SAN) -o $@ $^
 
 # The unit tests run the snapshot tools of their own build (tests/unit/tool_fixture.c).
@@ -107,6 +108,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS)) 
 
 include tests/guest/guest.mk
 include perf/bench.mk
+include tests/fuzz/fuzz.mk
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -157,7 +159,7 @@ clean:
 # The C sources `make format` and `make lint` cover: the layers, their unit tests and the
 # benchmark tools. tests/guest/ is freestanding guest code in kernel style (tabs) with its own
 # flags: left out of both.
-CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot
+CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot tests/fuzz
 CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
 FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
 # clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags

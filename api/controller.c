@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/path_open.h"
 #include "devices/mmds/store.h"
 #include "vm/runner.h"
 #include "vm/vm.h"
+#include "x86/loader.h"
 
 #define METRICS_PERIOD_S 60 /* Firecracker flushes metrics every 60 s */
 
@@ -336,6 +338,27 @@ int ctl_set_metrics(struct controller *c, const char *path, bool emit_id, json_t
 
 /* ---- the transitions and runtime operations ---- */
 
+int ctl_check_kernel_file(const char *path, struct errmsg *err)
+{
+    struct stat st;
+    int fd = path_open_noblock(path, O_RDONLY | O_CLOEXEC, &st);
+    if (fd < 0)
+        return err_set(err, fd, "kernel '%s': %s", path, strerror(-fd));
+    uint8_t head[0x210]; /* up to the end of a bzImage's "HdrS" magic */
+    ssize_t n = S_ISREG(st.st_mode) ? pread(fd, head, sizeof(head), 0) : 0;
+    int read_errno = errno;
+    close(fd);
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, -EINVAL, "kernel '%s' is %s, not a regular file", path, path_kind(st.st_mode));
+    if (n < 0)
+        return err_set(err, -read_errno, "kernel '%s': %s", path, strerror(read_errno));
+    if (n == 0)
+        return err_set(err, -EINVAL, "kernel '%s' is empty", path);
+    if (kernel_detect(head, (size_t)n) == KFMT_UNKNOWN)
+        return err_set(err, -ENOEXEC, "kernel '%s' is neither an ELF vmlinux nor a bzImage", path);
+    return 0;
+}
+
 int ctl_start(struct controller *c, struct errmsg *err)
 {
     int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
@@ -343,7 +366,10 @@ int ctl_start(struct controller *c, struct errmsg *err)
         return rc;
     if (!c->cfg.kernel_path)
         return err_set(err, -EINVAL, "Cannot start microvm without kernel configuration.");
-    rc = vm_create(c->vm, &c->cfg, &c->runner->loop, err);
+    /* Before /dev/kvm and a VM: a bad image gets this error on any host, at no VM's cost. */
+    rc = ctl_check_kernel_file(c->cfg.kernel_path, err);
+    if (!rc)
+        rc = vm_create(c->vm, &c->cfg, &c->runner->loop, err);
     if (!rc)
         rc = runner_start_vm(c->runner, c->vm, err);
     if (rc) {

@@ -111,6 +111,8 @@ int ctl_set_metrics(struct controller *c, const char *path, bool emit_id, struct
                     struct errmsg *err);
 
 /* ---- the transitions and runtime operations ---- */
+/* The kernel image opens (without blocking), is a non-empty regular file and starts like an ELF or a bzImage. */
+int ctl_check_kernel_file(const char *path, struct errmsg *err);
 /* InstanceStart: build the VM from the description and start it; a failure leaves the API usable. */
 int ctl_start(struct controller *c, struct errmsg *err);
 int ctl_pause(struct controller *c, struct errmsg *err);

@@ -2,10 +2,11 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "api/http_conn.h"
 #include "core/log.h"
 
 /* One request on its way from the API thread to the VMM thread and back. */
@@ -29,7 +32,6 @@ struct pending {
 };
 
 struct api_server {
-    struct MHD_Daemon *daemon;
     pthread_t thread;
     bool thread_started;
     int wake_fd;              /* eventfd: tells the API thread to stop */
@@ -45,30 +47,18 @@ struct api_server {
     struct pending *head, *tail;
     unsigned long requests;
     bool stopping;
-};
-
-/* Per-connection upload state. */
-struct upload {
-    char *buf;
-    size_t len;
-    bool too_big;
+    struct http_conns conns; /* API thread only */
 };
 
 void api_reply_error(struct api_reply *r, unsigned status, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s}", "fault_message", msg);
-    if (!o) {
-        /* The message echoed client bytes that are not UTF-8: replace them so the body stays JSON. */
-        for (char *p = msg; *p; p++)
-            if ((unsigned char)*p >= 0x80)
-                *p = '?';
-        o = json_pack("{s:s}", "fault_message", msg);
-    }
+    /* One line of valid UTF-8 (so JSON) whatever the message quotes from the request. */
+    json_t *o = json_pack("{s:s}", "fault_message", err_quote(msg, sizeof(msg), raw));
     free(r->body);
     r->status = status;
     r->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -133,80 +123,44 @@ static void hand_over(struct api_server *s, struct pending *p)
     pthread_mutex_unlock(&s->lock);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, const struct api_reply *r)
+/* API thread: one request read whole by http_conn.c, answered by the VMM thread. */
+static void serve(void *ctx, const char *method, const char *path, const char *body, size_t len, struct api_reply *r)
 {
-    const char *body = r->body ? r->body : "";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return MHD_NO;
-    if (r->body)
-        MHD_add_response_header(resp, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    struct pending p = {.method = method, .path = path, .body = body, .len = len};
+    hand_over(ctx, &p);
+    *r = p.reply;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+/*
+ * The API thread: our own, so it can install its own seccomp filter before
+ * it reads a byte from a client. It serves the listening socket and its
+ * connections until wake_fd says stop, then closes them all.
+ */
+static void *api_thread(void *arg)
 {
-    (void)version;
-    struct api_server *s = cls;
-    struct upload *u = *con_cls;
-    if (!u) {
-        u = calloc(1, sizeof(*u));
-        if (!u)
-            return MHD_NO;
-        *con_cls = u;
-        /* Refuse an announced oversized body before reading any of it. */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
-            u->too_big = true;
-        else
-            return MHD_YES;
+    struct api_server *s = arg;
+    if (s->thread_init && s->thread_init() != 0) {
+        log_error("API thread: cannot install its seccomp filter; the API is closed");
+        return NULL;
     }
-    if (*upload_size && u->too_big) {
-        *upload_size = 0; /* over the limit: discard the rest, answer 413 at the end */
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (u->len + *upload_size > API_MAX_BODY) {
-            u->too_big = true;
-            free(u->buf);
-            u->buf = NULL;
-        } else {
-            char *nb = realloc(u->buf, u->len + *upload_size + 1);
-            if (!nb)
-                return MHD_NO;
-            memcpy(nb + u->len, upload_data, *upload_size);
-            u->buf = nb;
-            u->len += *upload_size;
-            u->buf[u->len] = '\0';
+    for (bool stop = false; !stop;) {
+        struct epoll_event evs[32];
+        int n = epoll_wait(s->conns.ep, evs, 32, http_conns_expire(&s->conns));
+        bool incoming = false;
+        for (int i = 0; i < n && !stop; i++) {
+            if (evs[i].data.ptr == &s->wake_fd)
+                stop = true;
+            else if (evs[i].data.ptr == &s->listen_fd)
+                incoming = true;
+            else
+                http_conns_event(&s->conns, evs[i].data.ptr, evs[i].events);
         }
-        *upload_size = 0;
-        return MHD_YES;
+        /* Last: accepting may evict (free) a connection that still had an event in evs. */
+        if (incoming && !stop)
+            http_conns_accept(&s->conns);
     }
-    struct api_reply reply = {0, NULL};
-    if (u->too_big) {
-        api_reply_error(&reply, 413, "Request payload is larger than the limit of %d bytes.", API_MAX_BODY);
-    } else {
-        struct pending p = {.method = method, .path = url, .body = u->buf ? u->buf : "", .len = u->len};
-        hand_over(s, &p);
-        reply = p.reply;
-    }
-    enum MHD_Result ret = send_reply(c, &reply);
-    free(reply.body);
-    return ret;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
-{
-    (void)cls, (void)c, (void)t;
-    struct upload *u = *con_cls;
-    if (u) {
-        free(u->buf);
-        free(u);
-        *con_cls = NULL;
-    }
+    http_conns_close_all(&s->conns);
+    return NULL;
 }
 
 /* A socket file nobody answers on is stale: replace it. One that answers is taken. */
@@ -232,44 +186,6 @@ static int prepare_path(const char *path, struct errmsg *err)
     return 0;
 }
 
-/*
- * The API thread: our own, so it can install its own seccomp filter before
- * it reads a byte from a client. It runs MHD's epoll set and a wake eventfd.
- */
-static void *api_thread(void *arg)
-{
-    struct api_server *s = arg;
-    if (s->thread_init && s->thread_init() != 0) {
-        log_error("API thread: cannot install its seccomp filter; the API is closed");
-        return NULL;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!info) {
-        log_error("API thread: libmicrohttpd gives no epoll fd; the API is closed");
-        return NULL;
-    }
-    int mhd_fd = info->epoll_fd;
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.fd = mhd_fd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, mhd_fd, &ev);
-    ev.data.fd = s->wake_fd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, s->wake_fd, &ev);
-    for (;;) {
-        MHD_UNSIGNED_LONG_LONG to;
-        int timeout = MHD_get_timeout(s->daemon, &to) == MHD_YES ? (int)(to > 1000 ? 1000 : to) : 1000;
-        struct epoll_event evs[2];
-        int n = epoll_wait(ep, evs, 2, timeout);
-        bool stop = false;
-        for (int i = 0; i < n; i++)
-            stop |= evs[i].data.fd == s->wake_fd;
-        if (stop)
-            break;
-        MHD_run(s->daemon);
-    }
-    close(ep);
-    return NULL;
-}
 
 int api_server_start(struct api_server **out, const char *path, struct event_loop *loop, api_handler h, void *ctx,
                      int (*thread_init)(void), struct errmsg *err)
@@ -288,7 +204,9 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
     s->loop = loop;
     s->handler = h;
     s->ctx = ctx;
-    s->listen_fd = s->efd = s->wake_fd = -1;
+    s->listen_fd = s->efd = s->wake_fd = s->conns.ep = s->conns.listen_fd = -1;
+    s->conns.serve = serve;
+    s->conns.ctx = s;
     s->thread_init = thread_init;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
@@ -298,7 +216,7 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
     mode_t old = umask(0177);
     int bound = s->listen_fd >= 0 && bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     umask(old);
-    if (!bound || listen(s->listen_fd, 128) < 0) {
+    if (!bound || listen(s->listen_fd, API_MAX_CONNS) < 0) {
         rc = err_set(err, -errno, "API socket '%s': %s", path, strerror(errno));
         goto fail;
     }
@@ -307,18 +225,14 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
         rc = err_set(err, -EIO, "API: cannot attach to the event loop");
         goto fail;
     }
-    /* TURBO: no shutdown() before close and no per-connection epoll_ctl churn, 5 of ~19
-     * system calls per request (strace); requests are read whole before we answer. */
-    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET,
-                                 s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)30, MHD_OPTION_END);
-    if (!s->daemon) {
-        rc = err_set(err, -EIO, "API: cannot start the HTTP server on '%s'", path);
-        goto fail;
-    }
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake_fd < 0 || pthread_create(&s->thread, NULL, api_thread, s) != 0) {
+    s->conns.listen_fd = s->listen_fd;
+    s->conns.ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &s->listen_fd};
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &s->wake_fd};
+    if (s->wake_fd < 0 || s->conns.ep < 0 || epoll_ctl(s->conns.ep, EPOLL_CTL_ADD, s->listen_fd, &lev) < 0 ||
+        epoll_ctl(s->conns.ep, EPOLL_CTL_ADD, s->wake_fd, &wev) < 0 ||
+        pthread_create(&s->thread, NULL, api_thread, s) != 0) {
         rc = err_set(err, -EIO, "API: cannot start its thread");
         goto fail;
     }
@@ -327,8 +241,8 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
     *out = s;
     return 0;
 fail:
-    if (s->daemon)
-        MHD_stop_daemon(s->daemon);
+    if (s->conns.ep >= 0)
+        close(s->conns.ep);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     if (s->efd >= 0) {
@@ -352,7 +266,9 @@ void api_server_stop(struct api_server *s)
         return;
     /*
      * The API thread may be waiting for the VMM thread (this one): answer
-     * what is queued first so MHD_stop_daemon can join it.
+     * what is queued first so it can see the wake-up and end. It closes the
+     * connections clients still hold itself (this thread's filter need not
+     * allow it).
      */
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
@@ -366,7 +282,8 @@ void api_server_stop(struct api_server *s)
     uint64_t one = 1;
     if (s->thread_started && write(s->wake_fd, &one, sizeof(one)) == sizeof(one))
         pthread_join(s->thread, NULL);
-    MHD_stop_daemon(s->daemon);
+    http_conns_close_all(&s->conns); /* when the thread never ran: nothing was accepted, but be sure */
+    close(s->conns.ep);
     close(s->wake_fd);
     if (s->listen_fd >= 0)
         close(s->listen_fd);

@@ -1,5 +1,5 @@
 /*
- * The API thread: HTTP/1.1 over a Unix socket (libmicrohttpd). It parses
+ * The API thread: HTTP/1.x over a Unix socket, read strictly by api/http_parse.c and api/http_conn.c. It parses
  * nothing about the VM and touches no VM state: each complete request is
  * handed to the VMM thread (queue + eventfd on the runner's event loop),
  * and the API thread waits for the answer, as Firecracker's does.

@@ -392,8 +392,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
     }
     if (optind < argc)
         return err_set(err, -EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (o->instance_id && (!*o->instance_id || strlen(o->instance_id) > 64))
-        return err_set(err, -EINVAL, "--id '%s': must be 1 to 64 characters", o->instance_id);
+    /* The jailer's rule (jailer/args.c), which passes its --id on: it names files, logs and GET / answers. */
+    size_t id_len = o->instance_id ? strlen(o->instance_id) : 1;
+    bool id_ok = id_len >= 1 && id_len <= 64;
+    for (size_t i = 0; id_ok && o->instance_id && i < id_len; i++)
+        id_ok = isalnum((unsigned char)o->instance_id[i]) || o->instance_id[i] == '-';
+    if (!id_ok)
+        return err_set(err, -EINVAL, "--id '%s': must be 1-64 characters of [A-Za-z0-9-]", o->instance_id);
     if (o->vm.kernel_path && o->config_file)
         return err_set(err, -EINVAL, "--kernel and --config-file are alternatives: give one");
     if (o->no_api && o->api_sock)

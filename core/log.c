@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/errmsg.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -88,11 +89,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
     } else {
         n = snprintf(line, sizeof(line), "ember: %s: ", prefix[level]);
     }
+    /* One line whatever the message quotes: control bytes and invalid UTF-8 become \xNN (issue #16). */
+    char msg[sizeof(line)];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof(line))
-        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    size_t mlen = strlen(msg);
+    if (mlen && msg[mlen - 1] == '\n')
+        mlen--;
+    if (n > 0 && (size_t)n < sizeof(line))
+        err_quote_n(line + n, sizeof(line) - (size_t)n, msg, mlen);
     size_t len = strlen(line);
     if (len > 0 && line[len - 1] != '\n') {
         if (len + 1 >= sizeof(line))

@@ -291,7 +291,7 @@ IMPLEMENTED = {
 def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
     disk1, disk2, disk3 = disks
     print("# before boot")
-    e = Ember(binary, work, "contract_pre", prefix)
+    e = Ember(binary, work, "contract-pre", prefix)
     s = e.sock
     try:
         info = check(spec, s, "valid", "GET", "/", "/")
@@ -416,7 +416,7 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         not_ok(f"ember exit {rc} on SIGTERM: " + open(e.err_path).read()[-500:])
 
     print("# a fresh process loads the snapshot")
-    e = Ember(binary, work, "contract_load", prefix)
+    e = Ember(binary, work, "contract-load", prefix)
     s = e.sock
     try:
         check(spec, s, "invalid", "PUT", "/snapshot/load", "/snapshot/load",

@@ -74,13 +74,13 @@ state_is() { api "$1" GET /; [ "$CODE" = 200 ] && [[ "$BODY" == *"\"state\":\"$2
 # =====================================================================
 echo "# 1. the socket: mode 0600, answers, a second ember is refused, removed on exit, stale replaced"
 S=$tmp/a.sock
-start_ember sock1 "$S" -- --id sock_test --log-level info || finish
+start_ember sock1 "$S" -- --id sock-test --log-level info || finish
 check "socket is a socket" test -S "$S"
 check "socket mode is 0600 (got $(stat -c %a "$S"))" test "$(stat -c %a "$S")" = 600
 api "$S" GET /
 check "GET / 200 (got $CODE)" test "$CODE" = 200
 check "GET / shape: app_name, id from --id, state Not started, vmm_version ($BODY)" \
-  got 200 '"app_name":"' '"id":"sock_test"' '"state":"Not started"' '"vmm_version":"'
+  got 200 '"app_name":"' '"id":"sock-test"' '"state":"Not started"' '"vmm_version":"'
 api "$S" GET /version
 check "GET /version has firecracker_version (got $CODE $BODY)" got 200 '"firecracker_version":"'
 timeout 20 "$EMBER" --api-sock "$S" </dev/null >"$tmp/second.out" 2>"$tmp/second.err"
@@ -89,7 +89,7 @@ check "a second ember on a live socket fails (exit $RC)" test "$RC" -ne 0 -a "$R
 check "... saying the socket is in use" grep -q "API socket '$S' is in use" "$tmp/second.err"
 check "... in one line" test "$(wc -l < "$tmp/second.err")" -eq 1
 api "$S" GET /
-check "... and the first still answers" grep -q sock_test <<<"$BODY"
+check "... and the first still answers" grep -q sock-test <<<"$BODY"
 kill -TERM "$EPID"; wait_exit "$EPID" 20
 check "SIGTERM before boot: exit 0 (got $RC)" test "$RC" -eq 0
 check "socket removed on exit" test ! -e "$S"
@@ -179,7 +179,7 @@ echo "  (a body shorter than its Content-Length, then silence: $r)"
 check "ember survived the garbage" alive "$MPID"
 r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"vcp\r\n0\r\n\r\n')
 check "chunked malformed body: 400 ($r)" has "$r" " 400"
-r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n26\r\n{"vcpu_count":2,"mem_size_mib":200}  \r\n0\r\n\r\n')
+r=$(raw 'PUT /machine-config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n25\r\n{"vcpu_count":2,"mem_size_mib":200}  \r\n0\r\n\r\n')
 check "chunked valid body: 204 ($r)" has "$r" " 204"
 r=$(raw 'GET / HTTP/1.0\r\n\r\n')
 check "HTTP/1.0 GET /: 200 ($r)" has "$r" " 200"

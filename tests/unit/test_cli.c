@@ -336,3 +336,25 @@ Test(cli, valid_ids)
     id[65] = '\0';
     cr_assert_not(vm_config_valid_id(id), "65 characters");
 }
+
+/* --id follows the jailer's rule (issue #16: invalid UTF-8 made GET / answer 500); the message quotes it escaped. */
+Test(cli, instance_id_rule)
+{
+    static const struct bad_cli cases[] = {
+        {{"--api-sock", "s", "--id", ""}, "--id", "[A-Za-z0-9-]"},
+        {{"--api-sock", "s", "--id", "a_b"}, "--id", "'a_b'"},
+        {{"--api-sock", "s", "--id", "vm\xff"}, "--id", "'vm\\xff'"},
+        {{"--api-sock", "s", "--id", "caf\xc3\xa9"}, "--id", NULL},
+        {{"--api-sock", "s", "--id", "a\nb"}, "'a\\x0ab'", NULL},
+        {{"--api-sock", "s", "--id", "x/y"}, "--id", NULL},
+        {{"--api-sock", "s", "--id", "12345678901234567890123456789012345678901234567890123456789012345"},
+         "--id",
+         NULL},
+    };
+    expect_all_refused(cases, N(cases));
+    PARSE("--api-sock", "s", "--id", "1234567890123456789012345678901234567890123456789012345678901234");
+    cr_expect_eq(rc, 0, "%s", err.text);
+    PARSE("--api-sock", "s", "--id", "my-VM-01");
+    cr_expect_eq(rc, 0, "%s", err.text);
+    cr_expect_str_eq(o.instance_id, "my-VM-01");
+}

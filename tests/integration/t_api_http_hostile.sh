@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The API's HTTP layer under hostile clients (issue #16), host-only (no VM: ember
+# serves its API before any guest): each malformed or ambiguous request gets
+# exactly one Firecracker-shaped JSON error; pipelining, chunked bodies, HTTP/1.0
+# and Expect: 100-continue keep working; hundreds of idle and trickling
+# connections do not keep GET / from being answered; nothing leaks.
+source "$(dirname "$0")/lib.sh"
+command -v python3 >/dev/null || skip "python3 is needed"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if ! python3 "$(dirname "$0")/api_http_hostile.py" "${EMBER:-build/ember}" "$tmp"; then
+  FAILS=$((FAILS + 1))
+  echo "# ember's stderr:"; tail -20 "$tmp/ember.err"
+fi
+finish
