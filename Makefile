@@ -13,32 +13,19 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-# libmicrohttpd: a static build of Debian's source without TLS when deploy/mhd/build.sh
-# has made one (`make deps` does), else Debian's shared library, which pulls in
-# GnuTLS and eight more libraries (see deploy/mhd/build.sh for the measured cost).
 EMBER_CACHE ?= $(HOME)/.cache/ember
-MHD_VER := $(shell dpkg-query -W -f='$${source:Version}' libmicrohttpd-dev 2>/dev/null)
-MHD_DIR ?= $(EMBER_CACHE)/libmicrohttpd-notls-$(MHD_VER)
 # ember links glibc dynamically and everything else from archives: a static-pie
 # ember was measured at 1.3 MiB of private PSS against 0.7 MiB for this (glibc's
 # pages are shared with every other process on the host), for ~0.05 ms more exec.
-ifneq ($(wildcard $(MHD_DIR)/lib/libmicrohttpd.a),)
-  MHD_CFLAGS := -I$(MHD_DIR)/include
-  MHD_LIBS := $(MHD_DIR)/lib/libmicrohttpd.a
-else
-  MHD_CFLAGS :=
-  MHD_LIBS := -lmicrohttpd
-endif
-CFLAGS += $(MHD_CFLAGS)
-# The other libraries are linked from their archives in any case: fewer objects
-# for ld.so to load and relocate (Debian's -dev packages ship PIC archives).
+# Linking the libraries from their archives means fewer objects for ld.so to load
+# and relocate (Debian's -dev packages ship PIC archives).
 # liblz4, zlib, liblzma, libzstd: bzImage payloads Ember decompresses itself (x86/decompress.c).
 COMPRESS_LIBS := -llz4 -lz -llzma -lzstd
-LDLIBS := $(MHD_LIBS) -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl,-Bdynamic -pthread
+LDLIBS := -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl,-Bdynamic -pthread
 
 # Debian packages the build, the guest artifacts and the tests need.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
-  libmicrohttpd-dev libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
+  libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
   dnsmasq-base iputils-ping util-linux bsdutils python3 clang-format clang-tidy cppcheck
 
@@ -85,15 +72,15 @@ $(BUILD)/libember.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ember: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
-	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
+$(BUILD)/ember: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
-	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
+$(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 BENCH_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard perf/virtio_bench*.c))
-$(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
-	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
+$(BUILD)/virtio-bench: $(BENCH_OBJS) $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/ember-uffd-handler: $(UFFD_HANDLER_OBJS)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -Wl,-Bstatic -ljansson -Wl,-Bdynamic
@@ -103,8 +90,8 @@ $(BUILD)/ember-snapshot-merge: $(BUILD)/obj/tools/snapshot/mem_merge.o $(BUILD)/
 
 # The unit tests run the snapshot tools of their own build (tests/unit/tool_fixture.c).
 $(BUILD)/obj/tests/unit/tool_fixture.o: CFLAGS += -DEMBER_TOOLS_DIR='"$(abspath $(BUILD))"'
-$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS)) | $(SNAPSHOT_TOOLS)
-	$(CC) $(LDFLAGS_SAN) -o $@ $(filter-out $(MHD_LIBS),$^) -lcriterion $(LDLIBS)
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libember.a | $(SNAPSHOT_TOOLS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
 include tests/guest/guest.mk
 include perf/bench.mk
@@ -116,8 +103,6 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	@EMBER_CACHE=$(EMBER_CACHE) deploy/mhd/build.sh || \
-	  echo "deps: warning: no TLS-free libmicrohttpd; linking Debian's shared one (slower start-up, more memory)"
 
 guest: deps
 	deploy/guest/build.sh $(BUILD)/guest
@@ -162,8 +147,7 @@ clean:
 CHECK_DIRS := $(LAYERS) perf perf/lib tests/lib tests/unit tests/jail tools/snapshot tests/fuzz
 CHECK_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c))
 FORMAT_SRCS := $(foreach d,$(CHECK_DIRS),$(wildcard $(d)/*.c $(d)/*.h))
-# clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags
-# (libmicrohttpd's header through MHD_CFLAGS).
+# clang-tidy and cppcheck see what the compiler sees: the build's -std, -D and -I flags.
 LINT_CFLAGS := $(filter -std=% -D% -U% -I%,$(CFLAGS)) -pthread -Wall -Wextra -Wshadow -Wno-missing-field-initializers
 
 format:

@@ -31,5 +31,5 @@ fuzz: fuzz-build
 	done; exit $$fail
 
 # In the fuzz build (BUILD=build/fuzz, CC=clang): a harness and what it uses of libember.
-$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/libember.a $(filter %.a,$(MHD_LIBS))
-	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $(filter-out $(MHD_LIBS),$^) $(LDLIBS)
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/libember.a
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
