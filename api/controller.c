@@ -482,6 +482,15 @@ static json_t *entropy_metrics(struct rng_counters sum)
                      "rate_limiter_event_count", (json_int_t)sum.limiter_wakeups);
 }
 
+/* Firecracker's vsock names where it has them (rx: to the guest); conns_refused and bad_packets are Ember's. */
+static json_t *vsock_metrics(struct vsock_counters sum)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets,
+                     "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets,
+                     "tx_bytes_count", (json_int_t)sum.tx_bytes, "conns_added", (json_int_t)sum.conns_opened,
+                     "conns_refused", (json_int_t)sum.conns_refused, "bad_packets", (json_int_t)sum.bad_packets);
+}
+
 /* A failed write: a full output drops the line (counted, not an error), anything else is an error. */
 static int metrics_write_failed(struct controller *c, int e, struct errmsg *err)
 {
@@ -562,6 +571,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "block", block_metrics(vm.blk));
         json_object_set_new(m, "net", net_metrics(vm.net));
         json_object_set_new(m, "entropy", entropy_metrics(vm.rng));
+        json_object_set_new(m, "vsock", vsock_metrics(vm.vsock));
     }
     const struct ctl_latencies *l = &c->latencies;
     json_object_set_new(m, "latencies_us",

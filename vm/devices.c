@@ -201,6 +201,13 @@ static const struct metric_slot {
     {"virtio-rng", "host_rng_fails", offsetof(struct vm_metrics, rng.host_fails)},
     {"virtio-rng", "entropy_rate_limiter_throttled", offsetof(struct vm_metrics, rng.throttled)},
     {"virtio-rng", "rate_limiter_event_count", offsetof(struct vm_metrics, rng.limiter_wakeups)},
+    {"virtio-vsock", "rx_packets", offsetof(struct vm_metrics, vsock.rx_packets)},
+    {"virtio-vsock", "rx_bytes", offsetof(struct vm_metrics, vsock.rx_bytes)},
+    {"virtio-vsock", "tx_packets", offsetof(struct vm_metrics, vsock.tx_packets)},
+    {"virtio-vsock", "tx_bytes", offsetof(struct vm_metrics, vsock.tx_bytes)},
+    {"virtio-vsock", "conns_opened", offsetof(struct vm_metrics, vsock.conns_opened)},
+    {"virtio-vsock", "conns_refused", offsetof(struct vm_metrics, vsock.conns_refused)},
+    {"virtio-vsock", "bad_packets", offsetof(struct vm_metrics, vsock.bad_packets)},
 };
 
 struct metric_sum {

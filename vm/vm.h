@@ -34,6 +34,7 @@ struct vm_metrics {
     struct blk_counters blk; /* every drive */
     struct net_counters net; /* every NIC */
     struct rng_counters rng; /* the entropy device */
+    struct vsock_counters vsock;
 };
 
 /* A VM with nothing built yet (NULL: out of memory); vm_free releases it and all it holds. */

@@ -207,9 +207,11 @@ cat > "$tmp/config.json" <<JSON
   "drives": [{"drive_id": "rootfs", "path_on_host": "$tmp/root.ext4", "is_root_device": true, "is_read_only": false},
              {"drive_id": "control", "path_on_host": "$tmp/control.img", "is_root_device": false, "is_read_only": true}],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+  "metrics": {"metrics_path": "$tmp/metrics.json"},
   "vsock": {"guest_cid": 3, "uds_path": "$UDS"}
 }
 JSON
+: > "$tmp/metrics.json"
 timeout --signal=KILL "${LINUX_BOOT_TIMEOUT:-600}" "$EMBER" --config-file "$tmp/config.json" --no-api --log-level info \
   </dev/null >"$tmp/out" 2>"$tmp/err" & EPID=$!; PIDS+=($EPID)
 wait_for() { # FILE REGEX SECONDS
@@ -237,5 +239,12 @@ for _ in $(seq 600); do kill -0 $EPID 2>/dev/null || break; sleep 0.1; done
 wait $EPID; RC=$?
 check "ember exit 0 after the guest's reboot (got $RC)" test "$RC" -eq 0
 check "ember logged no seccomp violation" sh -c "! grep -q 'forbidden system call' '$tmp/err'"
+# The metrics line written at exit: the stream bytes both ways (rx: to the guest) and the connections.
+last=$(grep -v '^$' "$tmp/metrics.json" | tail -1)
+metric() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["vsock"][sys.argv[2]])' "$last" "$1" 2>/dev/null; }
+for k in rx_bytes_count tx_bytes_count; do
+  v=$(metric $k); check "metrics: vsock.$k >= $((2 * BYTES)) (${v:-none})" test "${v:-0}" -ge $((2 * BYTES))
+done
+v=$(metric conns_added); check "metrics: vsock.conns_added >= 66 (${v:-none})" test "${v:-0}" -ge 66
 show_on_failure "$tmp/out" "$tmp/err"
 finish
