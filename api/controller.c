@@ -485,10 +485,10 @@ static json_t *entropy_metrics(struct rng_counters sum)
 /* Firecracker's vsock names where it has them (rx: to the guest); conns_refused and bad_packets are Ember's. */
 static json_t *vsock_metrics(struct vsock_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets,
-                     "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets,
-                     "tx_bytes_count", (json_int_t)sum.tx_bytes, "conns_added", (json_int_t)sum.conns_opened,
-                     "conns_refused", (json_int_t)sum.conns_refused, "bad_packets", (json_int_t)sum.bad_packets);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets, "rx_bytes_count",
+                     (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets, "tx_bytes_count",
+                     (json_int_t)sum.tx_bytes, "conns_added", (json_int_t)sum.conns_opened, "conns_refused",
+                     (json_int_t)sum.conns_refused, "bad_packets", (json_int_t)sum.bad_packets);
 }
 
 /* A failed write: a full output drops the line (counted, not an error), anything else is an error. */
