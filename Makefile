@@ -27,7 +27,7 @@ LDLIBS := -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcap-ng-dev libjansson-dev \
   libcriterion-dev liburing-dev liblz4-dev zlib1g-dev liblzma-dev libzstd-dev linux-source-6.1 flex bison libelf-dev \
   libssl-dev bc busybox-static e2fsprogs cpio xz-utils lz4 qemu-system-x86 curl iproute2 \
-  dnsmasq-base iputils-ping util-linux bsdutils python3 clang-format clang-tidy cppcheck
+  dnsmasq-base iputils-ping util-linux bsdutils python3 clang-format clang-tidy cppcheck clang libfuzzer-14-dev
 
 # The layers, lowest first (docs/architecture.md); an include never points to a later one.
 LAYERS := core devices devices/mmds devices/virtio interp x86 vm api jailer cmd

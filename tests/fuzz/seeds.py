@@ -127,3 +127,41 @@ for name, raw in [
                     b"4\r\n{\"a\"\r\nA\r\n: 12345678\r\n1\r\n}\r\n0\r\n\r\n"),
         ("http10", b"GET /version?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")]:
     put("http", name, b"\x07" + raw)
+
+# ---- mmds_net: guest frames, each 2-byte little-endian length, a flags byte, the frame
+GUEST_MAC, GUEST_IP, MMDS_IP = bytes.fromhex("0600ac100002"), bytes([10, 0, 0, 2]), bytes([169, 254, 169, 254])
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def tcp_frame(seq, ack, flags, payload=b""):
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    pseudo = GUEST_IP + MMDS_IP + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0, GUEST_IP, MMDS_IP)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return bytes.fromhex("060123456701") + GUEST_MAC + b"\x08\x00" + ip + tcp
+
+
+def arp_request():
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, GUEST_MAC, GUEST_IP, b"\0" * 6, MMDS_IP)
+    return b"\xff" * 6 + GUEST_MAC + b"\x08\x06" + arp
+
+
+def frames(*fs):
+    return b"".join(struct.pack("<HB", len(f), fl) + f for f, fl in fs)
+
+
+get = b"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nAccept: application/json\r\n\r\n"
+token = b"PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n"
+put("mmds_net", "arp", frames((arp_request(), 0)))
+put("mmds_net", "syn-get", frames((arp_request(), 0), (tcp_frame(1000, 0, 0x02), 0),
+                                  (tcp_frame(1001, 1, 0x18, get), 0), (tcp_frame(1001 + len(get), 2, 0x11), 0)))
+put("mmds_net", "v2-token", frames((tcp_frame(5000, 0, 0x02), 4), (tcp_frame(5001, 1, 0x18, token), 4)))
