@@ -336,6 +336,8 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
               {"rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 0, "refill_time": 100}}})
         check(spec, s, "invalid", "PUT", "/entropy", "/entropy",
               {"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}})
+        check(spec, s, "valid", "PUT", "/vsock", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(work, "v.sock")})
+        check(spec, s, "invalid", "PUT", "/vsock", "/vsock", {"guest_cid": 2, "uds_path": os.path.join(work, "v.sock")})
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "Explode"})
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "FlushMetrics"})  # before boot
         check(spec, s, "invalid", "PATCH", "/vm", "/vm", {"state": "Paused"})  # before boot
@@ -416,6 +418,10 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         not_ok(f"ember exit {rc} on SIGTERM: " + open(e.err_path).read()[-500:])
 
     print("# a fresh process loads the snapshot")
+    # The snapshot's vsock device listens on its uds_path again: the old socket file goes first, as with
+    # Firecracker (or a load would name a new path in vsock_override).
+    if os.path.exists(os.path.join(work, "v.sock")):
+        os.unlink(os.path.join(work, "v.sock"))
     e = Ember(binary, work, "contract-load", prefix)
     s = e.sock
     try:

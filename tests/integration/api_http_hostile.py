@@ -331,10 +331,12 @@ def main():
     err = open(os.path.join(work, "ember.err"), "w")
     proc = subprocess.Popen([binary, "--api-sock", path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=err)
-    for _ in range(500):
-        if os.path.exists(path):
+    for _ in range(500):  # until ember accepts: the socket file appears before listen(2)
+        try:
+            connect(path, timeout=1).close()
             break
-        time.sleep(0.01)
+        except OSError:
+            time.sleep(0.01)
     try:
         for name, raw, status, text in CASES:
             one_error(path, name, raw, status, text)
