@@ -126,6 +126,7 @@ for EMBER_BIN in "$EMBER" "$EMBER_ASAN"; do
     stop_ember "$rpid"
     check "$tag $n vCPU: restored ember stops with 0 (got $RC: $(grep -v ': info:' "$tmp/rest1.err" | tail -2 | tr '\n' ' '))" \
       test "$RC" -eq 0
+    [ "$RC" -eq 0 ] || echo "# the restored guest's last output: $(tail -c 400 "$tmp/rest1.out" | tr -c '[:print:]\n' '?' | tail -4 | tr '\n' '|')"
     check "$tag $n vCPU: no sanitizer report" no_sanitizer_report "$tmp/rest1.err"
   done
 done
