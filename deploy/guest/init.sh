@@ -196,6 +196,10 @@ check_mmds() { # ADDR PATH
     mark "mmds token: ${#tok} characters"
     mark "mmds token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
     mark "mmds wrong token get /$p: $(mmds_get "$a" "$p" --header 'X-metadata-token: 0123')"
+    tok=$(printf 'PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 1\r\n\r\n' |
+        timeout 10 nc "$a" 80 | tail -n 1)
+    sleep 2
+    mark "mmds expired token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
 }
 
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed

@@ -11,7 +11,7 @@
 #       the guest gets nothing
 #   V2  at another address, the data from --metadata FILE: no token and a
 #       wrong token get nothing (401), the token from PUT /latest/api/token
-#       gets the data
+#       gets the data, and the same token 2 s after its 1 s TTL nothing
 source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/linux_run.sh"
 require_kvm
 [ "$(id -u)" -eq 0 ] || skip "creating a network namespace and a tap needs root"
@@ -97,6 +97,8 @@ if userspace_ran "$OUT"; then
   check "v1: a session token" has_line "$OUT" "EMBER-CHECK: mmds token: 32 characters"
   check "v1: GET with the token" has_line "$OUT" "EMBER-CHECK: mmds token get /$P: ami-id|reservation-id"
   check "v1: GET with a wrong token is answered" has_line "$OUT" "EMBER-CHECK: mmds wrong token get /$P: ami-id|reservation-id"
+  check "v1: GET with an expired token (1 s TTL, 2 s later) is answered" \
+    has_line "$OUT" "EMBER-CHECK: mmds expired token get /$P: ami-id|reservation-id"
   check "v1: other traffic on the NIC still reaches the tap (ping)" ip netns exec "$ns" ping -c 1 -W 5 $GUEST_IP
   big=$(head -c 5000 /dev/zero | tr '\0' x)
   expect_code "v1: PUT over --mmds-size-limit" 413 PUT /mmds "{\"big\":\"$big\"}"
@@ -123,6 +125,8 @@ if userspace_ran "$OUT"; then
   check "v2: a session token" has_line "$OUT" "EMBER-CHECK: mmds token: 32 characters"
   check "v2: GET with the token" has_line "$OUT" "EMBER-CHECK: mmds token get /$P: ami-id|reservation-id"
   check "v2: GET with a wrong token gets nothing" has_line "$OUT" "EMBER-CHECK: mmds wrong token get /$P: failed"
+  check "v2: GET with an expired token (1 s TTL, 2 s later) gets nothing" \
+    has_line "$OUT" "EMBER-CHECK: mmds expired token get /$P: failed"
 fi
 end_guest v2
 finish
