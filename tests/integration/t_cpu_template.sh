@@ -23,9 +23,10 @@ CMD="$LINUX_CMDLINE_BASE rdinit=/sbin/init ember.check=cpuinfo"
 vendor=$(grep -m1 '^vendor_id' /proc/cpuinfo | awk '{print $3}')
 case $vendor in
   AuthenticAMD) own=T2A other=T2
-    # What T2A turns off (Linux's names), where a host has them.
+    # What T2A turns off (Linux's names), where a host has them. Not 3dnowprefetch: T2A clears its CPUID
+    # bit, but Linux on AMD sets the flag again for any 64-bit CPU (LM implies PREFETCHW, init_amd).
     removes="monitor vmx pdpe1gb rdseed adx clflushopt clwb sha_ni umip pku ospke gfni vaes vpclmulqdq la57 rdpid
-             avx512f avx512dq avx512cd avx512bw avx512vl xsavec xgetbv1 xsaves svm sse4a misalignsse 3dnowprefetch
+             avx512f avx512dq avx512cd avx512bw avx512vl xsavec xgetbv1 xsaves svm sse4a misalignsse
              mmxext fxsr_opt mwaitx clzero wbnoinvd" ;;
   GenuineIntel) own=T2 other=T2A
     removes="monitor vmx pdpe1gb rdseed adx clflushopt clwb sha_ni umip pku ospke gfni vaes vpclmulqdq la57 rdpid
