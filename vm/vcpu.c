@@ -181,8 +181,8 @@ static int setup_template_msrs(struct vm *vm, struct vcpu *v, struct errmsg *err
                            "this host).",
                            t->name, (unsigned long long)one.e.data, m->addr);
         if (v->id == 0)
-            log_debug("CPU template %s: MSR %#x %#llx -> %#llx", t->name, m->addr, (unsigned long long)old,
-                      (unsigned long long)one.e.data);
+            log_info("CPU template %s: MSR %#x %#llx -> %#llx", t->name, m->addr, (unsigned long long)old,
+                     (unsigned long long)one.e.data);
     }
     return 0;
 }

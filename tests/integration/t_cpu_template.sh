@@ -6,7 +6,9 @@
 #     had are gone. The guest is held, paused and snapshotted; a fresh process loads the snapshot and
 #     reports the template in GET /machine-config and GET /vm/config;
 #   3 a custom template (a config file whose cpu-config is a file's path) clearing one leaf 7 EBX bit the
-#     first guest showed: that flag is gone, the other leaf 7 flags stay.
+#     first guest showed and a bit of IA32_ARCH_CAPABILITIES: that flag is gone, no other, the MSR changed;
+#   4 custom templates KVM cannot apply (a leaf it lacks, an MSR it lacks, an MSR value it refuses, a
+#     capability it lacks): InstanceStart answers 400 naming what, and the API stays usable.
 # The emulated KVM host (QEMU TCG -cpu max) is AMD; a hardware Intel host runs the T2 branch.
 # integration: deadline 1800
 source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/linux_run.sh"
@@ -120,15 +122,41 @@ if [ -z "$bit" ]; then
   not_ok "the untemplated guest shows no leaf 7 EBX flag to clear"
 else
   map=$(for i in $(seq 31 -1 0); do [ "$i" = "$bit" ] && printf 0 || printf x; done)
+  # And RDCL_NO (bit 0) off in IA32_ARCH_CAPABILITIES: clearing a bit is always allowed.
   cat >"$tmp/custom-template.json" <<JSON
 {"cpuid_modifiers": [{"leaf": "0x7", "subleaf": "0x0", "flags": 1,
-                      "modifiers": [{"register": "ebx", "bitmap": "0b$map"}]}]}
+                      "modifiers": [{"register": "ebx", "bitmap": "0b$map"}]}],
+ "msr_modifiers": [{"addr": "0x10a", "bitmap": "0b0"}]}
 JSON
   config "$tmp/custom.json" "" "\"$tmp/custom-template.json\""
   boot_config custom "$tmp/custom.json"
   check "custom template (leaf 7 ebx bit $bit off): the guest has no '$name'" lacks "$name" "$tmp/custom.flags"
   kept=$(comm -23 "$tmp/none.flags" "$tmp/custom.flags" | tr '\n' ' ')
   check "  and loses nothing else (lost: $kept)" test "$kept" = "$name "
+  check "  its MSR modifier was applied ($(grep -o 'MSR 0x10a.*' "$tmp/custom.err"))" \
+    grep -qE "CPU template custom: MSR 0x10a (0x[0-9a-f]+|0) -> (0x[0-9a-f]*[02468ace]|0)$" "$tmp/custom.err"
+fi
+
+# ---- 4: what KVM cannot do fails InstanceStart with a 400 naming it (no guest runs); the API stays usable
+S3=$tmp/refuse.sock
+if start_ember refuse "$S3"; then
+  expect_code "refusals: PUT /boot-source" 204 "$S3" PUT /boot-source "{\"kernel_image_path\": \"$GUEST_DIR/vmlinux\"}"
+  refuse() { # DESCRIPTION CPU_CONFIG WANT_IN_FAULT
+    expect_code "refusals: PUT /cpu-config ($1)" 204 "$S3" PUT /cpu-config "$2"
+    api "$S3" PUT /actions '{"action_type": "InstanceStart"}'
+    check "refusals: $1: InstanceStart 400 naming it (got $CODE $BODY)" \
+      bash -c '[ "$1" = 400 ] && [[ "$2" == *"$3"* ]]' _ "$CODE" "$BODY" "$3"
+  }
+  refuse "a CPUID leaf KVM does not offer" \
+    '{"cpuid_modifiers": [{"leaf": "0x4fffffff", "subleaf": "0x0", "flags": 0, "modifiers": []}]}' "leaf 0x4fffffff"
+  refuse "an MSR KVM does not have" '{"msr_modifiers": [{"addr": "0x4b564dff", "bitmap": "0b1"}]}' "MSR 0x4b564dff"
+  refuse "an EFER value KVM refuses (reserved bit 63)" \
+    '{"msr_modifiers": [{"addr": "0xc0000080", "bitmap": "0b1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]}' \
+    "MSR 0xc0000080"
+  refuse "a KVM capability the host lacks" '{"kvm_capabilities": ["999999"]}' "capability 999999"
+  api "$S3" GET /
+  check "refusals: still Not started ($BODY)" contains "$BODY" '"state":"Not started"'
+  kill -KILL "$EPID" 2>/dev/null; wait "$EPID" 2>/dev/null
 fi
 [ "$FAILS" -gt 0 ] && for n in none api custom; do
   [ -f "$tmp/$n.err" ] && { echo "--- $n stderr:"; tail -8 "$tmp/$n.err"; echo "--- $n console:"; tail -8 "$tmp/$n.out"; }

@@ -10,6 +10,7 @@
 #include "api/config_file.h"
 #include "api/cpu_config.h"
 #include "tests/unit/api_fixture.h"
+#include "vm/vcpu_state.h"
 #include "x86/cpu_template.h"
 
 #define NLEAVES 7
@@ -132,6 +133,7 @@ Test(cpu_template, intel_templates_differ_where_firecracker_has_them_differ)
     cr_expect_eq(msr_modifier_apply(s, 0), 0x0c0a0c4c);
     cr_expect_eq(msr_modifier_apply(l, ~0ULL), ~0xffffffffe2f51e00ULL);
     cr_expect_eq(msr_modifier_apply(l, 0x1), 0x1, "RDCL_NO passes through");
+    cr_expect(vcpu_state_msr_wanted(0x10a), "a snapshot carries the MSR T2S and T2CL set");
 }
 
 Test(cpu_template, a_leaf_the_host_lacks_is_an_error)
