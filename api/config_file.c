@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/cpu_config.h"
 #include "api/fields.h"
 #include "api/handlers.h"
 #include "api/mmds_api.h"
@@ -37,7 +38,7 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const unimplemented[] = {"balloon", "pmem", "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -88,6 +89,10 @@ int api_apply_config(struct controller *c, json_t *root, struct errmsg *err)
         if ((rc = objects[i].apply(c, v, NULL, err)))
             return in_section(err, rc, objects[i].key, -1);
     }
+    /* After machine-config: a custom template replaces a static one, as in Firecracker. */
+    json_t *cpu = json_object_get(root, "cpu-config");
+    if (cpu && !json_is_null(cpu) && (rc = api_config_cpu_config(c, cpu, err)))
+        return in_section(err, rc, "cpu-config", -1);
     for (unsigned l = 0; l < N(lists); l++) {
         json_t *arr = json_object_get(root, lists[l].key);
         if (!arr || json_is_null(arr))

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/cpu_config.h"
 #include "api/fields.h"
 #include "api/mmds_api.h"
 #include "core/log.h"
@@ -81,10 +82,12 @@ static int apply_machine(struct controller *c, json_t *o, bool patch, struct err
     if (huge && strcmp(huge, "None") != 0)
         return err_set(e, -EINVAL, "Invalid value for field `huge_pages`: '%s' is not supported by Ember (only None).",
                        huge);
-    if (tmpl && strcmp(tmpl, "None") != 0)
-        return err_set(e, -EINVAL,
-                       "Invalid value for field `cpu_template`: '%s' is not supported by Ember (only None).", tmpl);
-    return ctl_set_machine(c, (unsigned)vcpus, mem, smt, dirty, e);
+    /* Absent, the template set before stays (a custom one too), as in Firecracker: only "None" removes it. */
+    enum cpu_template_id tmpl_id;
+    if (tmpl && (rc = cpu_template_check_request(tmpl, NULL, &tmpl_id, e)))
+        return rc;
+    rc = ctl_set_machine(c, (unsigned)vcpus, mem, smt, dirty, e);
+    return rc || !tmpl ? rc : ctl_set_cpu_template(c, tmpl_id, e);
 }
 
 int api_put_machine(struct controller *c, json_t *body, const char *id, struct errmsg *err)
@@ -418,8 +421,13 @@ json_t *api_get_version(const struct controller *c)
 json_t *api_get_machine(const struct controller *c)
 {
     const struct vm_config *cfg = ctl_config(c);
-    return json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus, "mem_size_mib", (json_int_t)cfg->mem_mib,
-                     "smt", c->reported.smt, "track_dirty_pages", (bool)c->cfg.track_dirty_pages, "huge_pages", "None");
+    json_t *o = json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus, "mem_size_mib",
+                          (json_int_t)cfg->mem_mib, "smt", c->reported.smt, "track_dirty_pages",
+                          (bool)c->cfg.track_dirty_pages, "huge_pages", "None");
+    /* Only a static template is shown (a custom one is not, as in Firecracker). */
+    if (o && cpu_template_static(cfg->cpu_template))
+        json_object_set_new(o, "cpu_template", json_string(cpu_template_name(cfg->cpu_template)));
+    return o;
 }
 
 /* A limiter that limits something, under key. */

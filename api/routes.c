@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/controller.h"
+#include "api/cpu_config.h"
 #include "api/handlers.h"
 #include "api/mmds_api.h"
 #include "api/snapshot_api.h"
@@ -44,10 +45,11 @@ static const struct route routes[] = {
     {"PUT", "/mmds", CTL_ANY_PHASE, NULL, api_put_mmds},
     {"PATCH", "/mmds", CTL_ANY_PHASE, NULL, api_patch_mmds},
     {"PUT", "/mmds/config", CTL_PRE_BOOT, NULL, api_put_mmds_config},
+    {"PUT", "/cpu-config", CTL_PRE_BOOT, NULL, api_put_cpu_config},
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon", "/cpu-config", "/pmem", "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)

@@ -36,6 +36,7 @@ void vm_config_release(struct vm_config *c)
         free_str(&c->nets[i].tap);
     }
     free_str(&c->vsock.uds_path);
+    cpu_template_free(c->cpu_config);
     vm_config_defaults(c);
 }
 
@@ -71,4 +72,9 @@ int vm_config_parse_mac(const char *text, uint8_t mac[6])
     for (int i = 0; i < 6; i++)
         mac[i] = (uint8_t)strtoul((char[]){text[i * 3], text[i * 3 + 1], '\0'}, NULL, 16);
     return 0;
+}
+
+const struct cpu_template *vm_config_cpu_template(const struct vm_config *c)
+{
+    return c->cpu_template == CPU_TEMPLATE_CUSTOM ? c->cpu_config : cpu_template_static(c->cpu_template);
 }

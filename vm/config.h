@@ -12,6 +12,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock.h"
+#include "x86/cpu_template.h"
 
 enum host_compat_mode { HOST_COMPAT_AUTO, HOST_COMPAT_ON, HOST_COMPAT_OFF };
 /* Who decompresses a bzImage: auto = Ember on kvm-pvm hosts (minutes of emulated
@@ -58,6 +59,10 @@ struct vm_config {
     struct rng_config entropy;
     struct vsock_config vsock; /* uds_path NULL: no vsock device */
     uint64_t mmds_size_limit;  /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
+    /* machine-config cpu_template, or CPU_TEMPLATE_CUSTOM: PUT /cpu-config's, cpu_config (owned, kept when a
+     * static template replaces it, so that a shallow copy of the config stays valid). The last one set wins. */
+    enum cpu_template_id cpu_template;
+    struct cpu_template *cpu_config;
 };
 
 /* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */
@@ -70,5 +75,7 @@ int vm_config_set_str(const char **slot, const char *s);
 int vm_config_valid_id(const char *id);
 /* Exactly "xx:xx:xx:xx:xx:xx" in hex digits, either case; 0 or -EINVAL (multicast is the caller's call). */
 int vm_config_parse_mac(const char *text, uint8_t mac[6]);
+/* The CPU template the VM's vCPUs get (custom or static), NULL when none. */
+const struct cpu_template *vm_config_cpu_template(const struct vm_config *c);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "x86/cpu_boot.h"
+#include "x86/cpu_template.h"
 #include "vm/dispatch.h"
 #include "core/log.h"
 #include "vm/seccomp.h"
@@ -136,6 +137,56 @@ static int setup_msrs(struct vcpu *v, struct errmsg *err)
     return 0;
 }
 
+int vcpu_apply_cpu_template(struct vm *vm, struct errmsg *err)
+{
+    const struct cpu_template *t = vm_config_cpu_template(&vm->cfg);
+    if (!t)
+        return 0;
+    for (size_t i = 0; i < t->n_caps; i++)
+        if (!t->caps[i].remove && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)t->caps[i].cap) <= 0)
+            return err_set(err, -ENOTSUP, "CPU template %s: this host's KVM lacks capability %u (kvm_capabilities).",
+                           t->name, t->caps[i].cap);
+    /* Ember checks no capability list of its own, so a "!N" (remove N from the checks) changes nothing. */
+    int rc = cpu_template_apply_cpuid(t, vm->cpuid, err);
+    if (rc)
+        return rc;
+    log_info("CPU template %s: %zu CPUID and %zu MSR modifiers applied", t->name, t->n_cpuid, t->n_msrs);
+    return 0;
+}
+
+/* The template's MSR modifiers over the values KVM gives this vCPU (its defaults and setup_msrs'). */
+static int setup_template_msrs(struct vm *vm, struct vcpu *v, struct errmsg *err)
+{
+    const struct cpu_template *t = vm_config_cpu_template(&vm->cfg);
+    for (size_t i = 0; t && i < t->n_msrs; i++) {
+        const struct msr_modifier *m = &t->msrs[i];
+        struct {
+            struct kvm_msrs hdr;
+            struct kvm_msr_entry e;
+        } one;
+        memset(&one, 0, sizeof(one));
+        one.hdr.nmsrs = 1;
+        one.e.index = m->addr;
+        int n = ioctl(v->fd, KVM_GET_MSRS, &one);
+        if (n != 1)
+            return err_set(err, n < 0 ? -errno : -ENOTSUP,
+                           "CPU template %s changes MSR %#x, which this host's KVM does not support%s%s.", t->name,
+                           m->addr, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+        uint64_t old = one.e.data;
+        one.e.data = msr_modifier_apply(m, old);
+        n = ioctl(v->fd, KVM_SET_MSRS, &one);
+        if (n != 1)
+            return err_set(err, n < 0 ? -errno : -ENOTSUP,
+                           "CPU template %s: KVM refused the value %#llx for MSR %#x (it is not settable to that on "
+                           "this host).",
+                           t->name, (unsigned long long)one.e.data, m->addr);
+        if (v->id == 0)
+            log_info("CPU template %s: MSR %#x %#llx -> %#llx", t->name, m->addr, (unsigned long long)old,
+                     (unsigned long long)one.e.data);
+    }
+    return 0;
+}
+
 static int setup_fpu_lapic(struct vcpu *v, struct errmsg *err)
 {
     struct kvm_fpu fpu;
@@ -195,6 +246,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *
         setup_xcr0(vm, v);
     if (!rc)
         rc = setup_msrs(v, err);
+    if (!rc)
+        rc = setup_template_msrs(vm, v, err);
     if (!rc)
         rc = setup_fpu_lapic(v, err);
     /* Only the BSP starts at the kernel entry; APs wait for INIT/SIPI from the guest. */

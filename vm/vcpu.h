@@ -10,6 +10,8 @@ struct vcpu;
 /* Creates vCPU `id` and sets CPUID, MSRs, FPU and LAPIC; the BSP also gets boot registers. */
 /* boot: CPUID, MSRs, FPU, LAPIC and (BSP) entry registers for a fresh boot; else the fd and run area only. */
 int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *err);
+/* For a boot: the VM's CPU template (vm->cfg) onto its CPUID table, once before its vCPUs are created. */
+int vcpu_apply_cpu_template(struct vm *vm, struct errmsg *err);
 int vcpu_start_thread(struct vcpu *v, struct errmsg *err);
 /* Makes a vCPU leave KVM_RUN promptly (used once the VM's end is decided). */
 void vcpu_kick(struct vcpu *v);

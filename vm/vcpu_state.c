@@ -152,6 +152,7 @@ static const struct msr_range wanted_msrs[] = {
     {0xe2, 1},       /* PKG_CST_CONFIG_CONTROL */
     {0xe7, 2},       /* MPERF, APERF */
     {0xfe, 1},       /* MTRRcap */
+    {0x10a, 1},      /* ARCH_CAPABILITIES: CPU templates T2S and T2CL set it (Firecracker saves a template's MSRs) */
     {0x11e, 1},      /* BBL_CR_CTL3 */
     {0x140, 1},      /* MISC_FEATURES_ENABLES */
     {0x174, 3},      /* SYSENTER_CS, _ESP, _EIP */

@@ -119,6 +119,11 @@ int vm_build_machine(struct vm *vm, const struct vm_config *cfg, struct event_lo
 
 int vm_create_vcpus(struct vm *vm, int boot, struct errmsg *err)
 {
+    if (boot) {
+        int rc = vcpu_apply_cpu_template(vm, err);
+        if (rc)
+            return rc;
+    }
     vm->vcpus = calloc(vm->cfg.vcpus, sizeof(*vm->vcpus));
     if (!vm->vcpus)
         return err_set(err, -ENOMEM, "out of memory");

@@ -283,7 +283,7 @@ IMPLEMENTED = {
     ("PATCH", "/drives/{drive_id}"), ("PUT", "/network-interfaces/{iface_id}"),
     ("PATCH", "/network-interfaces/{iface_id}"), ("PUT", "/actions"), ("PATCH", "/vm"), ("PUT", "/logger"),
     ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"),
-    ("PUT", "/entropy"), ("PUT", "/vsock"),
+    ("PUT", "/entropy"), ("PUT", "/vsock"), ("PUT", "/cpu-config"),
     ("PUT", "/mmds"), ("PATCH", "/mmds"), ("GET", "/mmds"), ("PUT", "/mmds/config"),
 }
 
@@ -306,6 +306,8 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "invalid", "PUT", "/machine-config", "/machine-config", "{not json")
         check(spec, s, "valid", "PATCH", "/machine-config", "/machine-config", {"vcpu_count": 1})
         check(spec, s, "invalid", "PATCH", "/machine-config", "/machine-config", {"mem_size_mib": "lots"})
+        check(spec, s, "valid", "PUT", "/cpu-config", "/cpu-config", {"kvm_capabilities": []})
+        check(spec, s, "invalid", "PUT", "/cpu-config", "/cpu-config", {"cpuid_modifiers": [{"leaf": "0x1"}]})
         check(spec, s, "valid", "PUT", "/boot-source", "/boot-source",
               {"kernel_image_path": kernel, "boot_args": "console=ttyS0"})
         check(spec, s, "invalid", "PUT", "/boot-source", "/boot-source", {"boot_args": "console=ttyS0"})

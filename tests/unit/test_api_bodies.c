@@ -206,7 +206,7 @@ Test(api_bodies, out_of_range_and_bad_enum_values)
          NULL},
         {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"Transparent\"}",
          "`huge_pages`", NULL},
-        {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}", "`cpu_template`",
+        {"PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T3\"}", "`cpu_template`",
          NULL},
         {"PUT", "/drives/d",
          fmt("{\"drive_id\":\"d\",\"is_root_device\":false,\"cache_type\":\"Fast\",\"path_on_host\":\"%s\"}", disk[0]),

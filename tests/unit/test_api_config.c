@@ -328,7 +328,7 @@ Test(api_config, apply_config_bad)
         {"{\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/tmp/v\"}}", "vsock", "guest_cid"},
         {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "is empty"},
         {"{\"entropy\":{\"rate_limiter\":5}}", "entropy", "`rate_limiter`"},
-        {"{\"cpu-config\":{}}", "cpu-config", "not implemented"},
+        {"{\"cpu-config\":5}", "cpu-config", "CPU template object"},
         {"{\"pmem\":[]}", "pmem", "not implemented"},
         {"{\"memory-hotplug\":{}}", "memory-hotplug", "not implemented"},
         {"{\"machine-config\":5}", "machine-config", "object"},

@@ -51,7 +51,6 @@ Test(api_routing, unimplemented_endpoints)
         {"PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":1}", "not implement", "/balloon"},
         {"PATCH", "/balloon/hinting/start", "{}", "not implement", "/balloon"},
         {"GET", "/balloon/hinting/status", NULL, "not implement", "/balloon"},
-        {"PUT", "/cpu-config", "{}", "not implement", "/cpu-config"},
         {"PUT", "/pmem/p0", "{\"id\":\"p0\",\"path_on_host\":\"x\"}", "not implement", "/pmem"},
         {"PATCH", "/pmem/p0", "{\"id\":\"p0\"}", "not implement", "/pmem"},
         {"PUT", "/hotplug/memory", "{\"total_size_mib\":1024}", "not implement", "/hotplug"},
