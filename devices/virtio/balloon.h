@@ -26,8 +26,8 @@ struct balloon_config {
     uint32_t stats_polling_interval_s; /* 0: no statistics queue */
 };
 
-/* The most seconds a polling interval may be (a day: anything longer is a typo). */
-#define BALLOON_MAX_STATS_INTERVAL_S 86400
+/* The most seconds a polling interval may be (a u16, as Firecracker has it). */
+#define BALLOON_MAX_STATS_INTERVAL_S 65535
 
 /* The guest's last statistics (values[tag] valid when bit tag of `present` is set) and the device's sizes. */
 struct balloon_stats {

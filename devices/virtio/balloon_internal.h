@@ -8,7 +8,7 @@
 #define BALLOON_STATS_READ_MAX (2 * BALLOON_S_NR * BALLOON_STAT_SIZE)
 
 struct virtio_balloon {
-    struct virtio_dev *vd; /* set when a transport attaches */
+    struct virtio_dev *vd;     /* set when a transport attaches */
     struct balloon_config cfg; /* amount_mib and the interval follow PATCH requests */
     bool stats_offered;        /* the interval was not 0 when the device was made: STATS_VQ */
     uint32_t target_pages, actual_pages;
