@@ -60,7 +60,7 @@ struct vm_config {
     struct vsock_config vsock; /* uds_path NULL: no vsock device */
     int has_balloon;           /* PUT /balloon: a virtio-balloon device */
     struct balloon_config balloon;
-    uint64_t mmds_size_limit;  /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
+    uint64_t mmds_size_limit; /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
 };
 
 /* The defaults, no strings (c's previous strings are not freed: see vm_config_release). */
