@@ -320,6 +320,13 @@ static int balloon_activate(void *dev, struct virtio_dev *vd)
     if (balloon_stats_live(b) && b->cfg.stats_polling_interval_s)
         balloon_arm_timer(b, (uint64_t)b->cfg.stats_polling_interval_s * 1000000000ULL,
                           b->cfg.stats_polling_interval_s);
+    /*
+     * Linux primes the statistics queue with its first buffer and kicks it before it sets DRIVER_OK, when a
+     * kick is not yet served: take what is already there. (After a snapshot restore nothing is: the saved
+     * ring position is past the held buffer.)
+     */
+    if (balloon_stats_live(b) && !b->stats_held)
+        process_queue(b, BALLOON_Q_STATS);
     return 0;
 }
 

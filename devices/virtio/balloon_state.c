@@ -184,8 +184,10 @@ int virtio_balloon_restore(struct virtio_balloon *b, struct state_reader *r, str
         b->actual_pages = actual;
         b->cfg.stats_polling_interval_s = interval;
         b->last = last;
-        b->stats_held = held;
-        b->stats_head = head;
+        if (held || !b->stats_held) { /* a buffer the restored device took at its activation stays held */
+            b->stats_held = held;
+            b->stats_head = head;
+        }
         if (balloon_stats_live(b))
             balloon_arm_timer(b, (uint64_t)interval * 1000000000ULL, interval);
     }

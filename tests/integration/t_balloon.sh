@@ -29,7 +29,7 @@ trap cleanup EXIT
 MiB=$((1024 * 1024))
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
 truncate -s 1M "$tmp/control.img"
-control() { printf '%s\n' "$1" | dd of="$tmp/control.img" bs=512 count=1 conv=notrunc,sync status=none; }
+control() { printf '%s\n' "$1" | dd of="$tmp/control.img" bs=512 count=1 conv=notrunc,sync status=none; LAST_CONTROL=$1; }
 control hold
 cat > "$tmp/config.json" <<JSON
 {
@@ -65,8 +65,14 @@ wait_actual() {
   return 1
 }
 # A check run by the guest on the control drive: "check SPEC", done when the summary line after it appears.
+# The guest acts on a change of the line, so "hold" goes first (the same check may come twice in a row).
+says_hold() { grep -ac "EMBER-HOLD: /dev/vdb says 'hold'" "$out"; }
 guest_check() { # SPEC SECONDS
-  local n0; n0=$(grep -ac "EMBER-CHECK: done:" "$out")
+  local n0 h0; n0=$(grep -ac "EMBER-CHECK: done:" "$out"); h0=$(says_hold)
+  if [ "$LAST_CONTROL" != hold ]; then
+    control hold
+    for _ in $(seq 300); do [ "$(says_hold)" -gt "$h0" ] && break; sleep 0.1; done
+  fi
   control "check $1"
   for _ in $(seq $(($2 * 10))); do
     [ "$(grep -ac "EMBER-CHECK: done:" "$out")" -gt "$n0" ] && return 0
@@ -103,8 +109,7 @@ check "ember's RSS grew by at least 100 MiB (${rss0:-?} -> ${rss1:-?} KiB)" test
 echo "# 2. statistics"
 expect_code "GET /balloon/statistics" 200 "$sock" GET /balloon/statistics
 check "statistics: the guest's total_memory and free_memory ($BODY)" sh -c "[ -n '$(stat_of total_memory)' ] && [ -n '$(stat_of free_memory)' ]"
-check "statistics: no field the guest did not report (swap_in needs CONFIG_VM_EVENT_COUNTERS: present or absent, never null)" \
-  sh -c "! grep -q null <<<'$BODY'"
+check "statistics: no null field (only what the guest reported)" test "$BODY" = "${BODY//null/}"
 u0=$(flush_metric balloon stats_updates_count)
 sleep 4
 u1=$(flush_metric balloon stats_updates_count)

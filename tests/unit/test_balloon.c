@@ -251,6 +251,27 @@ Test(balloon, stats_buffer_held_and_handed_back)
     cr_assert_eq(virtio_balloon_counters(bl).stats_updates, 1);
 }
 
+Test(balloon, stats_buffer_sent_before_driver_ok_is_taken)
+{
+    start();
+    /* As Linux probes: the statistics queue is primed and kicked before DRIVER_OK (that kick is not served). */
+    vfx_wr(VIRTIO_MMIO_STATUS, 0);
+    cr_assert(vfx_negotiate(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_BALLOON_F_STATS_VQ)) & VIRTIO_STATUS_FEATURES_OK);
+    for (int q = 0; q < 3; q++) {
+        vfx_queue_at(q, QSZ, 0x1000 + 0x3000 * (uint64_t)q, 0x2000 + 0x3000 * (uint64_t)q,
+                     0x3000 + 0x3000 * (uint64_t)q);
+        vfx_queue_regs((uint32_t)q, QSZ, vfx.q[q].desc, vfx.q[q].avail, vfx.q[q].used, true);
+    }
+    put_stat(BUF_GPA, BALLOON_S_MEMTOT, 77);
+    uint16_t h = send_stats(10);
+    cr_assert_eq(virtio_balloon_counters(bl).stats_updates, 0);
+    vfx_wr(VIRTIO_MMIO_STATUS,
+           VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+    cr_assert_eq(virtio_balloon_counters(bl).stats_updates, 1, "taken when the driver is up");
+    balloon_stats_refresh(bl);
+    cr_assert_eq(vfx_used_id(2, 0), h);
+}
+
 Test(balloon, short_and_torn_stats_buffers)
 {
     start();
