@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/balloon_api.h"
 #include "api/cpu_config.h"
 #include "api/fields.h"
 #include "api/handlers.h"
@@ -26,6 +27,7 @@ static const struct {
     {"serial", api_put_serial},
     {"entropy", api_put_entropy},
     {"vsock", api_put_vsock},
+    {"balloon", api_put_balloon}, /* after machine-config: its size is checked against the VM's */
 };
 
 /* The sections that are a list of objects, applied after those. */
@@ -38,7 +40,7 @@ static const struct {
 };
 
 /* Firecracker sections Ember does not implement: only absent or null is accepted. */
-static const char *const unimplemented[] = {"balloon", "pmem", "memory-hotplug"};
+static const char *const unimplemented[] = {"pmem", "memory-hotplug"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/balloon_api.h"
 #include "core/log.h"
 #include "core/path_open.h"
 #include "devices/mmds/store.h"
@@ -572,6 +573,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "net", net_metrics(vm.net));
         json_object_set_new(m, "entropy", entropy_metrics(vm.rng));
         json_object_set_new(m, "vsock", vsock_metrics(vm.vsock));
+        json_object_set_new(m, "balloon", api_balloon_metrics(&vm.balloon));
     }
     const struct ctl_latencies *l = &c->latencies;
     json_object_set_new(m, "latencies_us",

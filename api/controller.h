@@ -132,6 +132,14 @@ int ctl_update_drive_rate_limiter(struct controller *c, const char *id, const st
 /* PATCH /network-interfaces (post-boot): rx and/or tx limiters (NULL: that direction unchanged). */
 int ctl_update_net_rate_limiters(struct controller *c, const char *id, const struct rate_limiter_update *rx,
                                  const struct rate_limiter_update *tx, struct errmsg *err);
+/* ---- the balloon (api/controller_limits.c) ---- */
+
+/* PUT /balloon (pre-boot): the VM gets a virtio-balloon; the target may not exceed the VM's memory. */
+int ctl_set_balloon(struct controller *c, const struct balloon_config *cfg, struct errmsg *err);
+/* PATCH /balloon (post-boot): a new target for the running balloon. */
+int ctl_update_balloon(struct controller *c, uint32_t amount_mib, struct errmsg *err);
+/* PATCH /balloon/statistics (post-boot): a new polling interval (statistics stay on or off as at boot). */
+int ctl_update_balloon_stats(struct controller *c, uint32_t secs, struct errmsg *err);
 /*
  * Writes one metrics line now (FlushMetrics, the periodic timer, the end). Never waits: on a full FIFO the line
  * is dropped and counted (logger.missed_metrics_count), which is not an error.

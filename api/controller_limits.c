@@ -1,5 +1,5 @@
 /*
- * The controller's side of the rate limiters and the entropy device: the
+ * The controller's side of the rate limiters, the entropy device and the balloon: the
  * description the VM is built from (pre-boot) and the running devices'
  * limiters (PATCH, post-boot), kept in step so GET /vm/config and a
  * snapshot's stored description show what the devices do.
@@ -57,4 +57,57 @@ int ctl_update_net_rate_limiters(struct controller *c, const char *id, const str
         return rc;
     }
     return err_set(err, -EINVAL, "Invalid value for field `iface_id`: no network interface '%s' is attached.", id);
+}
+
+#define MSG_NO_BALLOON "No balloon device found: configure one with PUT /balloon before boot."
+
+/* Firecracker's rule: the balloon cannot be asked for more than the guest has. */
+static int check_balloon_size(const struct controller *c, uint32_t amount_mib, struct errmsg *err)
+{
+    if (amount_mib > c->cfg.mem_mib)
+        return err_set(err, -EINVAL,
+                       "Amount of pages requested is too large: amount_mib %u is more than the VM's %llu MiB.",
+                       amount_mib, (unsigned long long)c->cfg.mem_mib);
+    return 0;
+}
+
+int ctl_set_balloon(struct controller *c, const struct balloon_config *cfg, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
+    if (!rc)
+        rc = check_balloon_size(c, cfg->amount_mib, err);
+    if (rc)
+        return rc;
+    c->cfg.balloon = *cfg;
+    c->cfg.has_balloon = 1;
+    c->configured = true;
+    return 0;
+}
+
+int ctl_update_balloon(struct controller *c, uint32_t amount_mib, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    if (!c->cfg.has_balloon)
+        return err_set(err, -EINVAL, MSG_NO_BALLOON);
+    rc = check_balloon_size(c, amount_mib, err);
+    if (!rc && vm_balloon_set_target(c->vm, amount_mib))
+        rc = err_set(err, -EINVAL, MSG_NO_BALLOON);
+    if (!rc)
+        c->cfg.balloon.amount_mib = amount_mib;
+    return rc;
+}
+
+int ctl_update_balloon_stats(struct controller *c, uint32_t secs, struct errmsg *err)
+{
+    int rc = ctl_check_phase(c, CTL_POST_BOOT, err);
+    if (rc)
+        return rc;
+    if (!c->cfg.has_balloon)
+        return err_set(err, -EINVAL, MSG_NO_BALLOON);
+    rc = vm_balloon_set_stats_interval(c->vm, secs, err);
+    if (!rc)
+        c->cfg.balloon.stats_polling_interval_s = secs;
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/balloon_api.h"
 #include "api/cpu_config.h"
 #include "api/fields.h"
 #include "api/mmds_api.h"
@@ -482,6 +483,9 @@ json_t *api_full_config(const struct controller *c)
         json_object_set_new(root, "vsock",
                             json_pack("{s:I,s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid, "uds_path",
                                       cfg->vsock.uds_path));
+    json_t *balloon = api_balloon_config_json(c);
+    if (balloon)
+        json_object_set_new(root, "balloon", balloon);
     if (c->logger_set) {
         json_t *l = json_pack("{s:s,s:b,s:b}", "level", c->log_level, "show_level", c->show_level, "show_log_origin",
                               c->show_log_origin);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/balloon_api.h"
 #include "api/controller.h"
 #include "api/cpu_config.h"
 #include "api/handlers.h"
@@ -18,6 +19,7 @@ struct route {
     enum ctl_phase phase;
     json_t *(*get)(const struct controller *c);
     api_apply_fn apply;
+    json_t *(*query)(const struct controller *c, struct errmsg *e); /* a GET that may answer 400 (NULL, e set) */
 };
 
 static const struct route routes[] = {
@@ -46,10 +48,15 @@ static const struct route routes[] = {
     {"PATCH", "/mmds", CTL_ANY_PHASE, NULL, api_patch_mmds},
     {"PUT", "/mmds/config", CTL_PRE_BOOT, NULL, api_put_mmds_config},
     {"PUT", "/cpu-config", CTL_PRE_BOOT, NULL, api_put_cpu_config},
+    {"PUT", "/balloon", CTL_PRE_BOOT, NULL, api_put_balloon},
+    {"PATCH", "/balloon", CTL_POST_BOOT, NULL, api_patch_balloon},
+    {"GET", "/balloon", CTL_ANY_PHASE, NULL, NULL, api_get_balloon},
+    {"GET", "/balloon/statistics", CTL_POST_BOOT, NULL, NULL, api_get_balloon_stats},
+    {"PATCH", "/balloon/statistics", CTL_POST_BOOT, NULL, api_patch_balloon_stats},
 };
 
 /* Firecracker endpoints Ember does not have: any method, any path below them. */
-static const char *const unimplemented[] = {"/balloon", "/pmem", "/hotplug", NULL};
+static const char *const unimplemented[] = {"/balloon/hinting", "/pmem", "/hotplug", NULL};
 
 /* Whether path fits pattern; *id is the "{id}" segment (NULL when the pattern has none). */
 static bool path_matches(const char *pattern, const char *path, const char **id)
@@ -116,7 +123,7 @@ void api_handle(void *ctx, const char *method, const char *path, const char *bod
     const struct route *rt = find_route(method, path, &id);
     if (!rt)
         return api_reply_error(r, 400, "Invalid request method and/or path: %s %s.", method, path);
-    if (rt->get && len)
+    if ((rt->get || rt->query) && len)
         return api_reply_error(r, 400, "GET requests take no body.");
     json_t *o = NULL;
     if (rt->apply && !(o = parse_body(method, path, body, len, r)))
@@ -125,6 +132,12 @@ void api_handle(void *ctx, const char *method, const char *path, const char *bod
     int rc = ctl_check_phase(c, rt->phase, &e);
     if (!rc && rt->get)
         return reply_json(r, rt->get(c));
+    if (!rc && rt->query) {
+        json_t *answer = rt->query(c, &e);
+        if (answer)
+            return reply_json(r, answer);
+        rc = -EINVAL;
+    }
     if (!rc)
         rc = rt->apply(c, o, id, &e);
     json_decref(o);

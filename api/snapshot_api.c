@@ -71,7 +71,8 @@ struct overrides {
 };
 
 /* The sections of a stored description a load applies: the boot source stays empty, as Firecracker's does. */
-static const char *const restored_sections[] = {"machine-config", "drives", "network-interfaces", "entropy", "vsock"};
+static const char *const restored_sections[] = {"machine-config", "drives", "network-interfaces",
+                                                "entropy",        "vsock",  "balloon"};
 
 static int apply_overrides(json_t *nets, json_t *list, struct errmsg *e)
 {

@@ -66,10 +66,20 @@ static const void *vsock_config(const struct vm_config *cfg, unsigned i, const c
     return &cfg->vsock;
 }
 
+static unsigned balloon_count(const struct vm_config *cfg) { return cfg->has_balloon ? 1 : 0; }
+
+static const void *balloon_config(const struct vm_config *cfg, unsigned i, const char **id)
+{
+    (void)i;
+    *id = "balloon";
+    return &cfg->balloon;
+}
+
 static const struct row_configs each_drive = {drive_count, drive_config};
 static const struct row_configs each_nic = {nic_count, nic_config};
 static const struct row_configs each_entropy = {entropy_count, entropy_config};
 static const struct row_configs the_vsock = {vsock_count, vsock_config};
+static const struct row_configs the_balloon = {balloon_count, balloon_config};
 
 /* In realize order; a NULL `each` is one instance without configuration. */
 static const struct device_row {
@@ -81,6 +91,7 @@ static const struct device_row {
     {&cmos_device_ops, NULL},
     {&post_code_device_ops, NULL},
     {&no_pci_device_ops, NULL},
+    {&vm_virtio_balloon_device_ops, &the_balloon},
     {&vm_virtio_blk_device_ops, &each_drive},
     {&vm_virtio_net_device_ops, &each_nic},
     {&vm_virtio_rng_device_ops, &each_entropy},
@@ -208,6 +219,16 @@ static const struct metric_slot {
     {"virtio-vsock", "conns_opened", offsetof(struct vm_metrics, vsock.conns_opened)},
     {"virtio-vsock", "conns_refused", offsetof(struct vm_metrics, vsock.conns_refused)},
     {"virtio-vsock", "bad_packets", offsetof(struct vm_metrics, vsock.bad_packets)},
+    {"virtio-balloon", "activate_fails", offsetof(struct vm_metrics, balloon.activate_fails)},
+    {"virtio-balloon", "inflate_count", offsetof(struct vm_metrics, balloon.inflate_count)},
+    {"virtio-balloon", "deflate_count", offsetof(struct vm_metrics, balloon.deflate_count)},
+    {"virtio-balloon", "stats_updates_count", offsetof(struct vm_metrics, balloon.stats_updates)},
+    {"virtio-balloon", "stats_update_fails", offsetof(struct vm_metrics, balloon.stats_fails)},
+    {"virtio-balloon", "event_fails", offsetof(struct vm_metrics, balloon.event_fails)},
+    {"virtio-balloon", "pages_inflated", offsetof(struct vm_metrics, balloon.pages_inflated)},
+    {"virtio-balloon", "pages_deflated", offsetof(struct vm_metrics, balloon.pages_deflated)},
+    {"virtio-balloon", "hostile_pfns", offsetof(struct vm_metrics, balloon.hostile_pfns)},
+    {"virtio-balloon", "discard_fails", offsetof(struct vm_metrics, balloon.discard_fails)},
 };
 
 struct metric_sum {

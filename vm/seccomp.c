@@ -91,6 +91,8 @@ static const struct rule vcpu_rules[] = {
     ANY(epoll_ctl), IOCTL(TUNSETOFFLOAD), ANY(io_uring_enter),
     /* A vsock driver reset closes the device's host connections. */
     ANY(close),
+    /* The balloon's statistics timer is armed at DRIVER_OK and stopped at a driver reset. */
+    ANY(timerfd_settime),
 };
 /* clang-format on */
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net.h"
@@ -18,6 +19,7 @@ struct virtio_instance {
     struct virtio_net *net;
     struct virtio_rng *rng;
     struct virtio_vsock *vsock;
+    struct virtio_balloon *balloon;
 };
 
 /* Grants a 4 KiB MMIO slot routed to the transport and a GSI, sets the transport up, tells the guest. */
@@ -100,6 +102,15 @@ static int vsock_realize(const struct device_env *env, const void *config, void 
     return rc ? rc : attach(env, vi, "vsock", &virtio_vsock_ops, vi->vsock, err);
 }
 
+static int balloon_realize(const struct device_env *env, const void *config, void **dev, struct errmsg *err)
+{
+    struct virtio_instance *vi = instance_new(dev, err);
+    if (!vi)
+        return -ENOMEM;
+    int rc = virtio_balloon_create(&vi->balloon, config, err);
+    return rc ? rc : attach(env, vi, "balloon", &virtio_balloon_ops, vi->balloon, err);
+}
+
 static void teardown(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -115,6 +126,8 @@ static void teardown(void *dev)
         virtio_rng_free(vi->rng);
     if (vi->vsock)
         virtio_vsock_free(vi->vsock);
+    if (vi->balloon)
+        virtio_balloon_free(vi->balloon);
     free(vi);
 }
 
@@ -216,6 +229,39 @@ static int vsock_restore(void *dev, struct state_reader *r, struct errmsg *err)
     return rc;
 }
 
+static void balloon_metrics(void *dev, device_emit_fn *emit, void *ctx)
+{
+    struct virtio_instance *vi = dev;
+    struct balloon_counters c = virtio_balloon_counters(vi->balloon);
+    emit(ctx, "activate_fails", c.activate_fails);
+    emit(ctx, "inflate_count", c.inflate_count);
+    emit(ctx, "deflate_count", c.deflate_count);
+    emit(ctx, "stats_updates_count", c.stats_updates);
+    emit(ctx, "stats_update_fails", c.stats_fails);
+    emit(ctx, "event_fails", c.event_fails);
+    emit(ctx, "pages_inflated", c.pages_inflated);
+    emit(ctx, "pages_deflated", c.pages_deflated);
+    emit(ctx, "hostile_pfns", c.hostile_pfns);
+    emit(ctx, "discard_fails", c.discard_fails);
+}
+
+/* The transport and queues, then the balloon's own section (target, actual, statistics, inflated pages). */
+static int balloon_save(void *dev, struct state_writer *w)
+{
+    struct virtio_instance *vi = dev;
+    int rc = virtio_mmio_save(&vi->mmio, w);
+    return rc ? rc : virtio_balloon_save(vi->balloon, w);
+}
+
+static int balloon_restore(void *dev, struct state_reader *r, struct errmsg *err)
+{
+    struct virtio_instance *vi = dev;
+    int rc = virtio_mmio_restore(&vi->mmio, r, err);
+    return rc ? rc : virtio_balloon_restore(vi->balloon, r, err);
+}
+
+struct virtio_balloon *vm_virtio_balloon(void *dev) { return dev ? ((struct virtio_instance *)dev)->balloon : NULL; }
+
 void vm_virtio_resume_restored(void *dev)
 {
     struct virtio_instance *vi = dev;
@@ -265,3 +311,9 @@ const struct device_ops vm_virtio_rng_device_ops = {.name = "virtio-rng",
                                                     .restore = virtio_restore,
                                                     .metrics = rng_metrics,
                                                     .teardown = teardown};
+const struct device_ops vm_virtio_balloon_device_ops = {.name = "virtio-balloon",
+                                                        .realize = balloon_realize,
+                                                        .save = balloon_save,
+                                                        .restore = balloon_restore,
+                                                        .metrics = balloon_metrics,
+                                                        .teardown = teardown};

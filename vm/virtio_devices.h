@@ -10,6 +10,8 @@
 #include "core/device.h"
 #include "core/rate_limiter.h"
 
+struct virtio_balloon;
+
 /* config: a struct blk_config; metrics: the drive's request counters. */
 extern const struct device_ops vm_virtio_blk_device_ops;
 /* config: a struct net_config; metrics: the NIC's packet counters. */
@@ -19,6 +21,11 @@ extern const struct device_ops vm_virtio_vsock_device_ops;
 
 /* config: a struct rng_config; metrics: Firecracker's entropy counters. */
 extern const struct device_ops vm_virtio_rng_device_ops;
+
+/* config: a struct balloon_config; metrics: Firecracker's balloon counters and Ember's page counters. */
+extern const struct device_ops vm_virtio_balloon_device_ops;
+/* The balloon model of a vm_virtio_balloon_device_ops instance (NULL for NULL). */
+struct virtio_balloon *vm_virtio_balloon(void *dev);
 
 /* PATCH /drives on a vm_virtio_blk_device_ops instance: new backing file, the guest told of the new size. */
 int vm_virtio_blk_replace(void *dev, const char *path, struct errmsg *err);

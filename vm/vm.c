@@ -242,6 +242,32 @@ int vm_update_net_rate_limiters(struct vm *vm, const char *id, const struct rate
     return 0;
 }
 
+int vm_balloon_set_target(struct vm *vm, uint32_t amount_mib)
+{
+    struct virtio_balloon *b = vm_virtio_balloon(vm_device_find(vm, &vm_virtio_balloon_device_ops, NULL));
+    if (!b)
+        return -ENODEV;
+    virtio_balloon_set_target(b, amount_mib);
+    return 0;
+}
+
+int vm_balloon_set_stats_interval(struct vm *vm, uint32_t secs, struct errmsg *err)
+{
+    struct virtio_balloon *b = vm_virtio_balloon(vm_device_find(vm, &vm_virtio_balloon_device_ops, NULL));
+    if (!b)
+        return err_set(err, -ENODEV, "No balloon device found.");
+    return virtio_balloon_set_stats_interval(b, secs, err);
+}
+
+int vm_balloon_stats(struct vm *vm, struct balloon_stats *out)
+{
+    struct virtio_balloon *b = vm_virtio_balloon(vm_device_find(vm, &vm_virtio_balloon_device_ops, NULL));
+    if (!b)
+        return -ENODEV;
+    virtio_balloon_stats(b, out);
+    return 0;
+}
+
 int vm_ctrl_alt_del(struct vm *vm)
 {
     struct i8042 *k = vm_device_find(vm, &i8042_device_ops, NULL);

@@ -35,6 +35,7 @@ struct vm_metrics {
     struct net_counters net; /* every NIC */
     struct rng_counters rng; /* the entropy device */
     struct vsock_counters vsock;
+    struct balloon_counters balloon;
 };
 
 /* A VM with nothing built yet (NULL: out of memory); vm_free releases it and all it holds. */
@@ -69,6 +70,10 @@ int vm_update_drive_rate_limiter(struct vm *vm, const char *id, const struct rat
                                  struct errmsg *err);
 int vm_update_net_rate_limiters(struct vm *vm, const char *id, const struct rate_limiter_update *rx,
                                 const struct rate_limiter_update *tx, struct errmsg *err);
+/* The balloon (-ENODEV without one): PATCH /balloon, PATCH and GET /balloon/statistics. */
+int vm_balloon_set_target(struct vm *vm, uint32_t amount_mib);
+int vm_balloon_set_stats_interval(struct vm *vm, uint32_t secs, struct errmsg *err);
+int vm_balloon_stats(struct vm *vm, struct balloon_stats *out);
 int vm_ctrl_alt_del(struct vm *vm);
 /* Host console input for the guest's UART; returns the bytes it took (its FIFO may be full). */
 unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len);

@@ -36,6 +36,10 @@
 #                     "failed" (e.g. a 401)
 #   mmds-dev:DEV      later mmds: checks go through DEV instead of eth0
 #                     (DEV is set up; it needs no address)
+#   meminfo           "meminfo total T free F available A" (kB, /proc/meminfo)
+#   fill:MIB          write MIB MiB of zeros into a tmpfs (the guest touches
+#                     that much memory), "fill wrote N bytes", meminfo, then
+#                     free it again: "fill freed"
 # The known content is what check_content prints. The network is already up:
 # the kernel's ip= autoconfiguration does it.
 #
@@ -202,6 +206,25 @@ check_mmds() { # ADDR PATH
     mark "mmds expired token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
 }
 
+check_meminfo() {
+    local k v u total= free= avail=
+    while read -r k v u; do
+        case $k in MemTotal:) total=$v ;; MemFree:) free=$v ;; MemAvailable:) avail=$v ;; esac
+    done </proc/meminfo
+    mark "meminfo total $total free $free available $avail"
+}
+
+check_fill() { # MIB
+    local d="${EMBER_TMP:-/tmp}/ember-fill"
+    mkdir -p "$d" && mount -t tmpfs -o size=100% tmpfs "$d" || { fail fill "cannot mount a tmpfs on $d"; return; }
+    dd if=/dev/zero of="$d/fill" bs=1048576 count="$1" 2>/dev/null
+    mark "fill wrote $(wc -c <"$d/fill") bytes"
+    check_meminfo
+    rm -f "$d/fill"
+    umount "$d"
+    mark "fill freed"
+}
+
 run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
     local w c spec n=0
     failed=0
@@ -216,12 +239,14 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 cpuinfo) check_cpuinfo ;;
                 dd:?*:?*:?*) check_dd "${c#dd:}" ;;
                 hwrng:?*) check_hwrng "${c#hwrng:}" ;;
+                meminfo) check_meminfo ;;
+                fill:?*) check_fill "${c#fill:}" ;;
                 mmds:?*:?*) spec=${c#mmds:}; check_mmds "${spec%%:*}" "${spec#*:}" ;;
                 mmds-dev:?*) check_mmds_dev "${c#mmds-dev:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
                 vsock-echo:?*:?*) spec=${c#vsock-echo:}; check_vsock_echo "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, vsock-echo:PORT:BYTES, mmds:ADDR:PATH, mmds-dev:DEV)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, meminfo, fill:MIB, vsock-echo:PORT:BYTES, mmds:ADDR:PATH, mmds-dev:DEV)" ;;
             esac
         done
     done

@@ -285,6 +285,8 @@ IMPLEMENTED = {
     ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/snapshot/create"), ("PUT", "/snapshot/load"),
     ("PUT", "/entropy"), ("PUT", "/vsock"), ("PUT", "/cpu-config"),
     ("PUT", "/mmds"), ("PATCH", "/mmds"), ("GET", "/mmds"), ("PUT", "/mmds/config"),
+    ("PUT", "/balloon"), ("PATCH", "/balloon"), ("GET", "/balloon"), ("GET", "/balloon/statistics"),
+    ("PATCH", "/balloon/statistics"),
 }
 
 
@@ -340,6 +342,15 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
               {"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}})
         check(spec, s, "valid", "PUT", "/vsock", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(work, "v.sock")})
         check(spec, s, "invalid", "PUT", "/vsock", "/vsock", {"guest_cid": 2, "uds_path": os.path.join(work, "v.sock")})
+        check(spec, s, "invalid", "GET", "/balloon", "/balloon")  # none yet
+        check(spec, s, "valid", "PUT", "/balloon", "/balloon",
+              {"amount_mib": 16, "deflate_on_oom": True, "stats_polling_interval_s": 1})
+        check(spec, s, "invalid", "PUT", "/balloon", "/balloon", {"amount_mib": 16})
+        check(spec, s, "valid", "GET", "/balloon", "/balloon")
+        check(spec, s, "invalid", "PATCH", "/balloon", "/balloon", {"amount_mib": 8})  # before boot
+        check(spec, s, "invalid", "GET", "/balloon/statistics", "/balloon/statistics")  # before boot
+        check(spec, s, "invalid", "PATCH", "/balloon/statistics", "/balloon/statistics",
+              {"stats_polling_interval_s": 2})  # before boot
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "Explode"})
         check(spec, s, "invalid", "PUT", "/actions", "/actions", {"action_type": "FlushMetrics"})  # before boot
         check(spec, s, "invalid", "PATCH", "/vm", "/vm", {"state": "Paused"})  # before boot
@@ -399,6 +410,13 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
                   {"iface_id": "eth0"}, want=204)
         check(spec, s, "invalid", "PATCH", "/network-interfaces/{iface_id}", "/network-interfaces/nope",
               {"iface_id": "nope"})
+        check(spec, s, "valid", "PATCH", "/balloon", "/balloon", {"amount_mib": 32}, want=204)
+        check(spec, s, "invalid", "PATCH", "/balloon", "/balloon", {"amount_mib": 1000})  # more than the VM has
+        check(spec, s, "valid", "GET", "/balloon/statistics", "/balloon/statistics")
+        check(spec, s, "valid", "PATCH", "/balloon/statistics", "/balloon/statistics",
+              {"stats_polling_interval_s": 2}, want=204)
+        check(spec, s, "invalid", "PATCH", "/balloon/statistics", "/balloon/statistics",
+              {"stats_polling_interval_s": 0})  # statistics cannot be switched off after boot
         # Pre-boot operations, now refused.
         check(spec, s, "invalid", "PUT", "/machine-config", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})
         check(spec, s, "invalid", "PATCH", "/machine-config", "/machine-config", {"vcpu_count": 1})
@@ -411,6 +429,7 @@ def run(spec, binary, work, kernel, disks, log, metrics, prefix, have_net):
         check(spec, s, "invalid", "PUT", "/metrics", "/metrics", {"metrics_path": metrics})
         check(spec, s, "invalid", "PUT", "/serial", "/serial", {})
         check(spec, s, "invalid", "PUT", "/entropy", "/entropy", {})
+        check(spec, s, "invalid", "PUT", "/balloon", "/balloon", {"amount_mib": 1, "deflate_on_oom": False})
         unimplemented(spec, s)
     finally:
         rc = e.stop()

@@ -324,7 +324,7 @@ Test(api_config, apply_config_bad)
         {"[]", "JSON object", NULL},
         {"5", "JSON object", NULL},
         {"{\"boot_source\":{}}", "`boot_source`", "unknown field"},
-        {"{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":true}}", "balloon", "not implemented"},
+        {"{\"balloon\":{\"amount_mib\":1}}", "balloon", "`deflate_on_oom`"},
         {"{\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/tmp/v\"}}", "vsock", "guest_cid"},
         {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "is empty"},
         {"{\"entropy\":{\"rate_limiter\":5}}", "entropy", "`rate_limiter`"},

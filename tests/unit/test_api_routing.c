@@ -44,19 +44,14 @@ Test(api_routing, ids)
 Test(api_routing, unimplemented_endpoints)
 {
     const struct bad_case cases[] = {
-        {"PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":true}", "not implement", "/balloon"},
-        {"PATCH", "/balloon", "{\"amount_mib\":1}", "not implement", "/balloon"},
-        {"GET", "/balloon", NULL, "not implement", "/balloon"},
-        {"GET", "/balloon/statistics", NULL, "not implement", "/balloon"},
-        {"PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":1}", "not implement", "/balloon"},
-        {"PATCH", "/balloon/hinting/start", "{}", "not implement", "/balloon"},
-        {"GET", "/balloon/hinting/status", NULL, "not implement", "/balloon"},
+        {"PATCH", "/balloon/hinting/start", "{}", "not implement", "/balloon/hinting"},
+        {"GET", "/balloon/hinting/status", NULL, "not implement", "/balloon/hinting"},
         {"PUT", "/pmem/p0", "{\"id\":\"p0\",\"path_on_host\":\"x\"}", "not implement", "/pmem"},
         {"PATCH", "/pmem/p0", "{\"id\":\"p0\"}", "not implement", "/pmem"},
         {"PUT", "/hotplug/memory", "{\"total_size_mib\":1024}", "not implement", "/hotplug"},
         {"GET", "/hotplug/memory", NULL, "not implement", "/hotplug"},
         /* Even with no or a malformed body, the answer says what is missing. */
-        {"PUT", "/balloon", NULL, "not implement", NULL},
+        {"PATCH", "/balloon/hinting/stop", NULL, "not implement", NULL},
     };
     run_cases(cases, N(cases));
     cr_expect_eq(ctl.state, CTL_NOT_STARTED);
