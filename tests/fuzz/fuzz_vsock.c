@@ -27,7 +27,7 @@
 #include "tests/fuzz/fuzz_virtio.h"
 
 #define GUEST_CID 3
-#define HOST_PORT 1024
+#define HOST_PORT 1024u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -77,6 +77,14 @@ static void setup(void)
     snprintf(path, sizeof(path), "%s_%u", uds, HOST_PORT);
     listener = unix_socket(path, true);
     fv_quiet_log();
+}
+
+/* The next connection waiting on the (non-blocking) listener, or -1. */
+static int accept_one(void)
+{
+    struct sockaddr_un peer;
+    socklen_t len = sizeof(peer);
+    return accept4(listener, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
 /* Reads what is readable on fd; returns the bytes. */
@@ -130,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             virtio_mmio_kick(&g.m, VIRTIO_VSOCK_TXQ);
             for (int i = 0; i < 4 && evloop_run_once(&g.loop, 0) > 0; i++)
                 ;
-            for (int fd; nacc < 64 && (fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;)
+            for (int fd; nacc < 64 && (fd = accept_one()) >= 0;)
                 accepted[nacc++] = fd;
             for (int i = 0; i < nacc; i++)
                 to_host += slurp(accepted[i]);
@@ -156,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         slurp(accepted[i]);
         close(accepted[i]);
     }
-    for (int fd; (fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
+    for (int fd; (fd = accept_one()) >= 0;)
         close(fd);
     if (client >= 0)
         close(client);

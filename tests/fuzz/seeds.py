@@ -230,6 +230,12 @@ def payloads(elf):
 put("kernel", "elf", b"\x00" + vmlinux)
 put("kernel", "elf-pvh", b"\x01" + pvh)
 put("kernel", "bzimage", b"\x00" + bzimage())
+# Once accepted with its entry (load + 0x200) past RAM: a kernel of 0x100 bytes at the end of the 8 MiB guest.
+short = bytearray(bzimage(kernel_len=0x100))
+short[0x234] = 0
+struct.pack_into("<Q", short, 0x258, (8 << 20) - 0x100)
+struct.pack_into("<I", short, 0x260, 0x100)
+put("kernel", "bzimage-entry-past-ram", b"\x00" + bytes(short))
 for fmt, p in payloads(pvh).items():
     put("kernel", "bzimage-" + fmt, b"\x03" + bzimage(p))
     put("decompress", fmt, p)
