@@ -90,6 +90,12 @@ int load_bzimage(struct guest_mem *gm, const uint8_t *file, size_t size, struct 
                        (unsigned long long)load);
     uint64_t init_size = le_ld32(file + HDR_INIT_SIZE);
     uint64_t need = init_size > kernel_len ? init_size : kernel_len;
+    /* The vCPU starts at load + 0x200: that must be the kernel's, not memory past it (or past RAM). */
+    if (need <= 0x200)
+        return err_set(err, -ENOEXEC,
+                       "bzImage too small: its kernel (%#llx bytes with init_size) ends before the 64-bit entry at "
+                       "+0x200: truncated or corrupt",
+                       (unsigned long long)need);
     uint8_t *dst = gm_ptr(gm, load, need);
     if (!dst)
         return err_set(err, -ENOMEM,

@@ -5,7 +5,7 @@
 # found (build/fuzz/corpus/NAME/, where new inputs go); a crash leaves build/fuzz/artifacts/NAME-crash-*.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZERS ?= api config snapshot uffd_msg virtq http mmds_net
+FUZZERS ?= api config snapshot uffd_msg virtq http mmds_net kernel decompress blk net_tx vsock jailer_args
 # clang-only warnings the gcc build does not enable, and libFuzzer's edge counters for every object.
 FUZZ_EXTRA_CFLAGS := -fsanitize=fuzzer-no-link -Wno-gnu-variable-sized-type-not-at-end -Wno-sign-compare
 

@@ -165,3 +165,190 @@ put("mmds_net", "arp", frames((arp_request(), 0)))
 put("mmds_net", "syn-get", frames((arp_request(), 0), (tcp_frame(1000, 0, 0x02), 0),
                                   (tcp_frame(1001, 1, 0x18, get), 0), (tcp_frame(1001 + len(get), 2, 0x11), 0)))
 put("mmds_net", "v2-token", frames((tcp_frame(5000, 0, 0x02), 4), (tcp_frame(5001, 1, 0x18, token), 4)))
+
+
+# ---- kernel: a flags byte (bit 0 use_pvh, bit 1 host_decompress), then the image; decompress: a payload
+def elf64(entry, phdrs, size):
+    """An x86-64 ELF of `size` bytes: phdrs are (type, offset, filesz, paddr, memsz) after the header."""
+    f = bytearray(size)
+    f[:16] = b"\x7fELF\x02\x01\x01" + b"\0" * 9
+    struct.pack_into("<HHIQQQIHHHHHH", f, 16, 2, 62, 1, entry, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0)
+    for i, (typ, off, filesz, paddr, memsz) in enumerate(phdrs):
+        struct.pack_into("<IIQQQQQQ", f, 64 + 56 * i, typ, 5, off, paddr, paddr, filesz, memsz, 0x1000)
+    for i in range(0x200, size):
+        f[i] = (i * 7) & 0xFF
+    return bytes(f)
+
+
+def xen_note(entry):
+    return struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", entry)
+
+
+vmlinux = elf64(0x200000, [(1, 0x200, 0x200, 0x200000, 0x3000)], 0x400)
+pvh = bytearray(elf64(0x200000, [(1, 0x200, 0x200, 0x200000, 0x3000), (4, 0x180, 20, 0, 0)], 0x400))
+pvh[0x180:0x194] = xen_note(0x200040)
+pvh = bytes(pvh)
+
+
+def bzimage(payload=b"", kernel_len=0x800):
+    """Protocol 2.15, relocatable, 64-bit, 2 setup sectors; the payload (if any) starts the protected-mode part."""
+    setup = 3 * 512
+    body = payload + bytes((i * 7) & 0xFF for i in range(max(0, kernel_len - len(payload))))
+    f = bytearray(setup) + body
+    f[0x1F1] = 2
+    struct.pack_into("<H", f, 0x1FE, 0xAA55)
+    f[0x200:0x202] = b"\xeb\x6a"
+    f[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", f, 0x206, 0x020F)
+    f[0x211] = 1
+    struct.pack_into("<I", f, 0x22C, 0x7FFFFFFF)
+    f[0x234] = 1
+    struct.pack_into("<H", f, 0x236, 1)
+    struct.pack_into("<I", f, 0x238, 2047)
+    struct.pack_into("<II", f, 0x248, 0, len(payload))
+    struct.pack_into("<Q", f, 0x258, 0x1000000)
+    struct.pack_into("<I", f, 0x260, 0x3000)
+    return bytes(f)
+
+
+def tool(cmd, data):
+    """zstd and lz4 have no module in Python's standard library: their command-line tools compress."""
+    import subprocess
+    return subprocess.run(cmd, input=data, stdout=subprocess.PIPE, check=True).stdout
+
+
+def payloads(elf):
+    import gzip
+    import lzma
+    size = struct.pack("<I", len(elf))
+    return {"gzip": gzip.compress(elf, mtime=0),  # gzip's own trailer ends in the size
+            "xz": lzma.compress(elf, check=lzma.CHECK_CRC32) + size,
+            "zstd": tool(["zstd", "-q", "-c", "--no-check"], elf) + size,
+            "lz4": tool(["lz4", "-q", "-l", "-c"], elf) + size}
+
+
+put("kernel", "elf", b"\x00" + vmlinux)
+put("kernel", "elf-pvh", b"\x01" + pvh)
+put("kernel", "bzimage", b"\x00" + bzimage())
+# Once accepted with its entry (load + 0x200) past RAM: a kernel of 0x100 bytes at the end of the 8 MiB guest.
+short = bytearray(bzimage(kernel_len=0x100))
+short[0x234] = 0
+struct.pack_into("<Q", short, 0x258, (8 << 20) - 0x100)
+struct.pack_into("<I", short, 0x260, 0x100)
+put("kernel", "bzimage-entry-past-ram", b"\x00" + bytes(short))
+for fmt, p in payloads(pvh).items():
+    put("kernel", "bzimage-" + fmt, b"\x03" + bzimage(p))
+    put("decompress", fmt, p)
+
+
+# ---- blk, net_tx, vsock (tests/fuzz/fuzz_virtio.h): 4 header bytes, then guest RAM from 0. Queue q's
+# rings: descriptors at 0x400 q, avail at +0x100, used at +0x200; the rest from 0x1000 on.
+class Guest:
+    def __init__(self, size=0x2000):
+        self.ram = bytearray(size)
+        self.next = {}
+
+    def desc(self, q, i, addr, ln, flags, nxt=0):
+        struct.pack_into("<QIHH", self.ram, 0x400 * q + 16 * i, addr, ln, flags, nxt)
+
+    def chain(self, q, bufs):
+        """bufs: (addr, len, device_writes); returns the head. Descriptors are handed out in order."""
+        head = self.next.get(q, 0)
+        for k, (addr, ln, w) in enumerate(bufs):
+            i = head + k
+            last = k + 1 == len(bufs)
+            self.desc(q, i, addr, ln, (0 if last else 1) | (2 if w else 0), 0 if last else i + 1)
+        self.next[q] = head + len(bufs)
+        avail = 0x400 * q + 0x100
+        idx = struct.unpack_from("<H", self.ram, avail + 2)[0]
+        struct.pack_into("<H", self.ram, avail + 4 + 2 * idx, head)
+        struct.pack_into("<H", self.ram, avail + 2, idx + 1)
+        return head
+
+    def put(self, addr, data):
+        self.ram[addr:addr + len(data)] = data
+
+    def seed(self, b0, sizes, b2=0, b3=0):
+        return bytes([b0, sizes, b2, b3]) + bytes(self.ram)
+
+
+Q16 = 0x3F  # every queue 16 entries (2 << 3)
+
+g = Guest()
+reqs = [(0, 0, 512), (1, 1, 1024), (4, 0, 0), (8, 0, 20), (99, 0, 0), (0, 127, 1024)]  # 16 descriptors
+for i, (typ, sector, ln) in enumerate(reqs):
+    g.put(0x1000 + 16 * i, struct.pack("<IIQ", typ, 0, sector))
+    data = [(0x10000 + 0x1000 * i, ln, typ != 1)] if ln else []
+    g.chain(0, [(0x1000 + 16 * i, 16, False)] + data + [(0x1800 + i, 1, True)])
+put("blk", "requests", g.seed(0x00, Q16))
+g = Guest()  # read-only drive, EVENT_IDX, indirect: a write refused, a split header, a status byte the device may not write
+g.put(0x1000, struct.pack("<IIQ", 1, 0, 2))
+g.put(0x1100, struct.pack("<QIHH", 0x1000, 16, 1, 1) + struct.pack("<QIHH", 0x10000, 512, 1, 2) +
+      struct.pack("<QIHH", 0x1800, 1, 2, 0))
+g.desc(0, 0, 0x1100, 48, 4)
+g.next[0] = 1
+struct.pack_into("<HH", g.ram, 0x100 + 2, 1, 0)
+g.put(0x1010, struct.pack("<IIQ", 0, 0, 3))
+g.chain(0, [(0x1010, 8, False), (0x1018, 8, False), (0x20000, 512, True), (0x1801, 1, True)])
+g.put(0x1020, struct.pack("<IIQ", 0, 0, 0))
+g.chain(0, [(0x1020, 16, False), (0x1802, 1, False)])
+put("blk", "ro-indirect-hostile", g.seed(0x01 | 0x02 | 0x04, Q16))
+
+
+def vnet_hdr(flags=0, gso=0, hdr_len=0, gso_size=0, csum_start=0, csum_off=0):
+    return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, csum_start, csum_off, 0)
+
+
+eth = bytes.fromhex("ffffffffffff0600ac1000020800")
+g = Guest()
+for i in range(4):
+    g.chain(0, [(0x10000 + 0x800 * i, 1526, True)])  # rx buffers
+g.put(0x2000, vnet_hdr() + eth + bytes(46))
+g.chain(1, [(0x2000, 12 + 60, False)])
+g.put(0x3000, vnet_hdr(1, 0, 0, 0, 34, 16))
+g.put(0x3100, eth + bytes(range(86)))
+g.chain(1, [(0x3000, 12, False), (0x3100, 100, False)])
+put("net_tx", "tx-rx", g.seed(0x01 | 0x08 | 0x10 | 0x20, Q16, 2, 4))
+g = Guest()
+g.put(0x2000, vnet_hdr(1, 1, 54, 1448, 34, 16) + eth + bytes(40) + bytes(3000))
+g.chain(1, [(0x2000, 12 + 14 + 40 + 3000, False)])
+g.chain(1, [(0x2000, 8, False)])  # shorter than its header: the device stops
+put("net_tx", "tso-then-short", g.seed(0x08, Q16))
+
+
+def vsock_pkt(op, src_port, dst_port, payload=b"", flags=0, buf_alloc=65536, fwd_cnt=0):
+    return struct.pack("<QQIIIHHIII", 3, 2, src_port, dst_port, len(payload), 1, op, flags, buf_alloc,
+                       fwd_cnt) + payload
+
+
+def vsock_guest(pkts):
+    g = Guest(0x4000)
+    for i in range(4):
+        g.chain(0, [(0x20000 + 0x2000 * i, 44 + 4096, True)])
+    for i in range(2):
+        g.chain(2, [(0x1F00 + 4 * i, 4, True)])
+    for i, p in enumerate(pkts):
+        g.put(0x2000 + 0x200 * i, p)
+        g.chain(1, [(0x2000 + 0x200 * i, 44, False)] + ([(0x2000 + 0x200 * i + 44, len(p) - 44, False)] if len(p) > 44
+                                                          else []))
+    return g
+
+
+put("vsock", "guest-connect-rw", vsock_guest([
+    vsock_pkt(1, 5000, 1024), vsock_pkt(5, 5000, 1024, b"hello host"), vsock_pkt(7, 5000, 1024),
+    vsock_pkt(6, 5000, 1024, fwd_cnt=3), vsock_pkt(4, 5000, 1024, flags=3), vsock_pkt(3, 5000, 1024),
+    vsock_pkt(1, 5001, 1025)]).seed(0x00, Q16))
+put("vsock", "host-connect", vsock_guest([
+    vsock_pkt(2, 1234, 1 << 30), vsock_pkt(5, 1234, 1 << 30, b"hi"), vsock_pkt(6, 1234, 1 << 30, fwd_cnt=64)])
+    .seed(0x01, Q16, 1, 4))
+
+# ---- jailer_args: argv after the program name, NUL-separated
+for name, args in [
+        ("minimal", ["--id", "vm-1", "--exec-file", "/usr/bin/true", "--uid", "123", "--gid", "456"]),
+        ("full", ["--id=a-b", "--exec-file=/usr/bin/true", "--uid=0", "--gid=0", "--chroot-base-dir=/srv/j/",
+                  "--netns", "/var/run/netns/x", "--cgroup-version", "2", "--cgroup", "cpu.max=100000 100000",
+                  "--cgroup", "memory.max=1G", "--parent-cgroup", "/ember/vms/", "--resource-limit", "fsize=10",
+                  "--resource-limit=no-file=64", "--daemonize", "--new-pid-ns", "--keep-jail", "--", "--api-sock",
+                  "/run/x.sock"]),
+        ("help", ["-h", "--version"])]:
+    put("jailer_args", name, "\0".join(args))

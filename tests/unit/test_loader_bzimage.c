@@ -243,3 +243,21 @@ Test(bzimage, load_kernel_dispatches)
     cr_assert_eq(load_kernel(&bfx.gm, junk, sizeof(junk), 1, 0, &bfx.k, &bfx.err), -ENOEXEC);
     cr_assert_neq(bfx.err.text[0], '\0');
 }
+
+/* Found by tests/fuzz/fuzz_kernel.c: a kernel shorter than its entry offset put the vCPU's first fetch past RAM. */
+Test(bzimage, entry_must_lie_inside_the_kernel)
+{
+    size_t size = KERNEL_OFF + 0x100;
+    uint8_t *f = bz_new(size);
+    w32(f + 0x260, 0x100); /* init_size: the kernel ends at +0x100, before startup_64 at +0x200 */
+    f[0x234] = 0;
+    w64(f + 0x258, RAM - 0x100); /* the entry would be RAM + 0x100 */
+    expect_error(f, size, -ENOEXEC);
+    f[0x234] = 1; /* relocatable, at 1 MiB: still no code at the entry */
+    expect_error(f, size, -ENOEXEC);
+    w32(f + 0x260, 0x200); /* ends exactly at the entry */
+    expect_error(f, size, -ENOEXEC);
+    w32(f + 0x260, 0x201);
+    cr_assert_eq(load_bzimage(&bfx.gm, f, size, &bfx.k, &bfx.err), 0, "%s", bfx.err.text);
+    cr_assert_lt(bfx.k.entry, bfx.k.load_end);
+}
