@@ -20,7 +20,7 @@ Go-http-client/1.1, Content-Length (bodies only), Accept: application/json, Cont
 application/json (PUT/PATCH), Accept-Encoding: gzip (added by the Transport); JSON bodies end in a
 newline (json.Encoder).
 
-Usage: replay_go_sdk.py {sdk-start|sdk-load|firectl|balloon-probe} [--key value ...] (see main()).
+Usage: replay_go_sdk.py {sdk-start|sdk-load|sdk-jailer|firectl} [--key value ...] (see main()).
 Prints "ok - ..." / "not ok - ..." lines (tests/integration/lib.sh's format) and exits 1 if any failed.
 """
 import atexit
@@ -578,6 +578,75 @@ def sdk_load(o):
     c.close()
 
 
+def sdk_jailer(o):
+    """NewMachine with JailerCfg{ID, UID, GID, NumaNode 0, ExecFile, JailerBinary, ChrootBaseDir,
+    ChrootStrategy: NewNaiveChrootStrategy(kernel)} (jailer.go), Daemonize false, no NetNS:
+      jailer --id ID --uid U --gid G --exec-file EMBER [--cgroup cpuset.mems=0 --cgroup cpuset.cpus=LIST]
+             --chroot-base-dir BASE -- --no-seccomp --api-sock /run/firecracker.socket
+    (the cpuset pair when /sys/devices/system/node/node0/cpulist is readable). The socket the SDK polls
+    is BASE/<exec basename>/ID/root/run/firecracker.socket. The chroot strategy adds LinkFilesHandler
+    after CreateLogFiles: kernel, drives and FIFOs hard-linked into the jail's root (FIFOs chowned to
+    UID:GID), and the API then gets their base names (relative paths: "vmlinux", "root.ext4"...).
+    StopVMM signals the process the SDK started: the jailer."""
+    name = "sdk-jailer"
+    wd = o["workdir"]
+    jid = "replay-jailer-1"
+    base = os.path.join(wd, "jail")
+    root = os.path.join(base, os.path.basename(o["ember"]), jid, "root")
+    sock = os.path.join(root, "run", "firecracker.socket")
+    cmd = [o["jailer"], "--id", jid, "--uid", o["uid"], "--gid", o["gid"], "--exec-file", o["ember"]]
+    try:
+        with open("/sys/devices/system/node/node0/cpulist") as f:
+            cpulist = f.read().strip()
+    except OSError:
+        cpulist = ""
+    if cpulist:
+        cmd += ["--cgroup", "cpuset.mems=0", "--cgroup", "cpuset.cpus=" + cpulist]
+    cmd += ["--chroot-base-dir", base, "--", "--no-seccomp", "--api-sock", "/run/firecracker.socket"]
+    print("  %s: %s" % (name, " ".join(cmd)), flush=True)
+    vmm = Vmm(cmd, o["console"], o["stderr"])
+    c, polls, secs = wait_for_socket(vmm, sock)
+    if c is None:
+        return
+    ok("%s StartVMM: the jailed API answered the poll after %d polls, %.2f s" % (name, polls, secs))
+    log_fifo = os.path.join(wd, "jailer-log.fifo")
+    os.mkfifo(log_fifo, 0o700)
+    rd = os.open(log_fifo, os.O_RDONLY | os.O_NONBLOCK)  # the user's reader (FifoLogWriter's role)
+    # LinkFilesHandler
+    links = {}
+    for src in (o["kernel"], o["rootfs"], o["control"], log_fifo):
+        dst = os.path.join(root, os.path.basename(src))
+        os.link(src, dst)
+        links[src] = os.path.basename(src)
+    os.chown(os.path.join(root, links[log_fifo]), int(o["uid"]), int(o["gid"]))
+    # BootstrapLogging with a LogFifo and no metrics: PUT /logger only.
+    sdk_ok(c, name + " BootstrapLogging", "PUT", "/logger",
+           {"level": "Info", "log_path": links[log_fifo], "show_level": True, "show_log_origin": False}, 0.5)
+    create_machine(c, name, 1, 256, False)
+    sdk_ok(c, name + " CreateBootSource", "PUT", "/boot-source",
+           {"boot_args": go_map_args(o["cmdline"]), "kernel_image_path": links[o["kernel"]]}, 0.5)
+    attach_drive(c, name, "0", links[o["control"]], False, False)
+    attach_drive(c, name, "root_drive", links[o["rootfs"]], True, False)
+    if not instance_start(c, name):
+        return
+    check("%s: the jailed guest's init holds" % name, console_has(o["console"], "EMBER-HOLD: waiting", 1, 600))
+    check_instance_info(c, name, "Running", jid)
+    logged = b""
+    try:
+        logged = os.read(rd, 65536)
+    except BlockingIOError:
+        pass
+    check("%s: ember's log reached the FIFO linked into the jail (%d bytes)" % (name, len(logged)), len(logged) > 0)
+    vmm.proc.send_signal(signal.SIGTERM)
+    rc = vmm.wait(60 * TIMEOUT_SCALE ** 0.5)
+    check("%s StopVMM: SIGTERM to the jailer the SDK started ends the VM: exit 0 (got %d)" % (name, rc), rc == 0)
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", "--", "--id " + jid], capture_output=True, text=True).stdout.split()
+    check("%s: no process of the VM is left after StopVMM (%s)" % (name, " ".join(left) or "none"), not left)
+    os.close(rd)
+    c.close()
+
+
 # ---- firectl: flags -> Config -> the same SDK handlers (SDK v1.0.0)
 
 
@@ -649,13 +718,14 @@ def firectl(o):
 
 
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("sdk-start", "sdk-load", "firectl"):
-        sys.exit("usage: replay_go_sdk.py sdk-start|sdk-load|firectl --key value ...")
+    modes = {"sdk-start": sdk_start, "sdk-load": sdk_load, "sdk-jailer": sdk_jailer, "firectl": firectl}
+    if len(sys.argv) < 2 or sys.argv[1] not in modes:
+        sys.exit("usage: replay_go_sdk.py %s --key value ..." % "|".join(modes))
     o = {}
     it = iter(sys.argv[2:])
     for k in it:
         o[k.lstrip("-").replace("-", "_")] = next(it)
-    {"sdk-start": sdk_start, "sdk-load": sdk_load, "firectl": firectl}[sys.argv[1]](o)
+    modes[sys.argv[1]](o)
     if FAILS:
         print("%d check(s) failed" % FAILS)
     sys.exit(1 if FAILS else 0)

@@ -15,6 +15,10 @@
 #       FIFO) and /metrics, PUT /snapshot/load with mem_backend File and resume_vm; the guest goes on;
 #       DescribeInstanceInfo, GetMachineConfiguration; Shutdown (SendCtrlAltDel), then the guest's reboot
 #       ends ember with exit 0.
+#   (c) JailerCfg (Daemonize false, NaiveChrootStrategy): the SDK's jailer command line, the poll at
+#       the socket inside the jail, kernel/drives/log FIFO hard-linked into the jail and named by their
+#       base names (relative paths) in the requests; the guest boots; StopVMM (SIGTERM to the jailer
+#       the SDK started) ends the VM with exit 0 and leaves no process.
 # Every answer is checked as the SDK parses it (2xx success, the JSON fields of GETs, Content-Type),
 # and each request against the SDK's own timeout (times REPLAY_TIMEOUT_SCALE in the emulated host).
 # integration: deadline 900
@@ -67,5 +71,22 @@ if [ -f "$tmp/snap.state" ]; then
   show_on_failure "$tmp/b.out" "$tmp/b.err"
 else
   not_ok "(b) not run: (a) made no snapshot"
+fi
+
+echo "# (c) JailerCfg: Machine.Start through ember-jailer, StopVMM"
+if [ -x "$JAILER" ]; then
+  juid=$((200000 + $$ % 100000))
+  mkdir "$tmp/j"
+  cp "$GUEST_DIR/vmlinux" "$tmp/j/vmlinux"; chmod 644 "$tmp/j/vmlinux"
+  cp --sparse=always "$GUEST_DIR/rootfs.ext4" "$tmp/j/root.ext4"
+  truncate -s 1M "$tmp/j/control.img"
+  printf 'hold\n' | dd of="$tmp/j/control.img" conv=notrunc status=none
+  chown "$juid:$juid" "$tmp/j/root.ext4" "$tmp/j/control.img"
+  python3 "$REPLAY" sdk-jailer --workdir "$tmp/j" --ember "$EMBER_ABS" --jailer "$(realpath "$JAILER")" \
+    --uid "$juid" --gid "$juid" --kernel "$tmp/j/vmlinux" --rootfs "$tmp/j/root.ext4" --control "$tmp/j/control.img" \
+    --console "$tmp/c.out" --stderr "$tmp/c.err" --cmdline "$LINUX_CMDLINE_BASE ember.hold=/dev/vdb" || FAILS=$((FAILS + 1))
+  show_on_failure "$tmp/c.out" "$tmp/c.err"
+else
+  not_ok "(c) not run: no jailer at $JAILER (make all)"
 fi
 finish
