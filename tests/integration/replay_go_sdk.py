@@ -35,7 +35,7 @@ import threading
 import time
 
 FAILS = 0
-# The emulated KVM host (QEMU TCG) is 10-50x slower than hardware: the SDK's request timeouts
+# The emulated KVM host (QEMU TCG) is slower than hardware: the SDK's request timeouts
 # (500 ms, 250 ms for PUT /drives) are multiplied by this before they are checked.
 TIMEOUT_SCALE = float(os.environ.get("REPLAY_TIMEOUT_SCALE", "1"))
 

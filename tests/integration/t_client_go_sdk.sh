@@ -41,7 +41,7 @@ ip -n "$ns" link set lo up
 ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
 ip -n "$ns" addr add 172.31.252.1/30 dev tap0
 ip -n "$ns" link set tap0 up
-in_emulated_host && export REPLAY_TIMEOUT_SCALE=${REPLAY_TIMEOUT_SCALE:-40}
+in_emulated_host && export REPLAY_TIMEOUT_SCALE=${REPLAY_TIMEOUT_SCALE:-4}
 
 cp --sparse=always "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
 truncate -s 1M "$tmp/control.img" "$tmp/control2.img"
