@@ -61,7 +61,7 @@ struct vm_config {
     struct vsock_config vsock; /* uds_path NULL: no vsock device */
     int has_balloon;           /* PUT /balloon: a virtio-balloon device */
     struct balloon_config balloon;
-    uint64_t mmds_size_limit;  /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
+    uint64_t mmds_size_limit; /* --mmds-size-limit; 0: MMDS_DEFAULT_SIZE_LIMIT */
     /* machine-config cpu_template, or CPU_TEMPLATE_CUSTOM: PUT /cpu-config's, cpu_config (owned, kept when a
      * static template replaces it, so that a shallow copy of the config stays valid). The last one set wins. */
     enum cpu_template_id cpu_template;
