@@ -108,6 +108,7 @@ struct trap_frame {
 };
 typedef int (*trap_hook)(struct trap_frame *f);
 void traps_init(void);
+void traps_load(void);
 void traps_set_hook(unsigned vector, trap_hook hook);
 
 /* mptable.c: the CPUs listed in the MP table. */

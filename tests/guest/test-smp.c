@@ -67,6 +67,7 @@ static void send_ipi(uint8_t apic_id, uint32_t icr)
 void ap_main(unsigned apic_id) __noreturn;
 void ap_main(unsigned apic_id)
 {
+	traps_load();
 	lock();
 	say("ap %u up", apic_id);
 	__atomic_fetch_add(&ap_count, 1, __ATOMIC_SEQ_CST); /* lock add */

@@ -24,13 +24,20 @@ static trap_hook hooks[NR_VECTORS];
 
 extern const char trap_stubs[]; /* trap-stubs.S: 16 bytes per vector */
 
-void traps_init(void)
+/* Loads the IDT traps_init built: the BSP's, and every AP's (an AP leaves
+ * INIT with IDTR base 0, where any exception would be a silent triple fault). */
+void traps_load(void)
 {
 	struct {
 		uint16_t limit;
 		uint64_t base;
 	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uintptr_t)idt };
 
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+}
+
+void traps_init(void)
+{
 	for (unsigned v = 0; v < NR_VECTORS; v++) {
 		uintptr_t stub = (uintptr_t)trap_stubs + 16 * v;
 
@@ -42,7 +49,7 @@ void traps_init(void)
 			.offset_hi = stub >> 32,
 		};
 	}
-	__asm__ volatile("lidt %0" : : "m"(idtr));
+	traps_load();
 }
 
 void traps_set_hook(unsigned vector, trap_hook hook)
