@@ -7,8 +7,7 @@ its LAPIC or goes away; it also enables SVM on every CPU when the first VM
 is created and disables it after the last. Each flip patches the running
 kernel's text (int3-based text_poke). Under QEMU's multi-threaded TCG that
 patching is not reliable: the emulated host has frozen with a CPU in
-exc_int3 while patching, and restored 2-vCPU test guests whose code cannot
-fault (t_snapshot_tiny's counter) have now and then ended in a triple fault. A host that
+exc_int3 while patching. A host that
 runs many microVMs never sees those flips (some VM always holds the keys);
 this idle VM makes the emulated host look like that: its vCPU's LAPIC stays
 software-disabled, so the keys stay on and SVM stays enabled.
