@@ -144,11 +144,11 @@ int main(int argc, char **argv)
          * A failure here is not final: InstanceStart tries again and reports.
          */
         struct errmsg perr;
-        if (vm_prepare(vm, &perr))
-            log_debug("KVM objects not prepared ahead: %s", perr.text);
-        /* Likewise the VMM and vCPU threads' seccomp filters (~0.1 ms each to compile). */
+        /* The VMM and vCPU threads' seccomp filters (~0.1 ms each to compile); first: vm_prepare's thread loads one. */
         if (seccomp_precompile(THREAD_VMM, &perr) || seccomp_precompile(THREAD_VCPU, &perr))
             log_debug("seccomp filters not compiled ahead: %s", perr.text);
+        if (vm_prepare(vm, &perr))
+            log_debug("KVM objects not prepared ahead: %s", perr.text);
     }
     if (boot_now && ctl_start(&ctl, &err)) {
         fprintf(stderr, "ember: %s\n", err.text);

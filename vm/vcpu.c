@@ -233,12 +233,19 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *
     v->vm = vm;
     v->id = id;
     v->run = MAP_FAILED;
-    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
-    if (v->fd < 0)
-        return err_set(err, -errno, "cannot create vCPU %d: %s", id, strerror(errno));
-    v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-    if (v->run == MAP_FAILED)
-        return err_set(err, -errno, "cannot map vCPU %d run area: %s", id, strerror(errno));
+    if (id == 0 && vm->ahead.vcpu0_fd >= 0) { /* made by vm_prepare */
+        v->fd = vm->ahead.vcpu0_fd;
+        v->run = vm->ahead.vcpu0_run;
+        vm->ahead.vcpu0_fd = -1;
+        vm->ahead.vcpu0_run = NULL;
+    } else {
+        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+        if (v->fd < 0)
+            return err_set(err, -errno, "cannot create vCPU %d: %s", id, strerror(errno));
+        v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED)
+            return err_set(err, -errno, "cannot map vCPU %d run area: %s", id, strerror(errno));
+    }
     if (!boot)
         return 0; /* a snapshot's state replaces all of what follows */
     int rc = setup_cpuid(vm, v, err);
@@ -256,17 +263,19 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *
     return rc;
 }
 
-static void *vcpu_thread(void *arg)
+static void name_thread(int id)
 {
-    struct vcpu *v = arg;
-    struct vm *vm = v->vm;
     char name[16];
-    snprintf(name, sizeof(name), "ember_vcpu%d", v->id);
+    snprintf(name, sizeof(name), "ember_vcpu%d", id);
     prctl(PR_SET_NAME, name);
-    struct errmsg err;
-    /* Filtered before the guest runs a single instruction. */
-    if (seccomp_install(THREAD_VCPU, &err)) {
-        vm_request_end(vm, VM_END_ERROR, "vCPU %d: %s", v->id, err.text);
+}
+
+/* A vCPU thread's life once its seccomp filter is on (filter_rc: how installing it went). */
+static void *vcpu_loop(struct vcpu *v, int filter_rc, const struct errmsg *filter_err)
+{
+    struct vm *vm = v->vm;
+    if (filter_rc) {
+        vm_request_end(vm, VM_END_ERROR, "vCPU %d: %s", v->id, filter_err->text);
         gate_vcpu_ready(&vm->gate);
         return NULL;
     }
@@ -295,8 +304,89 @@ static void *vcpu_thread(void *arg)
     return NULL;
 }
 
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    name_thread(v->id);
+    struct errmsg err;
+    /* Filtered before the guest runs a single instruction. */
+    int rc = seccomp_install(THREAD_VCPU, &err);
+    return vcpu_loop(v, rc, &err);
+}
+
+/*
+ * A vCPU thread started before its VM exists (vm_prepare): creating a thread
+ * and loading its filter are ~2 ms of a snapshot load in the emulated host.
+ */
+struct vcpu_standby {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct vcpu *v; /* handed over: the thread runs it */
+    int cancel;     /* never handed over: the thread leaves */
+    int filter_rc;
+    struct errmsg filter_err;
+};
+
+static void *standby_thread(void *arg)
+{
+    struct vcpu_standby *s = arg;
+    name_thread(0);
+    s->filter_rc = seccomp_install(THREAD_VCPU, &s->filter_err);
+    pthread_mutex_lock(&s->lock);
+    while (!s->v && !s->cancel)
+        pthread_cond_wait(&s->cond, &s->lock);
+    struct vcpu *v = s->v;
+    pthread_mutex_unlock(&s->lock);
+    return v ? vcpu_loop(v, s->filter_rc, &s->filter_err) : NULL;
+}
+
+int vcpu_standby_start(struct vcpu_standby **out, struct errmsg *err)
+{
+    struct vcpu_standby *s = calloc(1, sizeof(*s));
+    if (!s)
+        return err_set(err, -ENOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    int rc = pthread_create(&s->thread, NULL, standby_thread, s);
+    if (rc) {
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return err_set(err, -rc, "cannot start a vCPU thread ahead: %s", strerror(rc));
+    }
+    *out = s;
+    return 0;
+}
+
+void vcpu_standby_free(struct vcpu_standby *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    int handed = s->v != NULL;
+    s->cancel = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (!handed) /* else it is its vCPU's thread, joined by vm_stop */
+        pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
 int vcpu_start_thread(struct vcpu *v, struct errmsg *err)
 {
+    struct vcpu_standby *s = v->vm->ahead.standby;
+    if (v->id == 0 && s && !s->v) {
+        v->thread = s->thread;
+        v->thread_started = 1;
+        pthread_mutex_lock(&s->lock);
+        s->v = v;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
     int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
     if (rc)
         return err_set(err, -rc, "cannot start vCPU %d thread: %s", v->id, strerror(rc));

@@ -33,8 +33,10 @@ uint64_t now_ns(void)
 struct vm *vm_new(void)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
-    if (vm)
+    if (vm) {
         vm->prepared.kvm_fd = vm->prepared.vm_fd = -1;
+        vm->prepared.ahead.vcpu0_fd = vm->ahead.vcpu0_fd = -1;
+    }
     return vm;
 }
 
@@ -86,6 +88,7 @@ int vm_build_machine(struct vm *vm, const struct vm_config *cfg, struct event_lo
     struct vm_kvm k = vm->prepared;
     memset(vm, 0, sizeof(*vm));
     vm->prepared = k;
+    vm->ahead.vcpu0_fd = -1;
     vm->created = 1;
     vm->loop = loop;
     vm->t_start_ns = t0 ? t0 : now_ns();
@@ -322,6 +325,7 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     vm->vcpus = NULL;
     vm->nr_vcpus = 0;
+    vm_ahead_release(&vm->ahead, vm->run_size);
     vm_devices_teardown(vm);
     vm_snapshot_release(vm);
     alloc_destroy(&vm->alloc);
