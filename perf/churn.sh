@@ -11,10 +11,10 @@
 #                the host over TCP (ember.check=tcp-send), then reboots.
 #   GUEST=tiny   the tiny test guest ("hello": prints and shuts down) with the
 #                same data drive and NIC attached but no traffic: many cycles fast.
-# Measured before and after (and printed): the host's open files
-# (/proc/sys/fs/file-nr), taps, cgroup directories, mounts, API sockets and
-# other files left in the work directory, ember processes, MemAvailable; and
-# each VMM's resident memory (VmRSS once the guest runs, VmHWM at exit).
+# Measured before and after (and printed): the open fds of every process on
+# the host, taps, cgroup directories, mounts, API sockets and other files
+# left in the work directory, ember processes, MemAvailable; and each VMM's
+# peak resident memory (GNU time's maximum RSS), first cycle against last.
 #
 # Parameters (environment): N sequential cycles (default 20), K at a time
 # (default 4) for ROUNDS rounds (default 2), GUEST (linux), EMBER, GUEST_DIR,
@@ -57,7 +57,7 @@ mkdir "$tmp/run"
 
 # ---- what the host holds
 snapshot() { # the figures, one "name value" a line
-  echo "open_files $(cut -f1 /proc/sys/fs/file-nr)"
+  echo "open_fds $(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
   echo "taps $( { ip -o link show type tun 2>/dev/null; ip -n "$ns" -o link show type tun 2>/dev/null; } | wc -l)"
   echo "cgroup_dirs $(find /sys/fs/cgroup -type d 2>/dev/null | wc -l)"
   echo "mounts $(wc -l </proc/self/mountinfo)"
@@ -69,7 +69,7 @@ value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
 # ---- one life cycle in slot S (its own tap, data image, peer port); prints one result line
 cycle() { # S I
-  local s=$1 i=$2 d=$tmp/slot$1 sock tap=tap$1 host_ip guest_ip port pid rss= rc checks= peer=
+  local s=$1 i=$2 d=$tmp/slot$1 sock tap=tap$1 host_ip guest_ip port pid rc checks= peer=
   mkdir -p "$d"
   sock=$tmp/run/c$s-$i.sock
   host_ip=172.30.$s.1 guest_ip=172.30.$s.2 port=$((5000 + s))
@@ -84,7 +84,8 @@ cycle() { # S I
     wait_ready "$d/sink"
     checks=" ember.check=blk:/dev/vdb,tcp-send:$host_ip:$port"
   fi
-  ip netns exec "$ns" "$EMBER" --api-sock "$sock" </dev/null >"$d/out" 2>"$d/err" &
+  rm -f "$d/maxrss"
+  ip netns exec "$ns" /usr/bin/time -f %M -o "$d/maxrss" "$EMBER" --api-sock "$sock" </dev/null >"$d/out" 2>"$d/err" &
   pid=$!
   for _ in $(seq 500); do api_answers "$sock" && break; sleep 0.02; done
   api "$sock" PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
@@ -98,16 +99,8 @@ cycle() { # S I
   api "$sock" PUT /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"$tap\",\"guest_mac\":\"06:00:ac:1e:0$s:02\"}"
   api "$sock" PUT /actions '{"action_type":"InstanceStart"}'
   local started=$CODE
-  # The VMM's memory once the guest runs (its first console line), and its peak at the end.
-  for _ in $(seq 600); do [ -s "$d/out" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done
-  rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null)
-  local hwm=
-  for _ in $(seq 6000); do
-    kill -0 $pid 2>/dev/null || break
-    hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null || echo "$hwm")
-    sleep 0.1
-  done
-  if kill -0 $pid 2>/dev/null; then kill -KILL $pid; fi
+  for _ in $(seq 6000); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $pid 2>/dev/null; then pkill -KILL -P $pid; fi # 10 minutes: the VMM under time(1)
   wait $pid; rc=$?
   [ -n "$peer" ] && { kill $peer 2>/dev/null; wait $peer 2>/dev/null; }
   ip -n "$ns" link del $tap
@@ -121,7 +114,7 @@ cycle() { # S I
     grep -qa "EMBER-TEST: PASS hello" "$d/out" || { ok=no; why+=" no-PASS"; }
   fi
   [ -e "$sock" ] && { ok=no; why+=" socket-left"; }
-  echo "cycle $s.$i ok=$ok rss_kib=${rss:-?} hwm_kib=${hwm:-?}${why}"
+  echo "cycle $s.$i ok=$ok maxrss_kib=$(tail -1 "$d/maxrss" 2>/dev/null)${why}"
   [ "$ok" = yes ] || { tail -5 "$d/err" | sed 's/^/#   /'; tail -3 "$d/out" | sed 's/^/#   /'; }
 }
 
@@ -132,7 +125,7 @@ stats() { # FILE FIELD: min median max of FIELD=... over the cycle lines
 }
 compare() { # BEFORE AFTER LABEL: prints the figures; returns 1 if something was left
   local k b a bad=0
-  for k in open_files taps cgroup_dirs mounts work_files ember_procs; do
+  for k in open_fds taps cgroup_dirs mounts work_files ember_procs; do
     b=$(value $k "$1"); a=$(value $k "$2")
     printf '  %-12s before %6s after %6s%s\n' "$k" "$b" "$a" "$([ "$a" -gt "$b" ] && echo "  LEFT/GREW")"
     [ "$a" -gt "$b" ] && bad=1
@@ -161,11 +154,10 @@ snapshot >"$tmp/after-par"
 grep -v "ok=yes" "$tmp/warm" "$tmp/seq" "$tmp/par" | sed 's/^/churn: failed: /'
 nseq=$(grep -c "ok=yes" "$tmp/seq"); npar=$(grep -c "ok=yes" "$tmp/par")
 echo "churn: sequential: $nseq of $N cycles passed in $((t1 - t0)) s"
-echo "  VMM VmRSS with the guest running (KiB): $(stats "$tmp/seq" rss_kib)"
-echo "  VMM VmHWM at exit (KiB):                $(stats "$tmp/seq" hwm_kib)"
+echo "  VMM peak RSS (KiB): $(stats "$tmp/seq" maxrss_kib)"
 compare "$tmp/before" "$tmp/after-seq" || fail=1
 echo "churn: $K at a time: $npar of $((K * ROUNDS)) cycles passed in $((t2 - t1)) s"
-echo "  VMM VmRSS with the guest running (KiB): $(stats "$tmp/par" rss_kib)"
+echo "  VMM peak RSS (KiB): $(stats "$tmp/par" maxrss_kib)"
 compare "$tmp/after-seq" "$tmp/after-par" || fail=1
 [ "$nseq" -eq "$N" ] && [ "$npar" -eq $((K * ROUNDS)) ] || fail=1
 echo "churn: $([ $fail -eq 0 ] && echo "PASS: every cycle passed, nothing left, nothing grew" || echo FAIL)"
