@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fault injection (issue #16): ember-jailer itself killed with SIGKILL at a
-# spread of moments of its start (0 to 400 ms after it was started, and once
-# the VMM serves its API: before, during and after it makes the jail
-# directory, the exec file's copy, the device nodes and the cgroups, forks
-# the jailed child, which execs the VMM).
+# spread of moments of its start (0 to 200 ms after it was started, once the
+# exec file's copy is in the jail, once the cgroups exist, once the VMM serves
+# its API: before, during and after it makes the jail directory, the copy,
+# the device nodes and the cgroups, forks the jailed child, which execs the VMM).
 # After each kill: no process of that VM is left (PR_SET_PDEATHSIG, or the
 # child sees its supervisor gone), no mount reaches the host (the jail's
 # mounts live in the child's mount namespace), and what is left is only that
@@ -74,9 +74,9 @@ up_ms=$(( ($(date +%s%N) - t) / 1000000 ))
 kill -TERM "$jailer"; wait "$jailer"; rc=$?; jailer=
 check "undisturbed: the API socket came up in $up_ms ms; SIGTERM: exit 0 (got $rc), nothing left ($(left undisturbed))" \
   eval '[ $rc -eq 0 ] && [ "$(left undisturbed)" = nothing ]'
-# Fixed moments: the jail directory, the copy and the cgroups are made in the first 100-200 ms here (a first,
-# cold start is slower); "up": once the VMM serves.
-for delay_ms in 0 5 10 20 40 70 100 150 250 400 up; do
+# Fixed moments (0 to 200 ms), and three events the test waits for, as the timing varies with the load:
+# "copied" once the exec file's copy is in the jail, "cgroups" once the id's cgroup exists, "up" once the VMM serves.
+for delay_ms in 0 5 20 50 100 200 copied cgroups up; do
   id=k$delay_ms
   total=$((total + 1))
   "$JAILER" --id "$id" --exec-file "$EMBER" --uid "$JL_UID" --gid "$JL_GID" --chroot-base-dir "$base" "${cg[@]}" \
@@ -84,6 +84,10 @@ for delay_ms in 0 5 10 20 40 70 100 150 250 400 up; do
   jailer=$!
   if [ "$delay_ms" = up ]; then # the VMM serves its API: the supervisor is in its last step, waiting
     wait_until 60 test -S "$base/$exec_name/$id/root/run/ember.sock"
+  elif [ "$delay_ms" = copied ]; then
+    wait_until 60 test -e "$base/$exec_name/$id/root/$exec_name"
+  elif [ "$delay_ms" = cgroups ]; then
+    wait_until 60 test -d "$JL_CG/pids/$parent/$id"
   elif [ "$delay_ms" -gt 0 ]; then
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   fi
@@ -93,7 +97,7 @@ for delay_ms in 0 5 10 20 40 70 100 150 250 400 up; do
   check "$id: no mount of the jail on the host" no_mount_under "$base"
   what=$(left "$id")
   check "$id: only its own jail directory and cgroups are left ($what)" only_own "$id"
-  summary+="$delay_ms$([ "$delay_ms" = up ] || echo " ms"): $what(socket $sock_up); "
+  summary+="$delay_ms$([ -n "${delay_ms//[0-9]/}" ] || echo " ms"): $what(socket $sock_up); "
   # The next start with the same id.
   run_jailer "$id" --version
   if [ "$RC" -eq 0 ]; then
