@@ -141,7 +141,7 @@ echo "churn: $GUEST guest, $N cycles one after another, then $ROUNDS rounds of $
 cycle 1 0 >"$tmp/warm"
 snapshot >"$tmp/before"
 t0=$(date +%s)
-for i in $(seq "$N"); do cycle 1 "$i"; done >"$tmp/seq"
+for i in $(seq "$N"); do cycle 1 "$i"; done | tee "$tmp/seq" # each line as it comes: a deadline keeps what ran
 t1=$(date +%s)
 snapshot >"$tmp/after-seq"
 for r in $(seq "$ROUNDS"); do
@@ -150,8 +150,9 @@ for r in $(seq "$ROUNDS"); do
 done
 t2=$(date +%s)
 cat "$tmp"/par.* >"$tmp/par" 2>/dev/null
+cat "$tmp/par"
 snapshot >"$tmp/after-par"
-grep -v "ok=yes" "$tmp/warm" "$tmp/seq" "$tmp/par" | sed 's/^/churn: failed: /'
+grep -hv "ok=yes" "$tmp/warm" "$tmp/seq" "$tmp/par" | sed 's/^/churn: failed: /'
 nseq=$(grep -c "ok=yes" "$tmp/seq"); npar=$(grep -c "ok=yes" "$tmp/par")
 echo "churn: sequential: $nseq of $N cycles passed in $((t1 - t0)) s"
 echo "  VMM peak RSS (KiB): $(stats "$tmp/seq" maxrss_kib)"
