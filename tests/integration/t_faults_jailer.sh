@@ -28,12 +28,10 @@ cleanup() {
 # directories, deepest first, then the parent levels once empty.
 operator_cleanup() { # ID
   rm -rf "${base:?}/$exec_name/$1"
-  local d
-  for d in $(find "$JL_CG" -mindepth 2 -maxdepth 4 -type d -path "*/$parent/$1" 2>/dev/null); do rmdir "$d"; done
+  find "$JL_CG" -mindepth 2 -maxdepth 4 -depth -type d -path "*/$parent/$1" -exec rmdir {} \; 2>/dev/null
 }
 operator_cleanup_all() {
-  local d
-  for d in $(find "$JL_CG" -mindepth 2 -maxdepth 4 -depth -type d -path "*/$parent*" 2>/dev/null); do rmdir "$d" 2>/dev/null; done
+  find "$JL_CG" -mindepth 2 -maxdepth 4 -depth -type d -path "*/$parent*" -exec rmdir {} \; 2>/dev/null
 }
 trap cleanup EXIT
 cg=(--parent-cgroup "$parent" --cgroup cpu.cfs_quota_us=50000 --cgroup memory.limit_in_bytes=268435456 --cgroup pids.max=64)
@@ -47,7 +45,7 @@ vm_procs() { pgrep -f -- "--id $1( |\$)"; }
 no_vm_procs() { [ -z "$(vm_procs "$1")" ]; }
 # left ID: what the killed run left: "jail" and/or "cgroups:N", or "nothing".
 left() {
-  local l= n
+  local l='' n
   [ -e "$base/$exec_name/$1" ] && l+="jail "
   n=$(cgroups_named "$1" | grep -c "/$parent/$1\$")
   [ "$n" -gt 0 ] && l+="cgroups:$n "
