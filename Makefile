@@ -58,6 +58,7 @@ help:
 	@echo "make bench   Ember vs QEMU benchmarks (< 25 min; QUICK=1: < 5 min), perf/README.md"
 	@echo "make asan    build the sanitizer variant into build/asan"
 	@echo "make fuzz    build the libFuzzer fuzzers (clang) and run each for FUZZ_SECONDS (default 60), tests/fuzz/"
+	@echo "make churn   VM life cycles one after another and K at a time, nothing left (N=20 K=4 ROUNDS=2 GUEST=linux|tiny)"
 	@echo "make format  rewrite the C sources in the project's style (.clang-format)"
 	@echo "make format-check  list the C sources that make format would change (exit 1 if any)"
 	@echo "make lint    include-direction rule, cppcheck and clang-tidy (.clang-tidy) over the C sources"
@@ -123,6 +124,11 @@ integration: all asan
 	EMBER=$(BUILD)/ember EMBER_ASAN=$(BUILD)/asan/ember JAILER=$(BUILD)/ember-jailer \
 	  GUEST_DIR=$(BUILD)/guest BUILD=$(BUILD) \
 	  tests/integration/run.sh
+
+# Not part of make test: minutes of VM life cycles (perf/churn.sh says what it measures).
+.PHONY: churn
+churn: all guest
+	EMBER=$(BUILD)/ember GUEST_DIR=$(BUILD)/guest TEST_GUEST=$(BUILD)/test-guest.elf perf/churn.sh
 
 # Builds run one job per core; the tests themselves are run one target at a time.
 JOBS ?= $(shell nproc)

@@ -227,6 +227,11 @@ int jl_jail_copy_exec(struct jl_jail *j, const char *exec_file, const char *exec
         return rootfd;
     /* Like Firecracker: a copy, not a link (no text pages shared between VMMs), opened without following links. */
     int rc = copy_to(j, rootfd, exec_file, O_NOFOLLOW, exec_name, uid, gid, (mode_t)-1, err);
+    if (rc == -EEXIST) /* say which file is in the way and what to remove when it is a killed jailer's */
+        err_set(err, rc,
+                "%s/%s exists: a VM with this id is running, or its jail was kept, or its jailer was killed; "
+                "if no VM with this id runs, remove %.*s (what the jailer made) and the id's cgroups",
+                j->path, exec_name, (int)j->id_len, j->path);
     struct jl_elf_deps *deps = rc ? NULL : malloc(sizeof(*deps));
     if (!rc && !deps)
         rc = err_set(err, -ENOMEM, "out of memory");

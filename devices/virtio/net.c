@@ -35,6 +35,7 @@ struct virtio_net {
     uint8_t *pending;
     size_t pending_len;
     bool tx_blocked; /* tap was full: wait for EPOLLOUT */
+    bool tap_gone;   /* a read failed for good (the tap was deleted): the fd is no longer watched */
     struct net_counters ctr;
     struct rate_limiter limiter[2]; /* indexed by queue: RXQ, TXQ */
     struct virtq_chain chain;
@@ -254,22 +255,39 @@ static bool deliver_pending(struct virtio_net *n)
     return true;
 }
 
+/*
+ * A read that fails for good: a deleted tap reads EBADFD and polls EPOLLERR for ever, so the fd leaves the event
+ * loop (watching it would spin the VMM thread) and the failure is logged once. The guest's NIC stays; what it sends
+ * is dropped (counted in tap_write_fails).
+ */
+static void tap_failed(struct virtio_net *n, int e)
+{
+    n->ctr.tap_read_fails++;
+    n->tap_gone = true;
+    if (n->watching && n->vd->loop)
+        evloop_remove(n->vd->loop, n->fd);
+    n->watching = false;
+    log_warn("net '%s': reading tap '%s' failed: %s (was it deleted?); no more frames reach the guest", n->id,
+             n->tap_name, e ? strerror(e) : "end of file");
+}
+
 static void process_rx(struct virtio_net *n)
 {
     struct virtio_dev *vd = n->vd;
     bool delivered = false;
     for (;;) {
         if (!n->pending_len && !mmds_pending(n)) {
+            if (n->tap_gone)
+                break;
             ssize_t got = read(n->fd, n->pending, MAX_FRAME);
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
-            if (got <= VNET_HDR_LEN) {
-                if (got < 0)
-                    log_warn("net '%s': reading the tap: %s", n->id, strerror(errno));
-                if (got <= 0)
-                    break;
-                continue; /* a runt: nothing to deliver */
+            if (got <= 0) {
+                tap_failed(n, got < 0 ? errno : 0);
+                break;
             }
+            if (got <= VNET_HDR_LEN)
+                continue; /* a runt: nothing to deliver */
             n->pending_len = (size_t)got;
         }
         /* The frame waits in `pending` (the tap unwatched) until the limiter's timer says it may go. */
@@ -334,9 +352,13 @@ static void process_tx(struct virtio_net *n)
             n->ctr.tx_waits++;
             break;
         }
-        if (w < 0)
-            log_warn("net '%s': tap write failed: %s (frame dropped)", n->id, strerror(errno));
-        else {
+        if (w < 0) {
+            /* Logged at the 1st, 2nd, 4th, 8th... failure: a tap gone for good cannot flood the log. */
+            uint64_t k = ++n->ctr.tap_write_fails;
+            if (!(k & (k - 1)))
+                log_warn("net '%s': tap write failed: %s (frame dropped, %llu so far)", n->id, strerror(errno),
+                         (unsigned long long)k);
+        } else {
             n->ctr.tx_packets++;
             n->ctr.tx_bytes += n->chain.readable - VNET_HDR_LEN;
         }
@@ -366,7 +388,7 @@ static void on_tap(void *opaque, uint32_t events)
 
 static void watch(struct virtio_net *n, uint32_t events)
 {
-    if (!n->vd->loop || (n->watching && n->watch_events == events))
+    if (!n->vd->loop || n->tap_gone || (n->watching && n->watch_events == events))
         return;
     if (!n->watching) {
         if (evloop_add(n->vd->loop, n->fd, events, on_tap, n) == 0)

@@ -35,6 +35,7 @@ extern const struct virtio_dev_ops virtio_net_ops;
 struct net_counters {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_waits, tx_waits;
     uint64_t rx_throttled, tx_throttled, rx_limiter_wakeups, tx_limiter_wakeups; /* the rate limiters */
+    uint64_t tap_read_fails, tap_write_fails; /* a read that stopped the rx side; frames the tap refused */
 };
 struct net_counters virtio_net_counters(const struct virtio_net *n);
 /*

@@ -176,6 +176,7 @@ Test(jailer_jail, prepared_root_keeps_the_operators_files)
     cr_assert_eq(jl_jail_create(&second, &err), 0);
     cr_assert_eq(jl_jail_copy_exec(&second, self, "ember", 1234, 1234, &err), -EEXIST);
     cr_assert(strstr(err.text, "a VM with this id is running") != NULL, "%s", err.text);
+    cr_assert(strstr(err.text, second.path) && strstr(err.text, "/ember exists"), "the path in the way: %s", err.text);
     cr_assert_eq(jl_jail_remove(&second, &err), 0, "%s", err.text);
     cr_assert(exists("%s%s", jail.path, "/ember"), "the second jailer removed the first one's file");
 

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,4 +573,57 @@ Test(vnet, rx_rate_limit_keeps_the_frame_until_tokens_are_back)
     for (int f = 0; f < 3; f++)
         check_rx_frame(g_at(RX_BUF_GPA(f), HDR + 200), HDR + 200, f, 200, 1);
     cr_assert_geq(virtio_net_counters(net).rx_throttled, 2);
+}
+
+/*
+ * A deleted tap: its fd polls EPOLLERR for ever and every read and write fails. Here the device's fd is the write
+ * end of a pipe whose read end is closed, which does the same (reads EBADF, writes EPIPE, EPOLLERR). The device
+ * must stop watching it after the first failed read (else the VMM thread spins) and drop what the guest sends.
+ */
+Test(vnet, tap_gone_stops_watching_and_drops_tx)
+{
+    signal(SIGPIPE, SIG_IGN); /* as in ember */
+    vfx_ram_init(MEM);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    close(p[0]);
+    sv[0] = p[1];
+    sv[1] = open("/dev/null", O_RDONLY | O_CLOEXEC); /* net_stop closes it */
+    cr_assert_eq(evloop_init(&loop), 0);
+    struct net_config cfg = {.id = "eth0", .tap = "gone0"};
+    cr_assert_eq(virtio_net_create_fd(&net, &cfg, sv[0], false), 0);
+    cr_assert_eq(virtio_mmio_init(&m, "net0", &virtio_net_ops, net, &vfx.gm, &loop, -1, 0xd0001000ULL, 6,
+                                  vfx_irq_line(6)),
+                 0);
+    vfx.m = &m;
+    started = true;
+    vfx_queue_at(RXQ, QSZ, 0x1000, 0x2000, 0x3000);
+    vfx_queue_at(TXQ, QSZ, 0x5000, 0x6000, 0x7000);
+    driver_up(BASE_FEATURES);
+    post_rx(RX_BUF_GPA(0), 2048);
+    virtio_mmio_kick(&m, RXQ);
+    int ran = 0;
+    for (int i = 0; i < 50; i++)
+        ran += evloop_run_once(&loop, 1);
+    cr_assert_eq(virtio_net_counters(net).tap_read_fails, 1, "one failed read, then the fd is no longer watched");
+    cr_assert_leq(ran, 1, "the event loop kept waking up for the dead fd (%d callbacks)", ran);
+    cr_assert_eq(used_idx(RXQ), 0);
+    /* The guest's frames are dropped (completed, not sent), counted, and the queue keeps working. */
+    for (int f = 0; f < 3; f++) {
+        uint8_t frame[HDR + 100];
+        make_frame(frame, f, 100);
+        memcpy(g_at(TX_BUF_GPA(f), sizeof(frame)), frame, sizeof(frame));
+        uint64_t g = TX_BUF_GPA(f);
+        uint32_t l = sizeof(frame);
+        bool w = false;
+        post(TXQ, &g, &l, &w, 1);
+    }
+    virtio_mmio_kick(&m, TXQ);
+    cr_assert_eq(used_idx(TXQ), 3);
+    cr_assert_eq(virtio_net_counters(net).tap_write_fails, 3);
+    cr_assert_eq(virtio_net_counters(net).tx_packets, 0);
+    /* A later rx kick reads nothing more. */
+    virtio_mmio_kick(&m, RXQ);
+    evloop_run_once(&loop, 1);
+    cr_assert_eq(virtio_net_counters(net).tap_read_fails, 1);
 }

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Life-cycle churn (issue #16): full VM life cycles one after another, then K
+# at a time, with what the host holds measured before and after: nothing may
+# be left and nothing may grow. `make churn` runs it; not part of `make test`.
+#
+# One cycle: ember started with --api-sock in a network namespace, configured
+# over the API, InstanceStart, the guest works, the guest reboots, ember exits 0.
+#   GUEST=linux  the project's Linux guest (read-only root, an ext4 data drive,
+#                a NIC on its own tap): its init writes and reads back a file on
+#                the data drive (ember.check=blk) and sends 460 KB to a peer on
+#                the host over TCP (ember.check=tcp-send), then reboots.
+#   GUEST=tiny   the tiny test guest ("hello": prints and shuts down) with the
+#                same data drive and NIC attached but no traffic: many cycles fast.
+# Measured before and after (and printed): the open fds of every process on
+# the host, taps, cgroup directories, mounts, API sockets and other files
+# left in the work directory, ember processes, MemAvailable; and each VMM's
+# peak resident memory (GNU time's maximum RSS), first cycle against last.
+#
+# Parameters (environment): N sequential cycles (default 20), K at a time
+# (default 4) for ROUNDS rounds (default 2), GUEST (linux), EMBER, GUEST_DIR,
+# TEST_GUEST. Without a usable /dev/kvm it runs itself inside the emulated KVM
+# host (tests/kvmhost/run, docs/testing.md), CHURN_DEADLINE seconds at most
+# (default 3600). Exit 0 when every cycle passed and nothing was left.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+source tests/integration/lib.sh
+source tests/integration/linux_run.sh
+export EMBER=${EMBER:-build/ember} GUEST_DIR=${GUEST_DIR:-build/guest} TEST_GUEST=${TEST_GUEST:-build/test-guest.elf}
+N=${N:-20} K=${K:-4} ROUNDS=${ROUNDS:-2} GUEST=${GUEST:-linux}
+export N K ROUNDS GUEST
+
+if ! kvm_usable; then
+  [ "${EMBER_KVMHOST:-0}" = 1 ] && { echo "churn: no usable /dev/kvm even inside the emulated host"; exit 1; }
+  echo "churn: no usable /dev/kvm here: running inside the emulated KVM host (tests/kvmhost)"
+  KVMHOST_DIR=$(tests/kvmhost/build.sh) || { echo "churn: cannot build the emulated KVM host"; exit 1; }
+  export KVMHOST_DIR
+  exec tests/kvmhost/run --timeout "${CHURN_DEADLINE:-3600}" --smp 2 --mem 2048 -- bash "$here/churn.sh"
+fi
+[ "$(id -u)" -eq 0 ] || { echo "churn: needs root (a network namespace and taps)"; exit 1; }
+case $GUEST in
+  linux) [ -f "$GUEST_DIR/vmlinux" ] && [ -f "$GUEST_DIR/rootfs.ext4" ] || { echo "churn: missing $GUEST_DIR (make guest)"; exit 1; } ;;
+  tiny) [ -f "$TEST_GUEST" ] || { echo "churn: missing $TEST_GUEST (make all)"; exit 1; } ;;
+  *) echo "churn: GUEST must be linux or tiny"; exit 1 ;;
+esac
+tmp=$(mktemp -d)
+ns=ember-churn-$$
+cleanup() { ip netns del "$ns" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+ip netns add "$ns" || { echo "churn: cannot create a network namespace"; exit 1; }
+ip -n "$ns" link set lo up
+tcp_peer_script >"$tmp/peer.py"
+guest_check_content >"$tmp/content"
+want_sha=$(sha256sum <"$tmp/content" | cut -d' ' -f1)
+mkdir "$tmp/run"
+
+# ---- what the host holds
+snapshot() { # the figures, one "name value" a line
+  echo "open_fds $(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+  echo "taps $( { ip -o link show type tun 2>/dev/null; ip -n "$ns" -o link show type tun 2>/dev/null; } | wc -l)"
+  echo "cgroup_dirs $(find /sys/fs/cgroup -type d 2>/dev/null | wc -l)"
+  echo "mounts $(wc -l </proc/self/mountinfo)"
+  echo "work_files $(find "$tmp/run" -mindepth 1 | wc -l)"
+  echo "ember_procs $(pgrep -xc "$(basename "$EMBER")" || true)"
+  echo "mem_available_kib $(awk '/^MemAvailable/ {print $2}' /proc/meminfo)"
+}
+value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+
+# ---- one life cycle in slot S (its own tap, data image, peer port); prints one result line
+cycle() { # S I
+  local s=$1 i=$2 d=$tmp/slot$1 sock tap=tap$1 host_ip guest_ip port pid rc checks= peer=
+  mkdir -p "$d"
+  sock=$tmp/run/c$s-$i.sock
+  host_ip=172.30.$s.1 guest_ip=172.30.$s.2 port=$((5000 + s))
+  ip -n "$ns" tuntap add dev $tap mode tap vnet_hdr
+  ip -n "$ns" addr add $host_ip/30 dev $tap
+  ip -n "$ns" link set $tap up
+  [ -f "$d/data.ext4" ] || mke2fs -q -F -t ext4 "$d/data.ext4" 8M >/dev/null
+  rm -f "$d/sink" "$d/sink.ready"
+  if [ "$GUEST" = linux ]; then
+    ip netns exec "$ns" python3 "$tmp/peer.py" $host_ip $port sink "$d/sink" &
+    peer=$!
+    wait_ready "$d/sink"
+    checks=" ember.check=blk:/dev/vdb,tcp-send:$host_ip:$port"
+  fi
+  rm -f "$d/maxrss"
+  ip netns exec "$ns" /usr/bin/time -f %M -o "$d/maxrss" "$EMBER" --api-sock "$sock" </dev/null >"$d/out" 2>"$d/err" &
+  pid=$!
+  for _ in $(seq 500); do api_answers "$sock" && break; sleep 0.02; done
+  api "$sock" PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
+  if [ "$GUEST" = linux ]; then
+    api "$sock" PUT /boot-source "{\"kernel_image_path\":\"$GUEST_DIR/vmlinux\",\"boot_args\":\"$LINUX_CMDLINE_BASE ip=$guest_ip::$host_ip:255.255.255.252::eth0:off$checks\"}"
+    api "$sock" PUT /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$GUEST_DIR/rootfs.ext4\",\"is_root_device\":true,\"is_read_only\":true}"
+  else
+    api "$sock" PUT /boot-source "{\"kernel_image_path\":\"$TEST_GUEST\",\"boot_args\":\"ember-test=hello\"}"
+  fi
+  api "$sock" PUT /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$d/data.ext4\",\"is_root_device\":false,\"is_read_only\":false}"
+  api "$sock" PUT /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"$tap\",\"guest_mac\":\"06:00:ac:1e:0$s:02\"}"
+  api "$sock" PUT /actions '{"action_type":"InstanceStart"}'
+  local started=$CODE
+  for _ in $(seq 6000); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $pid 2>/dev/null; then pkill -KILL -P $pid; fi # 10 minutes: the VMM under time(1)
+  wait $pid; rc=$?
+  [ -n "$peer" ] && { kill $peer 2>/dev/null; wait $peer 2>/dev/null; }
+  ip -n "$ns" link del $tap
+  local ok=yes why=
+  [ "$started" = 204 ] || { ok=no; why+=" InstanceStart=$started"; }
+  [ $rc -eq 0 ] || { ok=no; why+=" exit=$rc"; }
+  if [ "$GUEST" = linux ]; then
+    grep -qa "EMBER-CHECK: done: 2 check(s), 0 failed" "$d/out" || { ok=no; why+=" guest-checks-failed"; }
+    [ "$(sha256sum <"$d/sink" 2>/dev/null | cut -d' ' -f1)" = "$want_sha" ] || { ok=no; why+=" tcp-content"; }
+  else
+    grep -qa "EMBER-TEST: PASS hello" "$d/out" || { ok=no; why+=" no-PASS"; }
+  fi
+  [ -e "$sock" ] && { ok=no; why+=" socket-left"; }
+  echo "cycle $s.$i ok=$ok maxrss_kib=$(tail -1 "$d/maxrss" 2>/dev/null)${why}"
+  [ "$ok" = yes ] || { tail -5 "$d/err" | sed 's/^/#   /'; tail -3 "$d/out" | sed 's/^/#   /'; }
+}
+
+stats() { # FILE FIELD: min median max of FIELD=... over the cycle lines
+  grep -o "$2=[0-9]*" "$1" | cut -d= -f2 | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) printf "min %d median %d max %d (first %s, last %s)", v[1], v[int((NR + 1) / 2)], v[NR], first, last }' \
+      first="$(grep -o "$2=[0-9]*" "$1" | head -1 | cut -d= -f2)" last="$(grep -o "$2=[0-9]*" "$1" | tail -1 | cut -d= -f2)"
+}
+compare() { # BEFORE AFTER LABEL: prints the figures; returns 1 if something was left
+  local k b a bad=0
+  for k in open_fds taps cgroup_dirs mounts work_files ember_procs; do
+    b=$(value $k "$1"); a=$(value $k "$2")
+    printf '  %-12s before %6s after %6s%s\n' "$k" "$b" "$a" "$([ "$a" -gt "$b" ] && echo "  LEFT/GREW")"
+    [ "$a" -gt "$b" ] && bad=1
+  done
+  printf '  %-12s before %6s after %6s (KiB; informative: the page cache moves it)\n' mem_available \
+    "$(value mem_available_kib "$1")" "$(value mem_available_kib "$2")"
+  return $bad
+}
+
+fail=0
+echo "churn: $GUEST guest, $N cycles one after another, then $ROUNDS rounds of $K at a time ($(nproc) CPUs$( [ "${EMBER_KVMHOST:-0}" = 1 ] && echo ", inside the emulated KVM host"))"
+# One cycle first, not counted: the page cache and the first-use costs settle.
+cycle 1 0 >"$tmp/warm"
+snapshot >"$tmp/before"
+t0=$(date +%s)
+for i in $(seq "$N"); do cycle 1 "$i"; done | tee "$tmp/seq" # each line as it comes: a deadline keeps what ran
+t1=$(date +%s)
+snapshot >"$tmp/after-seq"
+for r in $(seq "$ROUNDS"); do
+  for s in $(seq "$K"); do cycle "$s" "r$r" >"$tmp/par.$r.$s" & done
+  wait
+done
+t2=$(date +%s)
+cat "$tmp"/par.* >"$tmp/par" 2>/dev/null
+cat "$tmp/par"
+snapshot >"$tmp/after-par"
+grep -hv "ok=yes" "$tmp/warm" "$tmp/seq" "$tmp/par" | sed 's/^/churn: failed: /'
+nseq=$(grep -c "ok=yes" "$tmp/seq"); npar=$(grep -c "ok=yes" "$tmp/par")
+echo "churn: sequential: $nseq of $N cycles passed in $((t1 - t0)) s"
+echo "  VMM peak RSS (KiB): $(stats "$tmp/seq" maxrss_kib)"
+compare "$tmp/before" "$tmp/after-seq" || fail=1
+echo "churn: $K at a time: $npar of $((K * ROUNDS)) cycles passed in $((t2 - t1)) s"
+echo "  VMM peak RSS (KiB): $(stats "$tmp/par" maxrss_kib)"
+compare "$tmp/after-seq" "$tmp/after-par" || fail=1
+[ "$nseq" -eq "$N" ] && [ "$npar" -eq $((K * ROUNDS)) ] || fail=1
+echo "churn: $([ $fail -eq 0 ] && echo "PASS: every cycle passed, nothing left, nothing grew" || echo FAIL)"
+exit $fail
