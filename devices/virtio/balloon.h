@@ -50,7 +50,7 @@ struct balloon_counters {
     uint64_t stats_fails;    /* statistics buffers without a whole statistic, or with a torn one */
     uint64_t event_fails;    /* malformed chains (the device then needs a reset) */
     uint64_t pages_inflated, pages_deflated;
-    uint64_t hostile_pfns;  /* page numbers outside RAM, in the MMIO gap, inflated twice, deflated unheld, over the cap */
+    uint64_t hostile_pfns;  /* outside RAM, in the MMIO gap, inflated twice, deflated unheld, past the cap */
     uint64_t discard_fails; /* madvise refused (the page stays resident; the guest does not notice) */
 };
 
