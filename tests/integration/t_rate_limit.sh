@@ -45,7 +45,7 @@ require_kvm
 [ -f "$GUEST_DIR/vmlinux" ] && [ -f "$GUEST_DIR/rootfs.ext4" ] || { echo "missing guest artifacts in $GUEST_DIR (make guest)"; exit 1; }
 command -v curl >/dev/null || skip "curl is needed"
 tmp=$(mktemp -d)
-EPID= DPID= ns=
+EPID='' DPID='' ns=''
 cleanup() {
   [ -n "$EPID" ] && kill -KILL "$EPID" 2>/dev/null
   [ -n "$DPID" ] && kill "$DPID" 2>/dev/null
@@ -173,7 +173,7 @@ NET_SLOW=$(bucket $((16 * KiB)) 250)  # 64 KiB/s
 NET_FAST_SIZE=$((8 * MiB))
 NET_FAST=$(bucket $NET_FAST_SIZE 1000)
 RX_BYTES=$((640 * KiB))
-net=0 nic= netcmd= ip_arg=
+net=0 nic='' netcmd='' ip_arg=''
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v python3 >/dev/null &&
   ip netns add "ember-rl-$$" 2>/dev/null; then
   ns=ember-rl-$$
