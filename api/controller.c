@@ -114,6 +114,11 @@ int ctl_set_machine(struct controller *c, unsigned vcpus, uint64_t mem_mib, bool
     int rc = ctl_check_phase(c, CTL_PRE_BOOT, err);
     if (rc)
         return rc;
+    if (c->cfg.has_balloon && c->cfg.balloon.amount_mib > mem_mib) /* Firecracker's IncompatibleBalloonSize */
+        return err_set(err, -EINVAL,
+                       "The memory size (MiB) is smaller than the previously set balloon device target size: "
+                       "mem_size_mib %llu is less than the balloon's amount_mib %u.",
+                       (unsigned long long)mem_mib, c->cfg.balloon.amount_mib);
     c->configured = true;
     c->cfg.vcpus = vcpus;
     c->cfg.mem_mib = mem_mib;

@@ -164,20 +164,29 @@ static void deflate_pfn(struct virtio_balloon *b, uint32_t pfn)
     b->ctr.pages_deflated++;
 }
 
+/*
+ * One inflate or deflate request. At most BALLOON_MAX_PFNS_PER_REQUEST page numbers are served: a guest that
+ * posts huge buffers would otherwise keep the VMM thread (and every device on it) busy for as long as it likes.
+ * The numbers past the cap are counted as hostile and ignored, unread.
+ */
 static void pfn_chain(struct virtio_balloon *b, const struct virtq_chain *c, bool inflate)
 {
     struct run run = {0};
+    uint64_t budget = BALLOON_MAX_PFNS_PER_REQUEST;
     for (unsigned k = 0; k < c->nbufs; k++) {
         const struct virtq_buf *buf = &c->bufs[k];
         if (buf->device_writes)
             continue; /* page numbers are in device-readable buffers only */
-        for (uint64_t off = 0; off + 4 <= buf->len; off += 4) {
+        uint64_t n = buf->len / 4, served = n < budget ? n : budget;
+        for (uint64_t off = 0; off < 4 * served; off += 4) {
             uint32_t pfn = le_ld32(buf->host + off); /* mapping checked by virtq_pop */
             if (inflate)
                 inflate_pfn(b, pfn, &run);
             else
                 deflate_pfn(b, pfn);
         }
+        budget -= served;
+        b->ctr.hostile_pfns += n - served;
     }
     flush_run(b, &run);
     if (inflate)

@@ -26,6 +26,12 @@ struct balloon_config {
     uint32_t stats_polling_interval_s; /* 0: no statistics queue */
 };
 
+/*
+ * The most page numbers one inflate or deflate request is served for (Linux's driver sends at most 256, its
+ * VIRTIO_BALLOON_ARRAY_PFNS_MAX); the rest of a longer one are ignored and counted in hostile_pfns.
+ */
+#define BALLOON_MAX_PFNS_PER_REQUEST 256
+
 /* The most seconds a polling interval may be (a u16, as Firecracker has it). */
 #define BALLOON_MAX_STATS_INTERVAL_S 65535
 
@@ -44,7 +50,7 @@ struct balloon_counters {
     uint64_t stats_fails;    /* statistics buffers without a whole statistic, or with a torn one */
     uint64_t event_fails;    /* malformed chains (the device then needs a reset) */
     uint64_t pages_inflated, pages_deflated;
-    uint64_t hostile_pfns;  /* page numbers outside RAM, in the MMIO gap, inflated twice, deflated unheld */
+    uint64_t hostile_pfns;  /* outside RAM, in the MMIO gap, inflated twice, deflated unheld, past the cap */
     uint64_t discard_fails; /* madvise refused (the page stays resident; the guest does not notice) */
 };
 

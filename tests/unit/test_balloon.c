@@ -164,6 +164,46 @@ Test(balloon, hostile_pfns_are_skipped_and_counted)
     cr_assert_eq(virtio_balloon_held_pages(bl), 1);
 }
 
+Test(balloon, a_request_is_served_for_at_most_256_page_numbers)
+{
+    start();
+    /* 300 adjacent pages over two buffers: the first 256 are inflated (one run), the other 44 ignored. */
+    for (uint32_t i = 0; i < 300; i++)
+        g_w32(BUF_GPA + 4 * i, 0x800 + i);
+    struct vfx_seg two[] = {{BUF_GPA, 4 * 200, false}, {BUF_GPA + 4 * 200, 4 * 100, false}};
+    vfx_post(0, two, 2, 0);
+    virtio_mmio_kick(&m, 0);
+    cr_assert_eq(vfx_used_idx(0), 1);
+    cr_assert_eq(discards.n, 1);
+    cr_assert_eq(discards.host[0], host_of(0x800));
+    cr_assert_eq(discards.len[0], BALLOON_MAX_PFNS_PER_REQUEST * 4096ULL);
+    cr_assert_eq(virtio_balloon_held_pages(bl), 256);
+    cr_assert_eq(virtio_balloon_counters(bl).hostile_pfns, 44);
+    /* A 64 MiB buffer of zeros (16 Mi page numbers): page 0 once, 255 repeats of it, the rest not even read. */
+    struct vfx_seg huge = {0x10000000ULL, 64U << 20, false};
+    vfx_post(0, &huge, 1, 0);
+    virtio_mmio_kick(&m, 0);
+    cr_assert_eq(vfx_used_idx(0), 2, "the huge request completes");
+    cr_assert_eq(discards.n, 2);
+    cr_assert_eq(discards.host[1], host_of(0));
+    cr_assert_eq(virtio_balloon_held_pages(bl), 257);
+    struct balloon_counters c = virtio_balloon_counters(bl);
+    cr_assert_eq(c.hostile_pfns, 44 + 255 + ((64ULL << 20) / 4 - 256));
+    cr_assert_eq(c.pages_inflated, 257);
+    cr_assert_eq(c.inflate_count, 2);
+    /* Deflate is capped the same way. */
+    for (uint32_t i = 0; i < 300; i++)
+        g_w32(BUF_GPA + 4 * i, 0x800 + i);
+    struct vfx_seg one = {BUF_GPA, 4 * 300, false};
+    vfx_post(1, &one, 1, 0);
+    virtio_mmio_kick(&m, 1);
+    cr_assert_eq(vfx_used_idx(1), 1);
+    c = virtio_balloon_counters(bl);
+    cr_assert_eq(c.pages_deflated, 256);
+    cr_assert_eq(c.hostile_pfns, 44 + 255 + ((64ULL << 20) / 4 - 256) + 44);
+    cr_assert_eq(virtio_balloon_held_pages(bl), 1);
+}
+
 Test(balloon, odd_buffers_and_writable_buffers)
 {
     start();

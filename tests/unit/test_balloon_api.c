@@ -54,6 +54,36 @@ Test(balloon_api, bad_bodies)
     cr_assert_not(ctl_config(&ctl)->has_balloon);
 }
 
+/* Firecracker's two size rules: the balloon no larger than the memory, the memory no smaller than the balloon. */
+Test(balloon_api, balloon_and_memory_sizes_agree)
+{
+    expect_204("PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256}");
+    fault("PUT", "/balloon", "{\"amount_mib\":257,\"deflate_on_oom\":false}", "too large", "256 MiB");
+    cr_assert_not(ctl_config(&ctl)->has_balloon);
+    expect_204("PUT", "/balloon", "{\"amount_mib\":256,\"deflate_on_oom\":false}");
+    expect_204("PUT", "/balloon", "{\"amount_mib\":200,\"deflate_on_oom\":false}");
+    fault("PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":199}",
+          "smaller than the previously set balloon device target size", "amount_mib 200");
+    fault("PATCH", "/machine-config", "{\"mem_size_mib\":128}", "smaller than the previously set balloon", "128");
+    cr_assert_eq(ctl_config(&ctl)->mem_mib, 256, "a refused change leaves the memory size alone");
+    expect_204("PATCH", "/machine-config", "{\"mem_size_mib\":200}");
+    expect_204("PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":1024}");
+    cr_assert_eq(ctl_config(&ctl)->mem_mib, 1024);
+    fault("PUT", "/balloon", "{\"amount_mib\":1025,\"deflate_on_oom\":false}", "too large", "1024 MiB");
+    json_t *b = get_json("/balloon");
+    cr_assert_eq(int_of(b, "amount_mib"), 200, "a refused PUT /balloon leaves the one before");
+    json_decref(b);
+    /* The same rule inside a config file: machine-config is applied first, so the balloon is checked against it. */
+    json_t *root = json_loads("{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64},"
+                              "\"balloon\":{\"amount_mib\":65,\"deflate_on_oom\":true}}",
+                              0, NULL);
+    struct errmsg err = {{0}};
+    cr_assert_neq(api_apply_config(&ctl, root, &err), 0);
+    cr_assert(strstr(err.text, "smaller than the previously set balloon") || strstr(err.text, "too large"), "%s",
+              err.text);
+    json_decref(root);
+}
+
 Test(balloon_api, get_without_a_balloon)
 {
     fault("GET", "/balloon", NULL, "No balloon device found", NULL);
