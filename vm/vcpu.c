@@ -1,7 +1,6 @@
 #include "vm/vcpu.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,12 +282,6 @@ static void *vcpu_loop(struct vcpu *v, int filter_rc, const struct errmsg *filte
     if (gate_vcpu_ready(&vm->gate))
         return NULL;
     gate_park_if_paused(&vm->gate); /* started paused (a snapshot loaded without resume_vm) */
-    /*
-     * On a CPU the VMM thread shares (a one-CPU host), let it answer the API
-     * before the guest takes the CPU: a long-waiting thread like vm_prepare's
-     * standby wins the CPU at once when woken, and would keep it for a tick.
-     */
-    sched_yield();
     if (v->id == 0) {
         uint64_t expected = 0;
         atomic_compare_exchange_strong(&vm->t_first_run_ns, &expected, now_ns());
