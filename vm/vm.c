@@ -311,8 +311,7 @@ void vm_print_stats(struct vm *vm)
     uint64_t first = atomic_load(&vm->t_first_run_ns);
     /* CLOCK_MONOTONIC as well: a benchmark on the same host times its own request to it. */
     fprintf(stderr,
-            "ember: stats: start to first KVM_RUN: %.3f ms (CLOCK_MONOTONIC %.6f s); serial bytes out: %" PRIu64
-            "\n",
+            "ember: stats: start to first KVM_RUN: %.3f ms (CLOCK_MONOTONIC %.6f s); serial bytes out: %" PRIu64 "\n",
             first ? (double)(first - vm->t_start_ns) / 1e6 : -1.0, (double)first / 1e9, m.serial_tx_bytes);
 }
 
