@@ -307,12 +307,17 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"file", required_argument, NULL, 'f'},  {"size-mib", required_argument, NULL, 'z'},
-        {"depth", required_argument, NULL, 'd'}, {"secs", required_argument, NULL, 's'},
-        {"tap", required_argument, NULL, 't'},   {"blk", no_argument, NULL, 'b'},
-        {"net", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
+        {"file", required_argument, NULL, 'f'},
+        {"size-mib", required_argument, NULL, 'z'},
+        {"depth", required_argument, NULL, 'd'},
+        {"secs", required_argument, NULL, 's'},
+        {"tap", required_argument, NULL, 't'},
+        {"blk", no_argument, NULL, 'b'},
+        {"net", no_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {"vsock", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {NULL, 0, NULL, 0},
     };
     bool only_blk = false, only_net = false, only_vsock = false;
     int c;

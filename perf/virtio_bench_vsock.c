@@ -41,8 +41,8 @@
 #define VS_CHUNK (64 * 1024)
 #define VS_GUEST_BUF (256 * 1024) /* the guest socket's buffer: Linux's default buffer_size */
 #define VS_GUEST_CID 3
-#define VS_GUEST_PORT 5000
-#define VS_HOST_PORT 6000
+#define VS_GUEST_PORT 5000U
+#define VS_HOST_PORT 6000U
 
 struct vs_bench {
     struct event_loop loop;
@@ -294,7 +294,9 @@ static void bench_vsock_tx(void)
     b.peer_port = VS_HOST_PORT;
     send_pkt(&b, VSOCK_OP_REQUEST, 0);
     vs_until(&b, is_established, -1, "the guest's connect");
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_un peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         die("accepting the device's connection", errno);
     for (int s = 0; s < VS_TX_SLOTS; s++)

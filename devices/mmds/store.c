@@ -22,8 +22,17 @@ struct mmds_store {
 };
 
 const char *const mmds_metric_names[MMDS_METRICS_COUNT] = {
-    "rx_accepted", "rx_accepted_err", "rx_accepted_unusual", "rx_bad_eth", "rx_count", "tx_bytes",
-    "tx_count",    "tx_errors",       "tx_frames",           "connections_created", "connections_destroyed",
+    "rx_accepted",
+    "rx_accepted_err",
+    "rx_accepted_unusual",
+    "rx_bad_eth",
+    "rx_count",
+    "tx_bytes",
+    "tx_count",
+    "tx_errors",
+    "tx_frames",
+    "connections_created",
+    "connections_destroyed",
 };
 
 void mmds_store_count(struct mmds_store *s, enum mmds_metric which, uint64_t n)

@@ -143,6 +143,7 @@ def ask(uds, ctl, line):
 
 def kill_mid_stream(uds, port, ctl):
     """The guest's echo process is SIGKILLed while a host->guest stream flows."""
+    t_start = time.time()
     other = connect(uds, port)
     first = os.urandom(1000)
     other.sendall(first)
@@ -212,6 +213,7 @@ def kill_mid_stream(uds, port, ctl):
     left = ask(uds, ctl, b"LIST\n")
     report(str(hport) not in left.split(), "the guest no longer lists the killed connection (%s)" % left)
     still_serves(uds, port, "the guest's echo process was killed mid-stream")
+    print("  the kill steps took %.1f s" % (time.time() - t_start), flush=True)
 
 def client(uds, port, nbytes, ctl):
     data = os.urandom(nbytes)
@@ -368,7 +370,7 @@ show_on_failure "$tmp/out" "$tmp/err"
 [ "$booted" = 1 ] || finish
 
 echo "# snapshot with a host connection open; restore in a fresh ember"
-F0=$FAILS
+F0=$FAILS T_SNAP=$(date +%s)
 python3 "$tmp/host.py" hold "$UDS" 5000 "$tmp/hold.port" > "$tmp/hold.log" 2>&1 & HOLD=$!; PIDS+=($HOLD)
 for _ in $(seq 600); do [ -s "$tmp/hold.port" ] && break; sleep 0.1; done
 HPORT=$(cat "$tmp/hold.port" 2>/dev/null)
@@ -400,5 +402,6 @@ control reboot
 wait_exit "$EPID" 120
 check "restored: ember exit 0 after the guest's reboot (got $RC)" test "$RC" -eq 0
 check "ember logged no seccomp violation" sh -c "! grep -q 'forbidden system call' '$tmp/err' '$tmp/r.err'"
+echo "  snapshot, restore and the checks after it: $(( $(date +%s) - T_SNAP )) s"
 [ "$FAILS" -gt "$F0" ] && { echo "--- restored console tail:"; tail -15 "$tmp/r.out"; echo "--- stderr:"; tail -10 "$tmp/r.err"; }
 finish

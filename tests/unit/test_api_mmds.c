@@ -184,9 +184,17 @@ static json_t *last_metrics_line(void)
 Test(api_mmds, metrics_group)
 {
     expect_204("PUT", "/metrics", fmt("{\"metrics_path\":\"%s\"}", metf));
-    static const char *names[] = {"rx_accepted", "rx_accepted_err", "rx_accepted_unusual", "rx_bad_eth",
-                                  "rx_count",    "tx_bytes",        "tx_count",            "tx_errors",
-                                  "tx_frames",   "connections_created", "connections_destroyed"};
+    static const char *names[] = {"rx_accepted",
+                                  "rx_accepted_err",
+                                  "rx_accepted_unusual",
+                                  "rx_bad_eth",
+                                  "rx_count",
+                                  "tx_bytes",
+                                  "tx_count",
+                                  "tx_errors",
+                                  "tx_frames",
+                                  "connections_created",
+                                  "connections_destroyed"};
     json_t *o = last_metrics_line();
     json_t *g = json_object_get(o, "mmds");
     cr_assert(json_is_object(g), "no mmds group");
