@@ -1,6 +1,6 @@
 """perf/bench_vsock.py - the guest channels of issue 13, end to end: one Linux guest (the project's vmlinux, read-only
 root, 1 vCPU, 256 MiB) with a NIC on a tap in its own network namespace, a vsock device and the MMDS on that NIC.
-Its init runs a TCP echo service (busybox nc, one cat per connection) and a vsock echo service (vsock-helper).
+Its init runs the same echo program (vsock-helper, a process per connection, 64 KiB reads) on vsock and on TCP.
 From the host:
   - throughput: 64 KiB writes through each echo service, read back at the same time (the bytes go both ways),
     vsock (Firecracker's CONNECT on uds_path) beside TCP over virtio-net, in alternating rounds; bytes/s each way;
@@ -132,7 +132,7 @@ def boot(d):
     if not wait_socket(sock, p):
         raise RuntimeError(f"ember --api-sock did not listen (see {d}/ember.err)")
     args = (f"console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 i8042.noaux i8042.nomux "
-            f"ip={GUEST_IP}::{HOST_IP}:255.255.255.252::eth0:off ember.echo={TCP_PORT} "
+            f"ip={GUEST_IP}::{HOST_IP}:255.255.255.252::eth0:off ember.tcp-echo={TCP_PORT} "
             f"ember.vsock-echo={VSOCK_PORT} ember.tick=5000 ember.hold=/dev/vdb")
     api_ok(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256})
     api_ok(sock, "PUT", "/boot-source", {"kernel_image_path": VMLINUX, "boot_args": args})

@@ -66,7 +66,8 @@
 # the checks (busybox nc, one cat per connection); "EMBER-ECHO: ..." says so.
 # ember.vsock-echo=PORT[:CTLPORT] does the same over vsock (vsock-helper listen
 # PORT [CTLPORT]: CTLPORT takes KILL/LIST requests); "EMBER-VSOCK-ECHO: ..."
-# says so.
+# says so. ember.tcp-echo=PORT: the same program's echo over TCP (the
+# benchmark compares the transports with one echo program).
 #
 # tests/integration/t_guest_init_host.sh sources this file with
 # EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
@@ -349,6 +350,7 @@ init_main() { # CMDLINE: everything but the mounts and the reboot; 1 if a check 
         case $w in
             ember.echo=?*) start_echo "${w#ember.echo=}" ;;
             ember.vsock-echo=?*) start_vsock_echo "${w#ember.vsock-echo=}" ;;
+            ember.tcp-echo=?*) vsock-helper listen-tcp "${w#ember.tcp-echo=}" </dev/null >/dev/null & ;;
             ember.tick=*[!0-9]*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;
             ember.tick=[1-9]*) tick_ms=${w#ember.tick=} ;;
             ember.tick=*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;

@@ -13,6 +13,10 @@
  *                                         the connection from host port N
  *                                         (answers "killed PID" or "none")
  *                                 LIST    "ports: N..." (live connections)
+ *   vsock-helper listen-tcp PORT
+ *                               the same echo over TCP (any address): the
+ *                               benchmark's TCP side, so both transports
+ *                               are served by the same program
  *   vsock-helper connect PORT   connect to the host (CID 2) port PORT, send
  *                               stdin (then half-close), copy what comes
  *                               back to stdout until the host closes
@@ -80,13 +84,19 @@ static int echo(int fd, unsigned peer_port)
     }
 }
 
-static int listen_on(unsigned port)
+static int listen_on(int family, unsigned port)
 {
-    int l = socket(AF_VSOCK, SOCK_STREAM, 0);
+    int l = socket(family, SOCK_STREAM, 0);
     if (l < 0)
         return -1;
-    struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY};
-    if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 128) < 0) {
+    struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1;
+    if (family == AF_INET)
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr *sa = family == AF_INET ? (struct sockaddr *)&sin : (struct sockaddr *)&svm;
+    socklen_t len = family == AF_INET ? sizeof(sin) : sizeof(svm);
+    if (bind(l, sa, len) < 0 || listen(l, 128) < 0) {
         close(l);
         return -1;
     }
@@ -147,12 +157,12 @@ static void control(int c)
     (void)write_all(c, out, strlen(out));
 }
 
-static int do_listen(unsigned port, long ctl_port)
+static int do_listen(int family, unsigned port, long ctl_port)
 {
-    int l = listen_on(port);
+    int l = listen_on(family, port);
     if (l < 0)
         return die("listening on the echo port");
-    int ctl = ctl_port >= 0 ? listen_on((unsigned)ctl_port) : -1;
+    int ctl = ctl_port >= 0 ? listen_on(AF_VSOCK, (unsigned)ctl_port) : -1;
     if (ctl_port >= 0 && ctl < 0)
         return die("listening on the control port");
     struct sigaction sa = {.sa_handler = on_sigchld}; /* no SA_RESTART: poll returns EINTR */
@@ -174,24 +184,26 @@ static int do_listen(unsigned port, long ctl_port)
         }
         if (!p[0].revents)
             continue;
-        struct sockaddr_vm peer = {0};
-        socklen_t plen = sizeof(peer);
-        int c = accept(l, (struct sockaddr *)&peer, &plen);
+        struct sockaddr_storage peer_sa = {0};
+        socklen_t plen = sizeof(peer_sa);
+        int c = accept(l, (struct sockaddr *)&peer_sa, &plen);
         if (c < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
                 continue;
             return die("accept");
         }
+        unsigned peer_port = family == AF_INET ? ntohs(((struct sockaddr_in *)&peer_sa)->sin_port)
+                                               : ((struct sockaddr_vm *)&peer_sa)->svm_port;
         pid_t pid = fork();
         if (pid == 0) {
             close(l);
             if (ctl >= 0)
                 close(ctl);
-            _exit(echo(c, peer.svm_port));
+            _exit(echo(c, peer_port));
         }
         for (int i = 0; pid > 0 && i < MAX_CHILDREN; i++)
             if (!children[i].pid) {
-                children[i] = (struct child){.pid = pid, .peer_port = peer.svm_port};
+                children[i] = (struct child){.pid = pid, .peer_port = peer_port};
                 break;
             }
         close(c);
@@ -315,12 +327,14 @@ int main(int argc, char **argv)
     long port = argc >= 3 ? parse_port(argv[2]) : -1;
     long ctl_port = argc == 4 ? parse_port(argv[3]) : -1;
     bool is_listen = argc >= 3 && !strcmp(argv[1], "listen");
+    if (argc == 3 && !strcmp(argv[1], "listen-tcp") && port >= 0 && port <= 65535)
+        return do_listen(AF_INET, (unsigned)port, -1);
     if (port < 0 || argc > (is_listen ? 4 : 3) || (argc == 4 && ctl_port < 0)) {
-        fprintf(stderr, "usage: vsock-helper listen PORT [CTLPORT] | connect PORT | http-bench IPV4 PATH N\n");
+        fprintf(stderr, "usage: vsock-helper listen PORT [CTLPORT] | listen-tcp PORT | connect PORT | http-bench IPV4 PATH N\n");
         return 2;
     }
     if (is_listen)
-        return do_listen((unsigned)port, ctl_port);
+        return do_listen(AF_VSOCK, (unsigned)port, ctl_port);
     if (!strcmp(argv[1], "connect"))
         return do_connect((unsigned)port);
     fprintf(stderr, "vsock-helper: unknown mode '%s'\n", argv[1]);
