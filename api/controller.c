@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api/balloon_api.h"
+#include "api/mmds_api.h"
 #include "core/log.h"
 #include "core/path_open.h"
 #include "devices/mmds/store.h"
@@ -580,6 +581,7 @@ int ctl_flush_metrics(struct controller *c, struct errmsg *err)
         json_object_set_new(m, "vsock", vsock_metrics(vm.vsock));
         json_object_set_new(m, "balloon", api_balloon_metrics(&vm.balloon));
     }
+    json_object_set_new(m, "mmds", api_mmds_metrics(c));
     const struct ctl_latencies *l = &c->latencies;
     json_object_set_new(m, "latencies_us",
                         json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "full_create_snapshot",

@@ -147,3 +147,14 @@ json_t *api_mmds_config_json(const struct controller *c)
     return json_pack("{s:s,s:o,s:s,s:b}", "version", set.version == MMDS_V2 ? "V2" : "V1", "network_interfaces", ifaces,
                      "ipv4_address", text, "imds_compat", set.imds_compat);
 }
+
+json_t *api_mmds_metrics(const struct controller *c)
+{
+    uint64_t v[MMDS_METRICS_COUNT] = {0};
+    if (c->mmds)
+        mmds_store_metrics(c->mmds, v);
+    json_t *o = json_object();
+    for (int i = 0; i < MMDS_METRICS_COUNT; i++)
+        json_object_set_new(o, mmds_metric_names[i], json_integer((json_int_t)v[i]));
+    return o;
+}

@@ -22,5 +22,7 @@ json_t *api_get_mmds(const struct controller *c);
 int api_load_mmds_file(struct controller *c, const char *path, struct errmsg *err);
 /* The "mmds-config" object GET /vm/config shows, or NULL when the MMDS is not configured. */
 json_t *api_mmds_config_json(const struct controller *c);
+/* Firecracker's "mmds" metrics group (zeros while the MMDS is unused), for the metrics line. */
+json_t *api_mmds_metrics(const struct controller *c);
 
 #endif

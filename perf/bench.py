@@ -41,6 +41,7 @@ from bench_kvmhost import run_vm_part, vm_main
 from bench_snapshot import b_snapshot_create, b_snapshot_restore, b_snapshot_syscalls
 from bench_snapshot_many import b_snapshot_clones, b_snapshot_vs_qemu
 from bench_snapshot_net import b_snapshot_network
+from bench_vsock import b_vsock_mmds
 from bench_vm import b_instance_start, b_launch_rate, b_linux_boot, b_memory_quick, b_profile
 
 SELECT = [n for n in os.environ.get("BENCH_SELECT", "").split(",") if n]
@@ -84,6 +85,8 @@ def bench_list():
           ("snapshot restore syscalls", b_snapshot_syscalls, "vm"), ("snapshot clones", b_snapshot_clones, "vm"),
           ("snapshot vs QEMU", b_snapshot_vs_qemu, "vm")]
     b += [] if QUICK else [("snapshot to a network reply", b_snapshot_network, "vm")]  # boots Linux
+    # Boots Linux too: in quick mode only when selected (BENCH_SELECT=b_vsock_mmds), with fewer bytes and requests.
+    b += [("vsock and MMDS", b_vsock_mmds, "vm")] if not QUICK or "b_vsock_mmds" in SELECT else []
     if SELECT:
         b = [x for x in b if x[1].__name__ in SELECT]
     return b

@@ -125,6 +125,14 @@ def b_virtio():
         v = get(fig, "virtio")
         if v and raw:
             ratios[fig] = v / raw
+    cpu = lambda fig, path: next((r["cpu_seconds"] / r["ops"] for r in rows if r["figure"] == fig and r["path"] == path
+                                  and r["ops"]), None)
+    for fig in sorted({r["figure"] for r in rows if r["figure"].startswith("vsock")}):  # beside a Unix socketpair
+        v, raw, cv, craw = get(fig, "virtio"), get(fig, "raw unix"), cpu(fig, "virtio"), cpu(fig, "raw unix")
+        if v and raw:
+            ratios[fig] = v / raw
+        if cv and craw:
+            ratios[fig + " (cpu time)"] = craw / cv
     record("virtio_device_models", rows=rows, ratios=ratios, secs_per_figure=float(secs),
            errors=sum(r.get("errors", 0) for r in rows))
 

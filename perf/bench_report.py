@@ -245,6 +245,8 @@ def write(res, json_path, work, docs):
                  + "; tiny-guest launch, " + panel(lrt) + "; density, " + panel(dn) + ".\n")
     from bench_report_snapshot import section as snapshot_section  # here: it imports this module's helpers
     L += snapshot_section(b)
+    from bench_report_vsock import section as vsock_section
+    L += vsock_section(b)
     L.append("## Host-side costs (tiny guest, one launch)\n")
     if emulated(prof):
         L.append("Measured inside the **emulated KVM host**: the times below are emulator times (strace there), "

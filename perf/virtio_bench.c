@@ -14,6 +14,8 @@
  *   net: 64- and 1500-byte frames through tx (guest -> fd) and rx
  *        (fd -> guest) over a SOCK_SEQPACKET socketpair, or a real tap
  *        (--tap NAME, root); raw: write()/read() of the same frames.
+ *   vsock: a 64 KiB-write stream host -> guest and guest -> host
+ *        (virtio_bench_vsock.c); raw: the same over a Unix socketpair.
  *
  * Build: `make build/virtio-bench` (this file, virtio_bench_blk.c and
  * virtio_bench_net.c, linked with build/libember.a).
@@ -35,7 +37,7 @@
 #include "devices/virtio/virtio.h"
 #include "perf/virtio_bench.h"
 
-struct bench_opt opt = {NULL, 256, 32, 3.0, NULL, true, true, false};
+struct bench_opt opt = {NULL, 256, 32, 3.0, NULL, true, true, false, true};
 static struct result results[32];
 static int nres;
 
@@ -290,9 +292,9 @@ static void print_results(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: virtio-bench [--blk|--net] [--file PATH] [--size-mib N] [--depth D] [--secs S]\n"
+            "usage: virtio-bench [--blk|--net|--vsock] [--file PATH] [--size-mib N] [--depth D] [--secs S]\n"
             "                    [--tap NAME] [--json]\n"
-            "  --blk / --net   run only that device (default: both)\n"
+            "  --blk / --net / --vsock  run only that device (default: all)\n"
             "  --file PATH     image for the blk figures (default: a temporary file of --size-mib MiB)\n"
             "  --size-mib N    size of the temporary image (default 256)\n"
             "  --depth D       requests in flight for blk and raw io_uring (default 32, max %d)\n"
@@ -305,15 +307,21 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"file", required_argument, NULL, 'f'},  {"size-mib", required_argument, NULL, 'z'},
-        {"depth", required_argument, NULL, 'd'}, {"secs", required_argument, NULL, 's'},
-        {"tap", required_argument, NULL, 't'},   {"blk", no_argument, NULL, 'b'},
-        {"net", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"file", required_argument, NULL, 'f'},
+        {"size-mib", required_argument, NULL, 'z'},
+        {"depth", required_argument, NULL, 'd'},
+        {"secs", required_argument, NULL, 's'},
+        {"tap", required_argument, NULL, 't'},
+        {"blk", no_argument, NULL, 'b'},
+        {"net", no_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"vsock", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
     };
-    bool only_blk = false, only_net = false;
+    bool only_blk = false, only_net = false, only_vsock = false;
     int c;
-    while ((c = getopt_long(argc, argv, "f:z:d:s:t:bnjh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:z:d:s:t:bnvjh", lo, NULL)) != -1) {
         switch (c) {
         case 'f': opt.file = optarg; break;
         case 'z': opt.size_mib = strtoull(optarg, NULL, 0); break;
@@ -322,6 +330,7 @@ int main(int argc, char **argv)
         case 't': opt.tap = optarg; break;
         case 'b': only_blk = true; break;
         case 'n': only_net = true; break;
+        case 'v': only_vsock = true; break;
         case 'j': opt.json_only = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -331,9 +340,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (only_blk || only_net) {
+    if (only_blk || only_net || only_vsock) {
         opt.blk = only_blk;
         opt.net = only_net;
+        opt.vsock = only_vsock;
     }
     log_set_level(LOG_WARN);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -344,6 +354,8 @@ int main(int argc, char **argv)
         run_blk();
     if (opt.net)
         run_net();
+    if (opt.vsock)
+        run_vsock();
     print_results();
     guest_mem_free(&gm);
     return 0;

@@ -20,7 +20,7 @@ struct bench_opt {
     unsigned depth;
     double secs;
     const char *tap;
-    bool blk, net, json_only;
+    bool blk, net, json_only, vsock;
 };
 extern struct bench_opt opt;
 
@@ -67,7 +67,8 @@ void drv_enable_cb(struct drv *d);
 void transport_up(struct virtio_mmio *m, uint64_t want, struct drv *qs, int nq);
 void check_device(struct virtio_mmio *m);
 
-void run_blk(void); /* virtio_bench_blk.c */
-void run_net(void); /* virtio_bench_net.c */
+void run_blk(void);   /* virtio_bench_blk.c */
+void run_net(void);   /* virtio_bench_net.c */
+void run_vsock(void); /* virtio_bench_vsock.c */
 
 #endif

@@ -36,6 +36,9 @@
 #                     "failed" (e.g. a 401)
 #   mmds-dev:DEV      later mmds: checks go through DEV instead of eth0
 #                     (DEV is set up; it needs no address)
+#   mmds-bench:ADDR:PATH:N  N sequential GETs of /PATH from the metadata
+#                     service (vsock-helper http-bench): "mmds-bench N
+#                     requests, ... req/s, latency us median ..."
 #   meminfo           "meminfo total T free F available A" (kB, /proc/meminfo)
 #   fill:MIB          write MIB MiB of zeros into a tmpfs (the guest touches
 #                     that much memory), "fill wrote N bytes", meminfo, then
@@ -61,8 +64,10 @@
 #
 # ember.echo=PORT starts a TCP echo service on PORT in the background before
 # the checks (busybox nc, one cat per connection); "EMBER-ECHO: ..." says so.
-# ember.vsock-echo=PORT does the same over vsock (vsock-helper listen PORT);
-# "EMBER-VSOCK-ECHO: ..." says so.
+# ember.vsock-echo=PORT[:CTLPORT] does the same over vsock (vsock-helper listen
+# PORT [CTLPORT]: CTLPORT takes KILL/LIST requests); "EMBER-VSOCK-ECHO: ..."
+# says so. ember.tcp-echo=PORT: the same program's echo over TCP (the
+# benchmark compares the transports with one echo program).
 #
 # tests/integration/t_guest_init_host.sh sources this file with
 # EMBER_INIT_LIB=1 (functions only) to run the checks on the host.
@@ -206,6 +211,12 @@ check_mmds() { # ADDR PATH
     mark "mmds expired token get /$p: $(mmds_get "$a" "$p" --header "X-metadata-token: $tok")"
 }
 
+check_mmds_bench() { # ADDR:PATH:N
+    local a=${1%%:*} rest=${1#*:}
+    ip route replace "$a" dev "${mmds_dev:-eth0}" 2>/dev/null
+    mark "mmds-bench $(vsock-helper http-bench "$a" "${rest%:*}" "${rest##*:}" 2>&1)"
+}
+
 check_meminfo() {
     local k v u total= free= avail=
     while read -r k v u; do
@@ -243,10 +254,11 @@ run_checks() { # CMDLINE: runs every ember.check= in it; returns 1 if any failed
                 fill:?*) check_fill "${c#fill:}" ;;
                 mmds:?*:?*) spec=${c#mmds:}; check_mmds "${spec%%:*}" "${spec#*:}" ;;
                 mmds-dev:?*) check_mmds_dev "${c#mmds-dev:}" ;;
+                mmds-bench:?*:*:?*) check_mmds_bench "${c#mmds-bench:}" ;;
                 tcp-send:?*:?*) spec=${c#tcp-send:}; check_tcp_send "${spec%:*}" "${spec##*:}" ;;
                 tcp-recv:?*:?*) spec=${c#tcp-recv:}; check_tcp_recv "${spec%:*}" "${spec##*:}" ;;
                 vsock-echo:?*:?*) spec=${c#vsock-echo:}; check_vsock_echo "${spec%:*}" "${spec##*:}" ;;
-                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, meminfo, fill:MIB, vsock-echo:PORT:BYTES, mmds:ADDR:PATH, mmds-dev:DEV)" ;;
+                *) fail "$c" "unknown check (blk:DEV, blk-verify:DEV, tcp-send:IP:PORT, tcp-recv:IP:PORT, cpuinfo, dd:DEV:COUNT:BS, hwrng:BYTES, meminfo, fill:MIB, vsock-echo:PORT:BYTES, mmds:ADDR:PATH, mmds-dev:DEV, mmds-bench:ADDR:PATH:N)" ;;
             esac
         done
     done
@@ -321,9 +333,9 @@ hold() { # DEV: returns when DEV says "reboot" (or on Ctrl-Alt-Del, see above)
     done
 }
 
-start_vsock_echo() { # PORT
-    vsock-helper listen "$1" </dev/null >/dev/null 2>&1 &
-    echo "EMBER-VSOCK-ECHO: vsock echo service on port $1 (pid $!)"
+start_vsock_echo() { # PORT[:CTLPORT] (stderr stays on the console: connection errors)
+    vsock-helper listen $(echo "$1" | tr : ' ') </dev/null >/dev/null &
+    echo "EMBER-VSOCK-ECHO: vsock echo service on port ${1%%:*} (pid $!)"
 }
 
 start_echo() { # PORT
@@ -338,6 +350,7 @@ init_main() { # CMDLINE: everything but the mounts and the reboot; 1 if a check 
         case $w in
             ember.echo=?*) start_echo "${w#ember.echo=}" ;;
             ember.vsock-echo=?*) start_vsock_echo "${w#ember.vsock-echo=}" ;;
+            ember.tcp-echo=?*) vsock-helper listen-tcp "${w#ember.tcp-echo=}" </dev/null >/dev/null & ;;
             ember.tick=*[!0-9]*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;
             ember.tick=[1-9]*) tick_ms=${w#ember.tick=} ;;
             ember.tick=*) echo "EMBER-HOLD: ignoring $w (a whole number of milliseconds is needed)" ;;

@@ -119,6 +119,16 @@ static void conn_free(struct conn *c)
     memset(c, 0, sizeof(*c));
 }
 
+static void count(struct mmds_net *m, enum mmds_metric which) { mmds_store_count(m->store, which, 1); }
+
+/* A connection is over (finished, reset or evicted): freed and counted. */
+static void conn_end(struct mmds_net *m, struct conn *c)
+{
+    if (c->state != CONN_FREE)
+        count(m, MMDS_CONNECTIONS_DESTROYED);
+    conn_free(c);
+}
+
 void mmds_net_free(struct mmds_net *m)
 {
     if (!m)
@@ -141,8 +151,10 @@ static uint32_t next_random(struct mmds_net *m)
 
 static uint8_t *ctrl_slot(struct mmds_net *m)
 {
-    if (m->ctrl_count == MAX_CTRL)
+    if (m->ctrl_count == MAX_CTRL) {
+        count(m, MMDS_TX_ERRORS);
         return NULL; /* full: the guest retransmits what asked for it */
+    }
     struct ctrl_frame *f = &m->ctrl[(m->ctrl_head + m->ctrl_count++) % MAX_CTRL];
     memset(f->data, 0, sizeof(f->data));
     return f->data;
@@ -160,10 +172,13 @@ static void take_arp(struct mmds_net *m, const uint8_t *f, size_t len, uint32_t 
     const uint8_t *a = f + ETH_LEN;
     if (len < ETH_LEN + ARP_LEN || be16(a) != 1 || be16(a + 2) != ETH_IPV4 || a[4] != 6 || a[5] != 4) {
         m->ctr.dropped++;
+        count(m, len < ETH_LEN + ARP_LEN ? MMDS_RX_BAD_ETH : MMDS_RX_ACCEPTED_ERR);
         return;
     }
-    if (be16(a + 6) != 1)
+    if (be16(a + 6) != 1) {
+        count(m, MMDS_RX_ACCEPTED_UNUSUAL);
         return; /* only requests are answered */
+    }
     uint8_t *r = ctrl_slot(m);
     if (!r)
         return;
@@ -294,7 +309,7 @@ static struct conn *new_conn(struct mmds_net *m)
             victim = &m->conns[i];
     }
     m->ctr.evicted++;
-    conn_free(victim);
+    conn_end(m, victim);
     return victim;
 }
 
@@ -325,6 +340,7 @@ static void answer(struct mmds_net *m, struct conn *c, long req_len, uint64_t no
     if (rc) {
         c->resp = NULL;
         c->resp_len = 0;
+        count(m, MMDS_TX_ERRORS);
     }
     c->answered = true;
     m->ctr.requests++;
@@ -337,7 +353,7 @@ static void take_segment(struct mmds_net *m, struct conn *c, const uint8_t *t, c
     uint32_t seq = be32(t + 4), ack = be32(t + 8);
     if (flags & TCP_RST) {
         if (seq == c->rcv_nxt)
-            conn_free(c);
+            conn_end(m, c);
         return;
     }
     if (flags & TCP_ACK) {
@@ -385,7 +401,7 @@ static void take_segment(struct mmds_net *m, struct conn *c, const uint8_t *t, c
         queue_control(m, c, TCP_ACK, ip);
     /* Both FINs sent and acknowledged: the connection is over. */
     if (c->peer_fin && c->fin_sent && c->snd_una == c->iss + 1 + (uint32_t)c->resp_len + 1)
-        conn_free(c);
+        conn_end(m, c);
 }
 
 static void take_tcp(struct mmds_net *m, const uint8_t *f, size_t len, bool csum_partial, bool gso, uint32_t ip,
@@ -397,6 +413,7 @@ static void take_tcp(struct mmds_net *m, const uint8_t *f, size_t len, bool csum
     if ((iph[0] >> 4) != 4 || ihl < IP_LEN || total < ihl + TCP_LEN || total > len - ETH_LEN || gso ||
         csum_fold(csum_add(0, iph, ihl)) != 0 || (be16(iph + 6) & 0x3fff)) {
         m->ctr.dropped++;
+        count(m, total > len - ETH_LEN ? MMDS_RX_BAD_ETH : MMDS_RX_ACCEPTED_ERR);
         return;
     }
     const uint8_t *t = iph + ihl;
@@ -404,8 +421,10 @@ static void take_tcp(struct mmds_net *m, const uint8_t *f, size_t len, bool csum
     uint32_t peer_ip = be32(iph + 12);
     if (doff < TCP_LEN || doff > seg_len || (!csum_partial && tcp_csum(peer_ip, ip, t, seg_len) != 0)) {
         m->ctr.dropped++;
+        count(m, MMDS_RX_ACCEPTED_ERR);
         return;
     }
+    count(m, MMDS_RX_COUNT);
     uint8_t flags = t[13];
     uint16_t peer_port = be16(t);
     size_t dlen = seg_len - doff;
@@ -423,7 +442,7 @@ static void take_tcp(struct mmds_net *m, const uint8_t *f, size_t len, bool csum
             return;
         }
         if (c)
-            conn_free(c);
+            conn_end(m, c);
         else
             c = new_conn(m);
         if (!(c->req = malloc(MMDS_HTTP_MAX_REQUEST))) {
@@ -431,6 +450,7 @@ static void take_tcp(struct mmds_net *m, const uint8_t *f, size_t len, bool csum
             return;
         }
         c->state = CONN_SYN_RCVD;
+        count(m, MMDS_CONNECTIONS_CREATED);
         memcpy(c->peer_mac, f + 6, 6);
         c->peer_ip = peer_ip;
         c->peer_port = peer_port;
@@ -481,12 +501,15 @@ bool mmds_net_take(struct mmds_net *m, const uint8_t *frame, size_t len, bool cs
     if (!kind)
         return false;
     m->ctr.frames_in++;
-    if (kind == 1)
+    count(m, MMDS_RX_ACCEPTED);
+    if (kind == 1) {
         take_arp(m, frame, len, ip);
-    else if (len < ETH_LEN + IP_LEN + TCP_LEN)
+    } else if (len < ETH_LEN + IP_LEN + TCP_LEN) {
         m->ctr.dropped++;
-    else
+        count(m, MMDS_RX_BAD_ETH);
+    } else {
         take_tcp(m, frame, len, csum_partial, gso, ip, now_ns);
+    }
     return true;
 }
 
@@ -530,17 +553,29 @@ static size_t conn_output(struct mmds_net *m, struct conn *c, uint32_t ip, uint8
     return 0;
 }
 
+/* A frame goes to the guest's rx queue (which never drops one: produced and handed over are the same frames). */
+static size_t sent_frame(struct mmds_net *m, size_t len)
+{
+    m->ctr.frames_out++;
+    count(m, MMDS_TX_COUNT);
+    count(m, MMDS_TX_FRAMES);
+    mmds_store_count(m->store, MMDS_TX_BYTES, len);
+    return len;
+}
+
 size_t mmds_net_output(struct mmds_net *m, uint8_t *buf, size_t cap)
 {
-    if (cap < MMDS_NET_MAX_FRAME)
+    if (cap < MMDS_NET_MAX_FRAME) {
+        if (mmds_net_has_output(m))
+            count(m, MMDS_TX_ERRORS);
         return 0;
+    }
     if (m->ctrl_count) {
         const struct ctrl_frame *f = &m->ctrl[m->ctrl_head];
         memcpy(buf, f->data, f->len);
         m->ctrl_head = (m->ctrl_head + 1) % MAX_CTRL;
         m->ctrl_count--;
-        m->ctr.frames_out++;
-        return f->len;
+        return sent_frame(m, f->len);
     }
     uint32_t ip = mmds_store_settings(m->store).ipv4;
     for (unsigned k = 0; k < MMDS_NET_MAX_CONNS; k++) {
@@ -548,8 +583,7 @@ size_t mmds_net_output(struct mmds_net *m, uint8_t *buf, size_t cap)
         size_t n = conn_output(m, c, ip, buf);
         if (n) {
             m->next_conn = (m->next_conn + k + 1) % MMDS_NET_MAX_CONNS;
-            m->ctr.frames_out++;
-            return n;
+            return sent_frame(m, n);
         }
     }
     return 0;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -17,7 +18,33 @@ struct mmds_store {
     uint64_t limit;
     struct mmds_settings settings;
     struct mmds_token tokens[MMDS_MAX_TOKENS];
+    _Atomic uint64_t metrics[MMDS_METRICS_COUNT];
 };
+
+const char *const mmds_metric_names[MMDS_METRICS_COUNT] = {
+    "rx_accepted",
+    "rx_accepted_err",
+    "rx_accepted_unusual",
+    "rx_bad_eth",
+    "rx_count",
+    "tx_bytes",
+    "tx_count",
+    "tx_errors",
+    "tx_frames",
+    "connections_created",
+    "connections_destroyed",
+};
+
+void mmds_store_count(struct mmds_store *s, enum mmds_metric which, uint64_t n)
+{
+    atomic_fetch_add_explicit(&s->metrics[which], n, memory_order_relaxed);
+}
+
+void mmds_store_metrics(struct mmds_store *s, uint64_t out[MMDS_METRICS_COUNT])
+{
+    for (int i = 0; i < MMDS_METRICS_COUNT; i++)
+        out[i] = atomic_load_explicit(&s->metrics[i], memory_order_relaxed);
+}
 
 int mmds_store_new(struct mmds_store **out, uint64_t size_limit)
 {

@@ -58,6 +58,31 @@ int mmds_store_new_token(struct mmds_store *s, uint64_t ttl_s, uint64_t now_ns, 
 /* Whether token was issued by this store and has not expired at now_ns. */
 bool mmds_store_token_valid(struct mmds_store *s, const char *token, uint64_t now_ns);
 
+/*
+ * Firecracker's "mmds" metrics group, summed over every NIC's responder (devices/mmds/net_stack.c counts them;
+ * docs/mmds.md says what each means here). Counted with relaxed atomics: the device threads add, the metrics
+ * flush reads, no lock on the frame path.
+ */
+enum mmds_metric {
+    MMDS_RX_ACCEPTED,         /* frames the MMDS took from the guest (ARP for its address, TCP to it) */
+    MMDS_RX_ACCEPTED_ERR,     /* ... of which malformed: checksum, fragment, GSO, bad header fields */
+    MMDS_RX_ACCEPTED_UNUSUAL, /* ... of which neither an ARP request nor TCP (an ARP reply to its address) */
+    MMDS_RX_BAD_ETH,          /* ... of which cut short: shorter than their ARP or IPv4 + TCP headers say */
+    MMDS_RX_COUNT,            /* TCP segments the responder handled */
+    MMDS_TX_BYTES,            /* bytes of the frames handed to the guest's rx queue */
+    MMDS_TX_COUNT,            /* frames the responder produced */
+    MMDS_TX_ERRORS,           /* frames or answers that could not be produced (queue full, no memory) */
+    MMDS_TX_FRAMES,           /* frames handed to the guest's rx queue */
+    MMDS_CONNECTIONS_CREATED,
+    MMDS_CONNECTIONS_DESTROYED,
+    MMDS_METRICS_COUNT
+};
+/* Firecracker's name of each metric, in enum order. */
+extern const char *const mmds_metric_names[MMDS_METRICS_COUNT];
+void mmds_store_count(struct mmds_store *s, enum mmds_metric which, uint64_t n);
+/* The current values, in enum order. */
+void mmds_store_metrics(struct mmds_store *s, uint64_t out[MMDS_METRICS_COUNT]);
+
 /* ---- pure functions ---- */
 
 /* RFC 7396: returns the patched document; target's reference is consumed (may be NULL), patch is not. */

@@ -8,7 +8,8 @@
 #       (still answered); the host pings the guest over the same NIC; a PUT over
 #       --mmds-size-limit is a 413; PATCH /mmds from the host, then the guest
 #       reads the new value; through eth1 (on tap1, not in network_interfaces)
-#       the guest gets nothing
+#       the guest gets nothing; the metrics line's "mmds" group (Firecracker's
+#       names) counted the guest's frames, segments and connections
 #   V2  at another address, the data from --metadata FILE: no token and a
 #       wrong token get nothing (401), the token from PUT /latest/api/token
 #       gets the data, and the same token 2 s after its 1 s TTL nothing
@@ -67,6 +68,7 @@ boot() {
   expect_code "$name: NIC not allowed to reach the MMDS" 204 PUT /network-interfaces/eth1 '{"iface_id":"eth1","host_dev_name":"tap1"}'
   expect_code "$name: mmds config" 204 PUT /mmds/config "$cfg"
   [ $# -eq 0 ] && expect_code "$name: mmds data" 204 PUT /mmds "$META"
+  expect_code "$name: metrics file" 204 PUT /metrics "{\"metrics_path\":\"$tmp/$name.metrics\"}"
   expect_code "$name: InstanceStart" 204 PUT /actions '{"action_type":"InstanceStart"}'
   expect_code "$name: mmds config is pre-boot only" 400 PUT /mmds/config "$cfg"
   check "$name: guest init holds" wait_count "$OUT" "EMBER-HOLD: waiting" 1 600
@@ -108,6 +110,13 @@ if userspace_ran "$OUT"; then
   run_check v1 3 "mmds-dev:eth1"
   run_check v1 4 "mmds:$A:$P/ami-id"
   check "v1: through eth1 (not in network_interfaces) the guest gets nothing" has_line "$OUT" "EMBER-CHECK: mmds get /$P/ami-id: failed"
+  expect_code "v1: FlushMetrics" 204 PUT /actions '{"action_type":"FlushMetrics"}'
+  mm=$(grep -v '^$' "$tmp/v1.metrics" | tail -1 | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin).get("mmds")))' 2>&1)
+  echo "  metrics: mmds $mm"
+  for k in rx_accepted rx_count tx_count tx_frames tx_bytes connections_created connections_destroyed; do
+    v=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$mm" $k 2>/dev/null)
+    check "v1: metrics mmds.$k > 0 after the guest's requests (${v:-none})" test "${v:-0}" -gt 0
+  done
   api "$S" GET /mmds
   check "v1: GET /mmds from the host" test "$BODY" = '{"latest":{"meta-data":{"ami-id":"ami-87654321"}}}'
   api "$S" GET /vm/config

@@ -9,6 +9,14 @@
 # compared), 64 connections at once, a slow reader (back-pressure), a client
 # that closes mid-stream, a CONNECT to a port nobody listens on, garbage
 # CONNECT lines and silent clients; after each misbehaviour ember still serves.
+# The guest's echo service has a control port (5001, vsock-helper listen 5000
+# 5001): while a host->guest stream flows, the host asks the guest to SIGKILL
+# the echo process serving it; that connection must end (EOF or reset, no
+# hang) while another connection goes on and a new one works.
+# Then, with a host connection open, the VM is paused, snapshotted and ended;
+# a fresh ember loads the snapshot (File backend, resume_vm, vsock_override):
+# the guest gets TRANSPORT_RESET (its echo process for the old connection
+# reads a reset), and a new host->guest CONNECT echoes.
 # integration: deadline 1500
 source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/linux_run.sh"
 require_kvm
@@ -54,6 +62,10 @@ def echo_server(path, log):
 TIMEOUT = 600
 
 def connect(uds, port):
+    return connect_port(uds, port)[0]
+
+def connect_port(uds, port):
+    """A host->guest connection and the host port Ember gave it (the guest's peer port)."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(TIMEOUT)
     s.connect(uds)
@@ -66,7 +78,7 @@ def connect(uds, port):
         line += ch
     if not line.startswith(b"OK ") or not line[3:-1].isdigit():
         raise OSError("answer %r is not OK <port>" % line)
-    return s
+    return s, int(line[3:-1])
 
 def roundtrip(uds, port, data, slow=False):
     s = connect(uds, port)
@@ -117,7 +129,93 @@ def still_serves(uds, port, what):
     except OSError as e:
         report(False, "after %s: a new connection fails: %s" % (what, e))
 
-def client(uds, port, nbytes):
+def ask(uds, ctl, line):
+    s = connect(uds, ctl)
+    s.sendall(line)
+    got = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got.decode(errors="replace").strip()
+
+def kill_mid_stream(uds, port, ctl):
+    """The guest's echo process is SIGKILLed while a host->guest stream flows."""
+    t_start = time.time()
+    other = connect(uds, port)
+    first = os.urandom(1000)
+    other.sendall(first)
+    got = b""
+    while len(got) < len(first):
+        d = other.recv(65536)
+        if not d:
+            break
+        got += d
+    victim, hport = connect_port(uds, port)
+    sent, stop, send_err = bytearray(), threading.Event(), []
+    def sender():
+        try:
+            while not stop.is_set():
+                d = os.urandom(65536)
+                sent.extend(d)  # before sending: what is echoed is always a prefix of it
+                victim.sendall(d)
+        except OSError as e:
+            send_err.append(e)
+    victim.settimeout(120)
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    echoed = bytearray()
+    while len(echoed) < 256 * 1024:
+        d = victim.recv(65536)
+        if not d:
+            break
+        echoed += d
+    ports = ask(uds, ctl, b"LIST\n")
+    answer = ask(uds, ctl, b"KILL %d\n" % hport)
+    t0, end = time.time(), "timeout (hung)"
+    try:
+        while True:
+            d = victim.recv(65536)
+            if not d:
+                end = "EOF"
+                break
+            echoed += d
+    except ConnectionResetError:
+        end = "reset"
+    except OSError as e:
+        end = "error %s" % e
+    waited = time.time() - t0
+    t.join(60)
+    stop.set()
+    report(answer.startswith("killed ") and end in ("EOF", "reset"),
+           "guest echo process for host port %d (LIST before: %s) answered %r, killed after %d bytes echoed: "
+           "the host's connection saw %s %.1f s later" % (hport, ports, answer, len(echoed), end, waited))
+    report(not t.is_alive() and bool(send_err),
+           "... the host's writer was not left hanging (%s)" % (send_err[0] if send_err else "still blocked" if t.is_alive() else "no error"))
+    report(bytes(echoed) == bytes(sent[:len(echoed)]), "... the %d bytes echoed before the kill are what was sent" % len(echoed))
+    more = os.urandom(3000)
+    try:
+        other.sendall(more)
+        other.shutdown(socket.SHUT_WR)
+        rest = b""
+        while True:
+            d = other.recv(65536)
+            if not d:
+                break
+            rest += d
+        report(got + rest == first + more, "another connection open across the kill still echoes (%d bytes)" % len(got + rest))
+    except OSError as e:
+        report(False, "another connection open across the kill: %s" % e)
+    other.close()
+    victim.close()
+    left = ask(uds, ctl, b"LIST\n")
+    report(str(hport) not in left.split(), "the guest no longer lists the killed connection (%s)" % left)
+    still_serves(uds, port, "the guest's echo process was killed mid-stream")
+    print("  the kill steps took %.1f s" % (time.time() - t_start), flush=True)
+
+def client(uds, port, nbytes, ctl):
     data = os.urandom(nbytes)
     t0 = time.time()
     try:
@@ -187,11 +285,33 @@ def client(uds, port, nbytes):
     for s in silent:
         s.close()
     half.close()
+    kill_mid_stream(uds, port, ctl)
+
+def hold(uds, port, ready):
+    """A connection that echoes once, then stays open until ember goes away."""
+    s, hport = connect_port(uds, port)
+    s.sendall(b"before the snapshot\n")
+    got = b""
+    while not got.endswith(b"\n"):
+        got += s.recv(100)
+    open(ready, "w").write("%d\n" % hport)
+    s.settimeout(None)
+    try:
+        rest = s.recv(100)
+        print("old connection: %s once ember went away" % ("EOF" if not rest else "data %r" % rest), flush=True)
+    except OSError as e:
+        print("old connection: %s once ember went away" % e, flush=True)
 
 if sys.argv[1] == "server":
     echo_server(sys.argv[2], sys.argv[3])
+elif sys.argv[1] == "hold":
+    hold(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+elif sys.argv[1] == "list":
+    print(ask(sys.argv[2], int(sys.argv[3]), b"LIST\n"))
+elif sys.argv[1] == "echo":
+    still_serves(sys.argv[2], int(sys.argv[3]), sys.argv[4])
 else:
-    client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 PY
 
 python3 "$tmp/host.py" server "${UDS}_6000" "$tmp/hostecho.log" & PIDS+=($!)
@@ -199,11 +319,12 @@ for _ in $(seq 100); do [ -s "$tmp/hostecho.log.ready" ] && break; sleep 0.05; d
 [ -s "$tmp/hostecho.log.ready" ] || not_ok "the host's echo service did not start"
 
 cp "$GUEST_DIR/rootfs.ext4" "$tmp/root.ext4"
-truncate -s 1M "$tmp/control.img"; printf 'hold\n' | dd of="$tmp/control.img" conv=notrunc status=none
+control() { truncate -s 1M "$tmp/control.img"; printf '%s\n' "$1" | dd of="$tmp/control.img" conv=notrunc status=none; }
+control hold
 cat > "$tmp/config.json" <<JSON
 {
   "boot-source": {"kernel_image_path": "$GUEST_DIR/vmlinux",
-                  "boot_args": "$LINUX_CMDLINE_BASE ember.vsock-echo=5000 ember.check=vsock-echo:6000:$BYTES ember.hold=/dev/vdb"},
+                  "boot_args": "$LINUX_CMDLINE_BASE ember.vsock-echo=5000:5001 ember.check=vsock-echo:6000:$BYTES ember.hold=/dev/vdb"},
   "drives": [{"drive_id": "rootfs", "path_on_host": "$tmp/root.ext4", "is_root_device": true, "is_read_only": false},
              {"drive_id": "control", "path_on_host": "$tmp/control.img", "is_root_device": false, "is_read_only": true}],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
@@ -212,13 +333,16 @@ cat > "$tmp/config.json" <<JSON
 }
 JSON
 : > "$tmp/metrics.json"
-timeout --signal=KILL "${LINUX_BOOT_TIMEOUT:-600}" "$EMBER" --config-file "$tmp/config.json" --no-api --log-level info \
+S=$tmp/api.sock
+timeout --signal=KILL "${LINUX_BOOT_TIMEOUT:-600}" "$EMBER" --config-file "$tmp/config.json" --api-sock "$S" --log-level info \
   </dev/null >"$tmp/out" 2>"$tmp/err" & EPID=$!; PIDS+=($EPID)
 wait_for() { # FILE REGEX SECONDS
   for _ in $(seq $(($3 * 10))); do grep -qaE -- "$2" "$1" 2>/dev/null && return 0; kill -0 $EPID 2>/dev/null || break; sleep 0.1; done
   grep -qaE -- "$2" "$1" 2>/dev/null
 }
+booted=0
 if wait_for "$tmp/out" "EMBER-CHECK: done" 900 && userspace_ran "$tmp/out"; then
+  booted=1
   line=$(grep -a "EMBER-CHECK: vsock-echo" "$tmp/out" | tr -d '\r' | head -1)
   sha=$(echo "$line" | sed -n 's/.*sent [0-9]* bytes sha256 \([0-9a-f]*\) .*/\1/p')
   check "guest->host: the guest sent $BYTES bytes and got them back, sha256 equal ($line)" \
@@ -227,24 +351,57 @@ if wait_for "$tmp/out" "EMBER-CHECK: done" 900 && userspace_ran "$tmp/out"; then
   check "guest: no check failed" grep -qaF "EMBER-CHECK: done: 1 check(s), 0 failed" "$tmp/out"
   check "guest: the vsock echo service started" grep -qa "EMBER-VSOCK-ECHO: vsock echo service on port 5000" "$tmp/out"
   sleep 1 # the echo service's listen follows its start line
-  python3 "$tmp/host.py" client "$UDS" 5000 "$BYTES" > "$tmp/client.log" 2>&1
+  python3 "$tmp/host.py" client "$UDS" 5000 "$BYTES" 5001 > "$tmp/client.log" 2>&1
   while IFS= read -r l; do
     case $l in "ok - "*) ok "${l#ok - }" ;; "not ok - "*) not_ok "${l#not ok - }" ;; *) echo "  $l" ;; esac
   done < "$tmp/client.log"
-  check "host client: every step reported (15 expected, got $(grep -c '^ok - ' "$tmp/client.log"))" \
-    test "$(grep -c '^ok - ' "$tmp/client.log")" -eq 15
+  check "host client: every step reported (21 expected, got $(grep -c '^ok - ' "$tmp/client.log"))" \
+    test "$(grep -c '^ok - ' "$tmp/client.log")" -eq 21
+  # The metrics (FlushMetrics): the stream bytes both ways (rx: to the guest) and the connections.
+  expect_code "FlushMetrics" 204 "$S" PUT /actions '{"action_type":"FlushMetrics"}'
+  last=$(grep -v '^$' "$tmp/metrics.json" | tail -1)
+  metric() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["vsock"][sys.argv[2]])' "$last" "$1" 2>/dev/null; }
+  for k in rx_bytes_count tx_bytes_count; do
+    v=$(metric $k); check "metrics: vsock.$k >= $((2 * BYTES)) (${v:-none})" test "${v:-0}" -ge $((2 * BYTES))
+  done
+  v=$(metric conns_added); check "metrics: vsock.conns_added >= 66 (${v:-none})" test "${v:-0}" -ge 66
 fi
-printf 'reboot\n' | dd of="$tmp/control.img" conv=notrunc status=none
-for _ in $(seq 600); do kill -0 $EPID 2>/dev/null || break; sleep 0.1; done
-wait $EPID; RC=$?
-check "ember exit 0 after the guest's reboot (got $RC)" test "$RC" -eq 0
-check "ember logged no seccomp violation" sh -c "! grep -q 'forbidden system call' '$tmp/err'"
-# The metrics line written at exit: the stream bytes both ways (rx: to the guest) and the connections.
-last=$(grep -v '^$' "$tmp/metrics.json" | tail -1)
-metric() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["vsock"][sys.argv[2]])' "$last" "$1" 2>/dev/null; }
-for k in rx_bytes_count tx_bytes_count; do
-  v=$(metric $k); check "metrics: vsock.$k >= $((2 * BYTES)) (${v:-none})" test "${v:-0}" -ge $((2 * BYTES))
-done
-v=$(metric conns_added); check "metrics: vsock.conns_added >= 66 (${v:-none})" test "${v:-0}" -ge 66
 show_on_failure "$tmp/out" "$tmp/err"
+[ "$booted" = 1 ] || finish
+
+echo "# snapshot with a host connection open; restore in a fresh ember"
+F0=$FAILS T_SNAP=$(date +%s)
+python3 "$tmp/host.py" hold "$UDS" 5000 "$tmp/hold.port" > "$tmp/hold.log" 2>&1 & HOLD=$!; PIDS+=($HOLD)
+for _ in $(seq 600); do [ -s "$tmp/hold.port" ] && break; sleep 0.1; done
+HPORT=$(cat "$tmp/hold.port" 2>/dev/null)
+check "a host connection (host port ${HPORT:-none}) echoed before the snapshot" test -n "$HPORT"
+listed=$(python3 "$tmp/host.py" list "$UDS" 5001 2>&1)
+check "the guest lists it as open ($listed)" grep -qw -- "${HPORT:-none}" <<<"$listed"
+expect_code "PATCH /vm Paused" 204 "$S" PATCH /vm '{"state":"Paused"}'
+expect_code "PUT /snapshot/create" 204 "$S" PUT /snapshot/create "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$tmp/s.state\",\"mem_file_path\":\"$tmp/s.mem\"}"
+kill -TERM "$EPID"; wait_exit "$EPID" 60
+check "source: SIGTERM while paused: exit 0 (got $RC)" test "$RC" -eq 0
+wait_exit "$HOLD" 30
+check "the old host connection ended with the old process ($(cat "$tmp/hold.log"))" grep -q "EOF once ember went away\|reset" "$tmp/hold.log"
+R=$tmp/r.sock UDS2=$tmp/v2.sock
+"$EMBER" --api-sock "$R" --log-level info </dev/null >"$tmp/r.out" 2>"$tmp/r.err" & EPID=$!; PIDS+=($EPID)
+for _ in $(seq 500); do api_answers "$R" && break; sleep 0.02; done
+expect_code "PUT /snapshot/load (File, resume_vm, vsock_override)" 204 "$R" PUT /snapshot/load \
+  "{\"snapshot_path\":\"$tmp/s.state\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"$tmp/s.mem\"},\"resume_vm\":true,\"vsock_override\":{\"uds_path\":\"$UDS2\"}}"
+check "restored: the guest's echo process for host port $HPORT saw its connection reset (TRANSPORT_RESET)" \
+  wait_for "$tmp/r.out" "vsock-helper: connection from host port $HPORT: read: " 120
+python3 "$tmp/host.py" echo "$UDS2" 5000 "the restore" > "$tmp/restored.log" 2>&1
+while IFS= read -r l; do
+  case $l in "ok - "*) ok "restored: ${l#ok - }" ;; "not ok - "*) not_ok "restored: ${l#not ok - }" ;; *) echo "  $l" ;; esac
+done < "$tmp/restored.log"
+check "restored: a new connection echoed through $UDS2" grep -q '^ok - ' "$tmp/restored.log"
+listed=$(python3 "$tmp/host.py" list "$UDS2" 5001 2>&1)
+check "restored: the guest no longer lists host port $HPORT ($listed)" sh -c "echo '$listed' | grep -q '^ports:' && ! echo '$listed' | grep -qw '$HPORT'"
+check "restored: no kernel panic or oops" sh -c "! grep -aqE 'Kernel panic|Oops|BUG:' '$tmp/r.out'"
+control reboot
+wait_exit "$EPID" 120
+check "restored: ember exit 0 after the guest's reboot (got $RC)" test "$RC" -eq 0
+check "ember logged no seccomp violation" sh -c "! grep -q 'forbidden system call' '$tmp/err' '$tmp/r.err'"
+echo "  snapshot, restore and the checks after it: $(( $(date +%s) - T_SNAP )) s"
+[ "$FAILS" -gt "$F0" ] && { echo "--- restored console tail:"; tail -15 "$tmp/r.out"; echo "--- stderr:"; tail -10 "$tmp/r.err"; }
 finish

@@ -419,3 +419,98 @@ Test(mmds_net, random_mutations)
     }
     cr_expect_gt(mmds_net_counters(mn).dropped, 0);
 }
+
+/* Firecracker's "mmds" metrics group, as the store sums it over every NIC's responder. */
+static void metrics(uint64_t v[MMDS_METRICS_COUNT]) { mmds_store_metrics(store, v); }
+
+Test(mmds_net, metrics_count_a_whole_exchange)
+{
+    uint64_t v[MMDS_METRICS_COUNT];
+    metrics(v);
+    for (int i = 0; i < MMDS_METRICS_COUNT; i++)
+        cr_expect_eq(v[i], 0, "%s starts at 0", mmds_metric_names[i]);
+    cr_expect_str_eq(mmds_metric_names[MMDS_RX_ACCEPTED], "rx_accepted");
+    cr_expect_str_eq(mmds_metric_names[MMDS_CONNECTIONS_DESTROYED], "connections_destroyed");
+
+    uint32_t first = connect(GPORT, 1460, 65535); /* SYN, SYN-ACK, ACK */
+    const char *req = "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n";
+    uint8_t f[256];
+    send_frame(f, seg(f, GPORT, 80, 1001, first, 0x18, 65535, 0, req));
+    char resp[4096];
+    size_t n = read_response(GPORT, first, 1001 + (uint32_t)strlen(req), 65535, resp, sizeof(resp));
+    cr_assert_gt(n, 0);
+    /* In: SYN, ACK, the request, ACK + FIN (the answer and our FIN came in one round); out: SYN-ACK, the request's
+     * ACK, the answer (one segment), FIN, the ACK of the guest's FIN. */
+    metrics(v);
+    cr_expect_eq(v[MMDS_RX_ACCEPTED], 4);
+    cr_expect_eq(v[MMDS_RX_COUNT], 4);
+    cr_expect_eq(v[MMDS_TX_COUNT], 5);
+    cr_expect_eq(v[MMDS_TX_FRAMES], 5);
+    cr_expect_eq(v[MMDS_TX_BYTES], 4 * 54 + 4 + (54 + n), "four bare segments, the SYN-ACK's MSS option, the data");
+    cr_expect_eq(v[MMDS_CONNECTIONS_CREATED], 1);
+    cr_expect_eq(v[MMDS_CONNECTIONS_DESTROYED], 1, "both FINs acknowledged: over");
+    cr_expect_eq(v[MMDS_RX_ACCEPTED_ERR] + v[MMDS_RX_BAD_ETH] + v[MMDS_RX_ACCEPTED_UNUSUAL] + v[MMDS_TX_ERRORS], 0);
+}
+
+Test(mmds_net, metrics_count_bad_frames_by_kind)
+{
+    uint8_t f[256], g[256];
+    size_t len = seg(f, GPORT, 80, 1, 0, 2, 1000, 1460, NULL);
+    uint64_t v[MMDS_METRICS_COUNT];
+    memcpy(g, f, len);
+    g[14 + 20 + 16] ^= 1;
+    expect_dropped(g, len, false, false, "bad TCP checksum");
+    expect_dropped(f, len, false, true, "GSO");
+    expect_dropped(f, 14 + 20 + 10, false, false, "truncated TCP header");
+    memcpy(g, f, len);
+    p16(g + 14 + 2, (uint16_t)(len - 14 + 1));
+    p16(g + 14 + 10, 0);
+    p16(g + 14 + 10, csum(0, g + 14, 20));
+    expect_dropped(g, len, false, false, "IP length past the frame");
+    metrics(v);
+    cr_expect_eq(v[MMDS_RX_ACCEPTED], 4);
+    cr_expect_eq(v[MMDS_RX_ACCEPTED_ERR], 2, "checksum, GSO");
+    cr_expect_eq(v[MMDS_RX_BAD_ETH], 2, "cut short");
+    cr_expect_eq(v[MMDS_RX_COUNT], 0);
+    /* An ARP reply to the MMDS address: taken, unusual, unanswered. */
+    uint8_t a[64] = {0};
+    memset(a, 0xff, 6);
+    memcpy(a + 6, guest_mac, 6);
+    p16(a + 12, 0x0806);
+    p16(a + 14, 1);
+    p16(a + 16, 0x0800);
+    a[18] = 6;
+    a[19] = 4;
+    p16(a + 20, 2);
+    p32(a + 14 + 24, MMDS_IP);
+    cr_assert(mmds_net_take(mn, a, 42, false, false, 0));
+    metrics(v);
+    cr_expect_eq(v[MMDS_RX_ACCEPTED_UNUSUAL], 1);
+    cr_expect(!mmds_net_has_output(mn));
+    /* Frames for the tap are not the MMDS's: not counted. */
+    p32(f + 14 + 16, 0x0A000001);
+    cr_expect(!mmds_net_take(mn, f, len, false, false, 0));
+    uint64_t w[MMDS_METRICS_COUNT];
+    metrics(w);
+    cr_expect_eq(w[MMDS_RX_ACCEPTED], v[MMDS_RX_ACCEPTED]);
+}
+
+Test(mmds_net, metrics_count_evictions_and_resets)
+{
+    uint8_t f[128];
+    for (uint16_t i = 0; i < MMDS_NET_MAX_CONNS + 3; i++)
+        send_frame(f, seg(f, (uint16_t)(GPORT + i), 80, 1000, 0, 2, 1000, 0, NULL));
+    uint64_t v[MMDS_METRICS_COUNT];
+    metrics(v);
+    cr_expect_eq(v[MMDS_CONNECTIONS_CREATED], MMDS_NET_MAX_CONNS + 3);
+    cr_expect_eq(v[MMDS_CONNECTIONS_DESTROYED], 3, "the three oldest evicted");
+    /* The SYN-ACKs fill the control queue; a reply that finds no room is a tx error. */
+    cr_expect_gt(v[MMDS_TX_ERRORS], 0);
+    uint8_t out[MMDS_NET_MAX_FRAME];
+    while (mmds_net_output(mn, out, sizeof(out)))
+        ;
+    /* A RST at the expected sequence ends a connection. */
+    send_frame(f, seg(f, (uint16_t)(GPORT + MMDS_NET_MAX_CONNS + 2), 80, 1001, 0, 4, 1000, 0, NULL));
+    metrics(v);
+    cr_expect_eq(v[MMDS_CONNECTIONS_DESTROYED], 4);
+}

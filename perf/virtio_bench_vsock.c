@@ -1,0 +1,393 @@
+/*
+ * virtio-bench, vsock figures: a stream through the vsock device model, and raw.
+ *
+ *   vsock rx: a host client (Firecracker's CONNECT on uds_path) writes 64 KiB
+ *             at a time; the device moves it into the guest's rx buffers
+ *             (64 KiB each, or 4 KiB as Linux 6.1 posts them); the driver
+ *             returns credit as a guest reading its socket would.
+ *   vsock tx: the driver sends 64 KiB OP_RW packets within the device's
+ *             credit; the device writes them to the host's Unix socket
+ *             (<uds_path>_<port>), which the host side reads.
+ *   raw:      the same 64 KiB writes and reads over an AF_UNIX stream
+ *             socketpair, no device.
+ * Everything runs on one thread, as the other figures: the host ends are
+ * non-blocking and served between event-loop turns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/event_loop.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/mmio_regs.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/vsock.h"
+#include "devices/virtio/vsock_proto.h"
+#include "perf/virtio_bench.h"
+
+#define VS_RX_RING_GPA 0x20000ULL
+#define VS_TX_RING_GPA 0x24000ULL
+#define VS_EV_RING_GPA 0x28000ULL
+#define VS_TX_BUF_GPA 0x1000000ULL /* 16 MiB up: tx slots of header + 64 KiB */
+#define VS_RX_BUF_GPA 0x2000000ULL /* 32 MiB up: rx buffers */
+#define VS_SLOT (VSOCK_HDR_LEN + VSOCK_MAX_PKT_PAYLOAD)
+#define VS_TX_SLOTS 64
+#define VS_RX_BUFS 64
+#define VS_CHUNK (64 * 1024)
+#define VS_GUEST_BUF (256 * 1024) /* the guest socket's buffer: Linux's default buffer_size */
+#define VS_GUEST_CID 3
+#define VS_GUEST_PORT 5000U
+#define VS_HOST_PORT 6000U
+
+struct vs_bench {
+    struct event_loop loop;
+    struct virtio_mmio m;
+    struct virtio_vsock *vs;
+    struct drv q[3];
+    char dir[64], uds[128];
+    uint32_t rx_buf_len; /* payload bytes per rx buffer */
+    uint16_t tx_next, tx_free;
+    uint32_t local_port, peer_port; /* guest side, host side */
+    /* Guest -> host credit: what the device granted and has forwarded; what we sent. */
+    uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
+    /* Host -> guest: what the guest consumed, and told the device. */
+    uint32_t fwd_cnt, fwd_told;
+    bool established;
+    uint64_t rx_payload, errors;
+};
+
+static int unix_client(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        die(path, ENAMETOOLONG);
+    memcpy(sa.sun_path, path, strlen(path));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("connecting to the vsock uds_path", errno);
+    return fd;
+}
+
+static int unix_listener(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        die(path, ENAMETOOLONG);
+    memcpy(sa.sun_path, path, strlen(path));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+        die("listening on <uds_path>_<port>", errno);
+    return fd;
+}
+
+static void post_rx(struct vs_bench *b, uint16_t i)
+{
+    drv_desc(&b->q[0], i, VS_RX_BUF_GPA + (uint64_t)VS_SLOT * i, VSOCK_HDR_LEN + b->rx_buf_len, VIRTQ_DESC_F_WRITE, 0);
+    drv_add(&b->q[0], i);
+}
+
+/* One packet from the guest on the tx queue (false: no free slot). */
+static bool send_pkt(struct vs_bench *b, uint16_t op, uint32_t len)
+{
+    struct drv *d = &b->q[1];
+    uint32_t id, ulen;
+    while (drv_used(d, &id, &ulen))
+        b->tx_free++;
+    if (!b->tx_free)
+        return false;
+    b->tx_free--;
+    uint16_t slot = b->tx_next;
+    b->tx_next = (uint16_t)((b->tx_next + 1) % VS_TX_SLOTS);
+    struct vsock_hdr h = {.src_cid = VS_GUEST_CID,
+                          .dst_cid = VSOCK_HOST_CID,
+                          .src_port = b->local_port,
+                          .dst_port = b->peer_port,
+                          .len = len,
+                          .type = VSOCK_TYPE_STREAM,
+                          .op = op,
+                          .buf_alloc = VS_GUEST_BUF,
+                          .fwd_cnt = b->fwd_cnt};
+    uint64_t gpa = VS_TX_BUF_GPA + (uint64_t)VS_SLOT * slot;
+    vsock_hdr_encode(&h, gpa_ptr(gpa, VSOCK_HDR_LEN));
+    drv_desc(d, slot, gpa, VSOCK_HDR_LEN + len, 0, 0);
+    drv_add(d, slot);
+    drv_kick(d);
+    if (op == VSOCK_OP_RW)
+        b->tx_cnt += len;
+    b->fwd_told = b->fwd_cnt;
+    return true;
+}
+
+/* Reaps the rx queue: counts stream bytes, notes the device's credit, reposts every buffer. */
+static void reap_rx(struct vs_bench *b)
+{
+    struct drv *d = &b->q[0];
+    uint32_t id, len;
+    bool any = false;
+    while (drv_used(d, &id, &len)) {
+        struct vsock_hdr h;
+        vsock_hdr_decode(gpa_ptr(VS_RX_BUF_GPA + (uint64_t)VS_SLOT * id, VSOCK_HDR_LEN), &h);
+        if (len < VSOCK_HDR_LEN || h.len != len - VSOCK_HDR_LEN)
+            b->errors++;
+        b->peer_buf_alloc = h.buf_alloc;
+        b->peer_fwd_cnt = h.fwd_cnt;
+        switch (h.op) {
+        case VSOCK_OP_REQUEST: /* the host's CONNECT: accept it */
+            b->local_port = h.dst_port;
+            b->peer_port = h.src_port;
+            send_pkt(b, VSOCK_OP_RESPONSE, 0);
+            b->established = true;
+            break;
+        case VSOCK_OP_RESPONSE: b->established = true; break;
+        case VSOCK_OP_RW:
+            b->rx_payload += h.len;
+            b->fwd_cnt += h.len; /* the guest application read it at once */
+            break;
+        case VSOCK_OP_CREDIT_UPDATE: break;
+        case VSOCK_OP_CREDIT_REQUEST: send_pkt(b, VSOCK_OP_CREDIT_UPDATE, 0); break;
+        default: b->errors++; break;
+        }
+        post_rx(b, (uint16_t)id);
+        any = true;
+    }
+    /* As Linux: tell the device about freed space once a good part of the buffer is free again. */
+    if (b->fwd_cnt - b->fwd_told >= VS_GUEST_BUF / 4)
+        send_pkt(b, VSOCK_OP_CREDIT_UPDATE, 0);
+    if (any)
+        drv_kick(d);
+    drv_enable_cb(d);
+    drv_enable_cb(&b->q[1]);
+    mmio_w(&b->m, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED_RING | VIRTIO_INT_CONFIG);
+}
+
+static void vs_up(struct vs_bench *b, uint32_t rx_buf_len)
+{
+    memset(b, 0, sizeof(*b));
+    b->rx_buf_len = rx_buf_len;
+    b->tx_free = VS_TX_SLOTS;
+    snprintf(b->dir, sizeof(b->dir), "/tmp/ember-vsock-bench-XXXXXX");
+    if (!mkdtemp(b->dir))
+        die("mkdtemp", errno);
+    snprintf(b->uds, sizeof(b->uds), "%s/v.sock", b->dir);
+    if (evloop_init(&b->loop))
+        die("epoll", errno);
+    struct vsock_config cfg = {.guest_cid = VS_GUEST_CID, .uds_path = b->uds};
+    struct errmsg err = {{0}};
+    if (virtio_vsock_create(&b->vs, &cfg, &err))
+        die(err.text, EINVAL);
+    virtio_mmio_init(&b->m, "bench-vsock", &virtio_vsock_ops, b->vs, &gm, &b->loop, -1, 0xd0002000ULL, 7,
+                     (struct irq_line){irq_set, NULL, 7});
+    drv_init(&b->q[0], &b->m, 0, VS_RX_RING_GPA);
+    drv_init(&b->q[1], &b->m, 1, VS_TX_RING_GPA);
+    drv_init(&b->q[2], &b->m, 2, VS_EV_RING_GPA);
+    transport_up(&b->m, BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX), b->q, 3);
+    for (uint16_t i = 0; i < VS_RX_BUFS; i++)
+        post_rx(b, i);
+    drv_kick(&b->q[0]);
+}
+
+static void vs_down(struct vs_bench *b)
+{
+    mmio_w(&b->m, VIRTIO_MMIO_STATUS, 0);
+    virtio_mmio_destroy(&b->m);
+    virtio_vsock_free(b->vs);
+    evloop_destroy(&b->loop);
+    char p[160];
+    snprintf(p, sizeof(p), "%s_%u", b->uds, VS_HOST_PORT);
+    unlink(p);
+    unlink(b->uds);
+    rmdir(b->dir);
+}
+
+/* Turns the loop until `done` holds or 5 s pass. */
+static void vs_until(struct vs_bench *b, bool (*done)(struct vs_bench *, int), int fd, const char *what)
+{
+    double end = now() + 5;
+    while (!done(b, fd)) {
+        if (now() > end)
+            die(what, ETIMEDOUT);
+        evloop_run_once(&b->loop, 1);
+        reap_rx(b);
+    }
+}
+
+static bool got_ok(struct vs_bench *b, int fd)
+{
+    static char line[32];
+    static size_t n;
+    if (!b->established)
+        return false;
+    ssize_t r = read(fd, line + n, sizeof(line) - 1 - n);
+    if (r > 0)
+        n += (size_t)r;
+    bool ok = n && line[n - 1] == '\n';
+    if (ok)
+        n = 0;
+    return ok;
+}
+
+static bool is_established(struct vs_bench *b, int fd)
+{
+    (void)fd;
+    return b->established;
+}
+
+/* Host -> guest: the host client writes 64 KiB chunks, the guest's rx buffers take them. */
+static void bench_vsock_rx(uint32_t rx_buf_len)
+{
+    struct vs_bench b;
+    vs_up(&b, rx_buf_len);
+    int fd = unix_client(b.uds);
+    char line[32];
+    int n = snprintf(line, sizeof(line), "CONNECT %u\n", VS_GUEST_PORT);
+    if (write(fd, line, (size_t)n) != n)
+        die("writing CONNECT", errno);
+    vs_until(&b, got_ok, fd, "the CONNECT handshake");
+    static uint8_t chunk[VS_CHUNK];
+    for (size_t i = 0; i < sizeof(chunk); i++)
+        chunk[i] = (uint8_t)rnd();
+    char fig[40];
+    snprintf(fig, sizeof(fig), "vsock rx 64KiB writes, %uK bufs", rx_buf_len / 1024);
+    struct result *r = add_result(fig, "virtio", 0);
+    irq_count = 0;
+    b.q[0].kicks = 0;
+    uint64_t written = 0, base = b.rx_payload;
+    size_t part = 0; /* of the current chunk, already written */
+    double t0 = now(), end = t0 + opt.secs;
+    do {
+        for (;;) {
+            ssize_t w = write(fd, chunk + part, VS_CHUNK - part);
+            if (w <= 0)
+                break;
+            written += (uint64_t)w;
+            part = (part + (size_t)w) % VS_CHUNK;
+        }
+        evloop_run_once(&b.loop, 0);
+        reap_rx(&b);
+        check_device(&b.m);
+    } while (now() < end);
+    r->secs = now() - t0;
+    r->cpu += cpu_now();
+    r->bytes = b.rx_payload - base;
+    r->ops = r->bytes / VS_CHUNK;
+    r->errors = b.errors + (r->bytes > written ? 1 : 0);
+    r->kicks = b.q[0].kicks + b.q[1].kicks;
+    r->irqs = irq_count;
+    close(fd);
+    vs_down(&b);
+}
+
+/* Guest -> host: 64 KiB packets within the device's credit, read by the host side. */
+static void bench_vsock_tx(void)
+{
+    struct vs_bench b;
+    vs_up(&b, VSOCK_MAX_PKT_PAYLOAD);
+    char path[160];
+    snprintf(path, sizeof(path), "%s_%u", b.uds, VS_HOST_PORT);
+    int lfd = unix_listener(path);
+    b.local_port = 40000;
+    b.peer_port = VS_HOST_PORT;
+    send_pkt(&b, VSOCK_OP_REQUEST, 0);
+    vs_until(&b, is_established, -1, "the guest's connect");
+    struct sockaddr_un peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        die("accepting the device's connection", errno);
+    for (int s = 0; s < VS_TX_SLOTS; s++)
+        memset(gpa_ptr(VS_TX_BUF_GPA + (uint64_t)VS_SLOT * s + VSOCK_HDR_LEN, VS_CHUNK), (uint8_t)s, VS_CHUNK);
+    struct result *r = add_result("vsock tx 64KiB writes", "virtio", 0);
+    irq_count = 0;
+    b.q[1].kicks = 0;
+    static uint8_t buf[VS_CHUNK];
+    uint64_t got = 0;
+    double t0 = now(), end = t0 + opt.secs;
+    do {
+        /* Send while the device's credit allows a whole packet. */
+        while (b.peer_buf_alloc - (b.tx_cnt - b.peer_fwd_cnt) >= VS_CHUNK && send_pkt(&b, VSOCK_OP_RW, VS_CHUNK))
+            ;
+        evloop_run_once(&b.loop, 0);
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            got += (uint64_t)n;
+        reap_rx(&b);
+        check_device(&b.m);
+    } while (now() < end);
+    r->secs = now() - t0;
+    r->cpu += cpu_now();
+    r->bytes = got;
+    r->ops = got / VS_CHUNK;
+    r->errors = b.errors;
+    r->kicks = b.q[0].kicks + b.q[1].kicks;
+    r->irqs = irq_count;
+    close(fd);
+    close(lfd);
+    vs_down(&b);
+}
+
+/*
+ * The same 64 KiB writes and reads over an AF_UNIX stream socketpair. The guest's side of the copy goes through
+ * the same guest memory the device figure uses (`slots` windows of `stride` bytes from `gpa`, in turn): reads
+ * into the rx buffers for rx, writes from the tx slots for tx, so both figures touch as much memory.
+ */
+static void bench_vsock_raw(const char *figure, bool tx, uint64_t gpa, uint64_t stride, unsigned slots)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        die("socketpair", errno);
+    static uint8_t host[VS_CHUNK];
+    struct result *r = add_result(figure, "raw unix", 0);
+    uint64_t got = 0;
+    size_t part = 0, rpart = 0;
+    unsigned wslot = 0, rslot = 0;
+    double t0 = now(), end = t0 + opt.secs;
+    do {
+        ssize_t w;
+        for (;;) {
+            uint8_t *src = tx ? gpa_ptr(gpa + stride * wslot + VSOCK_HDR_LEN, VS_CHUNK) : host;
+            if ((w = write(sv[0], src + part, VS_CHUNK - part)) <= 0)
+                break;
+            part += (size_t)w;
+            if (part == VS_CHUNK) {
+                part = 0;
+                wslot = (wslot + 1) % slots;
+            }
+        }
+        ssize_t n;
+        for (;;) {
+            uint8_t *dst = tx ? host : gpa_ptr(gpa + stride * rslot + VSOCK_HDR_LEN, VS_CHUNK);
+            if ((n = read(sv[1], dst + rpart, VS_CHUNK - rpart)) <= 0)
+                break;
+            got += (uint64_t)n;
+            rpart += (size_t)n;
+            if (rpart == VS_CHUNK) {
+                rpart = 0;
+                rslot = (rslot + 1) % slots;
+            }
+        }
+    } while (now() < end);
+    r->secs = now() - t0;
+    r->cpu += cpu_now();
+    r->bytes = got;
+    r->ops = got / VS_CHUNK;
+    close(sv[0]);
+    close(sv[1]);
+}
+
+void run_vsock(void)
+{
+    if (!opt.json_only)
+        fprintf(stderr, "vsock: 64 KiB writes, AF_UNIX host side, %.1f s per figure\n", opt.secs);
+    bench_vsock_rx(VSOCK_MAX_PKT_PAYLOAD);
+    bench_vsock_raw("vsock rx 64KiB writes, 64K bufs", false, VS_RX_BUF_GPA, VS_SLOT, VS_RX_BUFS);
+    bench_vsock_rx(4096);
+    /* 64 buffers of 4 KiB: 256 KiB of guest memory, four 64 KiB windows. */
+    bench_vsock_raw("vsock rx 64KiB writes, 4K bufs", false, VS_RX_BUF_GPA, VS_SLOT, VS_RX_BUFS * 4096 / VS_CHUNK);
+    bench_vsock_tx();
+    bench_vsock_raw("vsock tx 64KiB writes", true, VS_TX_BUF_GPA, VS_SLOT, VS_TX_SLOTS);
+}
