@@ -358,3 +358,17 @@ Test(cli, instance_id_rule)
     cr_expect_eq(rc, 0, "%s", err.text);
     cr_expect_str_eq(o.instance_id, "my-VM-01");
 }
+
+/* Firecracker's default: a config file without --api-sock or --no-api still gets the API (Kata relies on it). */
+Test(cli, config_file_defaults_to_firecrackers_api_socket)
+{
+    PARSE("--config-file", "vm.json");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_str_eq(o.api_sock, "/run/firecracker.socket");
+    PARSE("--config-file", "vm.json", "--no-api");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_null(o.api_sock);
+    PARSE("--kernel", "k");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_null(o.api_sock, "ember's own --kernel mode keeps no API unless asked");
+}
