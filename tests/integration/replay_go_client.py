@@ -240,10 +240,11 @@ class Vmm:
             return 124
 
 
-def wait_for_socket(vmm, path, init_timeout=3.0):
+def wait_for_socket(vmm, path, init_timeout=3.0, parent_exits=False):
     """machine.go waitForSocket: every 10 ms, stat the socket; once it exists, GET /machine-config (500 ms
     timeout) on the client; the first 2xx ends the wait. firecrackerInitTimeout defaults to 3 s; the
-    emulated host gets TIMEOUT_SCALE times that. Returns (client, polls, seconds) or (None, ...)."""
+    emulated host gets TIMEOUT_SCALE times that. parent_exits: the process started is a daemonizing jailer,
+    whose exit 0 is expected (the SDK then waits on its own). Returns (client, polls, seconds) or (None, ...)."""
     c = GoClient(path)
     t0 = time.monotonic()
     polls = 0
@@ -251,7 +252,7 @@ def wait_for_socket(vmm, path, init_timeout=3.0):
     while time.monotonic() < deadline:
         time.sleep(0.010)
         polls += 1
-        if vmm.proc.poll() is not None:
+        if vmm.proc.poll() is not None and not (parent_exits and vmm.proc.returncode == 0):
             not_ok("the VMM exited (%d) before its API socket answered" % vmm.proc.returncode)
             return None, polls, time.monotonic() - t0
         if not os.path.exists(path):

@@ -37,8 +37,12 @@ The sequence (jailed: Kata's configuration-fc.toml sets jailer_path):
      (cleanupJail): umount vmlinux, rootfs, logs.fifo, metrics.fifo, fcConfig.json and jailerRoot
      (MNT_DETACH), remove vmPath.
 
+Not Kata's: the config file also sends the guest's serial console to a host file bind-mounted into the
+jail (the daemonized VMM's stdio is /dev/null), for the test to read.
+
 Usage: replay_kata.py --workdir W --hypervisor HV --jailer J --kernel K --rootfs R --disk D --netns NS
        --tap TAP --console OUT --stderr ERR --cmdline ARGS
+REPLAY_KATA_FOREGROUND=1 runs the jailer without --daemonize, to see the VMM's stderr when diagnosing.
 Prints "ok - ..." / "not ok - ..." lines and exits 1 if any failed. Standard library only.
 """
 import ctypes
@@ -296,7 +300,7 @@ def boot(o, name, scale, hv, base, vid, vm_path, root, sock, hvsock):
     # 4. fcInit: the jailer, daemonized.
     cmd = [o["jailer"], "--id", vid, "--exec-file", hv, "--uid", "0", "--gid", "0", "--chroot-base-dir", base,
            "--daemonize", "--netns", "/var/run/netns/" + o["netns"], "--", "--config-file", "/fcConfig.json"]
-    if os.environ.get("REPLAY_KATA_FOREGROUND"):  # diagnosis only: the VMM's stderr in the test's
+    if os.environ.get("REPLAY_KATA_FOREGROUND"):  # diagnosis only: keeps the VMM's stderr (not Kata's way)
         cmd.remove("--daemonize")
     print("  %s: %s" % (name, " ".join(cmd)), flush=True)
     t0 = time.monotonic()
