@@ -60,6 +60,8 @@ class GoClient:
         self.dials = 0
         self.server_closes = 0
         self.slowest = (0.0, "")  # the largest share of the SDK's timeout one request used, and which
+        self.last_done = None  # when the last answer was read
+        self.max_idle = 0.0  # the longest the connection sat idle between two requests (s)
 
     def _dial(self, timeout):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -108,6 +110,8 @@ class GoClient:
     def request(self, method, path, body=None, timeout=None):
         """One request; body: an already ordered dict/list (sent as Go's JSON) or None. timeout: the SDK's
         (seconds) or None for none; a request is still bounded by 120 s here."""
+        if self.last_done is not None:
+            self.max_idle = max(self.max_idle, time.monotonic() - self.last_done)
         if self.sock is not None and self._idle_closed():
             self.server_closes += 1
             self.close()
@@ -146,6 +150,7 @@ class GoClient:
         else:
             payload = self._read_n(int(headers.get("content-length", "0")))
         ms = (time.monotonic() - t0) * 1000
+        self.last_done = time.monotonic()
         if headers.get("connection", "").lower() == "close":
             self.server_closes += 1
             self.close()
