@@ -426,6 +426,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct errmsg *err)
         return err_set(err, -EINVAL,
                        "--mem, --mem-uffd, --resume, --net-override and --track-dirty-pages go with --snapshot-load");
     }
+    /* Firecracker serves its API at this path unless told --no-api; Kata's jailed start relies on it. */
+    if (o->config_file && !o->no_api && !o->api_sock)
+        o->api_sock = "/run/firecracker.socket";
     if (o->no_api && !o->config_file && !o->vm.kernel_path && !o->snapshot_load)
         return err_set(err, -EINVAL, "--no-api needs --config-file (or --kernel, or --snapshot-load)");
     if (!o->vm.kernel_path && !o->config_file && !o->api_sock && !o->snapshot_load)

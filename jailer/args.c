@@ -14,7 +14,7 @@ void jl_usage(FILE *out)
           "           [--resource-limit NAME=VALUE]... [--keep-jail] [-- EXEC ARGS...]\n"
           "  --id ID               1-64 characters of [A-Za-z0-9-]\n"
           "  --exec-file PATH      the VMM binary; copied to <base>/<name>/<id>/root/<name>\n"
-          "  --uid, --gid N        numeric ids the VMM runs as (not 0)\n"
+          "  --uid, --gid N        numeric ids the VMM runs as (0: root without capabilities)\n"
           "  --chroot-base-dir DIR default " JL_DEFAULT_CHROOT_BASE "\n"
           "  --netns PATH          network namespace file to join (e.g. /var/run/netns/NAME)\n"
           "  --daemonize           detach (setsid, stdio on /dev/null); returns once the VMM runs\n"
@@ -39,19 +39,21 @@ int jl_valid_id(const char *id)
     return 1;
 }
 
-/* A decimal uid/gid: digits only, not 0 (root), below 2^32 - 1 ((uid_t)-1 means "unchanged"). */
+/*
+ * A decimal uid/gid: digits only, below 2^32 - 1 ((uid_t)-1 means "unchanged"). 0 is accepted as
+ * Firecracker's jailer accepts it (Kata Containers passes --uid 0 --gid 0): the VMM still has no
+ * capabilities (empty bounding set), no_new_privs and the jail.
+ */
 static int parse_id_number(const char *flag, const char *s, unsigned *out, struct errmsg *err)
 {
     if (!*s || strlen(s) > 10)
-        return err_set(err, -EINVAL, "%s '%s': must be a number from 1 to 4294967294", flag, s);
+        return err_set(err, -EINVAL, "%s '%s': must be a number from 0 to 4294967294", flag, s);
     for (const char *p = s; *p; p++)
         if (!isdigit((unsigned char)*p))
-            return err_set(err, -EINVAL, "%s '%s': must be a number from 1 to 4294967294", flag, s);
+            return err_set(err, -EINVAL, "%s '%s': must be a number from 0 to 4294967294", flag, s);
     unsigned long long v = strtoull(s, NULL, 10);
-    if (v == 0)
-        return err_set(err, -EINVAL, "%s 0: the VMM must not run as root", flag);
     if (v >= 4294967295ULL)
-        return err_set(err, -EINVAL, "%s '%s': must be a number from 1 to 4294967294", flag, s);
+        return err_set(err, -EINVAL, "%s '%s': must be a number from 0 to 4294967294", flag, s);
     *out = (unsigned)v;
     return 0;
 }

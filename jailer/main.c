@@ -104,11 +104,11 @@ static void __attribute__((noreturn)) run_child(int report, const sigset_t *orig
         jl_child_fail(report, JL_EXIT_CGROUPS, &err);
     if (jl_jail_enter(&jail, &err))
         jl_child_fail(report, JL_EXIT_MOUNTNS, &err);
-    if (jl_drop_bounding_set(&err))
+    if (jl_drop_bounding_set(args.uid == 0, &err))
         jl_child_fail(report, JL_EXIT_CAPS, &err);
     if (jl_drop_ids(args.uid, args.gid, &err))
         jl_child_fail(report, JL_EXIT_IDS, &err);
-    if (jl_drop_caps(&err))
+    if (jl_drop_caps(args.uid == 0, &err))
         jl_child_fail(report, JL_EXIT_CAPS, &err);
     if (jl_no_new_privs(&err) || jl_baseline_filter(&err))
         jl_child_fail(report, JL_EXIT_NNP, &err);

@@ -1,6 +1,8 @@
 #include "jailer/privs.h"
 
 #include <cap-ng.h>
+#include <linux/capability.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <seccomp.h>
 #include <sys/socket.h>
@@ -53,9 +55,11 @@ int jl_apply_rlimits(const struct jl_args *a, struct errmsg *err)
     return 0;
 }
 
-int jl_drop_bounding_set(struct errmsg *err)
+int jl_drop_bounding_set(bool keep_dac, struct errmsg *err)
 {
     capng_clear(CAPNG_SELECT_BOUNDS);
+    if (keep_dac && capng_update(CAPNG_ADD, CAPNG_BOUNDING_SET, CAP_DAC_OVERRIDE))
+        return err_set(err, -EINVAL, "capng_update(CAP_DAC_OVERRIDE) failed");
     if (capng_apply(CAPNG_SELECT_BOUNDS))
         return err_set(err, -EPERM, "capng_apply(bounding set): cannot empty the bounding set");
     return 0;
@@ -70,14 +74,30 @@ int jl_drop_ids(uid_t uid, gid_t gid, struct errmsg *err)
     if (setresuid(uid, uid, uid))
         return err_set(err, -errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
     /* Paranoia about the kernel's answer: there must be no way back. */
-    if (setuid(0) == 0 || setgid(0) == 0)
+    if (uid != 0 && (setuid(0) == 0 || setgid(0) == 0))
         return err_set(err, -EPERM, "could regain root after setresuid");
     return 0;
 }
 
-int jl_drop_caps(struct errmsg *err)
+/* The one capability kept (keep_dac) or none in the effective, permitted and bounding sets; none inheritable. */
+static bool caps_are_only_dac(bool keep_dac)
+{
+    static const capng_type_t sets[] = {CAPNG_EFFECTIVE, CAPNG_PERMITTED, CAPNG_BOUNDING_SET, CAPNG_INHERITABLE};
+    for (unsigned s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
+        for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++) {
+            bool want = keep_dac && cap == CAP_DAC_OVERRIDE && sets[s] != CAPNG_INHERITABLE;
+            if ((capng_have_capability(sets[s], cap) != 0) != want)
+                return false;
+        }
+    return true;
+}
+
+int jl_drop_caps(bool keep_dac, struct errmsg *err)
 {
     capng_clear(CAPNG_SELECT_ALL);
+    /* Root's exec keeps what it holds now (no_new_privs: no more than that), so it must be held here. */
+    if (keep_dac && capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_DAC_OVERRIDE))
+        return err_set(err, -EINVAL, "capng_update(CAP_DAC_OVERRIDE) failed");
     if (capng_apply(CAPNG_SELECT_CAPS))
         return err_set(err, -EPERM, "capng_apply(capabilities) failed");
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
@@ -85,10 +105,12 @@ int jl_drop_caps(struct errmsg *err)
     /* Read back what the kernel holds for this process. */
     if (capng_get_caps_process())
         return err_set(err, -EIO, "cannot read back the capabilities");
-    if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
+    if (!keep_dac && capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
         return err_set(err, -EPERM, "capabilities remain after dropping them");
-    if (capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE)
+    if (!keep_dac && capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE)
         return err_set(err, -EPERM, "the bounding set is not empty");
+    if (!caps_are_only_dac(keep_dac))
+        return err_set(err, -EPERM, "capabilities other than CAP_DAC_OVERRIDE remain after dropping them");
     return 0;
 }
 

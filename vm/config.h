@@ -28,7 +28,7 @@ enum kernel_decompress_mode { KDECOMP_AUTO, KDECOMP_HOST, KDECOMP_GUEST };
 #define EMBER_MAX_VCPUS 32
 /* 1 TiB: far above any microVM, far below address-space trouble. */
 #define EMBER_MAX_MEM_MIB 1048576
-#define EMBER_MAX_DRIVES 8
+#define EMBER_MAX_DRIVES 16 /* Kata Containers configures 9 before boot (its root + a pool of 8 for hot-plug) */
 #define EMBER_MAX_NETS 4
 /* The largest MMDS data store --mmds-size-limit allows (1 GiB). */
 #define EMBER_MAX_MMDS_SIZE_LIMIT 1073741824

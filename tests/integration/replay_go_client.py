@@ -60,6 +60,8 @@ class GoClient:
         self.dials = 0
         self.server_closes = 0
         self.slowest = (0.0, "")  # the largest share of the SDK's timeout one request used, and which
+        self.last_done = None  # when the last answer was read
+        self.max_idle = 0.0  # the longest the connection sat idle between two requests (s)
 
     def _dial(self, timeout):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -108,6 +110,8 @@ class GoClient:
     def request(self, method, path, body=None, timeout=None):
         """One request; body: an already ordered dict/list (sent as Go's JSON) or None. timeout: the SDK's
         (seconds) or None for none; a request is still bounded by 120 s here."""
+        if self.last_done is not None:
+            self.max_idle = max(self.max_idle, time.monotonic() - self.last_done)
         if self.sock is not None and self._idle_closed():
             self.server_closes += 1
             self.close()
@@ -146,6 +150,7 @@ class GoClient:
         else:
             payload = self._read_n(int(headers.get("content-length", "0")))
         ms = (time.monotonic() - t0) * 1000
+        self.last_done = time.monotonic()
         if headers.get("connection", "").lower() == "close":
             self.server_closes += 1
             self.close()
@@ -240,10 +245,11 @@ class Vmm:
             return 124
 
 
-def wait_for_socket(vmm, path, init_timeout=3.0):
+def wait_for_socket(vmm, path, init_timeout=3.0, parent_exits=False):
     """machine.go waitForSocket: every 10 ms, stat the socket; once it exists, GET /machine-config (500 ms
     timeout) on the client; the first 2xx ends the wait. firecrackerInitTimeout defaults to 3 s; the
-    emulated host gets TIMEOUT_SCALE times that. Returns (client, polls, seconds) or (None, ...)."""
+    emulated host gets TIMEOUT_SCALE times that. parent_exits: the process started is a daemonizing jailer,
+    whose exit 0 is expected (the SDK then waits on its own). Returns (client, polls, seconds) or (None, ...)."""
     c = GoClient(path)
     t0 = time.monotonic()
     polls = 0
@@ -251,7 +257,7 @@ def wait_for_socket(vmm, path, init_timeout=3.0):
     while time.monotonic() < deadline:
         time.sleep(0.010)
         polls += 1
-        if vmm.proc.poll() is not None:
+        if vmm.proc.poll() is not None and not (parent_exits and vmm.proc.returncode == 0):
             not_ok("the VMM exited (%d) before its API socket answered" % vmm.proc.returncode)
             return None, polls, time.monotonic() - t0
         if not os.path.exists(path):

@@ -21,7 +21,7 @@ application/json (PUT/PATCH), Accept-Encoding: gzip (added by the Transport); JS
 newline (json.Encoder).
 
 The HTTP client, the answer checks and the VMM/console helpers are in replay_go_client.py.
-Usage: replay_go_sdk.py {sdk-start|sdk-load|sdk-jailer|firectl} [--key value ...] (see main()).
+Usage: replay_go_sdk.py {sdk-start|sdk-load|sdk-jailer|sdk-jailer-daemon|firectl} [--key value ...] (see main()).
 Prints "ok - ..." / "not ok - ..." lines (tests/integration/lib.sh's format) and exits 1 if any failed.
 """
 import json
@@ -395,6 +395,114 @@ def sdk_jailer(o):
     c.close()
 
 
+def sdk_jailer_daemon(o):
+    """JailerCfg with Daemonize true (machine.go main 6fb280e): the same command line plus --daemonize
+    before "--". The process the SDK started is the jailer's, which exits 0 once the VMM runs; the SDK's
+    wait goroutine then blocks on shutdownCh, and stopVMM signals that (exited) process only. The SDK
+    never reads the jail's pid file. So the VM ends by Shutdown (SendCtrlAltDel, on x86) and the guest's
+    reboot; StopVMM afterwards is a SIGTERM to a process that is gone. The guest is seen only through a
+    vsock device (the daemonized VMM's stdio is /dev/null): its echo service answers CONNECT once init
+    runs, as an agent would. Ember's detached supervisor must then leave nothing: no process, jail
+    directory, cgroup or socket."""
+    import replay_kata  # the hybrid vsock CONNECT exchange
+    name = "sdk-jailer-daemon"
+    wd = o["workdir"]
+    jid = "replay-jailer-2"
+    exec_name = os.path.basename(o["ember"])
+    base = os.path.join(wd, "jail")
+    jail_dir = os.path.join(base, exec_name, jid)
+    root = os.path.join(jail_dir, "root")
+    sock = os.path.join(root, "run", "firecracker.socket")
+    cmd = [o["jailer"], "--id", jid, "--uid", o["uid"], "--gid", o["gid"], "--exec-file", o["ember"]]
+    try:  # as in sdk_jailer: the SDK pins the VM to NUMA node 0 when it can read its CPU list
+        with open("/sys/devices/system/node/node0/cpulist") as f:
+            cpulist = f.read().strip()
+    except OSError:
+        cpulist = ""
+    if cpulist:
+        cmd += ["--cgroup", "cpuset.mems=0", "--cgroup", "cpuset.cpus=" + cpulist]
+    cmd += ["--chroot-base-dir", base, "--daemonize", "--", "--no-seccomp", "--api-sock", "/run/firecracker.socket"]
+    print("  %s: %s" % (name, " ".join(cmd)), flush=True)
+    vmm = Vmm(cmd, o["console"], o["stderr"])
+    c, polls, secs = wait_for_socket(vmm, sock, parent_exits=True)
+    if c is None:
+        return
+    ok("%s StartVMM: the jailed API answered the poll after %d polls, %.2f s" % (name, polls, secs))
+    rc = vmm.wait(30)
+    check("%s: the process the SDK started (the jailer) exited 0 once the VMM ran (got %d): the SDK's "
+          "cmd.Wait sees no error" % (name, rc), rc == 0)
+    links = {}
+    for src in (o["kernel"], o["rootfs"], o["control"]):  # LinkFilesHandler
+        os.link(src, os.path.join(root, os.path.basename(src)))
+        links[src] = os.path.basename(src)
+    create_machine(c, name, 1, 256, False)
+    sdk_ok(c, name + " CreateBootSource", "PUT", "/boot-source",
+           {"boot_args": go_map_args(o["cmdline"]), "kernel_image_path": links[o["kernel"]]}, 0.5)
+    attach_drive(c, name, "0", links[o["control"]], False, False)
+    attach_drive(c, name, "root_drive", links[o["rootfs"]], True, False)
+    add_vsock(c, name, 3, "v.sock", "agent")
+    if not instance_start(c, name):
+        return
+    check_instance_info(c, name, "Running", jid)
+    try:
+        with open(os.path.join(root, exec_name + ".pid")) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        pid = 0
+    check("%s: the jail's pid file names the VMM (%d)" % (name, pid), pid > 0 and os.path.isdir("/proc/%d" % pid))
+    agent, reply, end = None, "", time.monotonic() + 600 * go.TIMEOUT_SCALE ** 0.5
+    while time.monotonic() < end:
+        try:
+            agent, reply = replay_kata.agent_connect(os.path.join(root, "v.sock"), 52, 10)
+            if "OK" in reply:
+                break
+            agent.close()
+        except OSError:
+            pass
+        agent = None
+        time.sleep(0.2)
+    if check("%s: the guest's echo answers CONNECT 52 over the vsock (%r): init runs" % (name, reply.strip()),
+             agent is not None):
+        agent.sendall(b"ping\n")
+        agent.settimeout(30)
+        try:
+            back = agent.recv(16)
+        except OSError:
+            back = b""
+        check("%s: ... and echoes (%r)" % (name, back), back == b"ping\n")
+        agent.close()
+    if cpulist:
+        cg = subprocess.run(["find", "/sys/fs/cgroup", "-name", jid], capture_output=True, text=True).stdout.split()
+        check("%s: the VM's cpuset cgroup exists while it runs (%s)" % (name, " ".join(cg) or "none"), cg)
+    # Shutdown: closes shutdownCh, then SendCtrlAltDel; the guest (ember.ctrlaltdel=reboot) reboots.
+    sdk_ok(c, name + " Shutdown (SendCtrlAltDel)", "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    end = time.monotonic() + 180 * go.TIMEOUT_SCALE ** 0.5
+    while time.monotonic() < end and pid > 0 and os.path.isdir("/proc/%d" % pid):
+        time.sleep(0.1)
+    check("%s: the guest's reboot ends the daemonized VMM" % name, pid > 0 and not os.path.isdir("/proc/%d" % pid))
+    c.close()
+    # StopVMM (deferred by SDK users): SIGTERM to the jailer process the SDK holds, long gone.
+    try:
+        os.kill(vmm.proc.pid, signal.SIGTERM)
+        gone = False
+    except ProcessLookupError:
+        gone = True
+    check("%s StopVMM: the process the SDK signals is gone already (os: process already finished)" % name, gone)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and subprocess.run(["pgrep", "-f", "--", "--id " + jid],
+                                                    capture_output=True).returncode == 0:
+        time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-f", "--", "--id " + jid], capture_output=True, text=True).stdout.split()
+    check("%s: no process of the VM is left, the detached supervisor included (%s)" % (name, " ".join(left) or "none"),
+          not left)
+    check("%s: the jail directory, its socket and pid file are gone (%s)" % (name, jail_dir), not os.path.exists(jail_dir))
+    cg = subprocess.run(["find", "/sys/fs/cgroup", "-name", jid], capture_output=True, text=True).stdout.split()
+    check("%s: no cgroup named after the VM is left (%s; cpuset ones made: %s)" % (name, " ".join(cg) or "none",
+          "yes" if cpulist else "no"), not cg)
+    check("%s: the kernel and disks the SDK linked into the jail are intact" % name,
+          all(os.path.getsize(p) > 0 for p in (o["kernel"], o["rootfs"], o["control"])))
+
+
 # ---- firectl: flags -> Config -> the same SDK handlers (SDK v1.0.0)
 
 
@@ -467,7 +575,8 @@ def firectl(o):
 
 
 def main():
-    modes = {"sdk-start": sdk_start, "sdk-load": sdk_load, "sdk-jailer": sdk_jailer, "firectl": firectl}
+    modes = {"sdk-start": sdk_start, "sdk-load": sdk_load, "sdk-jailer": sdk_jailer,
+             "sdk-jailer-daemon": sdk_jailer_daemon, "firectl": firectl}
     if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit("usage: replay_go_sdk.py %s --key value ..." % "|".join(modes))
     o = {}

@@ -19,6 +19,11 @@
 #       the socket inside the jail, kernel/drives/log FIFO hard-linked into the jail and named by their
 #       base names (relative paths) in the requests; the guest boots; StopVMM (SIGTERM to the jailer
 #       the SDK started) ends the VM with exit 0 and leaves no process.
+#   (d) JailerCfg with Daemonize true: --daemonize; the jailer the SDK started exits 0 once the VMM runs;
+#       the guest's vsock echo answers CONNECT (the daemonized VMM's console is /dev/null); Shutdown
+#       (SendCtrlAltDel) reboots the guest, which ends the VMM named in the jail's pid file; StopVMM then
+#       signals a process that is gone (the SDK never reads the pid file); no process, jail directory,
+#       socket or cgroup is left.
 # Every answer is checked as the SDK parses it (2xx success, the JSON fields of GETs, Content-Type),
 # and each request against the SDK's own timeout (times REPLAY_TIMEOUT_SCALE in the emulated host).
 # integration: deadline 900
@@ -88,5 +93,23 @@ if [ -x "$JAILER" ]; then
   show_on_failure "$tmp/c.out" "$tmp/c.err"
 else
   not_ok "(c) not run: no jailer at $JAILER (make all)"
+fi
+
+echo "# (d) JailerCfg with Daemonize: the jailer returns at once, Shutdown ends the VM, nothing is left"
+if [ -x "$JAILER" ]; then
+  juid=$((200000 + $$ % 100000))
+  mkdir "$tmp/d"
+  cp "$GUEST_DIR/vmlinux" "$tmp/d/vmlinux"; chmod 644 "$tmp/d/vmlinux"
+  cp --sparse=always "$GUEST_DIR/rootfs.ext4" "$tmp/d/root.ext4"
+  truncate -s 1M "$tmp/d/control.img"
+  printf 'hold\n' | dd of="$tmp/d/control.img" conv=notrunc status=none
+  chown "$juid:$juid" "$tmp/d/root.ext4" "$tmp/d/control.img"
+  python3 "$REPLAY" sdk-jailer-daemon --workdir "$tmp/d" --ember "$EMBER_ABS" --jailer "$(realpath "$JAILER")" \
+    --uid "$juid" --gid "$juid" --kernel "$tmp/d/vmlinux" --rootfs "$tmp/d/root.ext4" --control "$tmp/d/control.img" \
+    --console "$tmp/d.out" --stderr "$tmp/d.err" \
+    --cmdline "$LINUX_CMDLINE_BASE ember.hold=/dev/vdb ember.ctrlaltdel=reboot ember.vsock-echo=52" || FAILS=$((FAILS + 1))
+  show_on_failure "$tmp/d.out" "$tmp/d.err"
+else
+  not_ok "(d) not run: no jailer at $JAILER (make all)"
 fi
 finish

@@ -190,7 +190,7 @@ run_fail() { # run_fail CODE STEP DESCRIPTION JAILER-ARGS...: the jailer must fa
 std=(--id "$id3" --exec-file "$EMBER" --uid "$JL_UID" --gid "$JL_GID" --chroot-base-dir "$base" --parent-cgroup "$parent3")
 run_fail 200 arguments "bad id" --id bad_id --exec-file "$EMBER" --uid 1 --gid 1
 run_fail 200 arguments "missing exec file" --id x --exec-file "$tmp/nope" --uid 1 --gid 1
-run_fail 200 arguments "uid 0" --id x --exec-file "$EMBER" --uid 0 --gid 1
+run_fail 200 arguments "uid not a number" --id x --exec-file "$EMBER" --uid root --gid 1
 run_fail 200 arguments "stray argument" "${std[@]}" --api-sock /x
 printf '#!/bin/sh\necho hi\n' >"$tmp/script.sh"; chmod +x "$tmp/script.sh"
 run_fail 203 "copy exec file" "a script as exec file" --id "$id3" --exec-file "$tmp/script.sh" --uid 1 --gid 1 --chroot-base-dir "$base"

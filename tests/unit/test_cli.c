@@ -1,6 +1,7 @@
 /* cli: command-line parsing, values and error messages. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/unit/cli_fixture.h"
@@ -276,20 +277,32 @@ Test(cli, drive_errors)
         {{"--kernel", "k", "--drive", "id=a,path=/x,root=1"}, "--drive", "root"},
         {{"--kernel", "k", "--drive", "id=a,path=/x", "--drive", "id=a,path=/y"}, "--drive", "'a'"},
         {{"--kernel", "k", "--drive", "id=a,path=/x,root", "--drive", "id=b,path=/y,root"}, "--drive", "root"},
-        {{"--kernel", "k",
-          "--drive",  "id=d0,path=/x",
-          "--drive",  "id=d1,path=/x",
-          "--drive",  "id=d2,path=/x",
-          "--drive",  "id=d3,path=/x",
-          "--drive",  "id=d4,path=/x",
-          "--drive",  "id=d5,path=/x",
-          "--drive",  "id=d6,path=/x",
-          "--drive",  "id=d7,path=/x",
-          "--drive",  "id=d8,path=/x"},
-         "--drive",
-         "8"},
     };
     expect_all_refused(cases, N(cases));
+}
+
+/* --drive up to EMBER_MAX_DRIVES, one more is refused with the limit in the message. */
+Test(cli, too_many_drives)
+{
+    char *argv[3 + 2 * (EMBER_MAX_DRIVES + 1)] = {"ember", "--kernel", "k"};
+    char specs[EMBER_MAX_DRIVES + 1][32];
+    int argc = 3;
+    for (int i = 0; i <= EMBER_MAX_DRIVES; i++) {
+        snprintf(specs[i], sizeof(specs[i]), "id=d%d,path=/x", i);
+        argv[argc++] = "--drive";
+        argv[argc++] = specs[i];
+    }
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", EMBER_MAX_DRIVES);
+    cli_free(&o);
+    memset(&err, 0, sizeof(err));
+    rc = cli_parse(argc - 2, argv, &o, &err);
+    cr_assert_eq(rc, 0, "%d drives: %s", EMBER_MAX_DRIVES, err.text);
+    cli_free(&o);
+    memset(&err, 0, sizeof(err));
+    rc = cli_parse(argc, argv, &o, &err);
+    cr_assert_eq(rc, -EINVAL);
+    cr_expect(strstr(err.text, "--drive") && strstr(err.text, limit), "message: %s", err.text);
 }
 
 Test(cli, nets)
@@ -357,4 +370,18 @@ Test(cli, instance_id_rule)
     PARSE("--api-sock", "s", "--id", "my-VM-01");
     cr_expect_eq(rc, 0, "%s", err.text);
     cr_expect_str_eq(o.instance_id, "my-VM-01");
+}
+
+/* Firecracker's default: a config file without --api-sock or --no-api still gets the API (Kata relies on it). */
+Test(cli, config_file_defaults_to_firecrackers_api_socket)
+{
+    PARSE("--config-file", "vm.json");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_str_eq(o.api_sock, "/run/firecracker.socket");
+    PARSE("--config-file", "vm.json", "--no-api");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_null(o.api_sock);
+    PARSE("--kernel", "k");
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_expect_null(o.api_sock, "ember's own --kernel mode keeps no API unless asked");
 }
