@@ -298,7 +298,9 @@ static void usage(FILE *f)
             "  --depth D       requests in flight for blk and raw io_uring (default 32, max %d)\n"
             "  --secs S        seconds per figure (default 3)\n"
             "  --tap NAME      net through a real tap instead of a socketpair (root)\n"
-            "  --json          only the JSON lines\n",
+            "  --json          only the JSON lines\n"
+            "  --limits        rate limiter: overhead when never dry, achieved vs configured rates\n"
+            "  --balloon       balloon inflate MiB/s over touched guest memory, RSS before/after\n",
             BLK_MAX_DEPTH);
 }
 
@@ -309,7 +311,8 @@ int main(int argc, char **argv)
         {"depth", required_argument, NULL, 'd'}, {"secs", required_argument, NULL, 's'},
         {"tap", required_argument, NULL, 't'},   {"blk", no_argument, NULL, 'b'},
         {"net", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},        {"limits", no_argument, NULL, 'L'},
+        {"balloon", no_argument, NULL, 'B'},     {NULL, 0, NULL, 0},
     };
     bool only_blk = false, only_net = false;
     int c;
@@ -323,6 +326,8 @@ int main(int argc, char **argv)
         case 'b': only_blk = true; break;
         case 'n': only_net = true; break;
         case 'j': opt.json_only = true; break;
+        case 'L': opt.limits = true; break;
+        case 'B': opt.balloon = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -331,7 +336,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (only_blk || only_net) {
+    if (only_blk || only_net || opt.limits || opt.balloon) {
         opt.blk = only_blk;
         opt.net = only_net;
     }
@@ -344,6 +349,10 @@ int main(int argc, char **argv)
         run_blk();
     if (opt.net)
         run_net();
+    if (opt.limits)
+        run_limits();
+    if (opt.balloon)
+        run_balloon();
     print_results();
     guest_mem_free(&gm);
     return 0;
