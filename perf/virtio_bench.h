@@ -75,6 +75,8 @@ void run_net(void); /* virtio_bench_net.c */
 struct rate_limiter_config;
 void bench_blk(enum blk_engine engine, const char *path, unsigned depth, const struct rate_limiter_config *limit,
                const char *label);
+/* virtio_bench_net.c: both queues limited alike when limit is set; label names the figure's path. */
+void bench_net(bool tx, size_t len, const struct rate_limiter_config *limit, const char *label);
 const char *prepare_image(void);
 void set_blk_blocks(uint64_t blocks);
 void remove_image(void);
