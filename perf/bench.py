@@ -37,6 +37,7 @@ import time
 from bench_common import (DOCS, EMBER, KVM, ONLY, OUT, PVM, QEMU, QUICK, SPLIT, T0, WHERE_EMU, WORK, cmd_version,
                           cpu_model, log, results, run_one)
 from bench_host import b_api_latency, b_density, b_exec_to_socket, b_exec_vs_qemu, b_virtio
+from bench_limits import b_balloon, b_limits
 from bench_kvmhost import run_vm_part, vm_main
 from bench_snapshot import b_snapshot_create, b_snapshot_restore, b_snapshot_syscalls
 from bench_snapshot_many import b_snapshot_clones, b_snapshot_vs_qemu
@@ -78,7 +79,7 @@ def bench_list():
          ("InstanceStart", b_instance_start, "vm"),
          ("launch rate", b_launch_rate, "vm"),
          ("API latency", b_api_latency, "host"),
-         ("virtio", b_virtio, "host")]
+         ("virtio", b_virtio, "host"), ("rate limiter", b_limits, "host"), ("balloon inflate", b_balloon, "host")]
     b += [("memory (quick)", b_memory_quick, "vm")] if QUICK else [("Linux boot + memory", b_linux_boot, "vm")]
     b += [("density", b_density, "host"), ("profile", b_profile, "vm")]
     b += [("snapshot create", b_snapshot_create, "vm"), ("snapshot restore", b_snapshot_restore, "vm"),

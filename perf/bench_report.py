@@ -159,6 +159,18 @@ def write(res, json_path, work, docs):
     v = b.get("virtio_device_models", {})
     for k, val in (v.get("ratios") or {}).items():
         rows.append((f"virtio {k} (ratio to raw)", f(val), where(v, False), "≥ 0.90", verdict(val >= 0.9)))
+    rl = b.get("rate_limiter", {})  # perf/bench_limits.py: ratios reported, not asserted
+    for dev, val in (rl.get("overhead_ratio") or {}).items():
+        cpu = (rl.get("overhead_cpu_ratio") or {}).get(dev)
+        rows.append((f"rate limiter never dry / off, {dev} (ops/s; CPU per op)", f"{f(val, 3)}; {f(cpu, 3)}",
+                     where(rl, False), "≥ 0.97 (report)", ""))
+    for k, t in (rl.get("tracking") or {}).items():
+        rows.append((f"rate limiter {k}: achieved / configured", f(t["ratio"], 3), where(rl, False), "(report)", ""))
+    bl = b.get("balloon_inflate", {})
+    if bl:
+        rows.append(("balloon inflate (MiB/s); RSS touched -> after (MiB)",
+                     f"{f(bl.get('mib_per_sec'), 0)}; {bl.get('rss_touched_mib')} -> {bl.get('rss_after_mib')}",
+                     where(bl, False), "(report)", ""))
 
     lb = b.get("linux_boot_to_init_s")
     if lb:

@@ -300,7 +300,9 @@ static void usage(FILE *f)
             "  --depth D       requests in flight for blk and raw io_uring (default 32, max %d)\n"
             "  --secs S        seconds per figure (default 3)\n"
             "  --tap NAME      net through a real tap instead of a socketpair (root)\n"
-            "  --json          only the JSON lines\n",
+            "  --json          only the JSON lines\n"
+            "  --limits        rate limiter: overhead when never dry, achieved vs configured rates\n"
+            "  --balloon       balloon inflate MiB/s over touched guest memory, RSS before/after\n",
             BLK_MAX_DEPTH);
 }
 
@@ -317,6 +319,8 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {"vsock", no_argument, NULL, 'v'},
+        {"limits", no_argument, NULL, 'L'},
+        {"balloon", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     bool only_blk = false, only_net = false, only_vsock = false;
@@ -332,6 +336,8 @@ int main(int argc, char **argv)
         case 'n': only_net = true; break;
         case 'v': only_vsock = true; break;
         case 'j': opt.json_only = true; break;
+        case 'L': opt.limits = true; break;
+        case 'B': opt.balloon = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -340,7 +346,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (only_blk || only_net || only_vsock) {
+    if (only_blk || only_net || only_vsock || opt.limits || opt.balloon) {
         opt.blk = only_blk;
         opt.net = only_net;
         opt.vsock = only_vsock;
@@ -356,6 +362,10 @@ int main(int argc, char **argv)
         run_net();
     if (opt.vsock)
         run_vsock();
+    if (opt.limits)
+        run_limits();
+    if (opt.balloon)
+        run_balloon();
     print_results();
     guest_mem_free(&gm);
     return 0;

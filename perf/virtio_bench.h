@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/guest_mem.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 
 #define VNET_HDR VIRTIO_NET_HDR_LEN
@@ -21,6 +22,7 @@ struct bench_opt {
     double secs;
     const char *tap;
     bool blk, net, json_only, vsock;
+    bool limits, balloon; /* --limits, --balloon: only those */
 };
 extern struct bench_opt opt;
 
@@ -70,5 +72,16 @@ void check_device(struct virtio_mmio *m);
 void run_blk(void);   /* virtio_bench_blk.c */
 void run_net(void);   /* virtio_bench_net.c */
 void run_vsock(void); /* virtio_bench_vsock.c */
+/* virtio_bench_blk.c, for the limiter figures: */
+struct rate_limiter_config;
+void bench_blk(enum blk_engine engine, const char *path, unsigned depth, const struct rate_limiter_config *limit,
+               const char *label);
+/* virtio_bench_net.c: both queues limited alike when limit is set; label names the figure's path. */
+void bench_net(bool tx, size_t len, const struct rate_limiter_config *limit, const char *label);
+const char *prepare_image(void);
+void set_blk_blocks(uint64_t blocks);
+void remove_image(void);
+void run_limits(void);  /* virtio_bench_limits.c */
+void run_balloon(void); /* virtio_bench_balloon.c */
 
 #endif

@@ -43,13 +43,16 @@ static void blk_post(struct drv *d, unsigned slot)
     drv_add(d, (uint16_t)(3 * slot));
 }
 
-static void bench_blk(enum blk_engine engine, const char *path, unsigned depth)
+void bench_blk(enum blk_engine engine, const char *path, unsigned depth, const struct rate_limiter_config *limit,
+               const char *label)
 {
     struct event_loop loop;
     struct virtio_mmio m;
     struct virtio_blk *b;
     struct errmsg err = {{0}};
     struct blk_config cfg = {.id = "bench", .path = path, .read_only = true, .engine = engine};
+    if (limit)
+        cfg.rate_limiter = *limit;
     if (evloop_init(&loop))
         die("epoll", errno);
     int rc = virtio_blk_create(&b, &cfg, &err);
@@ -72,7 +75,10 @@ static void bench_blk(enum blk_engine engine, const char *path, unsigned depth)
     }
     transport_up(&m, BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_BLK_F_FLUSH), &q, 1);
 
-    struct result *r = add_result("blk randread 4KiB", engine == BLK_ENGINE_SYNC ? "virtio sync" : "virtio async",
+    struct result *r = add_result("blk randread 4KiB",
+                                  label                       ? label
+                                  : engine == BLK_ENGINE_SYNC ? "virtio sync"
+                                                              : "virtio async",
                                   depth);
     irq_count = 0;
     uint64_t ops = 0, errors = 0;
@@ -202,7 +208,7 @@ static void bench_raw_uring(const char *path, unsigned depth)
 
 static char tmp_image[128];
 
-static const char *prepare_image(void)
+const char *prepare_image(void)
 {
     if (opt.file)
         return opt.file;
@@ -242,10 +248,23 @@ void run_blk(void)
     if (!opt.json_only)
         fprintf(stderr, "blk: %s, %" PRIu64 " MiB, depth %u, %.1f s per figure\n", path, (uint64_t)st.st_size >> 20,
                 depth, opt.secs);
-    bench_blk(BLK_ENGINE_SYNC, path, depth);
-    bench_blk(BLK_ENGINE_ASYNC, path, depth);
+    bench_blk(BLK_ENGINE_SYNC, path, depth, NULL, NULL);
+    bench_blk(BLK_ENGINE_ASYNC, path, depth, NULL, NULL);
     bench_raw_preadv(path);
     bench_raw_uring(path, depth);
+    remove_image();
+}
+
+void remove_image(void)
+{
     if (tmp_image[0])
         unlink(tmp_image);
+    tmp_image[0] = 0;
+}
+
+void set_blk_blocks(uint64_t blocks)
+{
+    if (!blocks)
+        die("image smaller than 4 KiB", EINVAL);
+    blk_blocks = blocks;
 }

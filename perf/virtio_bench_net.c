@@ -140,7 +140,7 @@ static uint64_t peer_drain(struct link *l, size_t expect)
     return n;
 }
 
-static void bench_net(bool tx, size_t len)
+void bench_net(bool tx, size_t len, const struct rate_limiter_config *limit, const char *label)
 {
     struct event_loop loop;
     struct virtio_mmio m;
@@ -150,6 +150,10 @@ static void bench_net(bool tx, size_t len)
     if (evloop_init(&loop))
         die("epoll", errno);
     struct net_config cfg = {.id = "bench", .tap = opt.tap ? opt.tap : "socketpair"};
+    if (limit) {
+        cfg.rx_rate_limiter = *limit;
+        cfg.tx_rate_limiter = *limit;
+    }
     if (virtio_net_create_fd(&n, &cfg, l.dev_fd, l.tap))
         die("virtio_net_create_fd", ENOMEM);
     virtio_mmio_init(&m, "bench-net", &virtio_net_ops, n, &gm, &loop, -1, 0xd0001000ULL, 6,
@@ -168,7 +172,7 @@ static void bench_net(bool tx, size_t len)
 
     char fig[40];
     snprintf(fig, sizeof(fig), "net %s %zuB frames", tx ? "tx" : "rx", len);
-    struct result *r = add_result(fig, l.tap ? "virtio tap" : "virtio", 0);
+    struct result *r = add_result(fig, label ? label : l.tap ? "virtio tap" : "virtio", 0);
     struct drv *d = &q[tx ? 1 : 0];
     irq_count = 0;
     uint64_t frames = 0, errors = 0;
@@ -269,7 +273,7 @@ void run_net(void)
     static const size_t sizes[] = {64, 1500};
     for (int t = 1; t >= 0; t--)
         for (int s = 0; s < 2; s++) {
-            bench_net(t == 1, sizes[s]);
+            bench_net(t == 1, sizes[s], NULL, NULL);
             bench_net_raw(t == 1, sizes[s]);
         }
 }
