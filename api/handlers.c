@@ -416,7 +416,7 @@ json_t *api_get_root(const struct controller *c)
 json_t *api_get_version(const struct controller *c)
 {
     (void)c;
-    return json_pack("{s:s}", "firecracker_version", EMBER_VERSION_STRING);
+    return json_pack("{s:s}", "firecracker_version", EMBER_FIRECRACKER_API_VERSION);
 }
 
 json_t *api_get_machine(const struct controller *c)

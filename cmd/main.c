@@ -83,7 +83,8 @@ int main(int argc, char **argv)
         else if (opts.help)
             cli_usage(stdout);
         else
-            printf("ember %s\n", EMBER_VERSION_STRING);
+            printf("Ember v%s\n\nember %s, answering the Firecracker v%s API\n", EMBER_FIRECRACKER_API_VERSION,
+                   EMBER_VERSION_STRING, EMBER_FIRECRACKER_API_VERSION);
         cli_free(&opts);
         return 0;
     }

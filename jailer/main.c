@@ -150,7 +150,8 @@ int main(int argc, char **argv)
         if (args.help)
             jl_usage(stdout);
         else
-            printf("ember-jailer %s\n", EMBER_VERSION_STRING);
+            printf("ember-jailer v%s\n\nember %s, taking the Firecracker v%s jailer's arguments\n",
+                   EMBER_FIRECRACKER_API_VERSION, EMBER_VERSION_STRING, EMBER_FIRECRACKER_API_VERSION);
         return 0;
     }
     if (geteuid() != 0) {

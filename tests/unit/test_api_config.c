@@ -32,7 +32,7 @@ Test(api_config, get_root_shape)
     cr_expect_str_eq(str_of(o, "vmm_version"), EMBER_VERSION_STRING);
     json_decref(o);
     o = get_json("/version");
-    cr_expect_str_eq(str_of(o, "firecracker_version"), EMBER_VERSION_STRING);
+    cr_expect_str_eq(str_of(o, "firecracker_version"), EMBER_FIRECRACKER_API_VERSION);
     json_decref(o);
 }
 
