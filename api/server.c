@@ -236,7 +236,7 @@ int api_server_start(struct api_server **out, const char *path, struct event_loo
         rc = err_set(err, -EIO, "API: cannot start its thread");
         goto fail;
     }
-    pthread_setname_np(s->thread, "ember_api");
+    pthread_setname_np(s->thread, "fc_api"); /* Firecracker's name, for tools that look for it */
     s->thread_started = true;
     *out = s;
     return 0;

@@ -266,7 +266,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int id, int boot, struct errmsg *
 static void name_thread(int id)
 {
     char name[16];
-    snprintf(name, sizeof(name), "ember_vcpu%d", id);
+    /* Firecracker's name: Kata Containers finds the vCPU threads by it to place them in cgroups. */
+    snprintf(name, sizeof(name), "fc_vcpu %d", id);
     prctl(PR_SET_NAME, name);
 }
 

@@ -13,8 +13,9 @@ for kind in vmm vcpu api; do
   EMBER_SECCOMP_TEST_VIOLATION=$kind timeout 20 "$EMBER" "${args[@]}" </dev/null >"$tmp/out" 2>"$tmp/err"
   rc=$?
   check "$kind thread: a forbidden call ends ember with 148 (got $rc)" test $rc -eq 148
-  check "$kind thread: the log names the thread and the call" \
-    grep -q "seccomp: thread 'ember[_a-z0-9]*' made a forbidden system call: getppid" "$tmp/err"
+  case $kind in vmm) tname=ember ;; vcpu) tname='fc_vcpu 0' ;; api) tname=fc_api ;; esac
+  check "$kind thread: the log names the thread ('$tname') and the call" \
+    grep -q "seccomp: thread '$tname' made a forbidden system call: getppid" "$tmp/err"
   [ $kind = vcpu ] && check "vcpu thread: it died before the guest printed anything" bash -c "! grep -q EMBER-TEST '$tmp/out'"
 done
 
@@ -39,11 +40,11 @@ for _ in $(seq 100); do grep -q "Linux version" "$tmp/out" && break; sleep 0.1; 
 names="" unfiltered=0
 for t in /proc/$pid/task/*; do
   n=$(cat $t/comm); s=$(awk '/^Seccomp:/ {print $2}' $t/status)
-  names="$names $n"
-  case $n in ember*) [ "$s" = 2 ] || unfiltered=$((unfiltered + 1)) ;; esac
+  names="$names,$n"
+  case $n in ember* | fc_*) [ "$s" = 2 ] || unfiltered=$((unfiltered + 1)) ;; esac
 done
 echo "threads:$names"
-check "threads ember, ember_api, ember_vcpu0, ember_vcpu1 exist" bash -c "echo '$names' | grep -q 'ember ' && echo '$names' | grep -q ember_api && echo '$names' | grep -q ember_vcpu1"
+check "threads ember, fc_api, fc_vcpu 0, fc_vcpu 1 (Firecracker's names) exist" bash -c "echo '$names,' | grep -q ',ember,' && echo '$names,' | grep -q ',fc_api,' && echo '$names,' | grep -q ',fc_vcpu 0,' && echo '$names,' | grep -q ',fc_vcpu 1,'"
 check "every ember thread has Seccomp: 2" test $unfiltered -eq 0
 kill -TERM $pid; wait $pid; rc=$?; pid=
 check "SIGTERM under seccomp: clean exit (got $rc)" test $rc -eq 0
