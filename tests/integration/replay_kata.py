@@ -68,6 +68,7 @@ LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 FC_DISK_POOL = 8
 AGENT_PORT = 1024
+VCPUS = 1  # machine-config vcpu_count
 FC_MIN_VERSION = (0, 21, 1)
 # fc_metrics.go: the top-level objects Kata's FirecrackerMetrics declares (each a struct of uint64s).
 KATA_METRICS_OBJECTS = ("api_server", "block", "get_api_requests", "i8042", "latencies_us", "logger", "mmds",
@@ -227,10 +228,8 @@ def run(o):
     sv = semver(ver)
     check("%s: `%s --version` first line %r parses as Kata parses it (field 2: %r, semver)" %
           (name, os.path.basename(hv), out.split("\n")[0], ver), sv is not None)
-    if sv is not None and sv < FC_MIN_VERSION:
-        # Not a check: Ember's own version number. Recorded as the difference it is (docs/clients.md).
-        print("# difference: Kata refuses a Firecracker older than 0.21.1 and ember reports %s; the replay goes on"
-              % ver, flush=True)
+    check("%s: checkVersion: %s is at least Kata's minimum %s" % (name, ver, ".".join(map(str, FC_MIN_VERSION))),
+          sv is not None and sv >= FC_MIN_VERSION)
 
     # 2. setPaths: /run/vc is a tmpfs with /run's flags here.
     run_dir = os.path.join(wd, "run")
@@ -280,7 +279,7 @@ def boot(o, name, scale, hv, base, vid, vm_path, root, sock, hvsock):
     nic = {"guest_mac": "06:00:ac:10:00:09", "host_dev_name": o["tap"], "iface_id": "eth0",
            "rx_rate_limiter": {}, "tx_rate_limiter": {"bandwidth": {"refill_time": 1000, "size": 1310720}}}
     cfg = {"boot-source": {"boot_args": " ".join(params), "kernel_image_path": "/vmlinux"},
-           "machine-config": {"mem_size_mib": 256, "smt": False, "vcpu_count": 1},
+           "machine-config": {"mem_size_mib": 256, "smt": False, "vcpu_count": VCPUS},
            "vsock": {"guest_cid": 3, "uds_path": "/kata.hvsock", "vsock_id": "root"},
            "logger": {"level": "Debug", "log_path": "/logs.fifo"},
            "metrics": {"metrics_path": "/metrics.fifo"},
@@ -398,6 +397,19 @@ def boot(o, name, scale, hv, base, vid, vm_path, root, sock, hvsock):
         check("%s: bytes to the agent port come back through the guest (%d of %d)" % (name, len(back), len(payload)),
               back == payload)
         agent.close()
+
+    # GetThreadIDs: the VMM's threads named "fc_vcpu N" (trimmed, Atoi) map vCPU N to a thread for its cgroup.
+    vcpu_tids = {}
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            if comm.startswith("fc_vcpu"):
+                vcpu_tids[int(comm[len("fc_vcpu"):].strip())] = int(tid)
+    except (OSError, ValueError) as e:
+        print("# GetThreadIDs: %s" % e, flush=True)
+    check("%s: GetThreadIDs finds one fc_vcpu thread per vCPU (%s)" % (name, vcpu_tids),
+          sorted(vcpu_tids) == list(range(VCPUS)))
 
     # 7. hotplugBlockDevice: bind the container's disk onto the placeholder, PATCH, then unplug.
     go.control(o["disk"], "kata-hotplug-1")
