@@ -8,6 +8,7 @@ Prints "ok - ..." / "not ok - ..." lines (tests/integration/lib.sh's format); ex
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -309,6 +310,113 @@ def starvation(path, pid, n_idle=320, n_trickle=320):
         not_ok("ember holds %d more fds than before" % (fd_count(pid) - base))
 
 
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def flood(path, pid, name, n=10000):
+    """10,000 connections opened and held, every fourth with half a request: the API keeps answering GET /
+    between them, ember evicts the longest-waiting ones (503 to those mid-request) instead of piling them
+    up, and neither its fds nor its memory grow with them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 256
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+        except (OSError, ValueError) as e:
+            not_ok("%s: cannot raise this process's open-file limit to %d (run as root): %s" % (name, want, e))
+            return 0
+    base_fds, base_rss = fd_count(pid), vm_rss_kib(pid)
+    held, answered, tries, max_fds, t0 = [], 0, 0, 0, time.monotonic()
+    try:
+        for i in range(n):
+            s = connect(path, timeout=2)
+            if i % 4 == 3:
+                s.sendall(b"PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
+            held.append(s)
+            if i % 1000 == 999:  # the real client, in the middle of the flood
+                tries += 1
+                c = connect(path, timeout=3)
+                c.sendall(GET + b"Connection: close\r\n\r\n")
+                rs = parse_responses(read_all(c, time.monotonic() + 3))
+                c.close()
+                answered += len(rs) == 1 and rs[0][0] == 200
+                max_fds = max(max_fds, fd_count(pid) - base_fds)
+    except (OSError, ValueError) as e:
+        not_ok("10,000 connections: failed after %d: %s" % (len(held), e))
+    took = time.monotonic() - t0
+    check_ = ok if len(held) == n and answered == tries else not_ok
+    check_("%s: 10,000 connections opened and held in %.1f s: GET / answered %d/%d times among them" %
+           (name, took, answered, tries))
+    (ok if max_fds <= 130 else not_ok)("ember held at most its cap meanwhile (%d connection fds at most)" % max_fds)
+    evicted = refused = 0
+    for s in held[:256]:  # the oldest: closed by ember to make room (503 first if a request was under way)
+        data, closed = b"", False
+        s.settimeout(0.5)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+        except ConnectionResetError:
+            closed = True
+        except OSError:
+            pass
+        try:
+            rs = parse_responses(data)
+        except ValueError:
+            rs = []
+        evicted += closed
+        refused += closed and len(rs) == 1 and rs[0][0] == 503
+    (ok if evicted == 256 and refused == 64 else not_ok)(
+        "the 256 oldest were closed by ember (%d), the 64 of them mid-request with a 503 (%d)" % (evicted, refused))
+    during = vm_rss_kib(pid) - base_rss
+    for s in held:
+        s.close()
+    deadline = time.monotonic() + 5
+    while fd_count(pid) > base_fds and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (ok if fd_count(pid) <= base_fds else not_ok)("every fd of the flood is closed once its clients are gone")
+    after = vm_rss_kib(pid) - base_rss
+    print("# %s: ember's RSS %+d KiB while held (128 connection buffers), %+d KiB after" % (name, during, after),
+          flush=True)
+    return after
+
+
+def slowloris(path):
+    """A slowloris client: a header byte every 2 s keeps the connection alive only until the request
+    timeout (10 s from its first byte), then it gets one 408 and is closed."""
+    try:
+        s = connect(path, timeout=1)
+        msg, i, t0, rs = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 100, 0, time.monotonic(), None
+        while time.monotonic() - t0 < 20:
+            try:
+                s.send(msg[i:i + 1])
+                i += 1
+            except OSError:
+                break
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                continue
+            rs = parse_responses(data + read_all(s, time.monotonic() + 2))
+            break
+        took = time.monotonic() - t0
+        if rs is None or len(rs) != 1 or rs[0][0] != 408:
+            raise ValueError("got %s after %.1f s" % (rs and [r[0] for r in rs], took))
+        fault_of(rs[0])
+        ok("a slowloris client (a header byte every 1-2 s): one 408 JSON error after %.1f s, %d bytes sent" %
+           (took, i))
+    except (OSError, ValueError) as e:
+        not_ok("a slowloris client: want one 408 JSON error within the request timeout: %s" % e)
+
+
 def timeout_case(path):
     """A request that never completes gets a 408 JSON error after the request timeout (10 s)."""
     try:
@@ -345,6 +453,14 @@ def main():
                 return 1
         good_exchanges(path)
         starvation(path, proc.pid)
+        first = flood(path, proc.pid, "flood 1")
+        again = flood(path, proc.pid, "flood 2")
+        # The first flood may leave the heap grown by what the cap's worth of connections took; a second
+        # must not add to it.
+        (ok if first < 2048 and again < 256 else not_ok)(
+            "ember's RSS after the floods: %+d KiB after the first (under 2 MiB), %+d KiB after the second "
+            "(under 256 KiB)" % (first, again))
+        slowloris(path)
         timeout_case(path)
         if proc.poll() is None:
             ok("ember is still running")
