@@ -206,6 +206,8 @@ static const struct metric_slot {
     {"virtio-net", "tx_rate_limiter_throttled", offsetof(struct vm_metrics, net.tx_throttled)},
     {"virtio-net", "rx_event_rate_limiter_count", offsetof(struct vm_metrics, net.rx_limiter_wakeups)},
     {"virtio-net", "tx_rate_limiter_event_count", offsetof(struct vm_metrics, net.tx_limiter_wakeups)},
+    {"virtio-net", "tap_read_fails", offsetof(struct vm_metrics, net.tap_read_fails)},
+    {"virtio-net", "tap_write_fails", offsetof(struct vm_metrics, net.tap_write_fails)},
     {"virtio-rng", "entropy_event_count", offsetof(struct vm_metrics, rng.requests)},
     {"virtio-rng", "entropy_bytes", offsetof(struct vm_metrics, rng.bytes)},
     {"virtio-rng", "entropy_event_fails", offsetof(struct vm_metrics, rng.bad_requests)},

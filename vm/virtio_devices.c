@@ -161,6 +161,8 @@ static void net_metrics(void *dev, device_emit_fn *emit, void *ctx)
     emit(ctx, "tx_rate_limiter_throttled", c.tx_throttled);
     emit(ctx, "rx_event_rate_limiter_count", c.rx_limiter_wakeups);
     emit(ctx, "tx_rate_limiter_event_count", c.tx_limiter_wakeups);
+    emit(ctx, "tap_read_fails", c.tap_read_fails);
+    emit(ctx, "tap_write_fails", c.tap_write_fails);
 }
 
 static void rng_metrics(void *dev, device_emit_fn *emit, void *ctx)

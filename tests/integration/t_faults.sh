@@ -179,6 +179,9 @@ check "tap: the guest's other devices work (blk check on vdd passed)" \
   grep -qaE "EMBER-CHECK: done: 1 check\(s\), 0 failed" "$tmp/vm.out"
 check "tap: the guest still ticks ($ticks0 -> $(ticks))" test "$(ticks)" -gt "$ticks0"
 check "tap: FlushMetrics still works" flush_metrics
+rf=$(metric net.tap_read_fails)
+check "tap: net.tap_read_fails counted the failed read (${rf:-none}), tap_write_fails is reported ($(metric net.tap_write_fails))" \
+  test "${rf:-0}" -ge 1 -a -n "$(metric net.tap_write_fails)"
 control "$tmp/control.img" reboot
 wait_exit "$EPID" 120
 check "the guest rebooted at the end: ember exit 0 (got $RC)" test "$RC" -eq 0
