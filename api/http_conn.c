@@ -23,10 +23,13 @@
  *   waiting longest for its request (idle, or trickling a request in);
  * - a request must arrive whole within API_REQUEST_MS of its first byte, and
  *   its answer be taken within API_REQUEST_MS;
- * - a connection with no request for API_IDLE_MS is closed.
+ * - a connection with no request under way has no deadline: Firecracker keeps
+ *   idle keep-alive connections, and a client's PUT sent as the server closes
+ *   one fails (Go retries only idempotent requests). The cap's eviction is what
+ *   keeps idle connections from piling up.
  */
 #define API_REQUEST_MS 10000
-#define API_IDLE_MS 30000
+#define API_NO_DEADLINE INT64_MAX
 /* A body announced over API_MAX_BODY is read and dropped up to this size so the client sees the 413. */
 #define API_DISCARD_MAX (4u << 20)
 
@@ -204,7 +207,7 @@ static int conn_flush(struct http_conns *s, struct http_conn *c)
     }
     conn_poll(s, c, false);
     c->state = C_HEAD;
-    c->deadline_ms = now_ms() + (c->in_len ? API_REQUEST_MS : API_IDLE_MS);
+    c->deadline_ms = c->in_len ? now_ms() + API_REQUEST_MS : API_NO_DEADLINE;
     conn_to_back(s, c);
     return 0;
 }
@@ -329,7 +332,7 @@ void http_conns_accept(struct http_conns *s)
         s->slot[c->slot] = c;
         s->n++;
         conn_to_back(s, c);
-        c->deadline_ms = now_ms() + API_IDLE_MS;
+        c->deadline_ms = API_NO_DEADLINE;
     }
 }
 

@@ -417,6 +417,38 @@ def slowloris(path):
         not_ok("a slowloris client: want one 408 JSON error within the request timeout: %s" % e)
 
 
+def idle_open(path):
+    """A keep-alive connection after one answered request, left idle (returned with when it went idle)."""
+    s = connect(path, timeout=5)
+    s.sendall(GET + b"\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    return s, time.monotonic()
+
+
+def idle_reuse(held, min_idle=31.0):
+    """The idle connection still serves a PUT: no idle deadline, as Firecracker keeps such connections."""
+    s, since = held
+    if time.monotonic() - since < min_idle:
+        time.sleep(min_idle - (time.monotonic() - since))
+    idle = time.monotonic() - since
+    body = b'{"vcpu_count":1,"mem_size_mib":128}'
+    try:
+        s.sendall(b"PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        status = got.split(b" ")[1].decode() if got.startswith(b"HTTP/1.1 ") else "closed"
+    except OSError as e:
+        status = str(e)
+    s.close()
+    (ok if status == "204" else not_ok)("a keep-alive connection idle %.0f s still serves a PUT (%s)" % (idle, status))
+
+
 def timeout_case(path):
     """A request that never completes gets a 408 JSON error after the request timeout (10 s)."""
     try:
@@ -460,8 +492,10 @@ def main():
         (ok if first < 2048 and again < 256 else not_ok)(
             "ember's RSS after the floods: %+d KiB after the first (under 2 MiB), %+d KiB after the second "
             "(under 256 KiB)" % (first, again))
+        idle = idle_open(path)  # after the floods, whose eviction would take it
         slowloris(path)
         timeout_case(path)
+        idle_reuse(idle)
         if proc.poll() is None:
             ok("ember is still running")
         else:
