@@ -81,3 +81,12 @@ wait_for() {
 }
 # TCP_ECHO_CHECK ADDR PORT LINE SECONDS: python3 program; 0 once a TCP echo service at ADDR:PORT sends LINE back.
 TCP_ECHO_CHECK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tcp_echo_check.py
+
+# netns_add NS: a network namespace with its loopback up; fails if it cannot be made here.
+netns_add() { ip netns add "$1" && ip -n "$1" link set lo up; }
+# netns_tap NS TAP [ADDR/PREFIX]: a vnet_hdr tap in NS (virtio-net's header), its host address if given, up.
+netns_tap() {
+  ip -n "$1" tuntap add dev "$2" mode tap vnet_hdr || return 1
+  [ -z "${3:-}" ] || ip -n "$1" addr add "$3" dev "$2" || return 1
+  ip -n "$1" link set "$2" up
+}

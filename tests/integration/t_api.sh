@@ -320,11 +320,9 @@ truncate -s 8M "$tmp/scratch.img"
 control "$tmp/scratch.img" hold
 prefix=()
 NET=0
-if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "ember-api-$$" 2>/dev/null; then
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && netns_add "ember-api-$$" 2>/dev/null; then
   ns=ember-api-$$
-  ip -n "$ns" link set lo up
-  ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-  ip -n "$ns" link set tap0 up
+  netns_tap "$ns" tap0
   prefix=(ip netns exec "$ns")
   NET=1
 else

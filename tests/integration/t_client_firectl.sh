@@ -26,11 +26,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-ip netns add "$ns" || skip "cannot create a network namespace here"
-ip -n "$ns" link set lo up
-ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-ip -n "$ns" addr add 172.31.253.1/30 dev tap0
-ip -n "$ns" link set tap0 up
+netns_add "$ns" || skip "cannot create a network namespace here"
+netns_tap "$ns" tap0 172.31.253.1/30
 in_emulated_host && export REPLAY_TIMEOUT_SCALE=${REPLAY_TIMEOUT_SCALE:-4}
 tmpl=T2; grep -q AuthenticAMD /proc/cpuinfo && tmpl=T2A
 

@@ -28,10 +28,8 @@ cleanup() {
   rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
-ip netns add "$ns" || skip "cannot create a network namespace here"
-ip -n "$ns" link set lo up
-ip -n "$ns" tuntap add dev tap0_kata mode tap vnet_hdr
-ip -n "$ns" link set tap0_kata up
+netns_add "$ns" || skip "cannot create a network namespace here"
+netns_tap "$ns" tap0_kata
 in_emulated_host && export REPLAY_TIMEOUT_SCALE=${REPLAY_TIMEOUT_SCALE:-4}
 
 mkdir "$tmp/bin" "$tmp/img"

@@ -175,12 +175,9 @@ NET_FAST=$(bucket $NET_FAST_SIZE 1000)
 RX_BYTES=$((640 * KiB))
 net=0 nic='' netcmd='' ip_arg=''
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v python3 >/dev/null &&
-  ip netns add "ember-rl-$$" 2>/dev/null; then
+  netns_add "ember-rl-$$" 2>/dev/null; then
   ns=ember-rl-$$
-  ip -n "$ns" link set lo up
-  ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-  ip -n "$ns" addr add 172.31.251.1/30 dev tap0
-  ip -n "$ns" link set tap0 up
+  netns_tap "$ns" tap0 172.31.251.1/30
   head -c $RX_BYTES /dev/urandom > "$tmp/payload"
   net_driver > "$tmp/driver.py"
   BOOT_TIMEOUT=${LINUX_BOOT_TIMEOUT:-900} ip netns exec "$ns" python3 "$tmp/driver.py" "$tmp/api.sock" 172.31.251.1 \

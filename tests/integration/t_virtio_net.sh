@@ -18,11 +18,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-ip netns add "$ns" || skip "cannot create a network namespace here"
-ip -n "$ns" link set lo up
-ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-ip -n "$ns" addr add 172.31.250.1/30 dev tap0
-ip -n "$ns" link set tap0 up
+netns_add "$ns" || skip "cannot create a network namespace here"
+netns_tap "$ns" tap0 172.31.250.1/30
 MAC=06:00:ac:10:00:02
 
 # Pings the guest from the namespace once its kernel says IP-Config is complete,
