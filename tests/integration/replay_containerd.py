@@ -160,7 +160,7 @@ def vsock_dial(path, port, deadline):
             s.close()
             failures["CONNECT write: " + str(e)] = 1
             return None, attempts, failures, slowest
-        line, t_ack = b"", time.monotonic()
+        line, t_ack, why = b"", time.monotonic(), "ack: the connection closed without one"
         s.settimeout(1.0 * scale)
         try:
             while not line.endswith(b"\n"):
@@ -168,13 +168,16 @@ def vsock_dial(path, port, deadline):
                 if not d:
                     break
                 line += d
-        except OSError:
-            pass
+        except socket.timeout:
+            why = "ack: none within 1 s (x%g)" % scale
+        except OSError as e:
+            why = "ack: %s" % e
         slowest = max(slowest, time.monotonic() - t_ack)
         if line.endswith(b"\n") and line.startswith(b"OK "):
             s.settimeout(None)
             return s, attempts, failures, slowest
-        why = "ack: %r" % line if line else "ack: none (connection closed or 1 s passed)"
+        if line:
+            why = "ack: %r" % line
         failures[why] = failures.get(why, 0) + 1
         s.close()
 
