@@ -75,7 +75,8 @@ import time
 
 import replay_go_client as go
 from replay_go_client import check, console_has, control, go_map_args, ok, sdk_get, sdk_ok, wait_for_socket
-from replay_go_sdk import add_vsock, attach_drive, bootstrap_logging, check_instance_info, create_machine, instance_start
+from replay_go_sdk import (add_vsock, attach_drive, bootstrap_logging, check_instance_info, create_machine,
+                           instance_start)
 
 AGENT_PORT = 10789  # runtime/service.go defaultVsockPort
 MAGIC_STUB_BYTES = bytes([214, 244, 216, 245, 215, 177, 177, 177])  # internal/common.go
