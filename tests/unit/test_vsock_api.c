@@ -92,3 +92,14 @@ Test(vsock_api, config_file_section)
     cr_assert_eq(ctl_config(&ctl)->vsock.guest_cid, 7);
     cr_assert_str_eq(ctl_config(&ctl)->vsock.uds_path, "/tmp/c.sock");
 }
+
+/* firecracker-containerd's CID through a config file too (the section goes through the same handler). */
+Test(vsock_api, config_file_cid_0)
+{
+    json_t *root = json_loads("{\"vsock\":{\"guest_cid\":0,\"uds_path\":\"firecracker.vsock\"}}", 0, NULL);
+    struct errmsg err = {{0}};
+    cr_assert_eq(api_apply_config(&ctl, root, &err), 0, "%s", err.text);
+    json_decref(root);
+    cr_assert_eq(ctl_config(&ctl)->vsock.guest_cid, 0);
+    cr_assert_str_eq(ctl_config(&ctl)->vsock.uds_path, "firecracker.vsock");
+}
