@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,7 +267,7 @@ int api_put_vsock(struct controller *c, json_t *o, const char *id, struct errmsg
     const char *uds = NULL, *vsock_id = NULL;
     int rc = field_check_known(o, keys, e);
     if (!rc)
-        rc = field_require(field_uint(o, "guest_cid", VSOCK_MIN_GUEST_CID, UINT32_MAX - 1, &cid, e), "guest_cid", e);
+        rc = field_require(field_uint(o, "guest_cid", 0, UINT32_MAX, &cid, e), "guest_cid", e);
     if (!rc)
         rc = field_require(field_str(o, "uds_path", &uds, e), "uds_path", e);
     if (!rc && field_str(o, "vsock_id", &vsock_id, e) < 0) /* deprecated: accepted, unused */
@@ -274,7 +275,14 @@ int api_put_vsock(struct controller *c, json_t *o, const char *id, struct errmsg
     if (!rc && (!*uds || strlen(uds) > VSOCK_UDS_PATH_MAX))
         rc = err_set(e, -EINVAL, "Invalid value for field `uds_path`: '%s' must be 1 to %d bytes long.", uds,
                      VSOCK_UDS_PATH_MAX);
-    return rc ? rc : ctl_put_vsock(c, (uint32_t)cid, uds, e);
+    if (rc)
+        return rc;
+    /* Firecracker takes any u32 (firecracker-containerd sends 0), so Ember does too; vsock(7) reserves these. */
+    if (!vsock_guest_cid_usual(cid))
+        log_warn("vsock: guest_cid %" PRIu64 " is reserved by vsock(7) (guests normally use 3 to 4294967294); "
+                 "accepted, as Firecracker accepts it",
+                 cid);
+    return ctl_put_vsock(c, (uint32_t)cid, uds, e);
 }
 
 /* ---- logger, metrics, serial ---- */

@@ -28,8 +28,6 @@ struct vsock_counters virtio_vsock_counters(const struct virtio_vsock *vs) { ret
 int virtio_vsock_create(struct virtio_vsock **out, const struct vsock_config *cfg, struct errmsg *err)
 {
     *out = NULL;
-    if (cfg->guest_cid < VSOCK_MIN_GUEST_CID || cfg->guest_cid == UINT32_MAX)
-        return err_set(err, -EINVAL, "vsock: guest_cid %u is reserved (it must be 3 or more)", cfg->guest_cid);
     if (!cfg->uds_path || !*cfg->uds_path || strlen(cfg->uds_path) > VSOCK_UDS_PATH_MAX)
         return err_set(err, -EINVAL, "vsock: uds_path must be 1 to %d bytes long", VSOCK_UDS_PATH_MAX);
     struct virtio_vsock *vs = calloc(1, sizeof(*vs));

@@ -17,7 +17,7 @@
 #include "devices/virtio/virtio_dev.h"
 
 struct vsock_config {
-    uint32_t guest_cid;   /* >= 3 */
+    uint32_t guest_cid;   /* any u32, as Firecracker; normally 3 to 2^32 - 2 */
     const char *uds_path; /* where Ember listens; guest-initiated connections go to <uds_path>_<port> */
 };
 

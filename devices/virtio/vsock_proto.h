@@ -16,9 +16,16 @@
 #define VIRTIO_VSOCK_EVENTQ 2
 #define VIRTIO_VSOCK_NUM_QUEUES 3
 
-/* Well-known CIDs: the host is 2; a guest's is 3 or more (and below 2^32 - 1). */
+/*
+ * Well-known CIDs: the host is 2; vsock(7) reserves 0, 1, 2 and 2^32 - 1, so a
+ * guest's is normally 3 to 2^32 - 2. Firecracker accepts any u32 as the guest's
+ * CID (firecracker-containerd configures 0), and so does Ember: the device only
+ * needs the guest's packets to carry the CID it was given.
+ */
 #define VSOCK_HOST_CID 2
 #define VSOCK_MIN_GUEST_CID 3
+
+static inline int vsock_guest_cid_usual(uint64_t cid) { return cid >= VSOCK_MIN_GUEST_CID && cid < UINT32_MAX; }
 
 /*
  * struct virtio_vsock_hdr, little-endian and packed (44 bytes):

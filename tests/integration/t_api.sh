@@ -157,7 +157,7 @@ expect_fault "unknown method" "Invalid request method and/or path" "$S" DELETE /
 expect_fault "POST is not a method of this API" "Invalid request method and/or path" "$S" POST /actions '{"action_type":"InstanceStart"}'
 expect_fault "snapshot create before boot" "not supported before starting" "$S" PUT /snapshot/create '{"snapshot_path":"a","mem_file_path":"b"}'
 expect_fault "balloon: free page reporting is not implemented" "free page reporting" "$S" PUT /balloon '{"amount_mib":1,"deflate_on_oom":true,"free_page_reporting":true}'
-expect_fault "vsock: guest_cid 2 (the host's) is refused" "guest_cid" "$S" PUT /vsock '{"guest_cid":2,"uds_path":"/tmp/v.sock"}'
+expect_fault "vsock: a guest_cid beyond u32 is refused (any u32 is taken, as Firecracker)" "guest_cid" "$S" PUT /vsock '{"guest_cid":4294967296,"uds_path":"/tmp/v.sock"}'
 expect_fault "entropy: a negative bucket size" "rate_limiter.bandwidth" "$S" PUT /entropy '{"rate_limiter":{"bandwidth":{"size":-1,"refill_time":1}}}'
 expect_fault "mmds: PATCH before any PUT" "not initialized" "$S" PATCH /mmds '{"latest":{}}'
 expect_fault "post-boot only before boot: PATCH /vm" "not supported before starting the microVM" "$S" PATCH /vm '{"state":"Paused"}'

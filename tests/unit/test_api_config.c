@@ -325,7 +325,7 @@ Test(api_config, apply_config_bad)
         {"5", "JSON object", NULL},
         {"{\"boot_source\":{}}", "`boot_source`", "unknown field"},
         {"{\"balloon\":{\"amount_mib\":1}}", "balloon", "`deflate_on_oom`"},
-        {"{\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/tmp/v\"}}", "vsock", "guest_cid"},
+        {"{\"vsock\":{\"guest_cid\":-1,\"uds_path\":\"/tmp/v\"}}", "vsock", "guest_cid"},
         {"{\"mmds-config\":{\"network_interfaces\":[]}}", "mmds-config", "is empty"},
         {"{\"entropy\":{\"rate_limiter\":5}}", "entropy", "`rate_limiter`"},
         {"{\"cpu-config\":5}", "cpu-config", "CPU template object"},

@@ -50,14 +50,65 @@ Test(vsock, create_refuses_bad_config)
 {
     struct virtio_vsock *vs;
     struct errmsg err = {{0}};
-    struct vsock_config cfg = {.guest_cid = 2, .uds_path = "/tmp/x"};
-    cr_assert_eq(virtio_vsock_create(&vs, &cfg, &err), -EINVAL);
-    cr_assert(strstr(err.text, "guest_cid"));
-    cfg.guest_cid = 3;
-    cfg.uds_path = "/nonexistent-dir/v.sock";
+    struct vsock_config cfg = {.guest_cid = 3, .uds_path = "/nonexistent-dir/v.sock"};
     cr_assert_lt(virtio_vsock_create(&vs, &cfg, &err), 0);
     cr_assert(strstr(err.text, "uds_path"), "%s", err.text);
+    cfg.uds_path = "";
+    cr_assert_eq(virtio_vsock_create(&vs, &cfg, &err), -EINVAL);
+    cr_assert(strstr(err.text, "uds_path"), "%s", err.text);
 }
+
+/*
+ * A CID vsock(7) reserves (firecracker-containerd configures 0; Firecracker
+ * takes any u32): the guest reads it from config space and its packets carry
+ * it as src_cid, which the device must accept both ways. A packet with another
+ * src_cid is still not this guest's.
+ */
+static void reserved_cid_serves(uint32_t cid)
+{
+    vsk.guest_cid = cid;
+    vsk_start(32, 1);
+    cr_assert_eq(vfx_rd(VIRTIO_MMIO_CONFIG), cid);
+    cr_assert_eq(vfx_rd(VIRTIO_MMIO_CONFIG + 4), 0);
+    uint32_t hp;
+    int hfd = vsk_connect_from_host(10789, 10789, 1 << 20, &hp); /* dst_cid checked by vsk_recv */
+    cr_assert_eq(write(hfd, "ping", 4), 4);
+    uint32_t fwd = 0;
+    struct vsk_pkt p;
+    cr_assert(vsk_recv(&p));
+    cr_assert_eq(p.h.op, VSOCK_OP_RW);
+    cr_assert_eq(p.h.len, 4);
+    cr_assert_eq(memcmp(p.data, "ping", 4), 0);
+    fwd += 4;
+    vsk_send(VSOCK_OP_RW, 10789, hp, 0, "pong", 4, 1 << 20, fwd);
+    char back[4];
+    cr_assert_eq(vsk_host_read(hfd, back, 4), 4);
+    cr_assert_eq(memcmp(back, "pong", 4), 0);
+    int l = vsk_host_listener(1234);
+    int gfd = vsk_connect_from_guest(l, 40000, 1234, 1 << 20);
+    vsk_send(VSOCK_OP_RW, 40000, 1234, 0, "data", 4, 1 << 20, 0);
+    cr_assert_eq(vsk_host_read(gfd, back, 4), 4);
+    cr_assert_eq(memcmp(back, "data", 4), 0);
+    uint64_t bad = virtio_vsock_counters(vsk.vs).bad_packets;
+    struct vsock_hdr h = {.src_cid = cid == 3 ? 4 : 3,
+                          .dst_cid = VSOCK_HOST_CID,
+                          .src_port = 40001,
+                          .dst_port = 1234,
+                          .type = VSOCK_TYPE_STREAM,
+                          .op = VSOCK_OP_REQUEST,
+                          .buf_alloc = 65536};
+    vsk_send_raw(&h, NULL, 0, 1);
+    vsk_pump(20);
+    cr_assert_eq(virtio_vsock_counters(vsk.vs).bad_packets, bad + 1, "another CID's packet is dropped");
+    cr_assert_not(vsk_recv(&p), "and not answered");
+    close(gfd);
+    close(l);
+    close(hfd);
+}
+
+Test(vsock, reserved_cid_0_works) { reserved_cid_serves(0); }
+Test(vsock, reserved_cid_2_works) { reserved_cid_serves(2); }
+Test(vsock, reserved_cid_u32_max_works) { reserved_cid_serves(UINT32_MAX); }
 
 Test(vsock, host_connects_and_data_flows_both_ways)
 {

@@ -24,7 +24,7 @@
 #define TX_BUF(i) (0x200000ULL + 0x11000ULL * (i))
 #define EV_BUF(i) (0xf0000ULL + 0x10ULL * (i))
 
-struct vsk vsk;
+struct vsk vsk = {.guest_cid = 3};
 static struct event_loop loop;
 static struct virtio_mmio m;
 static bool started;

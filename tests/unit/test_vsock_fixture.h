@@ -15,10 +15,12 @@
 #include "devices/virtio/vsock.h"
 #include "devices/virtio/vsock_proto.h"
 
-#define GUEST_CID 3
+/* The device's guest CID: 3 unless a test sets vsk.guest_cid before vsk_start (reserved CIDs work too). */
+#define GUEST_CID (vsk.guest_cid)
 #define RX_BUF_LEN (VSOCK_HDR_LEN + 4096)
 
 struct vsk {
+    uint32_t guest_cid;
     struct virtio_vsock *vs;
     char dir[64], uds[128];
     uint16_t rx_seen; /* used rx entries the test has consumed */
@@ -38,7 +40,7 @@ void vsk_stop(void);
 void vsk_pump(int ms);
 /* The next packet the device put in the rx queue (reposting its buffer), or false if none. */
 bool vsk_recv(struct vsk_pkt *p);
-/* Sends a packet from the guest (src CID 3 to CID 2 unless changed via vsk_send_raw) and kicks tx. */
+/* Sends a packet from the guest (src GUEST_CID to CID 2 unless changed via vsk_send_raw) and kicks tx. */
 void vsk_send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
               uint32_t buf_alloc, uint32_t fwd_cnt);
 /* Any header (and `len` payload bytes, which may differ from hdr->len) in `nseg` descriptors. */
