@@ -20,6 +20,7 @@ EMBER_CACHE ?= $(HOME)/.cache/ember
 # Linking the libraries from their archives means fewer objects for ld.so to load
 # and relocate (Debian's -dev packages ship PIC archives).
 # liblz4, zlib, liblzma, libzstd: bzImage payloads Ember decompresses itself (x86/decompress.c).
+comma := ,
 COMPRESS_LIBS := -llz4 -lz -llzma -lzstd
 LDLIBS := -Wl,-Bstatic -ljansson -luring -lseccomp -lcap-ng $(COMPRESS_LIBS) -Wl,-Bdynamic -pthread
 
@@ -41,7 +42,7 @@ UFFD_HANDLER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,tools/snapshot/uffd_handler
                        core/uffd_msg.c core/errmsg.c)
 
 .PHONY: all deps guest kvmhost demo test unit integration asan asan-test clean help format format-check lint
-all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf \
+all: $(BUILD)/ember $(BUILD)/ember-static $(BUILD)/ember-jailer $(BUILD)/virtio-bench $(BUILD)/test-guest.elf $(BUILD)/test-guest-pvh.elf \
      $(SNAPSHOT_TOOLS)
 
 help:
@@ -75,6 +76,11 @@ $(BUILD)/libember.a: $(LIB_OBJS)
 
 $(BUILD)/ember: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+# A static-pie ember for jailers that copy only the binary into their jail (firecracker-containerd's runc
+# jailer): no ld.so, no libraries. ember-jailer copies the libraries, so it takes build/ember.
+$(BUILD)/ember-static: $(BUILD)/obj/cmd/main.o $(BUILD)/libember.a
+	$(CC) $(LDFLAGS_SAN) -static-pie -o $@ $^ $(subst -Wl$(comma)-Bstatic,,$(subst -Wl$(comma)-Bdynamic,,$(LDLIBS)))
 
 $(BUILD)/ember-jailer: $(BUILD)/obj/jailer/main.o $(BUILD)/libember.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)

@@ -14,17 +14,19 @@
 #   relative path "ctrstub0" (the guest reads each); StopVM: GET /, the agent's Shutdown (the guest
 #   reboots), exit 0 within machine.Wait's 5 s; then a late reader of the log FIFO got ember's lines, and
 #   nothing is left but the runtime's files and the vsock socket (no process, no listener).
+# The VMM is build/ember-static (make all): firecracker-containerd's runc jailer copies only the binary.
 # integration: deadline 300
 source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/linux_run.sh"
 require_kvm
 for c in python3 pgrep; do command -v $c >/dev/null || skip "$c is needed"; done
 [ -f "$GUEST_DIR/vmlinux" ] && [ -f "$GUEST_DIR/rootfs.ext4" ] || { echo "missing guest artifacts in $GUEST_DIR (make guest)"; exit 1; }
 REPLAY=$(cd "$(dirname "$0")" && pwd)/replay_containerd.py
+[ -x "$EMBER-static" ] || { echo "missing $EMBER-static, the static-pie ember (make all builds it)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 in_emulated_host && export REPLAY_TIMEOUT_SCALE=${REPLAY_TIMEOUT_SCALE:-4}
 truncate -s 1M "$tmp/control.img" "$tmp/rootfs-image.img"
-python3 "$REPLAY" --workdir "$tmp" --ember "$(realpath "$EMBER")" --kernel "$(realpath "$GUEST_DIR/vmlinux")" \
+python3 "$REPLAY" --workdir "$tmp" --ember "$(realpath "$EMBER-static")" --kernel "$(realpath "$GUEST_DIR/vmlinux")" \
   --rootfs "$(realpath "$GUEST_DIR/rootfs.ext4")" --control "$tmp/control.img" --image "$tmp/rootfs-image.img" \
   --console "$tmp/console.out" --stderr "$tmp/vmm.err" \
   --cmdline "$LINUX_CMDLINE_BASE ember.hold=/dev/vdc ember.vsock-echo=10789" || FAILS=$((FAILS + 1))
