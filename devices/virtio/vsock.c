@@ -252,9 +252,15 @@ static uint16_t read_data(struct virtio_vsock *vs, struct vsock_conn *c, uint32_
     if (got > 0) {
         c->rx_cnt += (uint32_t)got;
         vs->ctr.rx_bytes += (uint64_t)got;
-        for (unsigned i = 0; i < vs->rx_nslots; i++) {
-            const struct vsock_rx_slot *sl = &vs->rx_slots[i];
-            encode_hdr(vs, sl->hdr, c->local_port, c->peer_port, VSOCK_OP_RW, 0, sl->len, c->fwd_cnt);
+        if (vs->rx_nslots) {
+            /* The batch's headers differ only in their length: encode one, copy it. */
+            uint8_t tmpl[VSOCK_HDR_LEN];
+            encode_hdr(vs, tmpl, c->local_port, c->peer_port, VSOCK_OP_RW, 0, 0, c->fwd_cnt);
+            vs->ctr.rx_packets += vs->rx_nslots - 1;
+            for (unsigned i = 0; i < vs->rx_nslots; i++) {
+                memcpy(vs->rx_slots[i].hdr, tmpl, VSOCK_HDR_LEN);
+                vsock_put_le(vs->rx_slots[i].hdr + VSOCK_HDR_LEN_OFF, vs->rx_slots[i].len, 4);
+            }
         }
         /* Short: the socket is drained, and edge-triggered epoll reports what comes next (EOF excepted). */
         if ((uint64_t)got < room && !c->peer_hup)
@@ -360,7 +366,23 @@ void vsock_deliver(struct virtio_vsock *vs)
         pushed = true;
     }
     if (pushed)
-        virtio_dev_notify_used(vd, RXQ);
+        vs->used_pending |= 1U << RXQ;
+}
+
+void vsock_signal_used(struct virtio_vsock *vs)
+{
+    struct virtio_dev *vd = vs->vd;
+    uint32_t pending = vs->used_pending;
+    vs->used_pending = 0;
+    uint64_t before = vd->interrupts;
+    for (uint16_t q = RXQ; q <= TXQ; q++) {
+        if (!(pending & (1U << q)))
+            continue;
+        if (vd->interrupts == before)
+            virtio_dev_notify_used(vd, q);
+        else
+            virtq_should_notify(&vd->queues[q], vd->gm); /* covered by the interrupt just raised: note it */
+    }
 }
 
 static void deliver_event(struct virtio_vsock *vs)
@@ -428,6 +450,7 @@ static void vsock_notify(void *dev, struct virtio_dev *vd, uint16_t q)
         deliver_event(vs);
     if (virtio_dev_driver_ok(vd))
         vsock_deliver(vs); /* rx buffers, or replies the tx packets asked for */
+    vsock_signal_used(vs);
     vsock_host_reap(vs);
 }
 
@@ -438,6 +461,7 @@ static void vsock_reset(void *dev, struct virtio_dev *vd)
     vsock_host_stop(vs);
     vsock_host_drop_all(vs); /* the guest's sockets are gone with its driver */
     vs->event_reset_pending = false;
+    vs->used_pending = 0;
 }
 
 void virtio_vsock_restored(struct virtio_vsock *vs)

@@ -430,6 +430,7 @@ static void on_host_events(void *opaque, uint32_t events)
             vsock_process_tx(vs);
         harvest(vs);
         vsock_deliver(vs);
+        vsock_signal_used(vs);
     }
     vsock_host_reap(vs);
     virtio_dev_unlock(vd);

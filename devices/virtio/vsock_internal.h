@@ -117,6 +117,7 @@ struct virtio_vsock {
     struct vsock_orphan_rst orphans[VSOCK_MAX_ORPHAN_RST];
     unsigned orphan_head, orphan_len;
     bool event_reset_pending; /* TRANSPORT_RESET owed on the event queue */
+    uint32_t used_pending;    /* 1 << queue: used entries the driver has not been told of (vsock_signal_used) */
     struct vsock_counters ctr;
     struct virtq_chain chain;
     /* The rx batch: chains popped behind `chain`, the readv's iovecs over all their payload areas. */
@@ -159,7 +160,7 @@ int vsock_host_connect(struct virtio_vsock *vs, uint32_t port);
 int vsock_conn_flush(struct virtio_vsock *vs, struct vsock_conn *c);
 
 /* ---- vsock_tx.c ---- */
-/* Serves every packet the guest queued on the tx queue. */
+/* Serves every packet the guest queued on the tx queue (vsock_signal_used tells the driver). */
 void vsock_process_tx(struct virtio_vsock *vs);
 
 /* ---- vsock.c ---- */
@@ -177,7 +178,13 @@ void vsock_conn_forwarded(struct virtio_vsock *vs, struct vsock_conn *c, uint32_
 void vsock_conn_reset(struct virtio_vsock *vs, struct vsock_conn *c);
 /* Queues an RST for (local_port, peer_port); `hostile`: answering a bad packet, may be dropped first. */
 void vsock_queue_rst(struct virtio_vsock *vs, uint32_t local_port, uint32_t peer_port, bool hostile);
-/* Sends what is queued for the guest while rx buffers last. */
+/* Sends what is queued for the guest while rx buffers last (vsock_signal_used tells the driver). */
 void vsock_deliver(struct virtio_vsock *vs);
+/*
+ * Interrupts for what the rx and tx paths put in the used rings since the last call: one for both when
+ * both want one. virtio-mmio has a single interrupt line and the driver's handler scans every queue on
+ * it, so the second queue is served by the first one's interrupt (and counts as signalled).
+ */
+void vsock_signal_used(struct virtio_vsock *vs);
 
 #endif

@@ -286,5 +286,5 @@ void vsock_process_tx(struct virtio_vsock *vs)
     }
     tx_flush(vs); /* the queue is empty: write what the batch holds, before the guest hears of the chains */
     if (pushed)
-        virtio_dev_notify_used(vd, TXQ);
+        vs->used_pending |= 1U << TXQ;
 }

@@ -239,3 +239,27 @@ Test(vsock_batch, tx_batch_over_credit_resets_only_that_connection)
     close(fb);
     close(l);
 }
+
+Test(vsock_batch, one_interrupt_when_a_kick_fills_both_queues)
+{
+    vsk_start(32, 1);
+    uint32_t hp;
+    int fd = vsk_connect_from_host(75, 75, PAYLOAD, &hp);
+    static uint8_t buf[2 * PAYLOAD];
+    fill(buf, sizeof(buf), 0);
+    cr_assert_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    uint64_t got = 0;
+    uint32_t lens[4];
+    take_all(hp, &got, lens, 4, NULL, NULL);
+    cr_assert_eq(got, PAYLOAD, "held at the credit");
+    /* The guest's credit update (a tx buffer to give back) lets data through (rx): one interrupt for both. */
+    uint16_t tx0 = vfx_used_idx(VIRTIO_VSOCK_TXQ), rx0 = vfx_used_idx(VIRTIO_VSOCK_RXQ);
+    uint64_t irq0 = vsk_interrupts();
+    vsk_send(VSOCK_OP_CREDIT_UPDATE, 75, hp, 0, NULL, 0, PAYLOAD, (uint32_t)got);
+    cr_assert_eq((uint16_t)(vfx_used_idx(VIRTIO_VSOCK_TXQ) - tx0), 1);
+    cr_assert_geq((uint16_t)(vfx_used_idx(VIRTIO_VSOCK_RXQ) - rx0), 1);
+    cr_assert_eq(vsk_interrupts() - irq0, 1);
+    take_all(hp, &got, lens, 4, NULL, NULL);
+    cr_assert_eq(got, sizeof(buf));
+    close(fd);
+}
