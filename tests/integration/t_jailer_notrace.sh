@@ -115,7 +115,7 @@ rc=$?
 check "daemonized: exit 0 once running (got $rc)" test $rc -eq 0
 pid=$(cat "$fresh/$exec_name/daemon/root/$exec_name.pid" 2>/dev/null)
 sup=$(ps -o ppid= -p "${pid:-0}" | tr -d ' ')
-check "daemonized: the supervisor holds only fds 0-2" test "$(ls /proc/${sup:-0}/fd 2>/dev/null | sort | tr '\n' ' ')" = "0 1 2 "
+check "daemonized: the supervisor holds only fds 0-2 and the janitor's socket" supervisor_fds_ok "${sup:-0}"
 kill -9 "$pid"
 daemon_done() { [ ! -e "$fresh" ] && [ ! -d "/proc/${sup:-0}" ]; }
 wait_until 10 daemon_done
