@@ -8,8 +8,10 @@
  * the cgroups. It forks the jailed child, which turns itself into the jailed
  * process (netns, rlimits, cgroups, mount namespace and pivot_root, uid/gid,
  * capabilities, no_new_privs) and execs the copy. The supervisor stays
- * outside with its privileges and no fd but 0-2, waits for the VMM, and then
- * removes the jail directory and the cgroups (unless --keep-jail).
+ * outside with its privileges and no fd but 0-2 and the janitor's socket,
+ * waits for the VMM, and then removes the jail directory and the cgroups
+ * (unless --keep-jail). The janitor (janitor.h), started before anything is
+ * made, does that cleanup instead if the supervisor is killed.
  *
  * A failing step prints "ember-jailer: <step>: <what>" and exits with the
  * step's code (jailer.h); whatever the run created is removed first.
@@ -218,11 +220,13 @@ int main(int argc, char **argv)
         kill(child, SIGKILL);
         jl_read_report(report_read, &outcome);
         jl_supervise(child);
+        made->vmm = 0; /* reaped: its pid may be reused */
         fail(JL_EXIT_JAILDIR, &err);
     }
     jl_read_report(report_read, &outcome);
     if (outcome.code) {
         jl_supervise(child);
+        made->vmm = 0; /* reaped: its pid may be reused */
         fail_text(outcome.code, outcome.text);
     }
     made->keep = args.keep_jail; /* the VMM runs: --keep-jail now applies, for the janitor too */
@@ -231,6 +235,7 @@ int main(int argc, char **argv)
         relay = -1;
     }
     int status = jl_supervise(child);
+    made->vmm = 0; /* reaped: its pid may be reused */
     if (!args.keep_jail && cleanup(&err)) {
         jl_janitor_release(janitor); /* it would fail the same way */
         snprintf(err.text + strlen(err.text), sizeof(err.text) - strlen(err.text), " (the VMM exited with %d)", status);

@@ -2,8 +2,8 @@
  * The jailer's process structure. The supervisor (the jailer itself, or with
  * --daemonize its detached grandchild) forks the jailed child, which builds
  * the jail around itself and execs the VMM. The supervisor stays outside,
- * privileged, holding no fd but 0-2, waits for the VMM, then removes the
- * jail directory and cgroups.
+ * privileged, holding no fd but 0-2 and the janitor's socket (janitor.h),
+ * waits for the VMM, then removes the jail directory and cgroups.
  *
  * The child reports a failed step over a close-on-exec pipe: the supervisor
  * reads either one report or, when execve succeeded, end of file.
