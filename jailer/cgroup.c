@@ -318,9 +318,18 @@ static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *
     char path[JL_CG_PATH_MAX], up[JL_CG_PATH_MAX];
     for (int k = 0; k < d->levels; k++) {
         level_path(d, k, path, sizeof(path));
-        /* Noted before the mkdir, cleared once created_* say it: the janitor sees every moment of a kill. */
-        d->pending = k;
-        int made = mkdir(path, 0755) == 0, e = errno;
+        /*
+         * A missing level is noted as pending over its mkdir, cleared once created_* say it: the janitor sees
+         * every moment of a kill. An existing one is never noted, so no kill makes it look like ours.
+         */
+        struct stat st;
+        int made = 0, e = EEXIST;
+        if (stat(path, &st)) {
+            d->pending = k;
+            atomic_signal_fence(memory_order_seq_cst);
+            made = mkdir(path, 0755) == 0;
+            e = errno;
+        }
         if (made) {
             d->created_to = k;
             if (d->created_from < 0)

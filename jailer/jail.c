@@ -30,11 +30,19 @@ int jl_jail_paths(struct jl_jail *j, const char *base, const char *exec_name, co
     return 0;
 }
 
-/* mkdir of path[0..len) (0755 whatever the umask): 1 made, 0 already there, or -errno. */
-static int mkdir_prefix(const struct jl_jail *j, size_t len, struct errmsg *err)
+/*
+ * mkdir of path[0..len) (0755 whatever the umask): 1 made, 0 already there, or -errno. A missing level is noted
+ * as pending over its mkdir (the caller clears it); one that exists is not, so no kill makes it look like ours.
+ */
+static int mkdir_prefix(struct jl_jail *j, size_t len, struct errmsg *err)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%.*s", (int)len, j->path);
+    struct stat st;
+    if (lstat(p, &st) == 0)
+        return 0;
+    j->pending_len = len;
+    atomic_signal_fence(memory_order_seq_cst);
     if (mkdir(p, 0755) == 0)
         return chmod(p, 0755) ? err_set(err, -errno, "chmod %s: %s", p, strerror(errno)) : 1;
     if (errno == EEXIST)
@@ -51,9 +59,7 @@ int jl_jail_create(struct jl_jail *j, struct errmsg *err)
         for (size_t len = 1; len <= root_len && rc >= 0; len++) {
             if (len < root_len && j->path[len] != '/')
                 continue;
-            /* Noted before the mkdir, cleared once the flags say it: the janitor sees every moment of a kill. */
-            j->pending_len = len;
-            atomic_signal_fence(memory_order_seq_cst);
+            /* Pending over the mkdir, cleared once the flags say it: the janitor sees every moment of a kill. */
             rc = mkdir_prefix(j, len, err);
             if (rc == 1 && len <= j->exec_len && !j->created_from)
                 j->created_from = len;
