@@ -59,8 +59,10 @@ jailer=$!
 wait_until 60 test -S "$base/$exec_name/undisturbed/root/run/ember.sock"
 up_ms=$(ms_since "$t")
 jan=$(janitor_of undisturbed)
-check "undisturbed: one janitor runs (${jan:-none}), in a session of its own" \
-  eval '[ -n "$jan" ] && [ "$(echo "$jan" | wc -w)" -eq 1 ] && [ "$(ps -o sid= -p "$jan" | tr -d " ")" = "$jan" ]'
+check "undisturbed: one janitor runs (${jan:-none}), in a session of its own, nobody's child in the jailer's tree" \
+  eval '[ -n "$jan" ] && [ "$(echo "$jan" | wc -w)" -eq 1 ] &&
+    [ "$(ps -o sid= -p "$jan" | tr -d " ")" != "$(ps -o sid= -p "$jailer" | tr -d " ")" ] &&
+    [ "$(ps -o ppid= -p "$jan" | tr -d " ")" != "$jailer" ]'
 check "undisturbed: the janitor holds only /dev/null on 0-2 and its socket" janitor_fds_ok "${jan:-0}"
 check "undisturbed: the supervisor holds only 0-2 and the janitor's socket" supervisor_fds_ok "$jailer"
 kill -TERM "$jailer"; wait "$jailer"; rc=$?; jailer=
@@ -106,6 +108,7 @@ check "some kills fell after the jail or cgroups were made (the test covered the
   test "$made_at_kill" -gt 0
 
 # --new-pid-ns, --daemonize, both: SIGKILL of the supervisor, then of the VMM.
+modes_t=$(date +%s%N)
 for mode in pidns daemon daemon-pidns; do
   extra=()
   [[ $mode == *pidns* ]] && extra+=(--new-pid-ns)
@@ -137,5 +140,6 @@ for mode in pidns daemon daemon-pidns; do
     check "$id: the supervisor is gone" test ! -d "/proc/${sup:-0}"
   done
 done
+echo "# the --new-pid-ns/--daemonize kills took $(( $(ms_since "$modes_t") / 1000 )) s"
 check "nothing of any VM of this test is left" no_other
 finish
