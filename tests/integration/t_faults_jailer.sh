@@ -50,7 +50,7 @@ nothing_left() { [ "$(left "$1")" = nothing ]; }
 no_other() { [ -z "$(ls -A "$base/$exec_name" 2>/dev/null)" ] && [ -z "$(find "$JL_CG" -mindepth 2 -maxdepth 4 -type d -path "*/$parent/*" 2>/dev/null)" ]; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-summary= made_at_kill=0 total=0 max_clean_ms=0
+summary="" made_at_kill=0 total=0 max_clean_ms=0
 # An undisturbed start first, timed to its API socket, stopped with SIGTERM: nothing may be left.
 t=$(date +%s%N)
 "$JAILER" --id undisturbed --exec-file "$EMBER" --uid "$JL_UID" --gid "$JL_GID" --chroot-base-dir "$base" "${cg[@]}" \
