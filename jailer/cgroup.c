@@ -297,8 +297,11 @@ static int cpuset_inherit(const char *parent, const char *child, struct errmsg *
     return 0;
 }
 
-/* v2: enables ctl in the subtree_control of dir, unless already on; 1 if this call switched it on. */
-static int enable_controller(const char *dir, const char *ctl, struct errmsg *err)
+/*
+ * v2: enables ctl in the subtree_control of dir, unless already on. With note (a cgroup this run did not
+ * create), the switch is noted in p->enabled before the write, so that a kill right after it leaves it noted.
+ */
+static int enable_controller(struct jl_cg_plan *p, const char *dir, const char *ctl, int note, struct errmsg *err)
 {
     char cur[1024];
     int rc = read_file(dir, "cgroup.subtree_control", cur, sizeof(cur));
@@ -307,10 +310,19 @@ static int enable_controller(const char *dir, const char *ctl, struct errmsg *er
     for (char *tok = strtok(cur, " "); tok; tok = strtok(NULL, " "))
         if (strcmp(tok, ctl) == 0)
             return 0;
+    note = note && p->n_enabled < JL_CG_MAX_DIRS;
+    if (note) {
+        snprintf(p->enabled[p->n_enabled].dir, JL_CG_PATH_MAX, "%s", dir);
+        snprintf(p->enabled[p->n_enabled].controller, JL_CG_NAME_MAX, "%s", ctl);
+        atomic_signal_fence(memory_order_seq_cst);
+        p->n_enabled++;
+    }
     char plus[JL_CG_NAME_MAX + 2];
     snprintf(plus, sizeof(plus), "+%s", ctl);
     rc = write_file(dir, "cgroup.subtree_control", plus, err);
-    return rc ? rc : 1;
+    if (rc && note)
+        p->n_enabled--;
+    return rc;
 }
 
 static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *err)
@@ -362,16 +374,11 @@ static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *
                 snprintf(path, sizeof(path), "%s", d->mount);
             else
                 level_path(d, k, path, sizeof(path));
-            int rc = enable_controller(path, p->enable[c], err);
-            if (rc < 0)
-                return rc;
             /* Levels this run created go away with their settings; remember the others. */
             int ours = d->created_from >= 0 && k >= d->created_from;
-            if (rc == 1 && !ours && p->n_enabled < JL_CG_MAX_DIRS) {
-                snprintf(p->enabled[p->n_enabled].dir, JL_CG_PATH_MAX, "%s", path);
-                snprintf(p->enabled[p->n_enabled].controller, JL_CG_NAME_MAX, "%s", p->enable[c]);
-                p->n_enabled++;
-            }
+            int rc = enable_controller(p, path, p->enable[c], !ours, err);
+            if (rc < 0)
+                return rc;
         }
     return 0;
 }
