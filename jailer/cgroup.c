@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,7 +163,7 @@ static int add_dir(struct jl_cg_plan *p, const struct jl_args *a, const char *co
     d->levels = 1 + !attach_only;
     for (const char *c = a->parent_cgroup; *c; c++)
         d->levels += *c == '/';
-    d->created_from = d->created_to = -1;
+    d->created_from = d->created_to = d->pending = -1;
     return (int)p->n_dirs++;
 }
 
@@ -296,8 +297,11 @@ static int cpuset_inherit(const char *parent, const char *child, struct errmsg *
     return 0;
 }
 
-/* v2: enables ctl in the subtree_control of dir, unless already on; 1 if this call switched it on. */
-static int enable_controller(const char *dir, const char *ctl, struct errmsg *err)
+/*
+ * v2: enables ctl in the subtree_control of dir, unless already on. With note (a cgroup this run did not
+ * create), the switch is noted in p->enabled before the write, so that a kill right after it leaves it noted.
+ */
+static int enable_controller(struct jl_cg_plan *p, const char *dir, const char *ctl, int note, struct errmsg *err)
 {
     char cur[1024];
     int rc = read_file(dir, "cgroup.subtree_control", cur, sizeof(cur));
@@ -306,10 +310,19 @@ static int enable_controller(const char *dir, const char *ctl, struct errmsg *er
     for (char *tok = strtok(cur, " "); tok; tok = strtok(NULL, " "))
         if (strcmp(tok, ctl) == 0)
             return 0;
+    note = note && p->n_enabled < JL_CG_MAX_DIRS;
+    if (note) {
+        snprintf(p->enabled[p->n_enabled].dir, JL_CG_PATH_MAX, "%s", dir);
+        snprintf(p->enabled[p->n_enabled].controller, JL_CG_NAME_MAX, "%s", ctl);
+        atomic_signal_fence(memory_order_seq_cst);
+        p->n_enabled++;
+    }
     char plus[JL_CG_NAME_MAX + 2];
     snprintf(plus, sizeof(plus), "+%s", ctl);
     rc = write_file(dir, "cgroup.subtree_control", plus, err);
-    return rc ? rc : 1;
+    if (rc && note)
+        p->n_enabled--;
+    return rc;
 }
 
 static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *err)
@@ -317,12 +330,29 @@ static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *
     char path[JL_CG_PATH_MAX], up[JL_CG_PATH_MAX];
     for (int k = 0; k < d->levels; k++) {
         level_path(d, k, path, sizeof(path));
-        if (mkdir(path, 0755) == 0) {
+        /*
+         * A missing level is noted as pending over its mkdir, cleared once created_* say it: the janitor sees
+         * every moment of a kill. An existing one is never noted, so no kill makes it look like ours.
+         */
+        struct stat st;
+        int made = 0, e = EEXIST;
+        if (stat(path, &st)) {
+            d->pending = k;
+            atomic_signal_fence(memory_order_seq_cst);
+            made = mkdir(path, 0755) == 0;
+            e = errno;
+        }
+        if (made) {
+            d->created_to = k;
             if (d->created_from < 0)
                 d->created_from = k;
-            d->created_to = k;
-        } else if (errno != EEXIST) {
-            return err_set(err, -errno, "cannot create %s: %s", path, strerror(errno));
+        }
+        atomic_signal_fence(memory_order_seq_cst); /* the record is in memory the janitor shares: keep this order */
+        d->pending = -1;
+        if (made) {
+            continue;
+        } else if (e != EEXIST) {
+            return err_set(err, -e, "cannot create %s: %s", path, strerror(e));
         } else if (k == d->levels - 1) {
             return err_set(err, -EEXIST, "%s already exists (is a VM with this id running?)", path);
         }
@@ -344,16 +374,11 @@ static int create_dir(struct jl_cg_plan *p, struct jl_cg_dir *d, struct errmsg *
                 snprintf(path, sizeof(path), "%s", d->mount);
             else
                 level_path(d, k, path, sizeof(path));
-            int rc = enable_controller(path, p->enable[c], err);
-            if (rc < 0)
-                return rc;
             /* Levels this run created go away with their settings; remember the others. */
             int ours = d->created_from >= 0 && k >= d->created_from;
-            if (rc == 1 && !ours && p->n_enabled < JL_CG_MAX_DIRS) {
-                snprintf(p->enabled[p->n_enabled].dir, JL_CG_PATH_MAX, "%s", path);
-                snprintf(p->enabled[p->n_enabled].controller, JL_CG_NAME_MAX, "%s", p->enable[c]);
-                p->n_enabled++;
-            }
+            int rc = enable_controller(p, path, p->enable[c], !ours, err);
+            if (rc < 0)
+                return rc;
         }
     return 0;
 }
@@ -389,6 +414,13 @@ int jl_cg_remove(struct jl_cg_plan *p, struct errmsg *err)
     int first = 0;
     for (size_t i = p->n_dirs; i-- > 0;) {
         struct jl_cg_dir *d = &p->dirs[i];
+        if (d->pending >= 0) {
+            /* A kill during its mkdir: removed if it is there and empty (an existing one holds a VM's tasks). */
+            char path[JL_CG_PATH_MAX];
+            level_path(d, d->pending, path, sizeof(path));
+            rmdir(path);
+            d->pending = -1;
+        }
         for (int k = d->created_to; d->created_from >= 0 && k >= d->created_from; k--) {
             char path[JL_CG_PATH_MAX];
             level_path(d, k, path, sizeof(path));
@@ -413,11 +445,11 @@ int jl_cg_remove(struct jl_cg_plan *p, struct errmsg *err)
     }
     /* Deepest first; EBUSY means another cgroup below uses the controller: leave it on. */
     while (!first && p->n_enabled > 0) {
-        p->n_enabled--;
         char minus[JL_CG_NAME_MAX + 2];
-        snprintf(minus, sizeof(minus), "-%s", p->enabled[p->n_enabled].controller);
+        snprintf(minus, sizeof(minus), "-%s", p->enabled[p->n_enabled - 1].controller);
         struct errmsg ignored;
-        write_file(p->enabled[p->n_enabled].dir, "cgroup.subtree_control", minus, &ignored);
+        write_file(p->enabled[p->n_enabled - 1].dir, "cgroup.subtree_control", minus, &ignored);
+        p->n_enabled--; /* after the write: a kill in between leaves it noted, for the janitor */
     }
     return first;
 }

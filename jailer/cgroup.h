@@ -30,6 +30,7 @@ struct jl_cg_dir {
     char path[JL_CG_PATH_MAX];       /* <mount>/<parent>/<id> (v2 attach-only: <mount>/<parent>) */
     int levels;                      /* path components below the mount: parent's + 1 for the id */
     int created_from, created_to;    /* levels this run created (-1: none); 0 is the first below the mount */
+    int pending; /* the level being made (-1: none): a kill may land between its mkdir and created_to */
 };
 
 struct jl_cg_write {

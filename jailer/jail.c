@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,19 @@ int jl_jail_paths(struct jl_jail *j, const char *base, const char *exec_name, co
     return 0;
 }
 
-/* mkdir of path[0..len) (0755 whatever the umask): 1 made, 0 already there, or -errno. */
-static int mkdir_prefix(const struct jl_jail *j, size_t len, struct errmsg *err)
+/*
+ * mkdir of path[0..len) (0755 whatever the umask): 1 made, 0 already there, or -errno. A missing level is noted
+ * as pending over its mkdir (the caller clears it); one that exists is not, so no kill makes it look like ours.
+ */
+static int mkdir_prefix(struct jl_jail *j, size_t len, struct errmsg *err)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%.*s", (int)len, j->path);
+    struct stat st;
+    if (lstat(p, &st) == 0)
+        return 0;
+    j->pending_len = len;
+    atomic_signal_fence(memory_order_seq_cst);
     if (mkdir(p, 0755) == 0)
         return chmod(p, 0755) ? err_set(err, -errno, "chmod %s: %s", p, strerror(errno)) : 1;
     if (errno == EEXIST)
@@ -50,6 +59,7 @@ int jl_jail_create(struct jl_jail *j, struct errmsg *err)
         for (size_t len = 1; len <= root_len && rc >= 0; len++) {
             if (len < root_len && j->path[len] != '/')
                 continue;
+            /* Pending over the mkdir, cleared once the flags say it: the janitor sees every moment of a kill. */
             rc = mkdir_prefix(j, len, err);
             if (rc == 1 && len <= j->exec_len && !j->created_from)
                 j->created_from = len;
@@ -57,6 +67,8 @@ int jl_jail_create(struct jl_jail *j, struct errmsg *err)
                 j->made_id = 1;
             if (rc == 1 && len == root_len && !j->made_id)
                 j->made_root = 1;
+            atomic_signal_fence(memory_order_seq_cst);
+            j->pending_len = 0;
         }
         if (rc >= 0)
             return 0;
@@ -385,6 +397,13 @@ static unsigned long long mount_id(int fd)
 int jl_jail_remove(struct jl_jail *j, struct errmsg *err)
 {
     int first = 0;
+    if (j->pending_len) {
+        /* A kill during that mkdir (janitor): the level goes if it is there and empty, as an empty shared one. */
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%.*s", (int)j->pending_len, j->path);
+        rmdir(p);
+        j->pending_len = 0;
+    }
     if (j->made_id || j->made_root) {
         /* Everything from <id> (or root) down is this run's. */
         size_t parent_len = j->made_id ? j->exec_len : j->id_len;

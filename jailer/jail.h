@@ -29,6 +29,7 @@ struct jl_jail {
     size_t created_from; /* length of the shortest prefix of <base>/<exec name> made here; 0: none */
     int made_id;         /* <id> and everything below it are this run's */
     int made_root;       /* root (in an <id> the operator made) is this run's */
+    size_t pending_len;  /* a level being made (path[0..pending_len)), noted over its mkdir: removed if empty */
     int root_saved;      /* a prepared root's owner and mode, given back at the end */
     uid_t root_uid;
     gid_t root_gid;

@@ -8,8 +8,10 @@
  * the cgroups. It forks the jailed child, which turns itself into the jailed
  * process (netns, rlimits, cgroups, mount namespace and pivot_root, uid/gid,
  * capabilities, no_new_privs) and execs the copy. The supervisor stays
- * outside with its privileges and no fd but 0-2, waits for the VMM, and then
- * removes the jail directory and the cgroups (unless --keep-jail).
+ * outside with its privileges and no fd but 0-2 and the janitor's socket,
+ * waits for the VMM, and then removes the jail directory and the cgroups
+ * (unless --keep-jail). The janitor (janitor.h), started before anything is
+ * made, does that cleanup instead if the supervisor is killed.
  *
  * A failing step prints "ember-jailer: <step>: <what>" and exits with the
  * step's code (jailer.h); whatever the run created is removed first.
@@ -27,23 +29,18 @@
 #include "jailer/cgroup.h"
 #include "jailer/jail.h"
 #include "jailer/jailer.h"
+#include "jailer/janitor.h"
 #include "jailer/privs.h"
 #include "jailer/supervise.h"
 
-/* What this run made on the host, for the cleanup. Static: the plan structures are large. */
-static struct jl_args args;
-static struct jl_jail jail;
-static struct jl_cg_plan cgroups;
-static int relay = -1; /* --daemonize: where the outcome goes (else: our own stderr) */
+static struct jl_args args; /* static: large */
+/* What this run made on the host, for the cleanup: shared with the janitor, which cleans if we are killed. */
+static struct jl_made *made;
+static int janitor = -1; /* our end of the janitor's socket */
+static int relay = -1;   /* --daemonize: where the outcome goes (else: our own stderr) */
 
 /* Removes the jail directory and cgroups this run created. 0, or the first failure's message in err. */
-static int cleanup(struct errmsg *err)
-{
-    struct errmsg e2;
-    int rc = jl_cg_remove(&cgroups, err);
-    int rc2 = jl_jail_remove(&jail, rc ? &e2 : err);
-    return rc ? rc : rc2;
-}
+static int cleanup(struct errmsg *err) { return made ? jl_made_cleanup(made, err) : 0; }
 
 /* A failed step in the supervisor: undo, report (here, or to the process the operator started), exit. */
 static void __attribute__((noreturn)) fail_text(int code, const char *text)
@@ -53,6 +50,7 @@ static void __attribute__((noreturn)) fail_text(int code, const char *text)
     struct errmsg cerr;
     if (cleanup(&cerr))
         snprintf(r.text + strlen(r.text), sizeof(r.text) - strlen(r.text), " (and cleanup failed: %s)", cerr.text);
+    jl_janitor_release(janitor);
     if (relay >= 0)
         jl_relay_outcome(relay, &r);
     else
@@ -87,6 +85,12 @@ static char *read_mounts(void)
 static void __attribute__((noreturn)) run_child(int report, const sigset_t *orig_mask, pid_t supervisor)
 {
     struct errmsg err;
+    /* Dies with the supervisor from here on; the report socket's end of file says if it died before this. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || jl_supervisor_gone(report)) {
+        err_set(&err, -ESRCH, "the supervisor is gone");
+        jl_child_fail(report, JL_EXIT_PIDNS, &err);
+    }
+    close(janitor);
     if (relay >= 0)
         close(relay);
     sigprocmask(SIG_SETMASK, orig_mask, NULL);
@@ -100,9 +104,9 @@ static void __attribute__((noreturn)) run_child(int report, const sigset_t *orig
         jl_child_fail(report, JL_EXIT_NETNS, &err);
     if (jl_apply_rlimits(&args, &err))
         jl_child_fail(report, JL_EXIT_RLIMITS, &err);
-    if (jl_cg_attach(&cgroups, getpid(), &err))
+    if (jl_cg_attach(&made->cgroups, getpid(), &err))
         jl_child_fail(report, JL_EXIT_CGROUPS, &err);
-    if (jl_jail_enter(&jail, &err))
+    if (jl_jail_enter(&made->jail, &err))
         jl_child_fail(report, JL_EXIT_MOUNTNS, &err);
     if (jl_drop_bounding_set(args.uid == 0, &err))
         jl_child_fail(report, JL_EXIT_CAPS, &err);
@@ -113,7 +117,8 @@ static void __attribute__((noreturn)) run_child(int report, const sigset_t *orig
     if (jl_no_new_privs(&err) || jl_baseline_filter(&err))
         jl_child_fail(report, JL_EXIT_NNP, &err);
     /* The VM does not outlive its supervisor (set after the uid change, which clears it). */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || (!args.new_pid_ns && getppid() != supervisor)) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || (!args.new_pid_ns && getppid() != supervisor) ||
+        jl_supervisor_gone(report)) {
         err_set(&err, -ESRCH, "the supervisor is gone");
         jl_child_fail(report, JL_EXIT_EXEC, &err);
     }
@@ -166,25 +171,37 @@ int main(int argc, char **argv)
     if (jl_sanitize(&err) || jl_block_signals(&err))
         fail(JL_EXIT_SANITIZE, &err);
 
+    /* The janitor, before anything is made: it cleans up if this process is killed from here on. */
+    made = jl_made_map(&err);
+    if (!made || (janitor = jl_janitor_start(made, &err)) < 0)
+        fail(JL_EXIT_PIDNS, &err);
+    struct jl_jail *jail = &made->jail;
+
     /* 3. The host side: the jail directory, the exec file's copy, the device nodes, the cgroups. */
-    if (jl_jail_paths(&jail, args.chroot_base, args.exec_name, args.id, &err) || jl_jail_create(&jail, &err))
+    if (jl_jail_paths(jail, args.chroot_base, args.exec_name, args.id, &err))
         fail(JL_EXIT_JAILDIR, &err);
-    if (jl_jail_copy_exec(&jail, args.exec_file, args.exec_name, args.uid, args.gid, &err))
+    made->jail_valid = 1;
+    if (jl_jail_create(jail, &err))
+        fail(JL_EXIT_JAILDIR, &err);
+    if (jl_jail_copy_exec(jail, args.exec_file, args.exec_name, args.uid, args.gid, &err))
         fail(JL_EXIT_COPY, &err);
-    if (jl_jail_devices(&jail, args.uid, args.gid, &err))
+    if (jl_jail_devices(jail, args.uid, args.gid, &err))
         fail(JL_EXIT_DEVICES, &err);
     char *mounts = read_mounts();
     if (!mounts) {
         err_set(&err, -errno, "cannot read /proc/self/mounts: %s", strerror(errno));
         fail(JL_EXIT_CGROUPS, &err);
     }
-    int rc = jl_cg_plan_build(&cgroups, &args, mounts, &err);
+    int rc = jl_cg_plan_build(&made->cgroups, &args, mounts, &err);
     free(mounts);
-    if (rc || jl_cg_create(&cgroups, &err))
+    if (rc)
+        fail(JL_EXIT_CGROUPS, &err);
+    made->cgroups_valid = 1; /* complete before anything is created */
+    if (jl_cg_create(&made->cgroups, &err))
         fail(JL_EXIT_CGROUPS, &err);
 
     /* 4. --daemonize: from here on the supervisor is a detached grandchild. */
-    if (args.daemonize && jl_daemonize(&relay, &err))
+    if (args.daemonize && jl_daemonize(&relay, janitor, &err))
         fail(JL_EXIT_DAEMON, &err);
 
     /* 5. The jailed child (pid 1 of a new PID namespace with --new-pid-ns) builds the jail and execs. */
@@ -195,29 +212,36 @@ int main(int argc, char **argv)
         fail(JL_EXIT_PIDNS, &err);
     if (child == 0)
         run_child(report, &orig_mask, supervisor);
+    made->vmm = child;
 
     /* 6. Supervise: the pid file, the child's outcome, the VM's life, then no trace. */
     struct jl_report outcome;
-    if (jl_jail_write_pid(&jail, args.exec_name, child, &err)) {
+    if (jl_jail_write_pid(jail, args.exec_name, child, &err)) {
         kill(child, SIGKILL);
         jl_read_report(report_read, &outcome);
         jl_supervise(child);
+        made->vmm = 0; /* reaped: its pid may be reused */
         fail(JL_EXIT_JAILDIR, &err);
     }
     jl_read_report(report_read, &outcome);
     if (outcome.code) {
         jl_supervise(child);
+        made->vmm = 0; /* reaped: its pid may be reused */
         fail_text(outcome.code, outcome.text);
     }
+    made->keep = args.keep_jail; /* the VMM runs: --keep-jail now applies, for the janitor too */
     if (relay >= 0) {
         jl_relay_outcome(relay, &outcome);
         relay = -1;
     }
     int status = jl_supervise(child);
+    made->vmm = 0; /* reaped: its pid may be reused */
     if (!args.keep_jail && cleanup(&err)) {
+        jl_janitor_release(janitor); /* it would fail the same way */
         snprintf(err.text + strlen(err.text), sizeof(err.text) - strlen(err.text), " (the VMM exited with %d)", status);
         jl_print_failure(JL_EXIT_CLEANUP, err.text);
         return JL_EXIT_CLEANUP;
     }
+    jl_janitor_release(janitor);
     return status;
 }

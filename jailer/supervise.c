@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ static void send_report(int fd, const struct jl_report *r)
     }
 }
 
-int jl_daemonize(int *relay, struct errmsg *err)
+int jl_daemonize(int *relay, int janitor, struct errmsg *err)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -129,6 +130,7 @@ int jl_daemonize(int *relay, struct errmsg *err)
     if (p > 0) {
         /* The process the operator started: report how the start went, leave the rest to the daemon. */
         close(sv[1]);
+        close(janitor);
         unblock_signals();
         struct jl_report r;
         recv_report(sv[0], &r);
@@ -210,6 +212,12 @@ fail:
     close(sv[0]);
     close(sv[1]);
     return -1;
+}
+
+int jl_supervisor_gone(int report)
+{
+    struct pollfd p = {.fd = report, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) != 0; /* an error counts as gone: better no VM than one nobody cleans up after */
 }
 
 void jl_child_fail(int report, int code, const struct errmsg *err)

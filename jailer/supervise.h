@@ -2,8 +2,8 @@
  * The jailer's process structure. The supervisor (the jailer itself, or with
  * --daemonize its detached grandchild) forks the jailed child, which builds
  * the jail around itself and execs the VMM. The supervisor stays outside,
- * privileged, holding no fd but 0-2, waits for the VMM, then removes the
- * jail directory and cgroups.
+ * privileged, holding no fd but 0-2 and the janitor's socket (janitor.h),
+ * waits for the VMM, then removes the jail directory and cgroups.
  *
  * The child reports a failed step over a close-on-exec pipe: the supervisor
  * reads either one report or, when execve succeeded, end of file.
@@ -38,9 +38,10 @@ int jl_block_signals(struct errmsg *err);
  * (jl_relay_outcome). The calling process never returns: it waits for that
  * outcome and exits with 0 once the VMM runs, or with the failed step's code
  * after printing its message. A failure in between returns -errno, with
- * *relay already set when the outcome must go there.
+ * *relay already set when the outcome must go there. The calling process
+ * closes janitor (only the supervisor may hold the janitor's socket).
  */
-int jl_daemonize(int *relay, struct errmsg *err);
+int jl_daemonize(int *relay, int janitor, struct errmsg *err);
 
 /* Sends the outcome to the process that ran ember-jailer, and closes relay. */
 void jl_relay_outcome(int relay, const struct jl_report *r);
@@ -51,6 +52,9 @@ void jl_relay_outcome(int relay, const struct jl_report *r);
  * in the child, which gets *report: the write end of the report pipe.
  */
 pid_t jl_spawn(int new_pid_ns, int *report, int *report_read, struct errmsg *err);
+
+/* In the child: 1 when the supervisor is gone (end of file on report, on which it never writes). */
+int jl_supervisor_gone(int report);
 
 /* In the child: sends the failure to the supervisor and exits with code. */
 void jl_child_fail(int report, int code, const struct errmsg *err) __attribute__((noreturn));

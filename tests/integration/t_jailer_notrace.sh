@@ -78,7 +78,7 @@ pid=$(cat "$pidfile" 2>/dev/null)
 wait_until 60 grep -q "Linux version" "$tmp/out"
 check "the Linux guest is running in the jail" grep -q "Linux version" "$tmp/out"
 check "the VMM is in its cgroups" grep -qx "${pid:-x}" "$JL_CG/pids/$parent/killed/cgroup.procs"
-check "meanwhile the jailer holds only fds 0-2" test "$(ls /proc/$jailer/fd | sort | tr '\n' ' ')" = "0 1 2 "
+check "meanwhile the jailer holds only fds 0-2 and the janitor's socket" supervisor_fds_ok $jailer
 kill -9 "$pid"
 wait "$jailer"; rc=$?; jailer=
 check "SIGKILL: the jailer reports 128+9 (got $rc)" test $rc -eq 137
@@ -115,7 +115,7 @@ rc=$?
 check "daemonized: exit 0 once running (got $rc)" test $rc -eq 0
 pid=$(cat "$fresh/$exec_name/daemon/root/$exec_name.pid" 2>/dev/null)
 sup=$(ps -o ppid= -p "${pid:-0}" | tr -d ' ')
-check "daemonized: the supervisor holds only fds 0-2" test "$(ls /proc/${sup:-0}/fd 2>/dev/null | sort | tr '\n' ' ')" = "0 1 2 "
+check "daemonized: the supervisor holds only fds 0-2 and the janitor's socket" supervisor_fds_ok "${sup:-0}"
 kill -9 "$pid"
 daemon_done() { [ ! -e "$fresh" ] && [ ! -d "/proc/${sup:-0}" ]; }
 wait_until 10 daemon_done

@@ -53,3 +53,19 @@ cleanup_netns() { [ -n "${JL_NETNS:-}" ] && ip netns delete "$JL_NETNS" 2>/dev/n
 
 # exited PID: the process is gone or a zombie (a background job not yet waited for).
 exited() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$s" ] || [[ $s == Z* ]]; }
+
+# The supervisor's fds: 0-2 and, as fd 3, its end of the janitor's socket (docs/jailer.md).
+supervisor_fds_ok() {
+  [ "$(ls /proc/"$1"/fd 2>/dev/null | sort | tr '\n' ' ')" = "0 1 2 3 " ] &&
+    [[ "$(readlink /proc/"$1"/fd/3)" == socket:* ]]
+}
+# The janitor of the VM with id ID (its command line is the jailer's; its name ember-janitor).
+janitor_of() {
+  local p
+  for p in $(pgrep -f -- "--id $1( |\$)"); do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = ember-janitor ] && echo "$p"; done
+}
+# The janitor holds 0-2 on /dev/null and its socket, nothing else.
+janitor_fds_ok() {
+  [ "$(fds_of "$1" | sort | tr '\n' ' ')" = "0 -> /dev/null 1 -> /dev/null 2 -> /dev/null 3 -> $(readlink /proc/"$1"/fd/3) " ] &&
+    [[ "$(readlink /proc/"$1"/fd/3)" == socket:* ]]
+}
