@@ -472,10 +472,10 @@ static json_t *block_metrics(struct blk_counters sum)
 
 static json_t *net_metrics(struct net_counters sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count", (json_int_t)sum.rx_packets,
-                     "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count", (json_int_t)sum.tx_packets,
-                     "tx_bytes_count", (json_int_t)sum.tx_bytes, "no_rx_avail_buffer", (json_int_t)sum.rx_waits,
-                     "tap_write_agg", (json_int_t)sum.tx_waits, "rx_rate_limiter_throttled",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "rx_packets_count",
+                     (json_int_t)sum.rx_packets, "rx_bytes_count", (json_int_t)sum.rx_bytes, "tx_packets_count",
+                     (json_int_t)sum.tx_packets, "tx_bytes_count", (json_int_t)sum.tx_bytes, "no_rx_avail_buffer",
+                     (json_int_t)sum.rx_waits, "tap_write_agg", (json_int_t)sum.tx_waits, "rx_rate_limiter_throttled",
                      (json_int_t)sum.rx_throttled, "tx_rate_limiter_throttled", (json_int_t)sum.tx_throttled,
                      "rx_event_rate_limiter_count", (json_int_t)sum.rx_limiter_wakeups, "tx_rate_limiter_event_count",
                      (json_int_t)sum.tx_limiter_wakeups, "tap_read_fails", (json_int_t)sum.tap_read_fails,
