@@ -176,4 +176,4 @@ lint:
 	JOBS=$(JOBS) LINT_OUT=$(BUILD)/lint tools/lint.sh $(LINT_CFLAGS) -- $(CHECK_SRCS)
 
 -include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/cmd/main.d $(BUILD)/obj/jailer/main.d \
-  $(UFFD_HANDLER_OBJS:.o=.d) $(BUILD)/obj/tools/snapshot/mem_merge.d
+  $(UFFD_HANDLER_OBJS:.o=.d) $(BUILD)/obj/tools/snapshot/mem_merge.d $(BENCH_OBJS:.o=.d)
