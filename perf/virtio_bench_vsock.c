@@ -511,8 +511,9 @@ static void bench_vsock_tx(void)
 void run_vsock(void)
 {
     if (!opt.json_only)
-        fprintf(stderr, "vsock: 64 KiB writes, AF_UNIX host side, %.1f s per figure in %.1f s slices alternating "
-                        "with its raw counterpart; the simulated driver's time is not counted\n",
+        fprintf(stderr,
+                "vsock: 64 KiB writes, AF_UNIX host side, %.1f s per figure in %.1f s slices alternating "
+                "with its raw counterpart; the simulated driver's time is not counted\n",
                 opt.secs, VS_SLICE_SECS);
     if ((irqfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         die("eventfd", errno);
