@@ -69,6 +69,7 @@ static const struct rule vmm_rules[] = {
     ANY(timerfd_settime),
     /* virtio-vsock: host clients accepted on uds_path, guest connections to <uds_path>_<port>, stream I/O. */
     ARG_EQ(socket, 0, AF_UNIX), ANY(connect), ANY(accept4), ANY(recvfrom), ANY(sendto), ANY(sendmsg),
+    ARG_EQ(setsockopt, 2, SO_SNDBUF),
 };
 
 /* The API thread: one Unix socket, HTTP, and the hand-over to the VMM thread. */

@@ -30,12 +30,10 @@ void virtio_mmio_kick(struct virtio_mmio *m, uint16_t q) { virtio_dev_kick(&m->v
 static void on_notify(void *opaque, uint32_t events)
 {
     (void)events;
-    struct virtio_mmio *m = opaque;
-    for (uint16_t q = 0; q < m->vdev.ops->num_queues; q++) {
-        uint64_t cnt;
-        if (m->notify_fd[q] >= 0 && read(m->notify_fd[q], &cnt, sizeof(cnt)) == sizeof(cnt))
-            virtio_dev_kick(&m->vdev, q);
-    }
+    const struct virtio_mmio_notify *n = opaque;
+    uint64_t cnt;
+    if (read(n->m->notify_fd[n->q], &cnt, sizeof(cnt)) == sizeof(cnt))
+        virtio_dev_kick(&n->m->vdev, n->q);
 }
 
 static void write_status(struct virtio_mmio *m, uint32_t v)
@@ -201,7 +199,8 @@ int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virti
                 m->ioeventfd_ok = false;
         }
         if (loop) {
-            rc = evloop_add(loop, m->notify_fd[q], EPOLLIN, on_notify, m);
+            m->notify_ctx[q] = (struct virtio_mmio_notify){m, q};
+            rc = evloop_add(loop, m->notify_fd[q], EPOLLIN, on_notify, &m->notify_ctx[q]);
             if (rc)
                 return rc;
         }

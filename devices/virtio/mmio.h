@@ -28,6 +28,11 @@ struct virtio_mmio {
     struct irq_line irq; /* used when irqfd is unavailable */
     uint32_t dev_features_sel, drv_features_sel, queue_sel;
     int notify_fd[VIRTIO_DEV_MAX_QUEUES];
+    /* What each notify fd's event-loop callback gets: it reads only its own queue's eventfd. */
+    struct virtio_mmio_notify {
+        struct virtio_mmio *m;
+        uint16_t q;
+    } notify_ctx[VIRTIO_DEV_MAX_QUEUES];
     bool ioeventfd_ok;
     int irq_fd; /* irqfd eventfd, or -1 */
 };

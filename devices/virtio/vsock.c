@@ -126,8 +126,13 @@ void vsock_conn_host_connect(struct virtio_vsock *vs, struct vsock_conn *c, uint
 
 /* ---- to the guest (rx queue) ---- */
 
-static size_t put_hdr(struct virtio_vsock *vs, const struct virtq_chain *ch, uint32_t local, uint32_t peer, uint16_t op,
-                      uint32_t flags, uint32_t len, uint32_t fwd_cnt)
+bool vsock_conn_wants_read(const struct vsock_conn *c)
+{
+    return c->state == CONN_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv;
+}
+
+static void encode_hdr(struct virtio_vsock *vs, uint8_t b[VSOCK_HDR_LEN], uint32_t local, uint32_t peer, uint16_t op,
+                       uint32_t flags, uint32_t len, uint32_t fwd_cnt)
 {
     struct vsock_hdr h = {.src_cid = VSOCK_HOST_CID,
                           .dst_cid = vs->guest_cid,
@@ -139,19 +144,24 @@ static size_t put_hdr(struct virtio_vsock *vs, const struct virtq_chain *ch, uin
                           .flags = flags,
                           .buf_alloc = VSOCK_CONN_BUF,
                           .fwd_cnt = fwd_cnt};
-    uint8_t b[VSOCK_HDR_LEN];
     vsock_hdr_encode(&h, b);
-    virtq_chain_write(ch, vs->vd->gm, 0, b, VSOCK_HDR_LEN);
     vs->ctr.rx_packets++;
+}
+
+static size_t put_hdr(struct virtio_vsock *vs, const struct virtq_chain *ch, uint32_t local, uint32_t peer, uint16_t op,
+                      uint32_t flags, uint32_t len, uint32_t fwd_cnt)
+{
+    uint8_t b[VSOCK_HDR_LEN];
+    encode_hdr(vs, b, local, peer, op, flags, len, fwd_cnt);
+    virtq_chain_write(ch, vs->vd->gm, 0, b, VSOCK_HDR_LEN);
     return VSOCK_HDR_LEN + len;
 }
 
-/* Reads host data straight into the chain after the header: bytes read, 0 at EOF, -errno. */
-static ssize_t read_into(struct virtio_vsock *vs, struct vsock_conn *c, const struct virtq_chain *ch, uint64_t max)
+/* Appends iovecs for up to `max` payload bytes of rx chain ch (what follows its header): the bytes covered. */
+static uint64_t payload_iov(struct virtio_vsock *vs, const struct virtq_chain *ch, uint64_t max, unsigned *n)
 {
-    int n = 0;
     uint64_t skip = VSOCK_HDR_LEN, want = max;
-    for (unsigned i = 0; i < ch->nbufs && want; i++) {
+    for (unsigned i = 0; i < ch->nbufs && want && *n < VSOCK_RX_IOV; i++) {
         const struct virtq_buf *b = &ch->bufs[i];
         if (!b->device_writes)
             continue;
@@ -160,50 +170,131 @@ static ssize_t read_into(struct virtio_vsock *vs, struct vsock_conn *c, const st
             continue;
         }
         uint64_t len = b->len - skip < want ? b->len - skip : want;
-        vs->iov[n].iov_base = b->host + skip; /* checked when the chain was popped */
-        vs->iov[n++].iov_len = len;
+        vs->rx_iov[*n].iov_base = b->host + skip; /* checked when the chain was popped */
+        vs->rx_iov[(*n)++].iov_len = len;
         want -= len;
         skip = 0;
     }
-    ssize_t got = readv(c->fd, vs->iov, n);
-    return got < 0 ? -errno : got;
+    return max - want;
 }
 
-/* One packet for connection c into the chain: its length, or 0 if c had nothing after all. */
+/* Where a batched chain's header goes: its first device-writable buffer, if the header fits there. */
+static uint8_t *batch_hdr_at(const struct virtq_chain *ch)
+{
+    for (unsigned i = 0; i < ch->nbufs; i++)
+        if (ch->bufs[i].device_writes)
+            return ch->bufs[i].len >= VSOCK_HDR_LEN ? ch->bufs[i].host : NULL;
+    return NULL;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/*
+ * Reads host data for c with one readv into the popped chain vs->chain and, while the guest's credit, its
+ * posted rx buffers and the iovecs last, into the chains behind it (a real device's scatter read: with 4 KiB
+ * buffers one readiness event costs one system call, not one per buffer). The chains that got data beyond
+ * the first are left in vs->rx_slots for the caller to push after the first; the rest go back to the ring.
+ * Returns the readv's result (bytes, 0 at EOF, -errno); *first: the bytes in the first chain; *room: what
+ * the read could have taken.
+ */
+static ssize_t read_batch(struct virtio_vsock *vs, struct vsock_conn *c, uint64_t credit, uint32_t *first,
+                          uint64_t *room)
+{
+    struct virtq *q = &vs->vd->queues[RXQ];
+    unsigned n = 0, nslots = 0;
+    uint64_t cap0 = payload_iov(vs, &vs->chain, min_u64(credit, VSOCK_MAX_PKT_PAYLOAD), &n);
+    uint64_t total = cap0;
+    while (total < credit && nslots < VSOCK_RX_BATCH && n < VSOCK_RX_IOV) {
+        if (virtq_pop(q, vs->vd->gm, &vs->chain_more) != 1)
+            break; /* ring empty, or malformed: the deliver loop meets it on its own */
+        const struct virtq_chain *ch = &vs->chain_more;
+        uint8_t *hdr = batch_hdr_at(ch);
+        unsigned n0 = n;
+        uint64_t cap = hdr ? payload_iov(vs, ch, min_u64(credit - total, VSOCK_MAX_PKT_PAYLOAD), &n) : 0;
+        if (!cap) {
+            n = n0; /* an odd buffer (header split, or no room for data): the next turn takes it alone */
+            virtq_unpop(q);
+            break;
+        }
+        vs->rx_slots[nslots++] = (struct vsock_rx_slot){.head = ch->head, .hdr = hdr, .cap = (uint32_t)cap};
+        total += cap;
+    }
+    ssize_t got = readv(c->fd, vs->rx_iov, (int)n);
+    if (got < 0)
+        got = -errno;
+    uint64_t left = got > 0 ? (uint64_t)got : 0;
+    *first = (uint32_t)min_u64(left, cap0);
+    left -= *first;
+    unsigned used = 0;
+    for (; used < nslots && left; used++) {
+        vs->rx_slots[used].len = (uint32_t)min_u64(left, vs->rx_slots[used].cap);
+        left -= vs->rx_slots[used].len;
+    }
+    for (unsigned i = used; i < nslots; i++)
+        virtq_unpop(q); /* the last popped first: the ring is as if they had never been taken */
+    vs->rx_nslots = used;
+    *room = total;
+    return got;
+}
+
+/* Stream data for c into the chain (and a batch behind it): the op to send, or VSOCK_OP_INVALID. */
+static uint16_t read_data(struct virtio_vsock *vs, struct vsock_conn *c, uint32_t *len)
+{
+    uint64_t credit = vsock_conn_peer_credit(c);
+    if (!credit)
+        return VSOCK_OP_INVALID; /* the guest's CREDIT_UPDATE brings us back; the fd stays watched */
+    if (vs->chain.writable <= VSOCK_HDR_LEN)
+        return VSOCK_OP_CREDIT_UPDATE; /* no room for data in this buffer: spend it on our credit instead */
+    uint64_t room;
+    ssize_t got = read_batch(vs, c, credit, len, &room);
+    if (got > 0) {
+        c->rx_cnt += (uint32_t)got;
+        vs->ctr.rx_bytes += (uint64_t)got;
+        if (vs->rx_nslots) {
+            /* The batch's headers differ only in their length: encode one, copy it. */
+            uint8_t tmpl[VSOCK_HDR_LEN];
+            encode_hdr(vs, tmpl, c->local_port, c->peer_port, VSOCK_OP_RW, 0, 0, c->fwd_cnt);
+            vs->ctr.rx_packets += vs->rx_nslots - 1;
+            for (unsigned i = 0; i < vs->rx_nslots; i++) {
+                memcpy(vs->rx_slots[i].hdr, tmpl, VSOCK_HDR_LEN);
+                vsock_put_le(vs->rx_slots[i].hdr + VSOCK_HDR_LEN_OFF, vs->rx_slots[i].len, 4);
+            }
+        }
+        /* Short: the socket is drained, and edge-triggered epoll reports what comes next (EOF excepted). */
+        if ((uint64_t)got < room && !c->peer_hup)
+            c->readable = false;
+        if (!vsock_conn_peer_credit(c) && !c->credit_requested)
+            c->pending |= PEND_CREDIT_REQUEST;
+        return VSOCK_OP_RW;
+    }
+    if (got == 0) {
+        c->host_eof = true; /* the host sends no more; the guest reads to the end first */
+        c->readable = false;
+        c->pending |= PEND_SHUTDOWN;
+    } else if (got == -EAGAIN) {
+        c->readable = false;
+    } else if (got != -EINTR) {
+        vsock_conn_reset(vs, c);
+    }
+    return VSOCK_OP_INVALID;
+}
+
+/* One packet (or a batch of data packets) for connection c from the chain: its length, or 0 if none. */
 static size_t fill_from_conn(struct virtio_vsock *vs, struct vsock_conn *c, const struct virtq_chain *ch)
 {
     uint16_t op = VSOCK_OP_INVALID;
     uint32_t flags = 0, len = 0;
+    vs->rx_nslots = 0;
     if (c->pending & PEND_REQUEST) {
         op = VSOCK_OP_REQUEST;
         c->pending &= ~(uint32_t)PEND_REQUEST;
     } else if (c->pending & PEND_RESPONSE) {
         op = VSOCK_OP_RESPONSE;
         c->pending &= ~(uint32_t)PEND_RESPONSE;
-    } else if (c->state == CONN_ESTABLISHED && c->readable && !c->host_eof && !c->guest_shut_rcv) {
-        uint64_t max = vsock_conn_peer_credit(c);
-        if (max > ch->writable - VSOCK_HDR_LEN)
-            max = ch->writable - VSOCK_HDR_LEN;
-        if (max > VSOCK_MAX_PKT_PAYLOAD)
-            max = VSOCK_MAX_PKT_PAYLOAD;
-        ssize_t got = max ? read_into(vs, c, ch, max) : -EAGAIN;
-        if (got > 0) {
-            op = VSOCK_OP_RW;
-            len = (uint32_t)got;
-            c->rx_cnt += len;
-            vs->ctr.rx_bytes += len;
-            if (!vsock_conn_peer_credit(c) && !c->credit_requested)
-                c->pending |= PEND_CREDIT_REQUEST;
-        } else if (got == 0) {
-            c->host_eof = true; /* the host sends no more; the guest reads to the end first */
-            c->readable = false;
-            c->pending |= PEND_SHUTDOWN;
-        } else if (got == -EAGAIN || got == -EINTR) {
-            c->readable = false;
-        } else {
-            vsock_conn_reset(vs, c);
+    } else if (c->readable && vsock_conn_wants_read(c)) {
+        op = read_data(vs, c, &len);
+        if (c->state == CONN_DEAD)
             return 0;
-        }
     }
     if (op == VSOCK_OP_INVALID) {
         if (c->pending & PEND_SHUTDOWN) {
@@ -222,9 +313,9 @@ static size_t fill_from_conn(struct virtio_vsock *vs, struct vsock_conn *c, cons
         c->pending &= ~(uint32_t)PEND_CREDIT_UPDATE; /* every packet carries our credit */
         c->last_fwd_sent = c->fwd_cnt;
     }
-    bool more = c->pending || (c->readable && c->state == CONN_ESTABLISHED && vsock_conn_peer_credit(c));
+    bool more = c->pending || (c->readable && vsock_conn_wants_read(c) && vsock_conn_peer_credit(c));
     if (more)
-        vsock_conn_schedule(vs, c); /* to the back: one packet per connection per turn */
+        vsock_conn_schedule(vs, c); /* to the back: one packet or batch per connection per turn */
     vsock_conn_update_watch(vs, c);
     return op == VSOCK_OP_INVALID ? 0 : put_hdr(vs, ch, c->local_port, c->peer_port, op, flags, len, c->fwd_cnt);
 }
@@ -246,6 +337,7 @@ void vsock_deliver(struct virtio_vsock *vs)
             return;
         }
         size_t len = 0;
+        vs->rx_nslots = 0;
         if (vs->orphan_len) {
             struct vsock_orphan_rst o = vs->orphans[vs->orphan_head];
             vs->orphan_head = (vs->orphan_head + 1) % VSOCK_MAX_ORPHAN_RST;
@@ -264,11 +356,31 @@ void vsock_deliver(struct virtio_vsock *vs)
             virtq_unpop(q);
             continue;
         }
+        /* The batch in stream order: the first chain, then those behind it; one interrupt for all. */
         virtq_push(q, vd->gm, vs->chain.head, (uint32_t)len);
+        for (unsigned i = 0; i < vs->rx_nslots; i++)
+            virtq_push(q, vd->gm, vs->rx_slots[i].head, VSOCK_HDR_LEN + vs->rx_slots[i].len);
+        vs->rx_nslots = 0;
         pushed = true;
     }
     if (pushed)
-        virtio_dev_notify_used(vd, RXQ);
+        vs->used_pending |= 1U << RXQ;
+}
+
+void vsock_signal_used(struct virtio_vsock *vs)
+{
+    struct virtio_dev *vd = vs->vd;
+    uint32_t pending = vs->used_pending;
+    vs->used_pending = 0;
+    uint64_t before = vd->interrupts;
+    for (uint16_t q = RXQ; q <= TXQ; q++) {
+        if (!(pending & (1U << q)))
+            continue;
+        if (vd->interrupts == before)
+            virtio_dev_notify_used(vd, q);
+        else
+            virtq_should_notify(&vd->queues[q], vd->gm); /* covered by the interrupt just raised: note it */
+    }
 }
 
 static void deliver_event(struct virtio_vsock *vs)
@@ -336,6 +448,7 @@ static void vsock_notify(void *dev, struct virtio_dev *vd, uint16_t q)
         deliver_event(vs);
     if (virtio_dev_driver_ok(vd))
         vsock_deliver(vs); /* rx buffers, or replies the tx packets asked for */
+    vsock_signal_used(vs);
     vsock_host_reap(vs);
 }
 
@@ -346,6 +459,7 @@ static void vsock_reset(void *dev, struct virtio_dev *vd)
     vsock_host_stop(vs);
     vsock_host_drop_all(vs); /* the guest's sockets are gone with its driver */
     vs->event_reset_pending = false;
+    vs->used_pending = 0;
 }
 
 void virtio_vsock_restored(struct virtio_vsock *vs)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "devices/virtio/virtio.h"
 #include "devices/virtio/vsock_internal.h"
 
 static unsigned bucket(uint32_t local_port, uint32_t peer_port)
@@ -162,21 +163,24 @@ void vsock_conn_update_watch(struct virtio_vsock *vs, struct vsock_conn *c)
     if (c->state == CONN_HANDSHAKE) {
         want = EPOLLIN;
     } else if (c->state == CONN_ESTABLISHED) {
-        if (!c->readable && !c->host_eof && !c->guest_shut_rcv && vsock_conn_peer_credit(c) > 0)
-            want |= EPOLLIN;
+        /*
+         * Edge-triggered and never changed for reading: c->readable remembers readiness across credit
+         * stalls, so running out of credit costs no epoll_ctl (level-triggered would wake us until the
+         * fd left the set; EPOLLONESHOT would cost an epoll_ctl per wakeup). A hung-up peer wakes us once.
+         * EPOLLOUT only while guest data waits: a host reader would otherwise wake us at every read.
+         */
+        want = EPOLLIN | EPOLLRDHUP | EPOLLET;
         if (c->tx_len)
             want |= EPOLLOUT;
     }
-    /*
-     * Nothing wanted: out of the set altogether, since EPOLLHUP cannot be
-     * masked and a peer that hung up would otherwise wake us forever.
-     */
+    /* Nothing wanted (connecting, dead): out of the set, since EPOLLHUP cannot be masked. */
     if (!want) {
         unwatch(vs, c);
         return;
     }
     if (c->registered && c->epoll_events == want)
         return;
+    /* Adding or modifying polls the fd: data that arrived while it was unwatched is reported now. */
     struct epoll_event ev = {.events = want, .data.ptr = c};
     if (epoll_ctl(vs->epfd, c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         log_warn("vsock: watching a host socket: %s (connection reset)", strerror(errno));
@@ -207,6 +211,17 @@ int vsock_host_listen(struct virtio_vsock *vs, struct errmsg *err)
     return 0;
 }
 
+/*
+ * Room in the host socket for all the credit the guest holds: what it sends then goes straight into the
+ * socket instead of through the connection's buffer (one copy, not two) unless the host reader lags by more
+ * than the credit. The kernel doubles the value and caps it at net.core.wmem_max; failing is harmless.
+ */
+static void size_send_buffer(int fd)
+{
+    int bytes = VSOCK_CONN_BUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
 int vsock_host_connect(struct virtio_vsock *vs, uint32_t port)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -220,6 +235,7 @@ int vsock_host_connect(struct virtio_vsock *vs, uint32_t port)
         close(fd);
         return -e;
     }
+    size_send_buffer(fd);
     return fd;
 }
 
@@ -292,6 +308,7 @@ static void accept_clients(struct virtio_vsock *vs)
             continue;
         }
         vs->nr_handshakes++;
+        size_send_buffer(fd);
         vsock_conn_update_watch(vs, c);
     }
 }
@@ -370,11 +387,28 @@ static void conn_event(struct virtio_vsock *vs, struct vsock_conn *c, uint32_t e
             return;
         }
     }
-    if ((events & (EPOLLIN | any)) && (c->epoll_events & EPOLLIN)) {
-        c->readable = true; /* read on the rx path, straight into a guest buffer */
-        vsock_conn_schedule(vs, c);
+    if (events & (EPOLLRDHUP | any))
+        c->peer_hup = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | any)) {
+        c->readable = true; /* read on the rx path, straight into guest buffers */
+        if (vsock_conn_wants_read(c) && vsock_conn_peer_credit(c))
+            vsock_conn_schedule(vs, c);
     }
     vsock_conn_update_watch(vs, c);
+}
+
+/* Takes the readiness of the host sockets from the private epoll set (without waiting). */
+static void harvest(struct virtio_vsock *vs)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(vs->epfd, evs, 64, 0);
+    for (int i = 0; i < n; i++) {
+        struct vsock_conn *c = evs[i].data.ptr;
+        if (!c)
+            accept_clients(vs);
+        else if (c->state != CONN_DEAD)
+            conn_event(vs, c, evs[i].events);
+    }
 }
 
 static void on_host_events(void *opaque, uint32_t events)
@@ -387,16 +421,16 @@ static void on_host_events(void *opaque, uint32_t events)
         /* Stopped (DEVICE_NEEDS_RESET): ready sockets would wake the loop forever; the reset restarts us. */
         vsock_host_stop(vs);
     } else {
-        struct epoll_event evs[64];
-        int n = epoll_wait(vs->epfd, evs, 64, 0);
-        for (int i = 0; i < n; i++) {
-            struct vsock_conn *c = evs[i].data.ptr;
-            if (!c)
-                accept_clients(vs);
-            else if (c->state != CONN_DEAD)
-                conn_event(vs, c, evs[i].events);
-        }
+        /*
+         * Packets the guest queued without our having served its kick yet (the loop may hand us the
+         * host sockets first): their credit updates let this turn's reads take all the guest allows,
+         * instead of a read now and another when the kick is served. Only ring reads when there are none.
+         */
+        if (vd->queues[VIRTIO_VSOCK_TXQ].ready)
+            vsock_process_tx(vs);
+        harvest(vs);
         vsock_deliver(vs);
+        vsock_signal_used(vs);
     }
     vsock_host_reap(vs);
     virtio_dev_unlock(vd);

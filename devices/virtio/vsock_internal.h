@@ -31,6 +31,14 @@
 #define VSOCK_ORPHAN_HOSTILE 256
 #define VSOCK_MAX_ORPHAN_RST (VSOCK_MAX_CONNS + VSOCK_ORPHAN_HOSTILE)
 #define VSOCK_HASH_BUCKETS 1024
+/*
+ * One readv fills up to this many rx chains behind the first (Linux posts 4 KiB buffers: 64 of them hold
+ * the whole 256 KiB credit), spanning at most IOV_MAX iovecs.
+ */
+#define VSOCK_RX_BATCH 127
+#define VSOCK_RX_IOV 1024
+/* The tx side's counterpart: consecutive packets' payloads for one connection, written with one sendmsg. */
+#define VSOCK_TX_IOV 1024
 /* Host-initiated connections get local ports from here up (Linux's ephemeral range is far below). */
 #define VSOCK_HOST_PORT_FIRST (1U << 30)
 
@@ -53,10 +61,15 @@ struct vsock_conn {
     enum vsock_conn_state state;
     uint32_t local_port, peer_port; /* host side (CID 2), guest side */
     uint32_t pending;               /* PEND_* */
-    bool readable;                  /* the host fd may have data or EOF for the guest */
-    bool host_eof;                  /* the host sends no more: SHUTDOWN(SEND) owed or sent */
-    bool guest_shut_send;           /* the guest sends no more: shut the host socket's write side once drained */
-    bool guest_shut_rcv;            /* the guest takes no more: stop reading the host socket */
+    /*
+     * The host fd may have data or EOF for the guest. The fd is watched edge-triggered, so this stays set
+     * until a read comes back short (or EAGAIN): no epoll_ctl when credit runs out or comes back.
+     */
+    bool readable;
+    bool peer_hup;        /* the host peer shut its side: read to EOF even after a short read */
+    bool host_eof;        /* the host sends no more: SHUTDOWN(SEND) owed or sent */
+    bool guest_shut_send; /* the guest sends no more: shut the host socket's write side once drained */
+    bool guest_shut_rcv;  /* the guest takes no more: stop reading the host socket */
     bool host_wr_shut;
     bool credit_requested;
     /* Host → guest: the guest's buffer and what we sent into it. */
@@ -74,6 +87,13 @@ struct vsock_conn {
     bool on_send_list;
     struct vsock_conn *send_next, *hash_next;
     struct vsock_conn *prev, *next; /* every connection */
+};
+
+/* An rx chain filled by a batched read after the first: where its header goes and what it took. */
+struct vsock_rx_slot {
+    uint16_t head;
+    uint8_t *hdr; /* VSOCK_HDR_LEN bytes of guest memory, checked when the chain was popped */
+    uint32_t cap, len;
 };
 
 struct vsock_orphan_rst {
@@ -97,9 +117,23 @@ struct virtio_vsock {
     struct vsock_orphan_rst orphans[VSOCK_MAX_ORPHAN_RST];
     unsigned orphan_head, orphan_len;
     bool event_reset_pending; /* TRANSPORT_RESET owed on the event queue */
+    uint32_t used_pending;    /* 1 << queue: used entries the driver has not been told of (vsock_signal_used) */
     struct vsock_counters ctr;
     struct virtq_chain chain;
-    struct iovec iov[VIRTQ_MAX_CHAIN];
+    /* The rx batch: chains popped behind `chain`, the readv's iovecs over all their payload areas. */
+    struct virtq_chain chain_more;
+    struct vsock_rx_slot rx_slots[VSOCK_RX_BATCH];
+    unsigned rx_nslots;
+    struct iovec rx_iov[VSOCK_RX_IOV];
+    /*
+     * The tx batch: payloads of consecutive OP_RW packets for tx_conn, not written yet; their chains go back
+     * to the guest once the payload is in the host socket or the connection's buffer.
+     */
+    struct vsock_conn *tx_conn;
+    unsigned tx_niov, tx_nheads;
+    uint64_t tx_pending;
+    struct iovec tx_iov[VSOCK_TX_IOV];
+    uint16_t tx_heads[VIRTQ_MAX_SIZE];
 };
 
 /* ---- vsock_host.c ---- */
@@ -126,12 +160,14 @@ int vsock_host_connect(struct virtio_vsock *vs, uint32_t port);
 int vsock_conn_flush(struct virtio_vsock *vs, struct vsock_conn *c);
 
 /* ---- vsock_tx.c ---- */
-/* Serves every packet the guest queued on the tx queue. */
+/* Serves every packet the guest queued on the tx queue (vsock_signal_used tells the driver). */
 void vsock_process_tx(struct virtio_vsock *vs);
 
 /* ---- vsock.c ---- */
 /* Queues the connection for the rx path (it has control packets or data for the guest). */
 void vsock_conn_schedule(struct virtio_vsock *vs, struct vsock_conn *c);
+/* Whether host data for the guest is still wanted on c (established, no EOF read, guest still receiving). */
+bool vsock_conn_wants_read(const struct vsock_conn *c);
 /* Bytes the guest lets us send on c now. */
 uint32_t vsock_conn_peer_credit(const struct vsock_conn *c);
 /* A host client's CONNECT line named `port`: a REQUEST to the guest. */
@@ -142,7 +178,13 @@ void vsock_conn_forwarded(struct virtio_vsock *vs, struct vsock_conn *c, uint32_
 void vsock_conn_reset(struct virtio_vsock *vs, struct vsock_conn *c);
 /* Queues an RST for (local_port, peer_port); `hostile`: answering a bad packet, may be dropped first. */
 void vsock_queue_rst(struct virtio_vsock *vs, uint32_t local_port, uint32_t peer_port, bool hostile);
-/* Sends what is queued for the guest while rx buffers last. */
+/* Sends what is queued for the guest while rx buffers last (vsock_signal_used tells the driver). */
 void vsock_deliver(struct virtio_vsock *vs);
+/*
+ * Interrupts for what the rx and tx paths put in the used rings since the last call: one for both when
+ * both want one. virtio-mmio has a single interrupt line and the driver's handler scans every queue on
+ * it, so the second queue is served by the first one's interrupt (and counts as signalled).
+ */
+void vsock_signal_used(struct virtio_vsock *vs);
 
 #endif

@@ -17,66 +17,104 @@
 
 #define TXQ VIRTIO_VSOCK_TXQ
 
-/* Copies `len` payload bytes from the chain (after the header) into c's ring buffer at its tail. */
-static int buffer_rest(struct virtio_vsock *vs, struct vsock_conn *c, const struct virtq_chain *ch, uint64_t off,
-                       uint32_t len)
+/* Copies what the host socket did not take of the batch (its first `skip` bytes it did) into c's ring buffer. */
+static int buffer_rest(struct vsock_conn *c, const struct iovec *iov, unsigned n, uint64_t skip)
 {
     if (!c->txbuf && !(c->txbuf = malloc(VSOCK_CONN_BUF)))
         return -ENOMEM;
-    uint32_t tail = (c->tx_head + c->tx_len) % VSOCK_CONN_BUF;
-    uint32_t first = VSOCK_CONN_BUF - tail < len ? VSOCK_CONN_BUF - tail : len;
-    virtq_chain_read(ch, vs->vd->gm, off, c->txbuf + tail, first);
-    if (len > first)
-        virtq_chain_read(ch, vs->vd->gm, off + first, c->txbuf, len - first);
-    c->tx_len += len;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        const uint8_t *src = (const uint8_t *)iov[i].iov_base + skip;
+        uint32_t len = (uint32_t)(iov[i].iov_len - skip);
+        skip = 0;
+        uint32_t tail = (c->tx_head + c->tx_len) % VSOCK_CONN_BUF;
+        uint32_t first = VSOCK_CONN_BUF - tail < len ? VSOCK_CONN_BUF - tail : len;
+        memcpy(c->txbuf + tail, src, first);
+        memcpy(c->txbuf, src + first, len - first);
+        c->tx_len += len;
+    }
     return 0;
 }
 
-/* Stream payload for c: straight to the host socket while nothing waits before it, the rest buffered. */
-static void take_rw(struct virtio_vsock *vs, struct vsock_conn *c, const struct virtq_chain *ch, uint32_t len)
+/*
+ * Writes the batch's payloads: one sendmsg for several packets, straight from guest memory, after what
+ * the connection's buffer still holds; what the socket does not take goes into that buffer. Then the
+ * batch's chains go back to the guest (the caller notifies it once for the whole queue).
+ */
+static void tx_flush(struct virtio_vsock *vs)
+{
+    struct vsock_conn *c = vs->tx_conn;
+    if (c && c->state == CONN_ESTABLISHED) {
+        uint64_t sent = 0;
+        int rc = c->tx_len ? vsock_conn_flush(vs, c) : 0;
+        if (!rc && !c->tx_len) {
+            struct msghdr mh = {.msg_iov = vs->tx_iov, .msg_iovlen = vs->tx_niov};
+            ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0 && errno != EAGAIN && errno != EINTR)
+                rc = -errno; /* the host reader is gone */
+            if (w > 0) {
+                sent = (uint64_t)w;
+                vsock_conn_forwarded(vs, c, (uint32_t)w);
+            }
+        }
+        if (!rc && sent < vs->tx_pending)
+            rc = buffer_rest(c, vs->tx_iov, vs->tx_niov, sent);
+        if (rc)
+            vsock_conn_reset(vs, c);
+        else
+            vsock_conn_update_watch(vs, c);
+    }
+    struct virtq *q = &vs->vd->queues[TXQ];
+    for (unsigned i = 0; i < vs->tx_nheads; i++)
+        virtq_push(q, vs->vd->gm, vs->tx_heads[i], 0);
+    vs->tx_conn = NULL;
+    vs->tx_niov = vs->tx_nheads = 0;
+    vs->tx_pending = 0;
+}
+
+/*
+ * Stream payload for c: joins the batch of payloads waiting for c's host socket (true: the chain is held
+ * until the batch is written), or resets c if it broke its credit.
+ */
+static bool take_rw(struct virtio_vsock *vs, struct vsock_conn *c, const struct virtq_chain *ch, uint32_t len)
 {
     /* Credit: what the guest sent and the host has not taken must fit what we granted. */
     if ((uint64_t)(c->recv_cnt - c->fwd_cnt) + len > VSOCK_CONN_BUF) {
         vs->ctr.bad_packets++;
         vsock_conn_reset(vs, c);
-        return;
+        return false;
     }
     c->recv_cnt += len;
     vs->ctr.tx_bytes += len;
-    uint32_t sent = 0;
-    if (!c->tx_len && len) {
-        int n = 0;
-        uint64_t skip = VSOCK_HDR_LEN, want = len;
-        for (unsigned i = 0; i < ch->nbufs && want; i++) {
-            const struct virtq_buf *b = &ch->bufs[i];
-            if (b->device_writes)
-                continue;
-            if (skip >= b->len) {
-                skip -= b->len;
-                continue;
-            }
-            uint64_t piece = b->len - skip < want ? b->len - skip : want;
-            vs->iov[n].iov_base = b->host + skip; /* checked when the chain was popped */
-            vs->iov[n++].iov_len = piece;
-            want -= piece;
-            skip = 0;
+    if (!len)
+        return false;
+    unsigned pieces = 0;
+    for (unsigned i = 0; i < ch->nbufs; i++)
+        pieces += !ch->bufs[i].device_writes;
+    if (vs->tx_conn != c || vs->tx_niov + pieces > VSOCK_TX_IOV || vs->tx_nheads == VIRTQ_MAX_SIZE)
+        tx_flush(vs);
+    vs->tx_conn = c;
+    uint64_t skip = VSOCK_HDR_LEN, want = len;
+    for (unsigned i = 0; i < ch->nbufs && want; i++) {
+        const struct virtq_buf *b = &ch->bufs[i];
+        if (b->device_writes)
+            continue;
+        if (skip >= b->len) {
+            skip -= b->len;
+            continue;
         }
-        struct msghdr mh = {.msg_iov = vs->iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            vsock_conn_reset(vs, c); /* the host reader is gone */
-            return;
-        }
-        if (w > 0) {
-            sent = (uint32_t)w;
-            vsock_conn_forwarded(vs, c, sent);
-        }
+        uint64_t piece = b->len - skip < want ? b->len - skip : want;
+        vs->tx_iov[vs->tx_niov].iov_base = b->host + skip; /* checked when the chain was popped */
+        vs->tx_iov[vs->tx_niov++].iov_len = piece;
+        want -= piece;
+        skip = 0;
     }
-    if (sent < len && buffer_rest(vs, c, ch, VSOCK_HDR_LEN + sent, len - sent)) {
-        vsock_conn_reset(vs, c);
-        return;
-    }
-    vsock_conn_update_watch(vs, c);
+    vs->tx_pending += len;
+    vs->tx_heads[vs->tx_nheads++] = ch->head;
+    return true;
 }
 
 /* The guest asked for host port `port` from its port `peer`. */
@@ -145,60 +183,66 @@ static void guest_shutdown(struct virtio_vsock *vs, struct vsock_conn *c, uint32
     vsock_conn_update_watch(vs, c);
 }
 
-static void handle_packet(struct virtio_vsock *vs, const struct virtq_chain *ch)
+/* One packet from the guest; true if its chain joined the tx batch (tx_flush gives it back). */
+static bool handle_packet(struct virtio_vsock *vs, const struct virtq_chain *ch)
 {
     uint8_t raw[VSOCK_HDR_LEN];
     struct vsock_hdr h;
     if (ch->readable < VSOCK_HDR_LEN || virtq_chain_read(ch, vs->vd->gm, 0, raw, VSOCK_HDR_LEN)) {
         vs->ctr.bad_packets++;
-        return;
+        return false;
     }
     vsock_hdr_decode(raw, &h);
     vs->ctr.tx_packets++;
     /* Not from this guest to the host: not ours to answer. */
     if (h.src_cid != vs->guest_cid || h.dst_cid != VSOCK_HOST_CID) {
         vs->ctr.bad_packets++;
-        return;
+        return false;
     }
     struct vsock_conn *c = vsock_conn_find(vs, h.dst_port, h.src_port);
     bool bad_len = h.len > ch->readable - VSOCK_HDR_LEN || h.len > VSOCK_MAX_PKT_PAYLOAD ||
                    (h.len && h.op != VSOCK_OP_RW);
-    if (bad_len || h.type != VSOCK_TYPE_STREAM) {
+    bool bad = bad_len || h.type != VSOCK_TYPE_STREAM;
+    /* Anything but more data for the batch's connection comes after the batch is written. */
+    if (vs->tx_conn && (c != vs->tx_conn || h.op != VSOCK_OP_RW || bad))
+        tx_flush(vs);
+    bool held = false;
+    if (bad) {
         vs->ctr.bad_packets++;
         if (c)
             vsock_conn_reset(vs, c);
         else if (h.op != VSOCK_OP_RST)
             vsock_queue_rst(vs, h.dst_port, h.src_port, true);
-        return;
+        return false;
     }
     if (h.op == VSOCK_OP_REQUEST && !c) {
         guest_connect(vs, &h);
-        return;
+        return false;
     }
     if (!c) {
         if (h.op != VSOCK_OP_RST)
             vsock_queue_rst(vs, h.dst_port, h.src_port, true); /* no such connection (any more) */
-        return;
+        return false;
     }
     c->peer_buf_alloc = h.buf_alloc;
     c->peer_fwd_cnt = h.fwd_cnt;
     bool established = c->state == CONN_ESTABLISHED;
     switch (h.op) {
-    case VSOCK_OP_RST: vsock_conn_close(vs, c); return;
+    case VSOCK_OP_RST: vsock_conn_close(vs, c); return false;
     case VSOCK_OP_RESPONSE:
         if (c->state == CONN_CONNECTING)
             guest_accepted(vs, c);
         else
             vsock_conn_reset(vs, c);
-        return;
-    case VSOCK_OP_SHUTDOWN: guest_shutdown(vs, c, h.flags); return;
+        return false;
+    case VSOCK_OP_SHUTDOWN: guest_shutdown(vs, c, h.flags); return false;
     case VSOCK_OP_RW:
         if (!established || c->guest_shut_send) {
             vs->ctr.bad_packets++;
             vsock_conn_reset(vs, c);
-            return;
+            return false;
         }
-        take_rw(vs, c, ch, h.len);
+        held = take_rw(vs, c, ch, h.len);
         break;
     case VSOCK_OP_CREDIT_UPDATE: c->credit_requested = false; break;
     case VSOCK_OP_CREDIT_REQUEST:
@@ -208,14 +252,15 @@ static void handle_packet(struct virtio_vsock *vs, const struct virtq_chain *ch)
     default: /* REQUEST on a live connection, unknown operations */
         vs->ctr.bad_packets++;
         vsock_conn_reset(vs, c);
-        return;
+        return false;
     }
     if (c->state != CONN_ESTABLISHED)
-        return;
+        return held;
     /* New credit may let waiting host data through. */
-    if (c->readable && vsock_conn_peer_credit(c))
+    if (c->readable && vsock_conn_wants_read(c) && vsock_conn_peer_credit(c))
         vsock_conn_schedule(vs, c);
     vsock_conn_update_watch(vs, c);
+    return held;
 }
 
 void vsock_process_tx(struct virtio_vsock *vs)
@@ -231,13 +276,15 @@ void vsock_process_tx(struct virtio_vsock *vs)
             continue;
         }
         if (rc < 0) {
+            tx_flush(vs);
             virtio_dev_set_needs_reset(vd, "the guest handed over a malformed tx descriptor chain");
             return;
         }
-        handle_packet(vs, &vs->chain);
-        virtq_push(q, vd->gm, vs->chain.head, 0);
+        if (!handle_packet(vs, &vs->chain))
+            virtq_push(q, vd->gm, vs->chain.head, 0);
         pushed = true;
     }
+    tx_flush(vs); /* the queue is empty: write what the batch holds, before the guest hears of the chains */
     if (pushed)
-        virtio_dev_notify_used(vd, TXQ);
+        vs->used_pending |= 1U << TXQ;
 }

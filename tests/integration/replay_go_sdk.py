@@ -441,6 +441,12 @@ def sdk_jailer_daemon(o):
     attach_drive(c, name, "0", links[o["control"]], False, False)
     attach_drive(c, name, "root_drive", links[o["rootfs"]], True, False)
     add_vsock(c, name, 3, "v.sock", "agent")
+    # Not an SDK call: the daemonized VMM's stdout is /dev/null, so the guest's console goes to a file in the
+    # jail, printed if the guest does not answer (a guest that never booted and a device that lost a packet
+    # look the same from the host).
+    open(os.path.join(root, "console.log"), "w").close()
+    os.chown(os.path.join(root, "console.log"), int(o["uid"]), int(o["gid"]))
+    sdk_ok(c, name + " (not the SDK's: PUT /serial for diagnosis)", "PUT", "/serial", {"serial_out_path": "console.log"})
     if not instance_start(c, name):
         return
     check_instance_info(c, name, "Running", jid)
@@ -450,17 +456,25 @@ def sdk_jailer_daemon(o):
     except (OSError, ValueError):
         pid = 0
     check("%s: the jail's pid file names the VMM (%d)" % (name, pid), pid > 0 and os.path.isdir("/proc/%d" % pid))
-    agent, reply, end = None, "", time.monotonic() + 600 * go.TIMEOUT_SCALE ** 0.5
-    while time.monotonic() < end:
+    # At most 5 minutes (10 in the emulated host): before the test's deadline, so a failure prints its reasons.
+    agent, reply, end = None, "", time.monotonic() + 300 * go.TIMEOUT_SCALE ** 0.5
+    attempts = []  # (seconds, the reply or the error) of each CONNECT
+    while time.monotonic() < end and os.path.isdir("/proc/%d" % pid):
+        t0 = time.monotonic()
         try:
             agent, reply = replay_kata.agent_connect(os.path.join(root, "v.sock"), 52, 10)
+            attempts.append("%.1fs %r" % (time.monotonic() - t0, reply))
             if "OK" in reply:
                 break
             agent.close()
-        except OSError:
-            pass
+        except OSError as e:
+            attempts.append("%.1fs %s" % (time.monotonic() - t0, e))
         agent = None
         time.sleep(0.2)
+    if agent is None:
+        print("  %s: %d CONNECT attempts, the last ones: %s" % (name, len(attempts), "; ".join(attempts[-8:])))
+        with open(os.path.join(root, "console.log"), errors="replace") as f:
+            print("  %s: the guest's console (tail):\n%s" % (name, "".join(f.readlines()[-40:])), flush=True)
     if check("%s: the guest's echo answers CONNECT 52 over the vsock (%r): init runs" % (name, reply.strip()),
              agent is not None):
         agent.sendall(b"ping\n")

@@ -137,7 +137,7 @@ bool vsk_recv(struct vsk_pkt *p)
     return true;
 }
 
-void vsk_send_raw(const struct vsock_hdr *h, const void *data, uint32_t len, int nseg)
+static void post_tx(const struct vsock_hdr *h, const void *data, uint32_t len, int nseg)
 {
     uint16_t slot = vfx.q[TXQ].next_desc;
     uint64_t gpa = TX_BUF(slot % 60);
@@ -151,8 +151,33 @@ void vsk_send_raw(const struct vsock_hdr *h, const void *data, uint32_t len, int
         s[1] = (struct vfx_seg){gpa + VSOCK_HDR_LEN, len, false};
     }
     vfx_post(TXQ, s, nseg == 2 && len ? 2 : 1, 0);
+}
+
+void vsk_send_raw(const struct vsock_hdr *h, const void *data, uint32_t len, int nseg)
+{
+    post_tx(h, data, len, nseg);
     virtio_mmio_kick(&m, TXQ);
 }
+
+void vsk_kick_tx(void) { virtio_mmio_kick(&m, TXQ); }
+
+void vsk_post(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
+              uint32_t buf_alloc, uint32_t fwd_cnt)
+{
+    struct vsock_hdr h = {.src_cid = GUEST_CID,
+                          .dst_cid = VSOCK_HOST_CID,
+                          .src_port = src_port,
+                          .dst_port = dst_port,
+                          .len = len,
+                          .type = VSOCK_TYPE_STREAM,
+                          .op = op,
+                          .flags = flags,
+                          .buf_alloc = buf_alloc,
+                          .fwd_cnt = fwd_cnt};
+    post_tx(&h, data, len, 2);
+}
+
+uint64_t vsk_interrupts(void) { return virtio_mmio_device(&m)->interrupts; }
 
 void vsk_send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
               uint32_t buf_alloc, uint32_t fwd_cnt)

@@ -45,6 +45,12 @@ void vsk_send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags,
               uint32_t buf_alloc, uint32_t fwd_cnt);
 /* Any header (and `len` payload bytes, which may differ from hdr->len) in `nseg` descriptors. */
 void vsk_send_raw(const struct vsock_hdr *h, const void *data, uint32_t len, int nseg);
+/* As vsk_send, without the kick: several packets then one vsk_kick_tx, as a driver batches them. */
+void vsk_post(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
+              uint32_t buf_alloc, uint32_t fwd_cnt);
+void vsk_kick_tx(void);
+/* Interrupts the device raised so far. */
+uint64_t vsk_interrupts(void);
 /* A host client connected to uds_path (non-blocking), or a listener at <uds>_<port>. */
 int vsk_host_client(void);
 int vsk_host_listener(uint32_t port);
