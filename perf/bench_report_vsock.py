@@ -27,6 +27,6 @@ def section(b):
     L.append("")
     if vm and vm.get("note"):
         L.append(f"How: {vm['note']}" + (" (emulator times: compare the ratios)." if emulated(vm) else "."))
-    L.append("The vsock device model alone (`build/virtio-bench --vsock`, beside a Unix socketpair) is in the virtio "
-             "rows above; `docs/vsock.md` and `docs/mmds.md` say how to rerun both.\n")
+    L.append("The vsock device model alone (`build/virtio-bench --vsock`, beside a Unix socketpair) is among the virtio "
+             "figures of a full run; `docs/vsock.md` says how it is measured, and with `docs/mmds.md` how to rerun both.\n")
     return L
