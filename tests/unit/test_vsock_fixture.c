@@ -161,19 +161,25 @@ void vsk_send_raw(const struct vsock_hdr *h, const void *data, uint32_t len, int
 
 void vsk_kick_tx(void) { virtio_mmio_kick(&m, TXQ); }
 
+struct vsock_hdr vsk_hdr(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, uint32_t len,
+                         uint32_t buf_alloc, uint32_t fwd_cnt)
+{
+    return (struct vsock_hdr){.src_cid = GUEST_CID,
+                              .dst_cid = VSOCK_HOST_CID,
+                              .src_port = src_port,
+                              .dst_port = dst_port,
+                              .len = len,
+                              .type = VSOCK_TYPE_STREAM,
+                              .op = op,
+                              .flags = flags,
+                              .buf_alloc = buf_alloc,
+                              .fwd_cnt = fwd_cnt};
+}
+
 void vsk_post(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
               uint32_t buf_alloc, uint32_t fwd_cnt)
 {
-    struct vsock_hdr h = {.src_cid = GUEST_CID,
-                          .dst_cid = VSOCK_HOST_CID,
-                          .src_port = src_port,
-                          .dst_port = dst_port,
-                          .len = len,
-                          .type = VSOCK_TYPE_STREAM,
-                          .op = op,
-                          .flags = flags,
-                          .buf_alloc = buf_alloc,
-                          .fwd_cnt = fwd_cnt};
+    struct vsock_hdr h = vsk_hdr(op, src_port, dst_port, flags, len, buf_alloc, fwd_cnt);
     post_tx(&h, data, len, 2);
 }
 
@@ -182,17 +188,8 @@ uint64_t vsk_interrupts(void) { return virtio_mmio_device(&m)->interrupts; }
 void vsk_send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
               uint32_t buf_alloc, uint32_t fwd_cnt)
 {
-    struct vsock_hdr h = {.src_cid = GUEST_CID,
-                          .dst_cid = VSOCK_HOST_CID,
-                          .src_port = src_port,
-                          .dst_port = dst_port,
-                          .len = len,
-                          .type = VSOCK_TYPE_STREAM,
-                          .op = op,
-                          .flags = flags,
-                          .buf_alloc = buf_alloc,
-                          .fwd_cnt = fwd_cnt};
-    vsk_send_raw(&h, data, len, 2);
+    vsk_post(op, src_port, dst_port, flags, data, len, buf_alloc, fwd_cnt);
+    vsk_kick_tx();
 }
 
 static int unix_socket(const char *path, bool do_listen)

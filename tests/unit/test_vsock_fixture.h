@@ -40,6 +40,9 @@ void vsk_stop(void);
 void vsk_pump(int ms);
 /* The next packet the device put in the rx queue (reposting its buffer), or false if none. */
 bool vsk_recv(struct vsk_pkt *p);
+/* A header from the guest (GUEST_CID) to the host, stream type. */
+struct vsock_hdr vsk_hdr(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, uint32_t len,
+                         uint32_t buf_alloc, uint32_t fwd_cnt);
 /* Sends a packet from the guest (src GUEST_CID to CID 2 unless changed via vsk_send_raw) and kicks tx. */
 void vsk_send(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
               uint32_t buf_alloc, uint32_t fwd_cnt);

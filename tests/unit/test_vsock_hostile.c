@@ -20,14 +20,7 @@ TestSuite(vsock_hostile, .fini = vsk_stop);
 
 static struct vsock_hdr hdr(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t len)
 {
-    return (struct vsock_hdr){.src_cid = GUEST_CID,
-                              .dst_cid = VSOCK_HOST_CID,
-                              .src_port = src_port,
-                              .dst_port = dst_port,
-                              .len = len,
-                              .type = VSOCK_TYPE_STREAM,
-                              .op = op,
-                              .buf_alloc = 1 << 20};
+    return vsk_hdr(op, src_port, dst_port, 0, len, 1 << 20, 0);
 }
 
 /* A live guest-initiated connection used to show the others are untouched. */
