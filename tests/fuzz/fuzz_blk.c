@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fv_teardown(&g);
     evloop_destroy(&g.loop);
     virtio_blk_free(blk);
-    guest_mem_free(&g.gm);
+    fv_ram_free(&g);
     check_image(ro);
     if (fv_count_fds() != fds)
         fv_abort("a file descriptor outlived the device");

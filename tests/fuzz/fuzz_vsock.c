@@ -159,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fv_teardown(&g);
     virtio_vsock_free(vs);
     evloop_destroy(&g.loop);
-    guest_mem_free(&g.gm);
+    fv_ram_free(&g);
     unlink(uds); /* the device leaves its socket file, as Firecracker does */
     /* What the guest connected to was closed with the device: the host sees EOF, not a hang. */
     for (int i = 0; i < nacc; i++) {
