@@ -33,3 +33,6 @@ fuzz: fuzz-build
 # In the fuzz build (BUILD=build/fuzz, CC=clang): a harness and what it uses of libember.
 $(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/libember.a
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+# The harnesses' dependency files (in the sub-make, where BUILD is build/fuzz): a change to a header such as
+# fuzz_virtio.h rebuilds the fuzzers that include it.
+-include $(wildcard $(BUILD)/obj/tests/fuzz/fuzz_*.d)

@@ -3,8 +3,8 @@
  * guest that wrote every byte of its rings, descriptors, request headers and
  * buffers (fuzz_virtio.h: 2 header bytes, then guest RAM). Byte 0 bit 2 makes
  * the drive read-only; the image is a 64 KiB file in a temporary directory of
- * this process (in /dev/shm if it can), rewritten with its pattern before
- * every run.
+ * this process (in /dev/shm if it can), holding its pattern when each run
+ * starts: read back after every run and rewritten when it changed.
  *
  * Invariants: the image keeps its size (no write beyond the capacity); a
  * read-only drive's image does not change; the queue returns what it takes;
@@ -12,6 +12,7 @@
  * request).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64], img[96];
 static uint8_t pattern[IMG_SIZE];
+static int img_fd = -1; /* the harness's own fd on the image, to check and restore it (the device opens its own) */
 
 static void cleanup(void)
 {
+    if (img_fd >= 0)
+        close(img_fd);
     unlink(img);
     rmdir(dir);
+}
+
+static void write_image(void)
+{
+    if (pwrite(img_fd, pattern, IMG_SIZE, 0) != IMG_SIZE || ftruncate(img_fd, IMG_SIZE)) {
+        perror(img);
+        abort();
+    }
 }
 
 /* The per-process temporary directory and image, once. */
@@ -54,33 +66,32 @@ static int setup(void)
     atexit(cleanup);
     for (size_t i = 0; i < IMG_SIZE; i++)
         pattern[i] = (uint8_t)(i * 131 ^ i >> 9);
+    img_fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (img_fd < 0) {
+        perror(img);
+        abort();
+    }
+    write_image();
     fv_quiet_log();
     return 0;
 }
 
-static void write_image(void)
-{
-    FILE *f = fopen(img, "wb");
-    if (!f || fwrite(pattern, 1, IMG_SIZE, f) != IMG_SIZE || fclose(f)) {
-        perror(img);
-        abort();
-    }
-}
-
+/* The image after a run: its size must hold, a read-only one must be unchanged; a written one is restored. */
 static void check_image(bool read_only)
 {
     static uint8_t now[IMG_SIZE + 1];
-    FILE *f = fopen(img, "rb");
-    if (!f) {
+    ssize_t n = pread(img_fd, now, sizeof(now), 0);
+    if (n < 0) {
         perror(img);
         abort();
     }
-    size_t n = fread(now, 1, sizeof(now), f);
-    fclose(f);
     if (n != IMG_SIZE)
         fv_abort("the image changed size");
-    if (read_only && memcmp(now, pattern, IMG_SIZE))
-        fv_abort("a read-only drive's image was written");
+    if (memcmp(now, pattern, IMG_SIZE)) {
+        if (read_only)
+            fv_abort("a read-only drive's image was written");
+        write_image();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -91,7 +102,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     int fds = fv_count_fds();
     bool ro = data[0] & 4;
-    write_image();
     struct virtio_blk *blk = NULL;
     struct errmsg err = {{0}};
     struct blk_config cfg = {.id = "fuzz-disk", .path = img, .read_only = ro, .engine = BLK_ENGINE_SYNC};
@@ -122,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fv_teardown(&g);
     evloop_destroy(&g.loop);
     virtio_blk_free(blk);
-    guest_mem_free(&g.gm);
+    fv_ram_free(&g);
     check_image(ro);
     if (fv_count_fds() != fds)
         fv_abort("a file descriptor outlived the device");

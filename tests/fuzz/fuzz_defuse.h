@@ -18,21 +18,28 @@ static inline bool fuzz_read_only_key(const char *key)
     return !strcmp(key, "kernel_image_path") || !strcmp(key, "initrd_path") || !strcmp(key, "path_on_host");
 }
 
-/* Rewrites, at any depth, every "*_path" (or "path"/"uds_path"/"socket") string Ember would write or connect to. */
-static inline void fuzz_defuse(json_t *v)
+/*
+ * Rewrites, at any depth, every "*_path" (or "path"/"uds_path"/"socket") string Ember would write or connect to;
+ * returns how many it rewrote.
+ */
+static inline size_t fuzz_defuse(json_t *v)
 {
+    size_t n = 0;
     for (size_t i = 0; i < json_array_size(v); i++)
-        fuzz_defuse(json_array_get(v, i));
+        n += fuzz_defuse(json_array_get(v, i));
     for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
         const char *key = json_object_iter_key(it);
         json_t *e = json_object_iter_value(it);
-        size_t n = strlen(key);
-        bool pathish = (n >= 4 && !strcmp(key + n - 4, "path")) || !strcmp(key, "socket");
-        if (json_is_string(e) && pathish && !fuzz_read_only_key(key))
+        size_t klen = strlen(key);
+        bool pathish = (klen >= 4 && !strcmp(key + klen - 4, "path")) || !strcmp(key, "socket");
+        if (json_is_string(e) && pathish && !fuzz_read_only_key(key)) {
             json_object_iter_set_new(v, it, json_string("/dev/null"));
-        else
-            fuzz_defuse(e);
+            n++;
+        } else {
+            n += fuzz_defuse(e);
+        }
     }
+    return n;
 }
 
 #endif

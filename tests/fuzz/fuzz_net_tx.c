@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtio_net_free(net); /* closes sv[0] */
     close(sv[1]);
     evloop_destroy(&g.loop);
-    guest_mem_free(&g.gm);
+    fv_ram_free(&g);
     if (fv_count_fds() != fds)
         fv_abort("a file descriptor outlived the device");
     return 0;

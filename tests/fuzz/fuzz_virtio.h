@@ -14,8 +14,8 @@
 #ifndef EMBER_FUZZ_VIRTIO_H
 #define EMBER_FUZZ_VIRTIO_H
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +38,7 @@
 #define FV_DATA 0x1000ULL
 
 struct fuzz_guest {
-    uint8_t *ram; /* FV_RAM bytes, the same buffer every run (not cleared beyond what the input covers) */
+    uint8_t *ram; /* FV_RAM bytes, the same buffer every run: the input, then zeros (fv_ram, fv_ram_free) */
     struct guest_mem gm;
     struct event_loop loop;
     struct virtio_mmio m;
@@ -79,17 +79,47 @@ static inline uint32_t fv_rd(struct fuzz_guest *g, uint64_t off)
     return v;
 }
 
-/* Guest RAM from the input: 0 if the input has a header and RAM could be laid out. */
+static uint8_t fv_ram_bytes[FV_RAM]; /* zero above FV_IMAGE whenever a run starts (fv_ram_free) */
+
+/*
+ * Guest RAM from the input: 0 if the input has a header and RAM could be laid out. Dirty tracking records
+ * every page the device got a pointer to, so that fv_ram_free clears exactly what it may have written.
+ */
 static inline int fv_ram(struct fuzz_guest *g, const uint8_t *data, size_t size)
 {
-    static uint8_t ram[FV_RAM];
     if (size < FV_HDR)
         return -1;
     size_t n = size - FV_HDR < FV_IMAGE ? size - FV_HDR : FV_IMAGE;
-    memset(ram, 0, FV_IMAGE);
-    memcpy(ram, data + FV_HDR, n);
-    g->ram = ram;
-    return guest_mem_init_with(&g->gm, FV_RAM, ram);
+    memset(fv_ram_bytes, 0, FV_IMAGE);
+    memcpy(fv_ram_bytes, data + FV_HDR, n);
+    g->ram = fv_ram_bytes;
+    if (guest_mem_init_with(&g->gm, FV_RAM, fv_ram_bytes))
+        return -1;
+    if (guest_mem_track_dirty(&g->gm))
+        abort();
+    return 0;
+}
+
+/*
+ * After a run: the pages the device had pointers to are cleared (the next run must start from the same RAM),
+ * then the guest memory goes. Every 256th run checks all the rest is still zero: a device that wrote guest RAM
+ * without a pointer from gm_ptr would also be missing from a Diff snapshot.
+ */
+static inline void fv_ram_free(struct fuzz_guest *g)
+{
+    static unsigned runs;
+    uint64_t dirty[FV_RAM / GUEST_PAGE_SIZE / 64] = {0};
+    if (g->gm.nr_regions != 1 || gm_dirty_words(&g->gm, 0) != sizeof(dirty) / sizeof(dirty[0]))
+        fv_abort("guest RAM is not the one region fv_ram laid out");
+    gm_take_dirty(&g->gm, 0, dirty);
+    for (size_t p = FV_IMAGE / GUEST_PAGE_SIZE; p < FV_RAM / GUEST_PAGE_SIZE; p++)
+        if (dirty[p / 64] & (1ULL << (p % 64)))
+            memset(fv_ram_bytes + p * GUEST_PAGE_SIZE, 0, GUEST_PAGE_SIZE);
+    if (++runs % 256 == 0)
+        for (size_t i = FV_IMAGE; i < FV_RAM; i++)
+            if (fv_ram_bytes[i])
+                fv_abort("guest RAM changed on a page the device never got a pointer to");
+    guest_mem_free(&g->gm);
 }
 
 static inline uint64_t fv_features(uint8_t b, uint64_t device_bits)
@@ -155,16 +185,24 @@ static inline void fv_check_queue(struct fuzz_guest *g, int q, uint16_t in_fligh
         fv_abort("a queue returned more chains than it took, or holds more than it may");
 }
 
-/* Open file descriptors of this process: a device must close every one it opened. */
+/*
+ * Open file descriptors of this process below FV_FD_SCAN: a device must close every one it opened. One poll()
+ * of the few fds a leak could take (a closed fd reports POLLNVAL) instead of reading /proc/self/fd: the kernel
+ * hands out the lowest free fd, and this process holds a handful.
+ */
+#define FV_FD_SCAN 128
 static inline int fv_count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
+    static struct pollfd p[FV_FD_SCAN];
+    for (int i = 0; i < FV_FD_SCAN; i++)
+        p[i] = (struct pollfd){.fd = i, .events = 0};
+    if (poll(p, FV_FD_SCAN, 0) < 0)
         return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
+    int n = 0;
+    for (int i = 0; i < FV_FD_SCAN; i++)
+        n += !(p[i].revents & POLLNVAL);
+    if (n == FV_FD_SCAN)
+        fv_abort("every fd below FV_FD_SCAN is open: a leak would go unseen");
     return n;
 }
 

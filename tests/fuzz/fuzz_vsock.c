@@ -3,7 +3,7 @@
  * of its rx, tx and event rings and of the packets it sends (fuzz_virtio.h:
  * 4 header bytes, then guest RAM): any op, CID, port, length, credit and
  * flag, as many packets as the tx ring holds. The host side is real Unix
- * sockets in a temporary directory of this process: Ember's uds_path, a
+ * sockets in a temporary directory of this process (in /dev/shm if it can): Ember's uds_path, a
  * listener at "<uds_path>_1024" for the guest's connections (accepted, read
  * and closed every run), and, if byte 2 bit 0 is set, a host client that
  * asks for guest port 1234 and sends byte 3 * 16 bytes.
@@ -12,7 +12,6 @@
  * (tx_bytes), none reach the guest beyond what the host wrote (rx_bytes); the
  * queues return what they take; no socket outlives the device.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,7 +64,10 @@ static void setup(void)
 {
     if (dir[0])
         return;
+    /* tmpfs if there is one: each run's device binds (creates) its socket file, which costs more on a disk. */
     const char *tmp = getenv("TMPDIR");
+    if (access("/dev/shm", W_OK) == 0)
+        tmp = "/dev/shm";
     snprintf(dir, sizeof(dir), "%s/ember-fuzz-vsock-XXXXXX", tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -157,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fv_teardown(&g);
     virtio_vsock_free(vs);
     evloop_destroy(&g.loop);
-    guest_mem_free(&g.gm);
+    fv_ram_free(&g);
     unlink(uds); /* the device leaves its socket file, as Firecracker does */
     /* What the guest connected to was closed with the device: the host sees EOF, not a hang. */
     for (int i = 0; i < nacc; i++) {
