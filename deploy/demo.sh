@@ -6,10 +6,20 @@ set -euo pipefail
 build=${1:-build}
 guest=$build/guest
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# No usable /dev/kvm here: the same demo, inside the emulated KVM host.
-if ! { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }; then
-  echo "demo: no usable /dev/kvm on this machine: booting the demo inside an emulated KVM host (QEMU TCG, nested SVM; slower, about half a minute)"
-  exec "$repo/tests/kvmhost/run" --timeout 900 -- "$repo/deploy/demo.sh" "$build"
+# No usable /dev/kvm here, or kvm-pvm's (software KVM: no guest userspace
+# system calls, docs/host-compat.md): the same demo, inside the emulated KVM
+# host, where the guest reaches userspace. EMBER_KVM=host keeps it on kvm-pvm.
+is_pvm() { [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]; }
+if [ "${EMBER_KVMHOST:-0}" != 1 ]; then
+  why=
+  if ! { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }; then why="no usable /dev/kvm on this machine"
+  elif is_pvm && [ "${EMBER_KVM:-auto}" != host ]; then
+    why="this machine's /dev/kvm is kvm-pvm, which runs no guest userspace (EMBER_KVM=host boots on it anyway)"
+  fi
+  if [ -n "$why" ]; then
+    echo "demo: $why: booting the demo inside an emulated KVM host (QEMU TCG, nested SVM; slower, about half a minute)"
+    exec "$repo/tests/kvmhost/run" --timeout 900 -- "$repo/deploy/demo.sh" "$build"
+  fi
 fi
 cp "$guest/rootfs.ext4" "$build/demo-rootfs.ext4"
 args=(--kernel "$guest/vmlinux" --mem-mib 256 --log-level info
@@ -24,7 +34,7 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip tuntap add dev $tap mo
   cmdline+=" ip=172.31.250.2::172.31.250.1:255.255.255.252::eth0:off"
   echo "demo: guest NIC on tap $tap (host 172.31.250.1, guest 172.31.250.2)"
 fi
-if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]; then
+if [ "${EMBER_KVMHOST:-0}" != 1 ] && is_pvm; then
   echo "demo: this host's KVM is kvm-pvm: the guest kernel boots (about a minute, its code is emulated)"
   echo "demo: up to 'Run /sbin/init'; guest userspace cannot make system calls here, so it then panics and reboots."
 fi

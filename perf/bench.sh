@@ -9,8 +9,8 @@
 # docs/benchmarks-*.png (quick: perf/results/<date>-quick/). Targets are
 # reported, never asserted: the exit status is non-zero only when a benchmark
 # produced no numbers.
-# Where the figures are measured: with a usable /dev/kvm (a character device
-# that opens read-write) every benchmark runs here. Without one, the benchmarks
+# Where the figures are measured: with a usable hardware /dev/kvm (a character
+# device that opens read-write, not kvm-pvm's) every benchmark runs here. Without one, the benchmarks
 # that need no KVM (exec -> API socket, API latency, virtio device models,
 # density of idle VMMs) run here, and those that need a VM (InstanceStart,
 # launch rate, memory, Linux boot, the tiny-guest profile, the snapshot
@@ -35,11 +35,16 @@ export QEMU=${QEMU:-qemu-system-x86_64}
 # Usable /dev/kvm: a character device that opens read-write. Test -c first:
 # opening a missing path with <> would create a plain file.
 kvm_usable() { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }
+# kvm-pvm's /dev/kvm (software KVM: guest kernel code emulated, no guest
+# userspace): the one vendor module present is kvm_pvm (as tests/integration/lib.sh).
+kvm_is_pvm() { [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]; }
 case "${EMBER_KVM:-auto}" in
   host)     kvm_usable || { echo "bench: EMBER_KVM=host but /dev/kvm is missing or does not open read-write" >&2; exit 1; }
             kvm=host ;;
   emulated) kvm=emulated; why="not used (EMBER_KVM=emulated)" ;;
-  auto)     if kvm_usable; then kvm=host
+  auto)     if kvm_usable && ! kvm_is_pvm; then kvm=host
+            elif kvm_usable; then kvm=emulated
+                 why="kvm-pvm (software KVM: its figures would be its emulator's, and it runs no guest userspace)"
             else kvm=emulated
                  if [ -c /dev/kvm ]; then why="none: /dev/kvm does not open read-write"; else why="none: no /dev/kvm"; fi
             fi ;;

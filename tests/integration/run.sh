@@ -7,13 +7,19 @@
 #   emulated  each test inside its own emulated KVM host (tests/kvmhost/run:
 #             QEMU's TCG with nested SVM), killed from outside at the test's
 #             deadline (the emulated host can freeze: docs/testing.md);
-#   auto      host when /dev/kvm opens and the tiny test guest runs on it,
-#             else emulated. The choice is printed first.
+#   auto      host when /dev/kvm opens, the tiny test guest runs on it and
+#             it is hardware KVM, else emulated. On a kvm-pvm host (software
+#             KVM, no guest userspace system calls: docs/host-compat.md) every
+#             test runs emulated, where guest userspace runs, and the tests
+#             that say "# integration: kvm-pvm" run on the host's /dev/kvm as
+#             well, as NAME@kvm-pvm: they test what only kvm-pvm needs (Ember's
+#             interpreter). The choice is printed first.
 # Tests run JOBS at a time (default: the number of cores). Each test's output
 # is printed whole, in order. A test may say, in a comment line of its own:
 #   # integration: long              start it first
 #   # integration: deadline SECONDS  its deadline (default 900)
 #   # integration: smp N             vCPUs of its emulated host (default 1)
+#   # integration: kvm-pvm           also run on a kvm-pvm host's /dev/kvm (auto)
 # Environment: EMBER, EMBER_ASAN, JAILER, GUEST_DIR, BUILD (set by `make
 # integration`), ONLY="substring ..." to run the tests whose names contain one of them.
 set -u
@@ -28,7 +34,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 # --- Which KVM.
-kvm_mode=${EMBER_KVM:-auto}
+kvm_mode=${EMBER_KVM:-auto} pvm_too=0
 host_kvm_works() { # the tiny guest boots on this machine's /dev/kvm
   kvm_usable || { why="no usable /dev/kvm"; return 1; }
   timeout --signal=KILL 30 "$EMBER" --kernel "$TEST_GUEST" --cmdline ember-test=hello </dev/null >"$out/probe" 2>&1 ||
@@ -37,7 +43,11 @@ host_kvm_works() { # the tiny guest boots on this machine's /dev/kvm
 case $kvm_mode in
   host) host_kvm_works || { echo "integration: EMBER_KVM=host but $why"; exit 1; } ;;
   emulated) why="EMBER_KVM=emulated" ;;
-  auto) if host_kvm_works; then kvm_mode=host; else kvm_mode=emulated; fi ;;
+  auto) if ! host_kvm_works; then kvm_mode=emulated
+        elif is_pvm_host; then
+          kvm_mode=emulated pvm_too=1
+          why="this machine's /dev/kvm is kvm-pvm (software KVM: guest userspace cannot make system calls there); the tests marked kvm-pvm also run on it"
+        else kvm_mode=host; fi ;;
   *) echo "integration: EMBER_KVM must be auto, host or emulated (got '$kvm_mode')"; exit 1 ;;
 esac
 if [ "$kvm_mode" = host ]; then
@@ -59,10 +69,10 @@ fi
 deadline_of() { sed -n 's/^# integration: deadline \([0-9]\+\).*/\1/p' "$1" | head -1; }
 smp_of() { sed -n 's/^# integration: smp \([0-9]\+\).*/\1/p' "$1" | head -1; }
 
-run_one() { # NAME PATH
+run_one() { # NAME PATH MODE
   local start rc dl try
   start=$(date +%s)
-  if [ "$kvm_mode" = host ]; then
+  if [ "$3" = host ]; then
     bash "$2" > "$out/$1.log" 2>&1
     rc=$?
   else
@@ -81,27 +91,32 @@ run_one() { # NAME PATH
   echo "$rc $(( $(date +%s) - start ))" > "$out/$1.rc"
 }
 
-tests=() long=()
+entries=() long=() # "NAME PATH MODE", MODE host or emulated
+add_entry() {
+  entries+=("$1 $2 $3")
+  # A test that says "# integration: long" starts first, so the others share the remaining cores meanwhile.
+  grep -q "^# integration: long" "$2" && long+=("$1 $2 $3")
+}
 for t in "$here"/t_*.sh; do
   if [ -n "${ONLY:-}" ]; then
     hit=0; for o in $ONLY; do [[ "$(basename "$t")" == *"$o"* ]] && hit=1; done
     [ $hit = 1 ] || continue
   fi
-  tests+=("$t")
-  # A test that says "# integration: long" starts first, so the others share the remaining cores meanwhile.
-  grep -q "^# integration: long" "$t" && long+=("$t")
+  add_entry "$(basename "$t" .sh)" "$t" "$kvm_mode"
+  [ $pvm_too = 1 ] && grep -q "^# integration: kvm-pvm" "$t" && add_entry "$(basename "$t" .sh)@kvm-pvm" "$t" host
 done
 order=("${long[@]}")
-for t in "${tests[@]}"; do [[ " ${long[*]} " == *" $t "* ]] || order+=("$t"); done
-for t in "${order[@]}"; do
+for e in "${entries[@]}"; do [[ " ${long[*]} " == *" $e "* ]] || order+=("$e"); done
+for e in "${order[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-  run_one "$(basename "$t" .sh)" "$t" &
+  read -r name path mode <<<"$e"
+  run_one "$name" "$path" "$mode" &
 done
 wait
 
+names=(); for e in "${entries[@]}"; do names+=("${e%% *}"); done
 pass=0 fail=0 skip=0 failed=()
-for t in "${tests[@]}"; do
-  name=$(basename "$t" .sh)
+for name in "${names[@]}"; do
   read -r rc secs < "$out/$name.rc"
   echo "=== $name"
   for f in "$out/$name".try*.log; do
@@ -119,8 +134,8 @@ for t in "${tests[@]}"; do
        echo "--- FAIL $name (exit $rc, ${secs}s)" ;;
   esac
 done
-echo "integration: per-test wall time ($kvm_mode KVM):$(for t in "${tests[@]}"; do n=$(basename "$t" .sh); read -r _ s < "$out/$n.rc"; printf ' %s=%ss' "${n#t_}" "$s"; done)"
+echo "integration: per-test wall time ($kvm_mode KVM):$(for n in "${names[@]}"; do read -r _ s < "$out/$n.rc"; printf ' %s=%ss' "${n#t_}" "$s"; done)"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
-[ "$kvm_mode" = emulated ] && echo "integration: every test above ran inside the emulated KVM host"
+[ "$kvm_mode" = emulated ] && echo "integration: every test above ran inside the emulated KVM host$( [ $pvm_too = 1 ] && echo ", and those named @kvm-pvm on this machine's kvm-pvm /dev/kvm as well")"
 echo "integration: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -2,6 +2,7 @@
 # integration: long
 # integration: smp 2
 # integration: deadline 600
+# integration: kvm-pvm
 # End to end: Debian's packaged cloud kernel (linux-image-cloud-amd64, a
 # bzImage with an LZ4 payload), unmodified and with --host-compat off, so
 # with no kvm-pvm compatibility arguments. It has no initrd and no root

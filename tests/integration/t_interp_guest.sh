@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# integration: kvm-pvm
 # The tiny test guest's interpreter tests (plain and ASan+UBSan builds):
 # CMPXCHG16B/8B, the XSAVE family, RDRAND/RDSEED, CLAC/STAC, FS/GS base,
 # RDPID, and the VEX/EVEX vector forms Linux's AVX-512 BLAKE2s uses. Each must PASS inside the guest and end with exit 0. On kvm-pvm the

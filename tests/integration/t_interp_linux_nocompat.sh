@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# integration: kvm-pvm
 # End to end: the project's guest kernel (unpatched linux-source-6.1, PVH
 # vmlinux, 1 vCPU) with --host-compat off, so with no kvm-pvm-specific
 # kernel arguments: the guest uses XSAVE/XRSTOR, POPCNT, SMAP (CLAC/STAC),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# integration: kvm-pvm
 # The tiny test guest under ember (plain and ASan+UBSan builds): console,
 # e820, unclaimed PIO/MMIO reports, i8042 reset, triple fault, interpreter
 # routines, several vCPU threads, both boot protocols.
