@@ -154,10 +154,10 @@ snapshot >"$tmp/after-seq"
 for r in $(seq "$ROUNDS"); do
   for s in $(seq "$K"); do cycle "$s" "r$r" >"$tmp/par.$r.$s" & done
   wait
+  cat "$tmp"/par.$r.* # each round as it ends: a deadline keeps what ran
 done
 t2=$(date +%s)
 cat "$tmp"/par.* >"$tmp/par" 2>/dev/null
-cat "$tmp/par"
 snapshot >"$tmp/after-par"
 grep -hv "ok=yes" "$tmp/warm" "$tmp/seq" "$tmp/par" | sed 's/^/churn: failed: /'
 nseq=$(grep -c "ok=yes" "$tmp/seq"); npar=$(grep -c "ok=yes" "$tmp/par")
