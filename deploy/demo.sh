@@ -9,11 +9,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # No usable /dev/kvm here, or kvm-pvm's (software KVM: no guest userspace
 # system calls, docs/host-compat.md): the same demo, inside the emulated KVM
 # host, where the guest reaches userspace. EMBER_KVM=host keeps it on kvm-pvm.
-is_pvm() { [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]; }
+source "$repo/tools/kvm_host.sh" # kvm_usable, is_pvm_host
 if [ "${EMBER_KVMHOST:-0}" != 1 ]; then
   why=
-  if ! { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }; then why="no usable /dev/kvm on this machine"
-  elif is_pvm && [ "${EMBER_KVM:-auto}" != host ]; then
+  if ! kvm_usable; then why="no usable /dev/kvm on this machine"
+  elif is_pvm_host && [ "${EMBER_KVM:-auto}" != host ]; then
     why="this machine's /dev/kvm is kvm-pvm, which runs no guest userspace (EMBER_KVM=host boots on it anyway)"
   fi
   if [ -n "$why" ]; then
@@ -34,7 +34,7 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip tuntap add dev $tap mo
   cmdline+=" ip=172.31.250.2::172.31.250.1:255.255.255.252::eth0:off"
   echo "demo: guest NIC on tap $tap (host 172.31.250.1, guest 172.31.250.2)"
 fi
-if [ "${EMBER_KVMHOST:-0}" != 1 ] && is_pvm; then
+if [ "${EMBER_KVMHOST:-0}" != 1 ] && is_pvm_host; then
   echo "demo: this host's KVM is kvm-pvm: the guest kernel boots (about a minute, its code is emulated)"
   echo "demo: up to 'Run /sbin/init'; guest userspace cannot make system calls here, so it then panics and reboots."
 fi

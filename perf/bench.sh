@@ -32,17 +32,12 @@ case "$QUICK" in 1|yes|true) QUICK=1 ;; *) QUICK=0 ;; esac
 BUILD=${BUILD:-build}
 export QEMU=${QEMU:-qemu-system-x86_64}
 
-# Usable /dev/kvm: a character device that opens read-write. Test -c first:
-# opening a missing path with <> would create a plain file.
-kvm_usable() { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }
-# kvm-pvm's /dev/kvm (software KVM: guest kernel code emulated, no guest
-# userspace): the one vendor module present is kvm_pvm (as tests/integration/lib.sh).
-kvm_is_pvm() { [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]; }
+source tools/kvm_host.sh # kvm_usable, is_pvm_host
 case "${EMBER_KVM:-auto}" in
   host)     kvm_usable || { echo "bench: EMBER_KVM=host but /dev/kvm is missing or does not open read-write" >&2; exit 1; }
             kvm=host ;;
   emulated) kvm=emulated; why="not used (EMBER_KVM=emulated)" ;;
-  auto)     if kvm_usable && ! kvm_is_pvm; then kvm=host
+  auto)     if kvm_usable && ! is_pvm_host; then kvm=host
             elif kvm_usable; then kvm=emulated
                  why="kvm-pvm (software KVM: its figures would be its emulator's, and it runs no guest userspace)"
             else kvm=emulated

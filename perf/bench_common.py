@@ -25,7 +25,19 @@ QEMU_BASE = [QEMU, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "host,-arch-
 # the same guest-side steering perf/qemu_boot.sh uses on kvm-pvm hosts
 QEMU_CMDLINE = ("console=ttyS0 reboot=k panic=1 noxsave clearcpuid=popcnt,xsave,avx,avx2,avx512f,rdrand,"
                 "rdseed,smap,smep,fsgsbase,bmi1,bmi2,pcid,invpcid,cx16")
-PVM = os.path.exists("/sys/module/kvm_pvm")
+
+
+def _kvm_is_pvm():
+    """The /dev/kvm this process opens is kvm-pvm's (the rule of tools/kvm_host.sh's is_pvm_host)."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError:
+        return False
+    mods = ("kvm_pvm", "kvm_amd", "kvm_intel")
+    return [os.path.exists("/sys/module/" + m) for m in mods] == [True, False, False]
+
+
+PVM = _kvm_is_pvm()
 ONLY = os.environ.get("BENCH_ONLY", "all")
 KVM = os.environ.get("BENCH_KVM", "host")
 IN_KVMHOST = os.environ.get("EMBER_KVMHOST") == "1"  # set by tests/kvmhost/run inside the emulated host

@@ -10,8 +10,8 @@ check() { # check DESCRIPTION COMMAND...
 finish() { [ "$FAILS" -eq 0 ] && exit 0; echo "$FAILS check(s) failed"; exit 1; }
 skip() { echo "skip: $*"; exit 77; }
 
-# kvm_usable: this process can open /dev/kvm read-write (its mere presence is not enough).
-kvm_usable() { [ -c /dev/kvm ] && ( : <>/dev/kvm ) 2>/dev/null; }
+# kvm_usable, is_pvm_host
+source "$(dirname "${BASH_SOURCE[0]}")/../../tools/kvm_host.sh"
 # require_kvm: a test that boots a guest needs KVM. Without it the test skips,
 # except under CI=true, where a skip for lack of KVM would let CI be green
 # while no VM ran: there it fails. (tests/integration/run.sh runs the tests
@@ -24,14 +24,6 @@ require_kvm() {
     exit 1
   fi
   skip "$why: KVM tests need a host with KVM (tests/integration/run.sh provides an emulated one)"
-}
-# is_pvm_host: the /dev/kvm this process opens is kvm-pvm's (software KVM:
-# guest kernel code emulated, no guest userspace system calls). Decided from
-# the device actually opened plus which KVM vendor module is there: a machine
-# can carry a kvm_pvm module that did not bind (then there is no /dev/kvm),
-# and inside the emulated host /dev/kvm is kvm_amd's.
-is_pvm_host() {
-  kvm_usable && [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_amd ] && [ ! -e /sys/module/kvm_intel ]
 }
 # in_emulated_host: running inside tests/kvmhost (QEMU TCG): known emulator
 # deviations may be named and skipped, one check at a time, saying why.
