@@ -44,6 +44,11 @@ if ! kvm_usable || { [ "$GUEST" = linux ] && is_pvm_host; }; then
   exec tests/kvmhost/run --timeout "${CHURN_DEADLINE:-3600}" --smp "${CHURN_SMP:-2}" --mem 2048 -- bash "$here/churn.sh"
 fi
 [ "$(id -u)" -eq 0 ] || { echo "churn: needs root (a network namespace and taps)"; exit 1; }
+# CHURN_THP=always|madvise|never: the emulated host's transparent huge pages for the run (its kernel's default: always).
+if [ "${EMBER_KVMHOST:-0}" = 1 ] && [ -n "${CHURN_THP:-}" ]; then
+  echo "$CHURN_THP" >/sys/kernel/mm/transparent_hugepage/enabled || exit 1
+  echo "churn: emulated host's transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+fi
 case $GUEST in
   linux) [ -f "$GUEST_DIR/vmlinux" ] && [ -f "$GUEST_DIR/rootfs.ext4" ] || { echo "churn: missing $GUEST_DIR (make guest)"; exit 1; } ;;
   tiny) [ -f "$TEST_GUEST" ] || { echo "churn: missing $TEST_GUEST (make all)"; exit 1; } ;;
@@ -92,7 +97,14 @@ cycle() { # S I
     checks=" quiet ember.check=blk:/dev/vdb,tcp-send:$host_ip:$port"
   fi
   rm -f "$d/maxrss"
-  ip netns exec "$ns" /usr/bin/time -f %M -o "$d/maxrss" "$EMBER" --api-sock "$sock" </dev/null >"$d/out" 2>"$d/err" &
+  if [ "$(slot_vmm "$s")" = qemu ]; then
+    qemu_cycle "$s" "$d" "$tap" "$guest_ip" "$host_ip" "$checks"
+    return
+  fi
+  local pin=()
+  # CHURN_PIN=1: each VMM's threads on one CPU (slot modulo CPUs), so its device thread and vCPU never run at once.
+  [ "${CHURN_PIN:-0}" = 1 ] && pin=(taskset -c $((s % $(nproc))))
+  ip netns exec "$ns" /usr/bin/time -f %M -o "$d/maxrss" "${pin[@]}" "$EMBER" --api-sock "$sock" </dev/null >"$d/out" 2>"$d/err" &
   pid=$!
   for _ in $(seq 500); do api_answers "$sock" && break; sleep 0.02; done
   api "$sock" PUT /machine-config '{"vcpu_count":1,"mem_size_mib":256}'
@@ -116,12 +128,38 @@ cycle() { # S I
   [ $rc -eq 0 ] || { ok=no; why+=" exit=$rc"; }
   if [ "$GUEST" = linux ]; then
     grep -qa "EMBER-CHECK: done: 2 check(s), 0 failed" "$d/out" || { ok=no; why+=" guest-checks-failed"; }
-    [ "$(sha256sum <"$d/sink" 2>/dev/null | cut -d' ' -f1)" = "$want_sha" ] || { ok=no; why+=" tcp-content"; }
+    [ "$( (sha256sum <"$d/sink" | cut -d' ' -f1) 2>/dev/null)" = "$want_sha" ] || { ok=no; why+=" tcp-content"; }
   else
     grep -qa "EMBER-TEST: PASS hello" "$d/out" || { ok=no; why+=" no-PASS"; }
   fi
   [ -e "$sock" ] && { ok=no; why+=" socket-left"; }
   echo "cycle $s.$i ok=$ok maxrss_kib=$(tail -1 "$d/maxrss" 2>/dev/null)${why}"
+  [ "$ok" = yes ] || { tail -5 "$d/err" | sed 's/^/#   /'; tail -3 "$d/out" | sed 's/^/#   /'; }
+}
+
+# CHURN_VMM=qemu (or mixed: odd slots QEMU, even slots Ember) runs the same
+# Linux cycle under QEMU microvm on the same KVM: a fault that QEMU's guests
+# show too is the host's (the emulated host's), not Ember's.
+slot_vmm() { case ${CHURN_VMM:-ember} in qemu) echo qemu ;; mixed) [ $(($1 % 2)) = 1 ] && echo qemu || echo ember ;; *) echo ember ;; esac; }
+qemu_cycle() { # S DIR TAP GUEST_IP HOST_IP CHECKS: the Linux cycle under QEMU microvm; prints one result line
+  local s=$1 d=$2 tap=$3 rc ok=yes why=
+  # microvm without ACPI has no i8042: reboot=t (a triple fault) is the guest's reboot, and
+  # -no-reboot makes it end QEMU with 0. So only the checks tell a fault before them apart.
+  timeout --signal=KILL 600 ip netns exec "$ns" /usr/bin/time -f %M -o "$d/maxrss" qemu-system-x86_64 \
+    -M microvm,acpi=off -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -serial stdio -no-reboot \
+    -kernel "$GUEST_DIR/vmlinux" \
+    -append "$LINUX_CMDLINE_BASE reboot=t root=/dev/vda ro ip=$4::$5:255.255.255.252::eth0:off$6" \
+    -drive "id=root,file=$GUEST_DIR/rootfs.ext4,format=raw,if=none,readonly=on" -device virtio-blk-device,drive=root \
+    -drive "id=data,file=$d/data.ext4,format=raw,if=none" -device virtio-blk-device,drive=data \
+    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "virtio-net-device,netdev=n0,mac=06:00:ac:1e:0$s:02" \
+    </dev/null >"$d/out" 2>"$d/err"
+  rc=$?
+  [ -n "$peer" ] && { kill $peer 2>/dev/null; wait $peer 2>/dev/null; }
+  ip -n "$ns" link del $tap
+  [ $rc -eq 0 ] || { ok=no; why+=" exit=$rc"; }
+  grep -qa "EMBER-CHECK: done: 2 check(s), 0 failed" "$d/out" || { ok=no; why+=" guest-checks-failed"; }
+  [ "$( (sha256sum <"$d/sink" | cut -d' ' -f1) 2>/dev/null)" = "$want_sha" ] || { ok=no; why+=" tcp-content"; }
+  echo "cycle $s.$i ok=$ok vmm=qemu maxrss_kib=$(tail -1 "$d/maxrss" 2>/dev/null)${why}"
   [ "$ok" = yes ] || { tail -5 "$d/err" | sed 's/^/#   /'; tail -3 "$d/out" | sed 's/^/#   /'; }
 }
 
