@@ -21,6 +21,9 @@
 # TEST_GUEST. Without a usable /dev/kvm (or, for GUEST=linux, on kvm-pvm) it runs itself inside the emulated KVM
 # host (tests/kvmhost/run, docs/testing.md) with CHURN_SMP vCPUs (default 2),
 # CHURN_DEADLINE seconds at most (default 3600). Exit 0 when every cycle passed and nothing was left.
+# Diagnostics (docs/reliability.md, Churn): CHURN_VMM=qemu|mixed runs the Linux cycle under QEMU
+# microvm (mixed: odd slots), CHURN_PIN=1 keeps each VMM on one CPU, CHURN_THP sets the emulated
+# host's transparent huge pages.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
