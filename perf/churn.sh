@@ -144,7 +144,7 @@ cycle() { # S I
 # Linux cycle under QEMU microvm on the same KVM: a fault that QEMU's guests
 # show too is the host's (the emulated host's), not Ember's.
 slot_vmm() { case ${CHURN_VMM:-ember} in qemu) echo qemu ;; mixed) [ $(($1 % 2)) = 1 ] && echo qemu || echo ember ;; *) echo ember ;; esac; }
-qemu_cycle() { # S DIR TAP GUEST_IP HOST_IP CHECKS: the Linux cycle under QEMU microvm; prints one result line
+qemu_cycle() { # S DIR TAP GUEST_IP HOST_IP CHECKS: the Linux cycle under QEMU microvm, called by cycle (its i and peer); prints one result line
   local s=$1 d=$2 tap=$3 rc ok=yes why=
   # microvm without ACPI has no i8042: reboot=t (a triple fault) is the guest's reboot, and
   # -no-reboot makes it end QEMU with 0. So only the checks tell a fault before them apart.
