@@ -71,6 +71,40 @@ wait_for() {
   for _ in $(seq $(($3 * 10))); do grep -qaE -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   return 1
 }
+# vmm_diag PID: for a failure's log, what a VMM whose guest stopped answering is doing: each
+# thread's state and CPU time now and 2 s later, and its kernel stack; where KVM's trace events
+# can be read (root, tracefs: the emulated host), 1 s of them for this process: each vCPU's exit
+# reasons and the guest address it last entered at. A vCPU thread that used no CPU, sleeping in
+# KVM, is a halted guest CPU; one busy with no exits to Ember is looping inside KVM.
+vmm_diag() {
+  local p=$1 t tids=() tr=/sys/kernel/tracing
+  [ -d "/proc/$p" ] || { echo "--- vmm_diag: process $p has gone"; return 0; }
+  thread_line() { echo "$(cat "$1/comm") [${1##*/}]: $(sed 's/.*) //' "$1/stat" | awk '{ print "state " $1 ", cpu " $12 + $13 " ticks" }')"; }
+  echo "--- vmm_diag: threads of process $p"
+  for t in /proc/"$p"/task/*; do tids+=("${t##*/}"); echo "  $(thread_line "$t"), waits in $(cat "$t/wchan" 2>/dev/null)"; done
+  sleep 2
+  echo "--- vmm_diag: 2 s later, and kernel stacks"
+  for t in /proc/"$p"/task/*; do
+    echo "  $(thread_line "$t")"; sed -n '1,6s/^/      /p' "$t/stack" 2>/dev/null
+  done
+  [ -d "$tr/events/kvm" ] || mount -t tracefs nodev "$tr" 2>/dev/null
+  if [ -w "$tr/set_event_pid" ] && [ -d "$tr/events/kvm/kvm_exit" ]; then
+    echo > "$tr/trace"; echo "${tids[*]}" > "$tr/set_event_pid"
+    echo 1 > "$tr/events/kvm/kvm_exit/enable"; echo 1 > "$tr/events/kvm/kvm_entry/enable"
+    sleep 1
+    echo 0 > "$tr/events/kvm/kvm_exit/enable"; echo 0 > "$tr/events/kvm/kvm_entry/enable"; echo > "$tr/set_event_pid"
+    echo "--- vmm_diag: KVM trace, 1 s: count, thread, event, vCPU, exit reason"
+    # A line: "COMM-TID [CPU] FLAGS TIME: kvm_exit: vcpu N reason R rip ..." (COMM may hold spaces).
+    grep -v '^#' "$tr/trace" | awk '{ t = substr($0, 1, index($0, " [") - 1); sub(/^ +/, "", t)
+        for (i = 1; i <= NF; i++) if ($i ~ /^kvm_(exit|entry):$/) {
+          r = ""; for (j = i + 1; j < NF; j++) if ($j == "reason") r = $(j + 1)
+          sub(/ +$/, "", t); print t ",", $i, $(i + 1), $(i + 2), r; break } }' | sort | uniq -c | sort -rn | head -12
+    echo "--- vmm_diag: each thread's last KVM trace line"
+    grep -v '^#' "$tr/trace" | awk '{ t = substr($0, 1, index($0, " [") - 1); last[t] = $0 }
+        END { for (k in last) print "  " last[k] }'
+    echo > "$tr/trace"
+  fi
+}
 # TCP_ECHO_CHECK ADDR PORT LINE SECONDS: python3 program; 0 once a TCP echo service at ADDR:PORT sends LINE back.
 TCP_ECHO_CHECK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tcp_echo_check.py
 

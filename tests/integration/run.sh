@@ -134,6 +134,13 @@ for name in "${names[@]}"; do
        echo "--- FAIL $name (exit $rc, ${secs}s)" ;;
   esac
 done
+# Each failure again, briefly, at the end: CI reports often keep only a log's last lines.
+for name in ${failed[@]+"${failed[@]}"}; do
+  echo "=== failed: $name: its first failed checks"
+  grep -a "^not ok" "$out/$name.log" | head -n 8
+  [ "$kvm_mode" = emulated ] && [ -f "$out/$name.kernel.log" ] && {
+    echo "--- $name: the emulated host's kernel log (tail):"; tail -n 6 "$out/$name.kernel.log"; }
+done
 echo "integration: per-test wall time ($kvm_mode KVM):$(for n in "${names[@]}"; do read -r _ s < "$out/$n.rc"; printf ' %s=%ss' "${n#t_}" "$s"; done)"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 [ "$kvm_mode" = emulated ] && echo "integration: every test above ran inside the emulated KVM host$( [ $pvm_too = 1 ] && echo ", and those named @kvm-pvm on this machine's kvm-pvm /dev/kvm as well")"

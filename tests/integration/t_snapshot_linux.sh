@@ -106,14 +106,16 @@ continues() {
     awk -v a="$u0" -v b="$u2" -v s="${SLACK:-0}" 'BEGIN { exit !(a != "" && b != "" && b - a >= 0 && b - a < s + 15) }'
   check "$name: no second EMBER-INIT-OK (init did not start again)" sh -c "! grep -aq 'EMBER-INIT-OK' '$out'"
 }
-# serves NAME OUT TAP: the echo service and the data drive, through the restored devices.
+# serves NAME OUT TAP PID: the echo service and the data drive, through the restored devices;
+# on a failure in this stage, what ember PID is doing (vmm_diag) while its guest is still there.
 serves() {
-  local name=$1 out=$2 tap=$3
+  local name=$1 out=$2 tap=$3 pid=$4
   check "$name: the guest's echo service answers on $tap" echo_answers "snapshot $name $RANDOM"
   control "$tmp/control.img" "check blk-verify:/dev/vdc"
   check "$name: the guest re-read the data file from its drive: the known content" \
     wait_for "$out" "EMBER-CHECK: blk-verify read $WANT_FILE from /dev/vdc:/ember-check.txt" 60
   check "$name: ... no guest check failed" wait_for "$out" "EMBER-CHECK: done: 1 check\(s\), 0 failed" 30
+  [ "$FAILS" -eq "$F0" ] || vmm_diag "$pid"
 }
 # ends NAME PID: the restored VM ended by itself, exit 0.
 ends() {
@@ -201,7 +203,7 @@ expect_code "A: PUT /snapshot/load (File, resume_vm, network_overrides)" 204 "$S
 echo "  A: PUT /snapshot/load answered in $(( ($(date +%s%N) - t) / 1000000 )) ms"
 check "A: GET / says Running" state_is "$S" Running
 continues a s1 "$tmp/a.out"
-serves a "$tmp/a.out" tap1
+serves a "$tmp/a.out" tap1 "$A"
 api "$S" GET /vm/config
 check "A: GET /vm/config shows the restored machine (2 vCPUs, 128 MiB), drives and the NIC on tap1" \
   eval '[ "$CODE" = 200 ] && [[ "$BODY" == *data.ext4* && "$BODY" == *"\"host_dev_name\":\"tap1\""* && "$BODY" == *"\"vcpu_count\":2,\"mem_size_mib\":128"* ]]'
@@ -233,7 +235,7 @@ B=$EPID
 expect_code "B: PUT /snapshot/load (Uffd, resume_vm, network_overrides)" 204 "$S" PUT /snapshot/load "$(load_body s1 Uffd "$tmp/uffd.sock" "$TAP1")"
 check "B: the handler serves the VM's regions" grep -q "serving 1 region(s) of $tmp/s1.mem" "$tmp/uffd.err"
 continues b s1 "$tmp/b.out"
-serves b "$tmp/b.out" tap1
+serves b "$tmp/b.out" tap1 "$B"
 control "$tmp/control.img" reboot
 ends b "$B"
 wait_exit "$H" 30
@@ -250,7 +252,7 @@ ip netns exec "$ns" "$EMBER" --snapshot-load "$tmp/s1.state" --mem "$tmp/s1.mem"
   --log-level info </dev/null >"$tmp/c.out" 2>"$tmp/c.err" &
 C=$!; PIDS+=("$C")
 continues c s1 "$tmp/c.out"
-serves c "$tmp/c.out" tap1
+serves c "$tmp/c.out" tap1 "$C"
 control "$tmp/control.img" reboot
 ends c "$C"
 
@@ -266,7 +268,7 @@ sdk "PUT /logger" 204 "$S" PUT /logger "{\"level\":\"Debug\",\"log_path\":\"$tmp
 sdk "PUT /metrics" 204 "$S" PUT /metrics "{\"metrics_path\":\"$tmp/d.metrics\"}"
 sdk "v1.0.0 LoadSnapshot: PUT /snapshot/load" 204 "$S" PUT /snapshot/load "{\"mem_file_path\":\"$tmp/s2.mem\",\"resume_vm\":true,\"snapshot_path\":\"$tmp/s2.state\"}"
 continues d s2 "$tmp/d.out"
-serves d "$tmp/d.out" tap0
+serves d "$tmp/d.out" tap0 "$D"
 sdk "FlushMetrics" 204 "$S" PUT /actions '{"action_type":"FlushMetrics"}'
 check "D: the metrics carry the load latency (latencies_us.load_snapshot > 0)" python3 -c '
 import json, sys
@@ -291,7 +293,7 @@ sleep 1
 check "E: paused: no console output yet ($(stat -c %s "$tmp/e.out") bytes)" test "$(stat -c %s "$tmp/e.out")" = 0
 sdk "ResumeVM: PATCH /vm" 204 "$S" PATCH /vm '{"state":"Resumed"}'
 SLACK=$(( $(date +%s) - t_load + 1 )) continues e s2 "$tmp/e.out"
-serves e "$tmp/e.out" tap0
+serves e "$tmp/e.out" tap0 "$E"
 kill -TERM "$E"
 ends e "$E"
 
