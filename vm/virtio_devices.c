@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
@@ -116,6 +117,9 @@ static void teardown(void *dev)
     struct virtio_instance *vi = dev;
     if (!vi)
         return;
+    /* Where each queue stood when the VM ended: what a stalled guest was waiting for. */
+    if (vi->mmio_made && log_get_level() >= LOG_DEBUG)
+        virtio_dev_log_state(&vi->mmio.vdev);
     if (vi->mmio_made)
         virtio_mmio_destroy(&vi->mmio);
     if (vi->blk)

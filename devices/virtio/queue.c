@@ -1,6 +1,7 @@
 #include "devices/virtio/queue.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "devices/virtio/virtio.h"
@@ -211,6 +212,20 @@ void virtq_set_avail_event(struct virtq *q, const struct guest_mem *gm)
 {
     if (q->event_idx)
         used_store(q, gm, 4 + 8ULL * q->size, q->last_avail);
+}
+
+int virtq_describe(const struct virtq *q, const struct guest_mem *gm, char *buf, size_t len)
+{
+    if (!q->ready)
+        return snprintf(buf, len, "not ready");
+    uint16_t used_idx_in_guest = load16(ring_at(gm, q->used_host, q->used_gpa, 2, 2));
+    uint16_t avail_event = load16(ring_at(gm, q->used_host, q->used_gpa, 4 + 8ULL * q->size, 2));
+    return snprintf(buf, len,
+                    "size %u; device: next avail %u, next used %u, last interrupt at used %u%s; guest memory: avail "
+                    "idx %u flags %#x used_event %u, used idx %u avail_event %u",
+                    q->size, q->last_avail, q->used_idx, q->signalled_used, q->signalled_valid ? "" : " (none yet)",
+                    avail_load(q, gm, 2), avail_load(q, gm, 0), avail_load(q, gm, 4 + 2ULL * q->size),
+                    used_idx_in_guest, avail_event);
 }
 
 bool virtq_rearm(struct virtq *q, const struct guest_mem *gm)

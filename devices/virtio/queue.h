@@ -8,6 +8,7 @@
 #define EMBER_VIRTQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/guest_mem.h"
@@ -68,6 +69,8 @@ bool virtq_has_avail(const struct virtq *q, const struct guest_mem *gm);
  * the driver will not send. True if there is work after all.
  */
 bool virtq_rearm(struct virtq *q, const struct guest_mem *gm);
+/* One line on where device and driver are in the rings (for a stalled queue's diagnosis). */
+int virtq_describe(const struct virtq *q, const struct guest_mem *gm, char *buf, size_t len);
 
 /* Copy helpers across a chain's device-readable / device-writable buffers. */
 int virtq_chain_read(const struct virtq_chain *c, const struct guest_mem *gm, uint64_t offset, void *dst, uint64_t len);

@@ -78,6 +78,19 @@ void virtio_dev_resume_restored(struct virtio_dev *vd)
     }
 }
 
+void virtio_dev_log_state(struct virtio_dev *vd)
+{
+    pthread_mutex_lock(&vd->lock);
+    log_debug("%s: status %#x, interrupt status %#x, %llu notifies, %llu interrupts", vd->name, vd->status,
+              atomic_load(&vd->int_status), (unsigned long long)vd->notifies, (unsigned long long)vd->interrupts);
+    for (uint16_t q = 0; q < vd->ops->num_queues; q++) {
+        char line[256];
+        virtq_describe(&vd->queues[q], vd->gm, line, sizeof(line));
+        log_debug("%s: queue %u: %s", vd->name, q, line);
+    }
+    pthread_mutex_unlock(&vd->lock);
+}
+
 void virtio_dev_config_changed(struct virtio_dev *vd)
 {
     vd->config_generation++;

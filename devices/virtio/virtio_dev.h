@@ -65,6 +65,8 @@ int virtio_dev_init(struct virtio_dev *vd, const char *name, const struct virtio
                     const struct guest_mem *gm, struct event_loop *loop, void (*signal)(void *transport),
                     void *transport);
 void virtio_dev_destroy(struct virtio_dev *vd);
+/* Logs (debug) the device's status, interrupt counts and each queue's ring positions. */
+void virtio_dev_log_state(struct virtio_dev *vd);
 
 /* The model and the name the device was created with (for callers that hold only the virtio_dev). */
 static inline void *virtio_dev_model(const struct virtio_dev *vd) { return vd->dev; }

@@ -291,6 +291,25 @@ Test(virtq, rearm_sets_avail_event_and_looks_again)
     cr_assert_eq(virtq_pop(&vq, &vfx.gm, &vq_chain), 1);
 }
 
+/* virtq_describe: the device's and the driver's ring positions, as a stalled queue is diagnosed. */
+Test(virtq, describe_names_both_sides)
+{
+    char line[256];
+    vq.event_idx = true;
+    desc(0, DATA_GPA, 16, 0, 0);
+    avail_add(0);
+    avail_add(0);
+    cr_assert_eq(virtq_pop(&vq, &vfx.gm, &vq_chain), 1);
+    cr_assert_eq(virtq_push(&vq, &vfx.gm, 0, 0), 0);
+    virtq_set_avail_event(&vq, &vfx.gm);
+    virtq_describe(&vq, &vfx.gm, line, sizeof(line));
+    cr_assert(strstr(line, "device: next avail 1, next used 1, last interrupt at used 0 (none yet)"), "%s", line);
+    cr_assert(strstr(line, "guest memory: avail idx 2 flags 0 used_event 0, used idx 1 avail_event 1"), "%s", line);
+    vq.ready = false;
+    virtq_describe(&vq, &vfx.gm, line, sizeof(line));
+    cr_assert_str_eq(line, "not ready");
+}
+
 /* ---- copying across buffers ---- */
 
 Test(virtq, chain_read_and_write_across_buffers)
