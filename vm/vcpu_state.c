@@ -1,9 +1,12 @@
 #include "vm/vcpu_state.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+
+#include "core/log.h"
 
 #define VCPU_STATE_VERSION 1
 
@@ -415,4 +418,41 @@ int vcpu_state_restore(int fd, uint32_t index, struct vcpu_state *s, uint32_t ho
         (rc = vcpu_ioctl(fd, KVM_SET_VCPU_EVENTS, &s->events, "KVM_SET_VCPU_EVENTS", index, err)))
         return rc;
     return 0;
+}
+
+/* "0x31 0xec": the vectors whose bit is set in one of the LAPIC's 8 x 32-bit vector registers at `reg`. */
+static void lapic_vectors(const struct kvm_lapic_state *l, unsigned reg, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (unsigned v = 0; v < 256 && n < len; v++) {
+        uint32_t word;
+        memcpy(&word, l->regs + reg + (v / 32) * 0x10, sizeof(word));
+        if (word & (1u << (v % 32)))
+            n += (size_t)snprintf(buf + n, len - n, " %#x", v);
+    }
+    if (!buf[0])
+        snprintf(buf, len, " none");
+}
+
+void vcpu_state_log_interrupts(int fd, uint32_t index)
+{
+    struct kvm_lapic_state lapic;
+    struct kvm_vcpu_events ev;
+    struct kvm_mp_state mp;
+    struct kvm_regs regs;
+    if (ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 || ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) < 0 ||
+        ioctl(fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd, KVM_GET_REGS, &regs) < 0) {
+        log_debug("vCPU %u: its interrupt state cannot be read: %s", index, strerror(errno));
+        return;
+    }
+    char isr[160], irr[160];
+    lapic_vectors(&lapic, 0x100, isr, sizeof(isr));
+    lapic_vectors(&lapic, 0x200, irr, sizeof(irr));
+    uint32_t tpr;
+    memcpy(&tpr, lapic.regs + 0x80, sizeof(tpr));
+    log_debug("vCPU %u: RIP %#llx, RFLAGS %#llx, MP state %u; LAPIC TPR %#x, in service:%s, requested:%s; KVM "
+              "injecting %s vector %#x, NMI pending %u",
+              index, (unsigned long long)regs.rip, (unsigned long long)regs.rflags, mp.mp_state, tpr, isr, irr,
+              ev.interrupt.injected ? "yes" : "no", ev.interrupt.nr, ev.nmi.pending);
 }

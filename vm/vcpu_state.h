@@ -79,5 +79,7 @@ int vcpu_state_save(int vcpu_fd, uint32_t index, const uint32_t *msr_indices, ui
                     struct vcpu_state *s, struct errmsg *err);
 /* Writes it into a new vCPU, in the order KVM needs (see vcpu_state.c); host_xsave_size as above. */
 int vcpu_state_restore(int vcpu_fd, uint32_t index, struct vcpu_state *s, uint32_t host_xsave_size, struct errmsg *err);
+/* Logs (debug) where the vCPU is and its LAPIC's in-service and requested vectors: what a halted guest waits on. */
+void vcpu_state_log_interrupts(int vcpu_fd, uint32_t index);
 
 #endif

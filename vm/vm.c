@@ -20,8 +20,10 @@
 #include "vm/hostcompat.h"
 #include "vm/seccomp.h"
 #include "vm/vcpu.h"
+#include "vm/vcpu_state.h"
 #include "vm/virtio_devices.h"
 #include "vm/vm_internal.h"
+#include "vm/vm_state.h"
 
 uint64_t now_ns(void)
 {
@@ -322,6 +324,13 @@ void vm_destroy(struct vm *vm)
     if (!vm->created)
         return; /* never built: its zeroed fds are not ours to close */
     vm->created = 0;
+    /* What a guest that stopped making progress was waiting for (debug level: with the queues' positions). */
+    if (log_get_level() >= LOG_DEBUG && vm->vm_fd >= 0) {
+        for (int i = 0; i < vm->nr_vcpus; i++)
+            if (vm->vcpus[i].fd >= 0)
+                vcpu_state_log_interrupts(vm->vcpus[i].fd, (uint32_t)i);
+        vm_state_log_ioapic(vm->vm_fd, 0, 23);
+    }
     for (int i = 0; i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

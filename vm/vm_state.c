@@ -1,8 +1,11 @@
 #include "vm/vm_state.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+
+#include "core/log.h"
 
 #define VM_STATE_VERSION 1
 
@@ -111,4 +114,23 @@ int vm_state_restore(int vm_fd, const struct vm_kvm_state *s, bool clock_realtim
         (rc = vm_ioctl(vm_fd, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK", err)))
         return rc;
     return 0;
+}
+
+void vm_state_log_ioapic(int vm_fd, uint32_t first_pin, uint32_t last_pin)
+{
+    struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
+    if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
+        log_debug("IOAPIC: cannot be read: %s", strerror(errno));
+        return;
+    }
+    const struct kvm_ioapic_state *io = &chip.chip.ioapic;
+    for (uint32_t pin = first_pin; pin <= last_pin && pin < KVM_IOAPIC_NUM_PINS; pin++) {
+        uint64_t e = io->redirtbl[pin].bits;
+        if (((e >> 16) & 1) && !((e >> 14) & 1) && !((io->irr >> pin) & 1))
+            continue; /* masked and idle: not in use */
+        log_debug("IOAPIC pin %u: vector %#llx, to APIC %llu, %s, %s%s%s", pin, (unsigned long long)(e & 0xff),
+                  (unsigned long long)(e >> 56), (e >> 15) & 1 ? "level" : "edge",
+                  (e >> 16) & 1 ? "masked" : "unmasked", (e >> 14) & 1 ? ", remote IRR" : "",
+                  (io->irr >> pin) & 1 ? ", line high" : "");
+    }
 }

@@ -33,6 +33,9 @@ int vm_state_save(int vm_fd, struct vm_kvm_state *s, struct errmsg *err);
  * clock carries it; otherwise the guest's clock resumes where it stopped.
  */
 int vm_state_restore(int vm_fd, const struct vm_kvm_state *s, bool clock_realtime, struct errmsg *err);
+/* Logs (debug) the IOAPIC's redirection entries for pins first..last in use (vector, target,
+ * trigger, mask, remote IRR, line). */
+void vm_state_log_ioapic(int vm_fd, uint32_t first_pin, uint32_t last_pin);
 
 /* The KVM_SET_CLOCK argument vm_state_restore uses (split out for tests). */
 struct kvm_clock_data vm_state_clock_to_set(const struct kvm_clock_data *saved, bool clock_realtime);
