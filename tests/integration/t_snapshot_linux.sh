@@ -64,8 +64,10 @@ sdk() {
   printf '%s\n' "$6" > "$tmp/body"
   expect_code "SDK $d" "$want" "$sock" "$m" "$p" "@$tmp/body"
 }
+# Debug level: when a VM ends, ember logs each vCPU's LAPIC and each virtqueue's ring positions, which
+# `ends` shows if the stage failed.
 start_ember() { # NAME SOCK: ember in the namespace, console in NAME.out; sets EPID once the socket answers
-  ip netns exec "$ns" "$EMBER" --api-sock "$2" --log-level info </dev/null >"$tmp/$1.out" 2>"$tmp/$1.err" &
+  ip netns exec "$ns" "$EMBER" --api-sock "$2" --log-level debug </dev/null >"$tmp/$1.out" 2>"$tmp/$1.err" &
   EPID=$!; PIDS+=("$EPID")
   for _ in $(seq 500); do api_answers "$2" && return 0; kill -0 "$EPID" 2>/dev/null || break; sleep 0.02; done
   not_ok "$1: the API socket never answered"; tail -5 "$tmp/$1.err"; return 1
@@ -122,7 +124,8 @@ ends() {
   wait_exit "$2" 120
   check "$1: ember exit 0 (got $RC)" test "$RC" -eq 0
   check "$1: no kernel panic or oops" sh -c "! grep -aqE 'Kernel panic|Oops|BUG:' '$tmp/$1.out'"
-  [ "$FAILS" -gt "$F0" ] && { echo "--- $1 console tail:"; tail -12 "$tmp/$1.out"; echo "--- $1 stderr:"; tail -8 "$tmp/$1.err"; }
+  [ "$FAILS" -gt "$F0" ] && { echo "--- $1 console tail:"; tail -12 "$tmp/$1.out"; echo "--- $1 stderr:"; tail -8 "$tmp/$1.err"
+    echo "--- $1: vCPUs, IOAPIC and virtqueues when ember ended:"; grep -aE "debug: (vCPU [0-9]+: RIP|IOAPIC|.*queue [0-9]+:|.*interrupt status)" "$tmp/$1.err"; }
 }
 # age SNAP: waits until the snapshot is $AGE s old, so that a guest clock that jumped by the time
 # it spent on disk cannot pass for one that resumed (on a fast host the loads come seconds after).
@@ -249,7 +252,7 @@ echo "# C: S1 from the command line, File backend, NIC moved to tap1, no API"
 F0=$FAILS
 put_disks s1; use_tap 1
 ip netns exec "$ns" "$EMBER" --snapshot-load "$tmp/s1.state" --mem "$tmp/s1.mem" --resume --net-override eth0=tap1 --no-api \
-  --log-level info </dev/null >"$tmp/c.out" 2>"$tmp/c.err" &
+  --log-level debug </dev/null >"$tmp/c.out" 2>"$tmp/c.err" &
 C=$!; PIDS+=("$C")
 continues c s1 "$tmp/c.out"
 serves c "$tmp/c.out" tap1 "$C"
